@@ -1,0 +1,1 @@
+//! Perl-like conversions between JSON values: truthiness, string and number forms.
