@@ -377,7 +377,11 @@ pub enum ModelError {
     #[error("{0} has tasks but is not a workflow")]
     TasksOnAction(String),
     #[error("IR version {found} of task {task} is not {expected}")]
-    IrVersion { task: u32, found: u32, expected: u32 },
+    IrVersion {
+        task: u32,
+        found: u32,
+        expected: u32,
+    },
     #[error("name must not be empty")]
     EmptyName,
 }

@@ -1,0 +1,388 @@
+-- jobcenter API: the procedures clients and workers call (directly with psql, or through the
+-- gateway), with the original's names and argument order.
+--
+-- Bad input raises an exception with a jobcenter SQLSTATE (class JC) and changes nothing:
+--   JC001 unknown workflow or action   JC002 invalid arguments    JC003 unknown or used cookie
+--   JC004 not authorized               JC005 unknown job          JC006 unknown worker
+--   JC007 wrong state for the request  JC008 disabled workflow    JC009 invalid workflow model
+
+-- The newest version of workflow `a_wfname` for tag list `a_tag` ('a:b' tries a, then b, then
+-- the untagged versions).
+create function jobcenter.find_workflow(a_wfname text, a_tag text default null)
+returns jobcenter.actions language plpgsql stable as $$
+declare
+    v_wf jobcenter.actions;
+    v_tag text;
+begin
+    if a_tag is not null then
+        foreach v_tag in array string_to_array(a_tag, ':') loop
+            select a.* into v_wf from jobcenter.actions a
+            join jobcenter.action_version_tags t using (action_id)
+            where a.name = a_wfname and a.type = 'workflow' and t.tag = v_tag
+            order by a.version desc limit 1;
+            if found then
+                return v_wf;
+            end if;
+        end loop;
+    end if;
+    select a.* into v_wf from jobcenter.actions a
+    where a.name = a_wfname and a.type = 'workflow'
+      and not exists (select 1 from jobcenter.action_version_tags t where t.action_id = a.action_id)
+    order by a.version desc limit 1;
+    if not found then
+        raise exception using errcode = 'JC001',
+            message = format('no workflow named %s%s', a_wfname,
+                case when a_tag is null then '' else ' for tags ' || a_tag end),
+            hint = 'compile it with jcc, or check the name';
+    end if;
+    return v_wf;
+end $$;
+
+create function jobcenter.create_job(
+    a_wfname text, a_args jsonb, a_tag text default null, a_impersonate text default null,
+    a_env jsonb default null)
+returns table (o_job_id bigint, o_listenstring text) language plpgsql as $$
+declare
+    v_wf jobcenter.actions;
+    v_who text;
+    v_checked jsonb;
+    v_start integer;
+    v_env jsonb;
+    v_job_id bigint;
+begin
+    if a_wfname is null then
+        raise exception using errcode = 'JC002', message = 'workflow name must not be null';
+    end if;
+    v_wf := jobcenter.find_workflow(a_wfname, a_tag);
+    if v_wf.disabled then
+        raise exception using errcode = 'JC008',
+            message = format('workflow %s version %s is disabled', v_wf.name, v_wf.version);
+    end if;
+    v_who := jobcenter.caller(a_impersonate);
+    if not jobcenter.has_role(v_who, v_wf.rolename) then
+        raise exception using errcode = 'JC004',
+            message = format('%s may not start workflow %s', v_who, v_wf.name),
+            hint = format('it needs role %s', v_wf.rolename);
+    end if;
+    if a_env is not null and jsonb_typeof(a_env) <> 'object' then
+        raise exception using errcode = 'JC002', message = 'the environment must be a JSON object';
+    end if;
+    v_checked := jobcenter.check_inputs(v_wf.action_id, a_args);
+    if v_checked ? '_error' then
+        raise exception using errcode = 'JC002',
+            message = format('bad arguments for %s: %s', v_wf.name, v_checked ->> '_error');
+    end if;
+    select task_id into v_start from jobcenter.tasks where workflow_id = v_wf.action_id and action_id = -1;
+    select coalesce(jsonb_object_agg(name, value), '{}') into v_env from jobcenter.jc_env;
+    v_env := coalesce(a_env, '{}') || coalesce(v_wf.wfenv, '{}') || v_env
+        || jsonb_strip_nulls(jsonb_build_object('jcclient', v_who, 'jcimpersonate', a_impersonate));
+    insert into jobcenter.jobs (workflow_id, task_id, state, arguments, environment,
+        task_entered, max_steps)
+    values (v_wf.action_id, v_start, 'plotting', v_checked -> 'args', v_env, clock_timestamp(),
+        coalesce((v_wf.config ->> 'max_steps')::integer, (jobcenter.setting('max_steps'))::integer, 99))
+    returning job_id into v_job_id;
+    perform jobcenter.drive(array[v_job_id]);
+    return query select v_job_id, 'job:' || v_job_id || ':finished';
+end $$;
+
+-- The job's output when it has ended, null while it runs, an error object for an unknown job.
+create function jobcenter.get_job_status(a_job_id bigint) returns jsonb
+language plpgsql stable as $$
+declare
+    v_state jobcenter.job_state;
+    v_out jsonb;
+begin
+    select state, out_args into v_state, v_out from jobcenter.jobs where job_id = a_job_id;
+    if not found then
+        select state, out_args into v_state, v_out from jobcenter.jobs_archive where job_id = a_job_id;
+        if not found then
+            return jsonb_build_object('error', jobcenter.error_obj('normal', format('no job %s', a_job_id)));
+        end if;
+    end if;
+    if v_state in ('finished', 'error', 'zombie') then
+        return v_out;
+    end if;
+    return null;
+end $$;
+
+-- The newest version of action `a_actionname`.
+create function jobcenter.find_action(a_actionname text) returns jobcenter.actions
+language plpgsql stable as $$
+declare
+    v_action jobcenter.actions;
+begin
+    select * into v_action from jobcenter.actions
+    where name = a_actionname and type = 'action' order by version desc limit 1;
+    if not found then
+        raise exception using errcode = 'JC001', message = format('no action named %s', a_actionname);
+    end if;
+    return v_action;
+end $$;
+
+create function jobcenter.announce(a_workername text, a_actionname text,
+    a_impersonate text default null, a_filter jsonb default null)
+returns bigint language plpgsql as $$
+declare
+    v_action jobcenter.actions;
+    v_who text;
+    v_worker_id bigint;
+    k text;
+begin
+    v_action := jobcenter.find_action(a_actionname);
+    v_who := jobcenter.caller(a_impersonate);
+    if not jobcenter.has_role(v_who, v_action.rolename) then
+        raise exception using errcode = 'JC004',
+            message = format('%s may not do action %s', v_who, v_action.name),
+            hint = format('it needs role %s', v_action.rolename);
+    end if;
+    if a_filter is not null then
+        if jsonb_typeof(a_filter) <> 'object' then
+            raise exception using errcode = 'JC002', message = 'a filter must be a JSON object';
+        end if;
+        for k in select jsonb_object_keys(a_filter) loop
+            if not coalesce(v_action.config -> 'filter', '[]') ? k then
+                raise exception using errcode = 'JC002',
+                    message = format('action %s cannot be filtered on %s', v_action.name, k),
+                    hint = format('filter keys: %s', coalesce(v_action.config -> 'filter', '[]'));
+            end if;
+        end loop;
+    end if;
+    select worker_id into v_worker_id from jobcenter.workers
+    where name = a_workername and stopped is null;
+    if not found then
+        insert into jobcenter.workers (name) values (a_workername) returning worker_id into v_worker_id;
+    end if;
+    insert into jobcenter.worker_actions (worker_id, action_id, filter)
+    values (v_worker_id, v_action.action_id, a_filter)
+    on conflict (worker_id, action_id) do update set filter = excluded.filter;
+    return v_worker_id;
+end $$;
+
+create function jobcenter.withdraw(a_workername text, a_actionname text) returns boolean
+language plpgsql as $$
+begin
+    delete from jobcenter.worker_actions wa using jobcenter.workers w, jobcenter.actions a
+    where wa.worker_id = w.worker_id and w.name = a_workername and w.stopped is null
+      and wa.action_id = a.action_id and a.name = a_actionname and a.type = 'action';
+    return found;
+end $$;
+
+-- A worker is gone: its announcements end, and the tasks it held fail: with a soft error when
+-- the action is retryable, else per the `dead_worker_policy` setting ('error': a normal error;
+-- 'requeue': back to ready for another worker).
+create function jobcenter.disconnect(a_workername text) returns void
+language plpgsql as $$
+declare
+    v_worker_id bigint;
+begin
+    update jobcenter.workers set stopped = now()
+    where name = a_workername and stopped is null returning worker_id into v_worker_id;
+    if not found then
+        raise exception using errcode = 'JC006', message = format('no live worker named %s', a_workername);
+    end if;
+    delete from jobcenter.worker_actions where worker_id = v_worker_id;
+    perform jobcenter.fail_worker_tasks(v_worker_id, format('worker %s disconnected', a_workername));
+end $$;
+
+create function jobcenter.fail_worker_tasks(a_worker_id bigint, a_msg text) returns void
+language plpgsql as $$
+declare
+    j jobcenter.jobs;
+    v_action jobcenter.actions;
+    v_wake bigint[] := '{}';
+begin
+    for j in select * from jobcenter.jobs where worker_id = a_worker_id and state = 'working'
+             order by job_id for update loop
+        select a.* into v_action from jobcenter.actions a join jobcenter.tasks t using (action_id)
+        where t.task_id = j.task_id;
+        if coalesce((v_action.config ->> 'retryable')::boolean, false) then
+            v_wake := v_wake || jobcenter.task_failed(j, jobcenter.task_error_obj(j, 'soft', a_msg));
+        elsif jobcenter.setting('dead_worker_policy') = '"requeue"' then
+            perform jobcenter.make_ready(j, v_action, j.task_state -> 'inargs', j.task_state -> 'env',
+                coalesce((j.task_state ->> 'tries')::integer, 0));
+        else
+            v_wake := v_wake || jobcenter.task_failed(j, jobcenter.task_error_obj(j, 'normal', a_msg));
+        end if;
+    end loop;
+    perform jobcenter.drive(v_wake);
+end $$;
+
+create function jobcenter.ping(a_worker_id bigint) returns void language plpgsql as $$
+begin
+    update jobcenter.workers set last_ping = now() where worker_id = a_worker_id and stopped is null;
+    if not found then
+        raise exception using errcode = 'JC006', message = format('no live worker %s', a_worker_id);
+    end if;
+end $$;
+
+-- Takes a ready task of an action the worker announced: the given job's, or the oldest (highest
+-- priority first). Returns no row when there is none (another worker was faster).
+create function jobcenter.get_task(a_workername text, a_actionname text, a_job_id bigint default null)
+returns table (o_job_id bigint, o_cookie uuid, o_in_args jsonb, o_env jsonb)
+language plpgsql as $$
+declare
+    v_worker_id bigint;
+    v_action_id integer;
+    v_action jobcenter.actions;
+    v_filter jsonb;
+    j jobcenter.jobs;
+    v_timeout timestamptz;
+begin
+    select w.worker_id, a.action_id, wa.filter into v_worker_id, v_action_id, v_filter
+    from jobcenter.workers w
+    join jobcenter.worker_actions wa using (worker_id)
+    join jobcenter.actions a using (action_id)
+    where w.name = a_workername and w.stopped is null and a.name = a_actionname and a.type = 'action'
+    order by a.version desc limit 1;
+    select * into v_action from jobcenter.actions where action_id = v_action_id;
+    if v_worker_id is null then
+        raise exception using errcode = 'JC006',
+            message = format('worker %s has not announced action %s', a_workername, a_actionname),
+            hint = 'call announce first';
+    end if;
+    select jb.* into j from jobcenter.jobs jb
+    where jb.state = 'ready'
+      and jb.task_id in (select task_id from jobcenter.tasks where action_id = v_action.action_id)
+      and (a_job_id is null or jb.job_id = a_job_id)
+      and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
+    order by jb.priority desc, jb.job_id
+    limit 1 for update skip locked;
+    if not found then
+        return;
+    end if;
+    v_timeout := clock_timestamp() + jobcenter.to_interval(v_action.config -> 'timeout');
+    update jobcenter.jobs set
+        state = 'working', cookie = gen_random_uuid(), worker_id = v_worker_id,
+        task_started = clock_timestamp(), timeout = v_timeout,
+        task_state = task_state || jsonb_build_object('tries',
+            coalesce((task_state ->> 'tries')::integer, 0) + 1, 'worker', a_workername)
+    where job_id = j.job_id;
+    if v_timeout is not null then
+        perform jobcenter.notify_timer(v_timeout);
+    end if;
+    return query select jb.job_id, jb.cookie, jb.task_state -> 'inargs', jb.task_state -> 'env'
+        from jobcenter.jobs jb where jb.job_id = j.job_id;
+end $$;
+
+-- A worker finished a task. An `error` key in the outputs means the task failed.
+create function jobcenter.task_done(a_cookie uuid, a_out_args jsonb) returns void
+language plpgsql as $$
+declare
+    j jobcenter.jobs;
+    t jobcenter.tasks;
+begin
+    select * into j from jobcenter.jobs where cookie = a_cookie and state = 'working' for update;
+    if not found then
+        raise exception using errcode = 'JC003',
+            message = format('no task holds cookie %s', a_cookie),
+            detail = 'the task was already done, timed out, or the cookie is wrong';
+    end if;
+    select * into t from jobcenter.tasks where task_id = j.task_id;
+    if a_out_args is not null and jsonb_typeof(a_out_args) = 'object' and a_out_args ? 'error' then
+        perform jobcenter.drive(jobcenter.task_failed(j, jobcenter.outargs_error(j, a_out_args -> 'error')));
+        return;
+    end if;
+    perform jobcenter.drive(jobcenter.call_done(j, t, t.action_id, j.task_state -> 'inargs',
+        coalesce(a_out_args, '{}')));
+end $$;
+
+-- Publishes an event to every subscription whose mask it contains. Returns the event id.
+create function jobcenter.raise_event(a_eventdata jsonb) returns bigint
+language plpgsql as $$
+declare
+    v_wake bigint[];
+begin
+    if a_eventdata is null or jsonb_typeof(a_eventdata) <> 'object' then
+        raise exception using errcode = 'JC002', message = 'event data must be a JSON object';
+    end if;
+    v_wake := jobcenter.deliver_event(a_eventdata);
+    perform jobcenter.drive(v_wake);
+    return currval(pg_get_serial_sequence('jobcenter.job_events', 'event_id'));
+end $$;
+
+-- Cancels a live job: an uncatchable error of class 'abort'; its children are aborted too.
+create function jobcenter.cancel_job(a_job_id bigint, a_reason text default 'cancelled')
+returns boolean language plpgsql as $$
+declare
+    j jobcenter.jobs;
+begin
+    select * into j from jobcenter.jobs where job_id = a_job_id for update;
+    if not found then
+        raise exception using errcode = 'JC005', message = format('no job %s', a_job_id);
+    end if;
+    if j.state in ('finished', 'error', 'zombie') then
+        raise exception using errcode = 'JC007',
+            message = format('job %s has already ended (%s)', a_job_id, j.state);
+    end if;
+    perform jobcenter.drive(jobcenter.end_job(j, 'error', jsonb_build_object('error',
+        jobcenter.task_error_obj(j, 'abort', coalesce(a_reason, 'cancelled')))));
+    return true;
+end $$;
+
+-- Restarts a job that ended in error from its start, keeping its variables.
+create function jobcenter.retry_job(a_job_id bigint, a_reason text default null)
+returns bigint language plpgsql as $$
+declare
+    j jobcenter.jobs;
+    v_start integer;
+begin
+    select * into j from jobcenter.jobs where job_id = a_job_id for update;
+    if not found then
+        raise exception using errcode = 'JC005',
+            message = format('no live job %s', a_job_id), hint = 'archived jobs cannot be retried';
+    end if;
+    if j.state <> 'error' then
+        raise exception using errcode = 'JC007',
+            message = format('job %s is %s, only a job in error can be retried', a_job_id, j.state);
+    end if;
+    select task_id into v_start from jobcenter.tasks where workflow_id = j.workflow_id and action_id = -1;
+    perform jobcenter.log_step(j, 'plotting', j.variables, null, null,
+        jsonb_strip_nulls(jsonb_build_object('retry', true, 'reason', a_reason)));
+    update jobcenter.jobs set
+        state = 'plotting', task_id = v_start, out_args = null, job_finished = null,
+        stepcounter = 0, task_state = '{}', environment = environment - '_error',
+        task_entered = clock_timestamp(), job_state = job_state - 'reaped'
+    where job_id = a_job_id;
+    perform jobcenter.drive(array[a_job_id]);
+    return a_job_id;
+end $$;
+
+-- Jobs (live and archived) whose arguments contain `a_filter`, optionally in state `a_state`.
+create function jobcenter.find_jobs(a_filter jsonb, a_state text default null)
+returns setof bigint language sql stable as $$
+    select job_id from (
+        select job_id, state, arguments from jobcenter.jobs
+        union all
+        select job_id, state, arguments from jobcenter.jobs_archive
+    ) j
+    where j.arguments @> coalesce(a_filter, '{}')
+      and (a_state is null or j.state::text = a_state)
+    order by job_id
+$$;
+
+create function jobcenter.check_if_lock_exists(a_locktype text, a_lockvalue text)
+returns boolean language sql stable as $$
+    select exists (select 1 from jobcenter.locks where locktype = a_locktype and lockvalue = a_lockvalue)
+$$;
+
+-- The newest version of a workflow: its interface and settings.
+create function jobcenter.get_workflow_info(a_wfname text) returns jsonb
+language plpgsql stable as $$
+declare
+    v_wf jobcenter.actions;
+begin
+    select * into v_wf from jobcenter.actions
+    where name = a_wfname and type = 'workflow' order by version desc limit 1;
+    if not found then
+        raise exception using errcode = 'JC001', message = format('no workflow named %s', a_wfname);
+    end if;
+    return jsonb_build_object(
+        'workflow_id', v_wf.action_id, 'name', v_wf.name, 'version', v_wf.version,
+        'role', v_wf.rolename, 'config', v_wf.config, 'disabled', v_wf.disabled,
+        'inputs', (select coalesce(jsonb_object_agg(name, jsonb_strip_nulls(jsonb_build_object(
+                'type', type, 'optional', optional, 'default', "default"))), '{}')
+            from jobcenter.action_inputs where action_id = v_wf.action_id),
+        'outputs', (select coalesce(jsonb_object_agg(name, jsonb_build_object(
+                'type', type, 'optional', optional)), '{}')
+            from jobcenter.action_outputs where action_id = v_wf.action_id));
+end $$;

@@ -1,0 +1,547 @@
+-- jobcenter engine: the internal procedures that move jobs through the state machine.
+--
+-- The driver `drive(job_ids)` steps jobs until each must wait (for a worker, a child, an
+-- event, a lock or time) or ends. Every procedure that makes a job runnable (create_job,
+-- task_done, a child's end, raise_event, unlock, do_timeout, ...) calls it, so steps that need
+-- no worker run in the transaction that made them reachable ("inline plotting").
+--
+-- Runnable states: 'done' (the current task finished; choose the next one) and 'plotting'
+-- (run the current task). A step function returns the ids of the jobs that are runnable
+-- after it (itself, woken parents, new children, woken waiters); `drive` keeps a FIFO of them.
+
+-- Error objects -------------------------------------------------------------------------------
+
+create function jobcenter.error_obj(a_class text, a_msg text, a_extra jsonb default '{}')
+returns jsonb language sql immutable as $$
+    select jsonb_build_object('class', a_class, 'msg', a_msg) || coalesce(a_extra, '{}')
+$$;
+
+-- A task's error, with where it happened: workflow, task and source line.
+create function jobcenter.task_error_obj(a_job jobcenter.jobs, a_class text, a_msg text)
+returns jsonb language plpgsql stable as $$
+declare
+    v_wf text;
+    v_attr jsonb;
+begin
+    select name into v_wf from jobcenter.actions where action_id = a_job.workflow_id;
+    select attributes into v_attr from jobcenter.tasks where task_id = a_job.task_id;
+    return jsonb_strip_nulls(jsonb_build_object(
+        'class', a_class, 'msg', a_msg, 'workflow', v_wf, 'task_id', a_job.task_id,
+        'line', v_attr -> 'line'));
+end $$;
+
+-- Settings ------------------------------------------------------------------------------------
+
+create function jobcenter.setting(a_name text) returns jsonb language sql stable as $$
+    select value from jobcenter.settings where name = a_name
+$$;
+
+-- A duration from JCL: a number of seconds or a PostgreSQL interval string; null if neither.
+create function jobcenter.to_interval(a_value jsonb) returns interval
+language plpgsql immutable as $$
+begin
+    if jsonb_typeof(a_value) = 'number' then
+        return make_interval(secs => (a_value #>> '{}')::double precision);
+    elsif jsonb_typeof(a_value) = 'string' then
+        return (a_value #>> '{}')::interval;
+    end if;
+    return null;
+exception when others then
+    return null;
+end $$;
+
+-- Tell timer listeners (the maestro) that a job's timeout was set.
+create function jobcenter.notify_timer(a_timeout timestamptz) returns void
+language sql as $$
+    select pg_notify('timer', extract(epoch from a_timeout)::text)
+$$;
+
+-- Evaluation context of a job ------------------------------------------------------------------
+
+create function jobcenter.ctx(a_job jobcenter.jobs, a_extra jsonb default '{}')
+returns jsonb language sql immutable as $$
+    select jsonb_build_object('a', a_job.arguments, 'e', a_job.environment, 'v', a_job.variables)
+        || coalesce(a_extra, '{}')
+$$;
+
+-- Checking inputs and outputs --------------------------------------------------------------------
+
+-- Checks arguments against an action's declared inputs (of one destination): fills defaults,
+-- requires the required ones, checks types, refuses unknown names.
+-- Returns {"args": filled} or {"_error": message}.
+create function jobcenter.check_inputs(a_action_id integer, a_args jsonb,
+    a_destination jobcenter.destination default 'arguments')
+returns jsonb language plpgsql stable as $$
+declare
+    v_args jsonb := coalesce(a_args, '{}');
+    v_errors text[] := '{}';
+    v_msg text;
+    r record;
+    k text;
+begin
+    if jsonb_typeof(v_args) <> 'object' then
+        return jsonb_build_object('_error', 'arguments must be a JSON object, not ' || jsonb_typeof(v_args));
+    end if;
+    for r in select i.name, i.type, i.optional, i."default", s.schema
+             from jobcenter.action_inputs i join jobcenter.json_schemas s using (type)
+             where i.action_id = a_action_id and i.destination = a_destination
+             order by i.name loop
+        if not v_args ? r.name then
+            if r."default" is not null then
+                v_args := v_args || jsonb_build_object(r.name, r."default");
+            elsif not r.optional then
+                v_errors := v_errors || format('required input %s is missing', r.name);
+            end if;
+        else
+            v_msg := jobcenter.check_value(r.schema, v_args -> r.name);
+            if v_msg is not null then
+                v_errors := v_errors || format('input %s is not of type %s: %s', r.name, r.type, v_msg);
+            end if;
+        end if;
+    end loop;
+    for k in select jsonb_object_keys(v_args) loop
+        if not exists (select 1 from jobcenter.action_inputs
+                       where action_id = a_action_id and name = k and destination = a_destination) then
+            v_errors := v_errors || format('unknown input %s', k);
+        end if;
+    end loop;
+    if cardinality(v_errors) > 0 then
+        return jsonb_build_object('_error', array_to_string(v_errors, '; '));
+    end if;
+    return jsonb_build_object('args', v_args);
+end $$;
+
+-- Checks outputs against an action's declared outputs: required ones present, types right.
+-- Undeclared keys are dropped. Returns {"out": checked} or {"_error": message}.
+create function jobcenter.check_outputs(a_action_id integer, a_out jsonb)
+returns jsonb language plpgsql stable as $$
+declare
+    v_out jsonb := '{}';
+    v_errors text[] := '{}';
+    v_msg text;
+    r record;
+begin
+    if jsonb_typeof(coalesce(a_out, '{}')) <> 'object' then
+        return jsonb_build_object('_error', 'outputs must be a JSON object, not ' || jsonb_typeof(a_out));
+    end if;
+    for r in select o.name, o.type, o.optional, s.schema
+             from jobcenter.action_outputs o join jobcenter.json_schemas s using (type)
+             where o.action_id = a_action_id order by o.name loop
+        if not coalesce(a_out, '{}') ? r.name then
+            if not r.optional then
+                v_errors := v_errors || format('required output %s is missing', r.name);
+            end if;
+        else
+            v_msg := jobcenter.check_value(r.schema, a_out -> r.name);
+            if v_msg is not null then
+                v_errors := v_errors || format('output %s is not of type %s: %s', r.name, r.type, v_msg);
+            end if;
+            v_out := v_out || jsonb_build_object(r.name, a_out -> r.name);
+        end if;
+    end loop;
+    if cardinality(v_errors) > 0 then
+        return jsonb_build_object('_error', array_to_string(v_errors, '; '));
+    end if;
+    return jsonb_build_object('out', v_out);
+end $$;
+
+-- Roles -------------------------------------------------------------------------------------------
+
+-- Whether `a_who` is `a_role` or a member of it, at any depth.
+create function jobcenter.has_role(a_who text, a_role text) returns boolean
+language sql stable as $$
+    with recursive m(role) as (
+        select a_who
+        union
+        select rm.member_of from jobcenter.jc_role_members rm join m on rm.rolename = m.role
+    )
+    select a_role is null or exists (select 1 from m where role = a_role)
+$$;
+
+-- The identity a call acts as: the impersonated role when the session may impersonate it.
+create function jobcenter.caller(a_impersonate text) returns text
+language plpgsql stable as $$
+begin
+    if a_impersonate is null then
+        return current_user::text;
+    end if;
+    if not exists (select 1 from jobcenter.jc_impersonate_roles
+                   where rolename = current_user::text and impersonates = a_impersonate) then
+        raise exception using errcode = 'JC004',
+            message = format('%s may not impersonate %s', current_user, a_impersonate),
+            hint = 'grant it with a row in jobcenter.jc_impersonate_roles';
+    end if;
+    return a_impersonate;
+end $$;
+
+-- Logging -----------------------------------------------------------------------------------------
+
+create function jobcenter.log_step(a_job jobcenter.jobs, a_state jobcenter.job_state,
+    a_variables jsonb, a_inargs jsonb, a_outargs jsonb, a_task_state jsonb)
+returns void language sql as $$
+    insert into jobcenter.job_task_log (job_id, workflow_id, task_id, state, variables, inargs,
+        outargs, task_entered, task_started, worker_id, task_state)
+    values (a_job.job_id, a_job.workflow_id, a_job.task_id, a_state,
+        case when a_variables is distinct from a_job.variables then a_variables end,
+        a_inargs, a_outargs, a_job.task_entered, a_job.task_started, a_job.worker_id,
+        nullif(a_task_state, '{}'))
+$$;
+
+-- Step results --------------------------------------------------------------------------------
+
+-- The current task of a job finished: log it, store the variables, and make the job 'done'.
+-- `a_next` overrides the task's default next task (branch, switch).
+create function jobcenter.finish_step(a_job jobcenter.jobs, a_variables jsonb,
+    a_next integer default null, a_inargs jsonb default null, a_outargs jsonb default null)
+returns bigint[] language plpgsql as $$
+begin
+    perform jobcenter.log_step(a_job, 'done', a_variables, a_inargs, a_outargs,
+        case when a_next is null then '{}' else jsonb_build_object('next', a_next) end);
+    update jobcenter.jobs set
+        state = 'done',
+        variables = a_variables,
+        task_completed = clock_timestamp(),
+        task_state = case when a_next is null then '{}' else jsonb_build_object('next', a_next) end,
+        cookie = null, timeout = null, worker_id = null
+    where job_id = a_job.job_id;
+    return array[a_job.job_id];
+end $$;
+
+-- Ends a job: 'finished' (or 'zombie' when a parent waits for it) or 'error'.
+-- Releases its locks and subscriptions, aborts its unfinished children, notifies, and wakes a
+-- waiting parent.
+create function jobcenter.end_job(a_job jobcenter.jobs, a_state jobcenter.job_state, a_out jsonb)
+returns bigint[] language plpgsql as $$
+declare
+    v_state jobcenter.job_state := a_state;
+    v_wake bigint[] := '{}';
+    v_parent bigint;
+begin
+    if a_state = 'finished' and a_job.parentjob_id is not null and not a_job.detached then
+        v_state := 'zombie';
+    end if;
+    perform jobcenter.log_step(a_job, v_state, a_job.variables, null, a_out,
+        case when a_state = 'error' then jsonb_build_object('error', a_out -> 'error') else '{}' end);
+    update jobcenter.jobs set
+        state = v_state, out_args = a_out, job_finished = clock_timestamp(),
+        task_completed = clock_timestamp(), cookie = null, timeout = null, worker_id = null
+    where job_id = a_job.job_id;
+    v_wake := v_wake || jobcenter.release_locks(a_job.job_id);
+    delete from jobcenter.event_subscriptions where job_id = a_job.job_id;
+    perform jobcenter.abort_children(a_job.job_id, 'parent job ' || a_job.job_id || ' ended');
+    perform pg_notify('job:finished', a_job.job_id::text);
+    perform pg_notify('job:' || a_job.job_id || ':finished', '');
+    if a_job.parentjob_id is not null and not a_job.detached then
+        update jobcenter.jobs set state = 'plotting'
+        where job_id = a_job.parentjob_id and state = 'childwait'
+        returning job_id into v_parent;
+        if v_parent is not null then
+            v_wake := v_wake || v_parent;
+        end if;
+    end if;
+    return v_wake;
+end $$;
+
+-- Aborts the unfinished, attached children of a job. Children locked by another transaction
+-- are skipped (waiting for them could deadlock): they abort themselves at their next step,
+-- when they see that their parent has ended.
+create function jobcenter.abort_children(a_job_id bigint, a_reason text) returns void
+language plpgsql as $$
+declare
+    c jobcenter.jobs;
+begin
+    for c in select * from jobcenter.jobs
+             where parentjob_id = a_job_id and not detached
+               and state not in ('finished', 'error', 'zombie')
+             order by job_id for update skip locked loop
+        perform jobcenter.end_job(c, 'error',
+            jsonb_build_object('error', jobcenter.error_obj('abort', a_reason)));
+    end loop;
+end $$;
+
+-- A task failed with `a_err`. Soft errors of actions with a retry policy wait and retry;
+-- other errors go to the enclosing catch block, or end the job in 'error'.
+create function jobcenter.task_failed(a_job jobcenter.jobs, a_err jsonb) returns bigint[]
+language plpgsql as $$
+declare
+    v_task jobcenter.tasks;
+    v_retry jsonb;
+    v_tries integer := coalesce((a_job.task_state ->> 'tries')::integer, 0);
+    v_wait interval;
+    v_timeout timestamptz;
+begin
+    select * into v_task from jobcenter.tasks where task_id = a_job.task_id;
+    select config -> 'retry' into v_retry from jobcenter.actions where action_id = v_task.action_id;
+    if a_err ->> 'class' = 'soft' and v_retry is not null
+       and v_tries < coalesce((v_retry ->> 'tries')::integer, 1) then
+        v_wait := jobcenter.retry_wait(v_retry, v_tries);
+        v_timeout := clock_timestamp() + v_wait;
+        perform jobcenter.log_step(a_job, 'retrywait', a_job.variables,
+            a_job.task_state -> 'inargs', null,
+            jsonb_build_object('error', a_err, 'tries', v_tries, 'wait', v_wait::text));
+        update jobcenter.jobs set
+            state = 'retrywait', timeout = v_timeout, cookie = null, worker_id = null,
+            task_state = task_state || jsonb_build_object('error', a_err)
+        where job_id = a_job.job_id;
+        perform jobcenter.notify_timer(v_timeout);
+        return '{}';
+    end if;
+    return jobcenter.raise_job_error(a_job, a_err);
+end $$;
+
+-- The wait before retry number `a_tries` + 1. The original's `interval × sqrt(tries)`, or ours:
+-- fixed, or exponential capped at max_interval; with optional ±25 % jitter.
+create function jobcenter.retry_wait(a_retry jsonb, a_tries integer) returns interval
+language plpgsql volatile as $$
+declare
+    v_base interval := coalesce(jobcenter.to_interval(a_retry -> 'interval'), interval '1 minute');
+    v_tries integer := greatest(a_tries, 1);
+    v_wait interval;
+    v_max interval := jobcenter.to_interval(a_retry -> 'max_interval');
+begin
+    v_wait := case coalesce(a_retry ->> 'backoff', 'sqrt')
+        when 'fixed' then v_base
+        when 'exponential' then v_base * power(2, least(v_tries - 1, 30))
+        else v_base * sqrt(v_tries)
+    end;
+    if v_max is not null and v_wait > v_max then
+        v_wait := v_max;
+    end if;
+    if coalesce((a_retry ->> 'jitter')::boolean, false) then
+        v_wait := v_wait * (0.75 + random() * 0.5);
+    end if;
+    return v_wait;
+end $$;
+
+-- Raises an error in a job: to the catch block of the current task (with the error object in
+-- e._error), or, for uncatchable classes and outside any try, the job ends in 'error'.
+create function jobcenter.raise_job_error(a_job jobcenter.jobs, a_err jsonb) returns bigint[]
+language plpgsql as $$
+declare
+    v_catch integer;
+begin
+    select on_error_task_id into v_catch from jobcenter.tasks where task_id = a_job.task_id;
+    if v_catch is not null and a_err ->> 'class' not in ('fatal', 'abort') then
+        perform jobcenter.log_step(a_job, 'error', a_job.variables, a_job.task_state -> 'inargs',
+            null, jsonb_build_object('error', a_err, 'caught', true));
+        update jobcenter.jobs set
+            state = 'done',
+            environment = environment || jsonb_build_object('_error', a_err),
+            task_state = jsonb_build_object('next', v_catch),
+            task_completed = clock_timestamp(), cookie = null, timeout = null, worker_id = null
+        where job_id = a_job.job_id;
+        return array[a_job.job_id];
+    end if;
+    return jobcenter.end_job(a_job, 'error', jsonb_build_object('error', a_err));
+end $$;
+
+-- The driver ------------------------------------------------------------------------------------
+
+create function jobcenter.drive(a_jobs bigint[]) returns void language plpgsql as $$
+declare
+    v_queue bigint[] := a_jobs;
+    v_job bigint;
+begin
+    while cardinality(v_queue) > 0 loop
+        v_job := v_queue[1];
+        v_queue := v_queue[2:];
+        v_queue := v_queue || jobcenter.step(v_job);
+    end loop;
+end $$;
+
+-- One step of one job: choose the next task ('done') or run the current one ('plotting').
+create function jobcenter.step(a_job_id bigint) returns bigint[] language plpgsql as $$
+declare
+    j jobcenter.jobs;
+    t jobcenter.tasks;
+    a jobcenter.actions;
+    v_next integer;
+    v_parent_state jobcenter.job_state;
+begin
+    select * into j from jobcenter.jobs where job_id = a_job_id for update;
+    if not found or j.state not in ('done', 'plotting') then
+        return '{}';
+    end if;
+    if j.parentjob_id is not null and not j.detached then
+        select state into v_parent_state from jobcenter.jobs where job_id = j.parentjob_id;
+        if v_parent_state is null or v_parent_state in ('finished', 'error', 'zombie') then
+            return jobcenter.end_job(j, 'error', jsonb_build_object('error',
+                jobcenter.error_obj('abort', 'parent job ' || j.parentjob_id || ' ended')));
+        end if;
+    end if;
+    select * into t from jobcenter.tasks where task_id = j.task_id;
+    if j.state = 'done' then
+        v_next := coalesce((j.task_state ->> 'next')::integer, t.next_task_id);
+        if j.stepcounter >= j.max_steps then
+            return jobcenter.end_job(j, 'error', jsonb_build_object('error',
+                jobcenter.task_error_obj(j, 'fatal',
+                    format('max_steps (%s) exceeded', j.max_steps))));
+        end if;
+        update jobcenter.jobs set
+            state = 'plotting', task_id = v_next, stepcounter = stepcounter + 1,
+            task_entered = clock_timestamp(), task_started = null, task_completed = null,
+            task_state = '{}', cookie = null, timeout = null, worker_id = null
+        where job_id = a_job_id;
+        return array[a_job_id];
+    end if;
+    select * into a from jobcenter.actions where action_id = t.action_id;
+    return case a.type
+        when 'system' then jobcenter.do_system_task(j, t)
+        when 'action' then jobcenter.do_action_task(j, t, a)
+        when 'procedure' then jobcenter.do_procedure_task(j, t, a)
+        when 'workflow' then jobcenter.do_workflow_task(j, t, a)
+    end;
+end $$;
+
+-- Runs the imap of a task. Returns the inputs, or {"_error": …}.
+create function jobcenter.run_imap(a_job jobcenter.jobs, a_task jobcenter.tasks,
+    a_extra jsonb default '{}')
+returns jsonb language plpgsql as $$
+declare
+    v_res jsonb;
+begin
+    v_res := jobcenter.jcl_run(a_task.attributes, 'imap',
+        jobcenter.ctx(a_job, coalesce(a_extra, '{}') || '{"i":{}}'));
+    if v_res ? '_error' then
+        return v_res;
+    end if;
+    return coalesce(v_res -> 'i', '{}');
+end $$;
+
+-- Runs the omap of a task with the call's outputs in o. Returns the variables, or {"_error": …}.
+create function jobcenter.run_omap(a_job jobcenter.jobs, a_task jobcenter.tasks, a_out jsonb,
+    a_variables jsonb default null)
+returns jsonb language plpgsql as $$
+declare
+    v_res jsonb;
+begin
+    v_res := jobcenter.jcl_run(a_task.attributes, 'omap',
+        jsonb_build_object('a', a_job.arguments, 'e', a_job.environment,
+            'v', coalesce(a_variables, a_job.variables), 'o', coalesce(a_out, '{}')));
+    if v_res ? '_error' then
+        return v_res;
+    end if;
+    return jsonb_build_object('v', v_res -> 'v');
+end $$;
+
+-- Actions performed by workers ----------------------------------------------------------------
+
+-- Workers (by name) whose announcement of action `a_action_id` accepts a task with `a_inargs`.
+create function jobcenter.eligible_workers(a_action_id integer, a_inargs jsonb) returns jsonb
+language sql stable as $$
+    select coalesce(jsonb_agg(w.name order by w.worker_id), '[]')
+    from jobcenter.worker_actions wa join jobcenter.workers w using (worker_id)
+    where wa.action_id = a_action_id and w.stopped is null
+      and (wa.filter is null or a_inargs @> wa.filter)
+$$;
+
+-- Makes a task ready for a worker and tells the workers.
+create function jobcenter.make_ready(a_job jobcenter.jobs, a_action jobcenter.actions,
+    a_inargs jsonb, a_env jsonb, a_tries integer)
+returns void language plpgsql as $$
+declare
+    v_payload jsonb := jsonb_build_object('job_id', a_job.job_id);
+begin
+    update jobcenter.jobs set
+        state = 'ready', cookie = null, worker_id = null, timeout = null,
+        task_state = jsonb_build_object('inargs', a_inargs, 'env', a_env, 'tries', a_tries)
+    where job_id = a_job.job_id;
+    if a_action.config ? 'filter' then
+        v_payload := v_payload || jsonb_build_object('workers',
+            jobcenter.eligible_workers(a_action.action_id, a_inargs));
+    end if;
+    perform pg_notify('action:' || a_action.action_id || ':ready', v_payload::text);
+end $$;
+
+create function jobcenter.do_action_task(a_job jobcenter.jobs, a_task jobcenter.tasks,
+    a_action jobcenter.actions)
+returns bigint[] language plpgsql as $$
+declare
+    v_in jsonb;
+    v_checked jsonb;
+    v_env jsonb;
+begin
+    v_in := jobcenter.run_imap(a_job, a_task);
+    if v_in ? '_error' then
+        return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal', v_in ->> '_error'));
+    end if;
+    v_checked := jobcenter.check_inputs(a_action.action_id, v_in);
+    if v_checked ? '_error' then
+        return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal',
+            format('calling %s: %s', a_action.name, v_checked ->> '_error')));
+    end if;
+    select coalesce(jsonb_object_agg(i.name, a_job.environment -> i.name), '{}') into v_env
+    from jobcenter.action_inputs i
+    where i.action_id = a_action.action_id and i.destination = 'environment'
+      and a_job.environment ? i.name;
+    perform jobcenter.make_ready(a_job, a_action, v_checked -> 'args', v_env, 0);
+    return '{}';
+end $$;
+
+-- The outputs of a call arrived: check them, run the omap, continue.
+create function jobcenter.call_done(a_job jobcenter.jobs, a_task jobcenter.tasks,
+    a_action_id integer, a_inargs jsonb, a_out jsonb)
+returns bigint[] language plpgsql as $$
+declare
+    v_checked jsonb;
+    v_vars jsonb;
+    v_name text;
+begin
+    v_checked := jobcenter.check_outputs(a_action_id, a_out);
+    if v_checked ? '_error' then
+        select name into v_name from jobcenter.actions where action_id = a_action_id;
+        return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal',
+            format('%s returned bad outputs: %s', v_name, v_checked ->> '_error')));
+    end if;
+    v_vars := jobcenter.run_omap(a_job, a_task, v_checked -> 'out');
+    if v_vars ? '_error' then
+        return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal', v_vars ->> '_error'));
+    end if;
+    return jobcenter.finish_step(a_job, v_vars -> 'v', null, a_inargs, v_checked -> 'out');
+end $$;
+
+-- Procedures: actions run inline as PostgreSQL functions `name(jsonb) returns jsonb`.
+create function jobcenter.do_procedure_task(a_job jobcenter.jobs, a_task jobcenter.tasks,
+    a_action jobcenter.actions)
+returns bigint[] language plpgsql as $$
+declare
+    v_in jsonb;
+    v_checked jsonb;
+    v_out jsonb;
+begin
+    v_in := jobcenter.run_imap(a_job, a_task);
+    if v_in ? '_error' then
+        return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal', v_in ->> '_error'));
+    end if;
+    v_checked := jobcenter.check_inputs(a_action.action_id, v_in);
+    if v_checked ? '_error' then
+        return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal',
+            format('calling %s: %s', a_action.name, v_checked ->> '_error')));
+    end if;
+    if a_action.name !~ '^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$' then
+        return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal',
+            format('procedure name %s is not a function name', a_action.name)));
+    end if;
+    begin
+        execute format('select %s($1)', a_action.name) into v_out using v_checked -> 'args';
+    exception when others then
+        return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal',
+            format('procedure %s failed: %s', a_action.name, sqlerrm)));
+    end;
+    if v_out ? 'error' then
+        return jobcenter.raise_job_error(a_job, jobcenter.outargs_error(a_job, v_out -> 'error'));
+    end if;
+    return jobcenter.call_done(a_job, a_task, a_action.action_id, v_checked -> 'args', v_out);
+end $$;
+
+-- The error object of an `error` key in outargs: a string is a normal error's message, an
+-- object keeps its class (default normal).
+create function jobcenter.outargs_error(a_job jobcenter.jobs, a_error jsonb) returns jsonb
+language plpgsql stable as $$
+begin
+    if jsonb_typeof(a_error) = 'object' then
+        return jobcenter.task_error_obj(a_job, coalesce(a_error ->> 'class', 'normal'),
+            coalesce(a_error ->> 'msg', a_error::text)) || (a_error - 'class' - 'msg');
+    end if;
+    return jobcenter.task_error_obj(a_job, 'normal', coalesce(a_error #>> '{}', 'error'));
+end $$;

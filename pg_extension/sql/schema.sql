@@ -1,0 +1,307 @@
+-- jobcenter schema: the tables of the state machine.
+-- Loaded first (bootstrap). Only the procedures in engine.sql change job state.
+
+create type jobcenter.action_type as enum ('system', 'action', 'procedure', 'workflow');
+
+create type jobcenter.job_state as enum (
+    'ready',      -- waiting for a worker
+    'working',    -- a worker has it
+    'eventwait',  -- waiting for an event
+    'childwait',  -- waiting for child jobs
+    'sleeping',   -- sleeping until its timeout
+    'lockwait',   -- waiting for a lock
+    'retrywait',  -- waiting to retry after a soft error
+    'done',       -- the current step finished, the next one is not chosen yet
+    'plotting',   -- the current task is about to run
+    'zombie',     -- a finished child whose parent has not reaped it yet
+    'finished',
+    'error'
+);
+
+-- The type registry: every type name a declaration may use, with its JSON Schema.
+create table jobcenter.json_schemas (
+    type text primary key,
+    base boolean not null default false,
+    schema jsonb not null
+);
+
+insert into jobcenter.json_schemas (type, base, schema) values
+    ('null', true, '{"type":"null"}'),
+    ('boolean', true, '{"type":"boolean"}'),
+    ('number', true, '{"type":"number"}'),
+    ('string', true, '{"type":"string"}'),
+    ('array', true, '{"type":"array"}'),
+    ('object', true, '{"type":"object"}'),
+    ('integer', false, '{"type":"integer"}'),
+    ('json', false, '{}'),
+    ('event', false, '{"type":"object","required":["name"],"properties":{"name":{"type":"string"},"event_id":{"type":"integer"},"when":{"type":"string"},"data":{}}}'),
+    ('error', false, '{"type":"object","required":["class","msg"],"properties":{"class":{"type":"string"},"msg":{"type":"string"}}}');
+
+-- Every callable thing: system actions (negative ids), actions, procedures, workflows.
+create table jobcenter.actions (
+    action_id serial primary key,
+    name text not null,
+    type jobcenter.action_type not null,
+    version integer not null default 0,
+    wfenv jsonb,
+    rolename text,
+    config jsonb not null default '{}',
+    src text,
+    srcmd5 text,
+    disabled boolean not null default false,
+    created timestamptz not null default now(),
+    unique (type, name, version)
+);
+create index actions_name on jobcenter.actions (name, version desc);
+
+-- Version tags (`jcc --tags a:b`): create_job with tag 'a:b' tries a, then b, then untagged.
+create table jobcenter.action_version_tags (
+    action_id integer not null references jobcenter.actions on delete cascade,
+    tag text not null,
+    primary key (action_id, tag)
+);
+
+create type jobcenter.destination as enum ('arguments', 'environment');
+
+create table jobcenter.action_inputs (
+    action_id integer not null references jobcenter.actions on delete cascade,
+    name text not null,
+    type text not null references jobcenter.json_schemas (type),
+    optional boolean not null default false,
+    "default" jsonb,
+    destination jobcenter.destination not null default 'arguments',
+    primary key (action_id, name)
+);
+
+create table jobcenter.action_outputs (
+    action_id integer not null references jobcenter.actions on delete cascade,
+    name text not null,
+    type text not null references jobcenter.json_schemas (type),
+    optional boolean not null default false,
+    primary key (action_id, name)
+);
+
+-- One compiled step of a workflow.
+create table jobcenter.tasks (
+    task_id serial primary key,
+    workflow_id integer not null references jobcenter.actions on delete cascade,
+    action_id integer not null references jobcenter.actions,
+    next_task_id integer references jobcenter.tasks deferrable initially deferred,
+    on_error_task_id integer references jobcenter.tasks deferrable initially deferred,
+    attributes jsonb not null default '{}'
+);
+create index tasks_workflow on jobcenter.tasks (workflow_id);
+create index tasks_action on jobcenter.tasks (action_id);
+
+-- Conditional edges: 'true' for a branch, a case label for a switch.
+create table jobcenter.next_tasks (
+    from_task_id integer not null references jobcenter.tasks on delete cascade,
+    to_task_id integer not null references jobcenter.tasks on delete cascade,
+    "when" text not null,
+    primary key (from_task_id, "when")
+);
+
+-- Lock types a workflow may use (declared in its `locks:` section).
+create table jobcenter.locktypes (
+    locktype text primary key
+);
+
+create table jobcenter.workflow_locks (
+    workflow_id integer not null references jobcenter.actions on delete cascade,
+    locktype text not null references jobcenter.locktypes,
+    value jsonb,          -- compiled expression taken at job start; null = '_' placeholder
+    manual boolean not null default false,
+    inherit boolean not null default false,
+    primary key (workflow_id, locktype)
+);
+
+-- Live jobs.
+create table jobcenter.jobs (
+    job_id bigserial primary key,
+    workflow_id integer not null references jobcenter.actions,
+    task_id integer not null references jobcenter.tasks,
+    parentjob_id bigint references jobcenter.jobs on delete set null,
+    parenttask_id integer references jobcenter.tasks,
+    state jobcenter.job_state not null,
+    arguments jsonb not null default '{}',
+    environment jsonb not null default '{}',
+    variables jsonb not null default '{}',
+    out_args jsonb,
+    cookie uuid,
+    timeout timestamptz,
+    task_entered timestamptz,
+    task_started timestamptz,
+    task_completed timestamptz,
+    job_created timestamptz not null default now(),
+    job_finished timestamptz,
+    stepcounter integer not null default 0,
+    max_steps integer not null default 99,
+    current_depth integer not null default 1,
+    aborted boolean not null default false,
+    detached boolean not null default false,
+    priority integer not null default 0,
+    worker_id bigint,
+    task_state jsonb not null default '{}',
+    job_state jsonb not null default '{}'
+);
+create unique index jobs_cookie on jobcenter.jobs (cookie) where cookie is not null;
+create index jobs_ready on jobcenter.jobs (task_id, priority desc, job_id) where state = 'ready';
+create index jobs_timeout on jobcenter.jobs (timeout) where timeout is not null;
+create index jobs_parent on jobcenter.jobs (parentjob_id) where parentjob_id is not null;
+create index jobs_state on jobcenter.jobs (state);
+create index jobs_worker on jobcenter.jobs (worker_id) where worker_id is not null;
+
+-- Finished jobs, moved out of `jobs` by archival.
+create table jobcenter.jobs_archive (
+    job_id bigint primary key,
+    workflow_id integer not null,
+    parentjob_id bigint,
+    state jobcenter.job_state not null,
+    arguments jsonb,
+    environment jsonb,
+    variables jsonb,
+    out_args jsonb,
+    job_created timestamptz,
+    job_finished timestamptz,
+    stepcounter integer,
+    archived timestamptz not null default now()
+);
+
+-- One row per step.
+create table jobcenter.job_task_log (
+    job_task_log_id bigserial primary key,
+    job_id bigint not null,
+    workflow_id integer not null,
+    task_id integer not null,
+    state jobcenter.job_state not null,
+    variables jsonb,
+    inargs jsonb,
+    outargs jsonb,
+    task_entered timestamptz,
+    task_started timestamptz,
+    task_completed timestamptz not null default clock_timestamp(),
+    worker_id bigint,
+    task_state jsonb
+);
+create index job_task_log_job on jobcenter.job_task_log (job_id, job_task_log_id);
+
+-- Live workers and what they announced.
+create table jobcenter.workers (
+    worker_id bigserial primary key,
+    name text not null,
+    started timestamptz not null default now(),
+    stopped timestamptz,
+    last_ping timestamptz not null default now()
+);
+create unique index workers_live on jobcenter.workers (name) where stopped is null;
+
+create table jobcenter.worker_actions (
+    worker_id bigint not null references jobcenter.workers on delete cascade,
+    action_id integer not null references jobcenter.actions,
+    filter jsonb,
+    primary key (worker_id, action_id)
+);
+
+-- Events: subscriptions by name with a mask, events, and the queue between them.
+create table jobcenter.event_subscriptions (
+    subscription_id bigserial primary key,
+    job_id bigint not null references jobcenter.jobs on delete cascade,
+    name text not null,
+    mask jsonb not null,
+    unique (job_id, name)
+);
+create index event_subscriptions_mask on jobcenter.event_subscriptions using gin (mask);
+
+create table jobcenter.job_events (
+    event_id bigserial primary key,
+    eventdata jsonb not null,
+    "when" timestamptz not null default now()
+);
+
+create table jobcenter.queued_events (
+    subscription_id bigint not null references jobcenter.event_subscriptions on delete cascade,
+    event_id bigint not null references jobcenter.job_events on delete cascade,
+    primary key (subscription_id, event_id)
+);
+
+-- Exclusive named locks held by jobs.
+create table jobcenter.locks (
+    locktype text not null references jobcenter.locktypes,
+    lockvalue text not null,
+    job_id bigint not null references jobcenter.jobs on delete cascade,
+    inherit boolean not null default false,
+    contended integer not null default 0,
+    taken timestamptz not null default now(),
+    primary key (locktype, lockvalue)
+);
+create index locks_job on jobcenter.locks (job_id);
+
+-- Authorization, separate from PostgreSQL roles.
+create table jobcenter.jc_roles (
+    rolename text primary key
+);
+create table jobcenter.jc_role_members (
+    rolename text not null references jobcenter.jc_roles on delete cascade,
+    member_of text not null references jobcenter.jc_roles on delete cascade,
+    primary key (rolename, member_of)
+);
+create table jobcenter.jc_impersonate_roles (
+    rolename text not null,
+    impersonates text not null references jobcenter.jc_roles on delete cascade,
+    primary key (rolename, impersonates)
+);
+
+-- The global environment merged into every job.
+create table jobcenter.jc_env (
+    name text primary key,
+    value jsonb not null
+);
+
+-- Engine settings (defaults of limits, retention, policies), readable with psql.
+create table jobcenter.settings (
+    name text primary key,
+    value jsonb not null
+);
+insert into jobcenter.settings (name, value) values
+    ('max_steps', '99'),
+    ('max_depth', '9'),
+    ('worker_timeout', '"3 minutes"'),
+    ('dead_worker_policy', '"error"'),
+    ('archive_finished_after', '"1 minute"'),
+    ('archive_error_after', '"7 days"');
+
+-- The system actions. Their ids are fixed (see jcl::SystemAction::id).
+insert into jobcenter.actions (action_id, name, type, version) values
+    (-1, 'start', 'system', 0),
+    (-2, 'end', 'system', 0),
+    (-3, 'no_op', 'system', 0),
+    (-4, 'eval', 'system', 0),
+    (-5, 'branch', 'system', 0),
+    (-6, 'switch', 'system', 0),
+    (-7, 'reap_child', 'system', 0),
+    (-8, 'subscribe', 'system', 0),
+    (-9, 'unsubscribe', 'system', 0),
+    (-10, 'wait_for_event', 'system', 0),
+    (-11, 'raise_error', 'system', 0),
+    (-12, 'raise_event', 'system', 0),
+    (-13, 'wait_for_children', 'system', 0),
+    (-14, 'lock', 'system', 0),
+    (-15, 'unlock', 'system', 0),
+    (-16, 'sleep', 'system', 0);
+
+insert into jobcenter.action_inputs (action_id, name, type, optional, "default") values
+    (-8, 'name', 'string', false, null),
+    (-8, 'mask', 'object', false, null),
+    (-9, 'name', 'string', false, null),
+    (-10, 'events', 'json', false, null),
+    (-10, 'timeout', 'json', true, '60'),
+    (-11, 'msg', 'string', false, null),
+    (-12, 'event', 'object', false, null),
+    (-14, 'type', 'string', false, null),
+    (-14, 'value', 'json', false, null),
+    (-14, 'wait', 'json', true, 'true'),
+    (-15, 'type', 'string', false, null),
+    (-15, 'value', 'json', false, null),
+    (-16, 'timeout', 'json', false, null);
+insert into jobcenter.action_outputs (action_id, name, type, optional) values
+    (-10, 'event', 'event', false);

@@ -1,0 +1,404 @@
+-- jobcenter system actions: the steps the engine performs itself (negative action ids).
+
+create function jobcenter.do_system_task(a_job jobcenter.jobs, a_task jobcenter.tasks)
+returns bigint[] language plpgsql as $$
+declare
+    v_res jsonb;
+    v_in jsonb;
+    v_next integer;
+    v_label text;
+begin
+    case a_task.action_id
+    when -1 then  -- start: take the workflow's automatic locks
+        return jobcenter.do_start(a_job, a_task);
+    when -2 then
+        return jobcenter.do_end(a_job, a_task);
+    when -3 then  -- no_op
+        return jobcenter.finish_step(a_job, a_job.variables);
+    when -4 then  -- eval
+        v_res := jobcenter.jcl_run(a_task.attributes, 'code', jobcenter.ctx(a_job));
+        if v_res ? '_error' then
+            return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal', v_res ->> '_error'));
+        end if;
+        return jobcenter.finish_step(a_job, v_res -> 'v');
+    when -5 then  -- branch
+        v_res := jobcenter.jcl_eval(a_task.attributes, 'cond', jobcenter.ctx(a_job));
+        if v_res ? '_error' then
+            return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal', v_res ->> '_error'));
+        end if;
+        if jobcenter.jcl_truthy(v_res -> 'value') then
+            select to_task_id into v_next from jobcenter.next_tasks
+            where from_task_id = a_task.task_id and "when" = 'true';
+        end if;
+        return jobcenter.finish_step(a_job, a_job.variables, v_next);
+    when -6 then  -- switch
+        v_res := jobcenter.jcl_eval(a_task.attributes, 'value', jobcenter.ctx(a_job));
+        if v_res ? '_error' then
+            return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal', v_res ->> '_error'));
+        end if;
+        v_label := jobcenter.jcl_tostring(v_res -> 'value');
+        select to_task_id into v_next from jobcenter.next_tasks
+        where from_task_id = a_task.task_id and "when" = v_label;
+        return jobcenter.finish_step(a_job, a_job.variables, v_next);
+    when -7 then
+        return jobcenter.do_reap_child(a_job, a_task);
+    when -13 then
+        return jobcenter.do_wait_for_children(a_job, a_task);
+    else
+        null;
+    end case;
+
+    -- The remaining system actions take inputs built by their imap.
+    v_in := jobcenter.run_imap(a_job, a_task);
+    if v_in ? '_error' then
+        return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal', v_in ->> '_error'));
+    end if;
+    v_res := jobcenter.check_inputs(a_task.action_id, v_in);
+    if v_res ? '_error' then
+        return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal', v_res ->> '_error'));
+    end if;
+    v_in := v_res -> 'args';
+    case a_task.action_id
+    when -8 then  -- subscribe
+        insert into jobcenter.event_subscriptions (job_id, name, mask)
+        values (a_job.job_id, v_in ->> 'name', v_in -> 'mask')
+        on conflict (job_id, name) do update set mask = excluded.mask;
+        return jobcenter.finish_step(a_job, a_job.variables, null, v_in);
+    when -9 then  -- unsubscribe
+        delete from jobcenter.event_subscriptions
+        where job_id = a_job.job_id and name = v_in ->> 'name';
+        return jobcenter.finish_step(a_job, a_job.variables, null, v_in);
+    when -10 then
+        return jobcenter.do_wait_for_event(a_job, a_task, v_in);
+    when -11 then  -- raise_error
+        return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal', v_in ->> 'msg'));
+    when -12 then  -- raise_event
+        return jobcenter.finish_step(a_job, a_job.variables, null, v_in)
+            || jobcenter.deliver_event(v_in -> 'event');
+    when -14 then
+        return jobcenter.do_lock(a_job, a_task, v_in);
+    when -15 then
+        return jobcenter.do_unlock(a_job, v_in);
+    when -16 then
+        return jobcenter.do_sleep(a_job, v_in);
+    end case;
+    return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'fatal',
+        format('unknown system action %s', a_task.action_id)));
+end $$;
+
+-- end: run the workflow output map, check the outputs, finish the job.
+create function jobcenter.do_end(a_job jobcenter.jobs, a_task jobcenter.tasks)
+returns bigint[] language plpgsql as $$
+declare
+    v_res jsonb;
+    v_checked jsonb;
+begin
+    v_res := jobcenter.jcl_run(a_task.attributes, 'wfomap', jobcenter.ctx(a_job, '{"o":{}}'));
+    if v_res ? '_error' then
+        return jobcenter.end_job(a_job, 'error', jsonb_build_object('error',
+            jobcenter.task_error_obj(a_job, 'normal', v_res ->> '_error')));
+    end if;
+    v_checked := jobcenter.check_outputs(a_job.workflow_id, coalesce(v_res -> 'o', '{}'));
+    if v_checked ? '_error' then
+        return jobcenter.end_job(a_job, 'error', jsonb_build_object('error',
+            jobcenter.task_error_obj(a_job, 'normal', 'workflow output: ' || (v_checked ->> '_error'))));
+    end if;
+    return jobcenter.end_job(a_job, 'finished', v_checked -> 'out');
+end $$;
+
+-- Sleep -----------------------------------------------------------------------------------------
+
+create function jobcenter.do_sleep(a_job jobcenter.jobs, a_in jsonb) returns bigint[]
+language plpgsql as $$
+declare
+    v_wait interval := jobcenter.to_interval(a_in -> 'timeout');
+    v_timeout timestamptz;
+begin
+    if v_wait is null then
+        return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal',
+            format('sleep: %s is not an interval', a_in -> 'timeout')));
+    end if;
+    v_timeout := clock_timestamp() + v_wait;
+    update jobcenter.jobs set state = 'sleeping', timeout = v_timeout,
+        task_state = jsonb_build_object('inargs', a_in)
+    where job_id = a_job.job_id;
+    perform jobcenter.notify_timer(v_timeout);
+    return '{}';
+end $$;
+
+-- Events ----------------------------------------------------------------------------------------
+
+-- Queues an event for every subscription whose mask it contains; returns the jobs to wake
+-- (those waiting for one of the matched subscriptions).
+create function jobcenter.deliver_event(a_eventdata jsonb) returns bigint[]
+language plpgsql as $$
+declare
+    v_event_id bigint;
+    v_wake bigint[];
+begin
+    insert into jobcenter.job_events (eventdata) values (a_eventdata) returning event_id into v_event_id;
+    insert into jobcenter.queued_events (subscription_id, event_id)
+    select subscription_id, v_event_id from jobcenter.event_subscriptions
+    where a_eventdata @> mask;
+    with woken as (
+        update jobcenter.jobs j set state = 'plotting', timeout = null
+        where j.state = 'eventwait' and exists (
+            select 1 from jobcenter.event_subscriptions s join jobcenter.queued_events q using (subscription_id)
+            where s.job_id = j.job_id and q.event_id = v_event_id
+              and j.task_state -> 'events' ? s.name)
+        returning j.job_id)
+    select coalesce(array_agg(job_id order by job_id), '{}') into v_wake from woken;
+    return v_wake;
+end $$;
+
+-- wait_for_event: take the oldest queued event of the named subscriptions, or wait for one.
+create function jobcenter.do_wait_for_event(a_job jobcenter.jobs, a_task jobcenter.tasks,
+    a_in jsonb)
+returns bigint[] language plpgsql as $$
+declare
+    v_events jsonb := case jsonb_typeof(a_in -> 'events') when 'array' then a_in -> 'events'
+                           else jsonb_build_array(a_in -> 'events') end;
+    v_wait interval := jobcenter.to_interval(a_in -> 'timeout');
+    v_timeout timestamptz;
+    r record;
+begin
+    if exists (select 1 from jsonb_array_elements_text(v_events) n
+               where not exists (select 1 from jobcenter.event_subscriptions
+                                 where job_id = a_job.job_id and name = n)) then
+        return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal',
+            format('wait_for_event: not subscribed to all of %s', v_events)));
+    end if;
+    select q.subscription_id, q.event_id, s.name, e.eventdata, e."when" into r
+    from jobcenter.queued_events q
+    join jobcenter.event_subscriptions s using (subscription_id)
+    join jobcenter.job_events e using (event_id)
+    where s.job_id = a_job.job_id and v_events ? s.name
+    order by q.event_id limit 1;
+    if found then
+        delete from jobcenter.queued_events
+        where subscription_id = r.subscription_id and event_id = r.event_id;
+        return jobcenter.event_arrived(a_job, a_task, a_in, jsonb_build_object(
+            'name', r.name, 'event_id', r.event_id, 'when', r."when", 'data', r.eventdata));
+    end if;
+    if v_wait is null then
+        return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal',
+            format('wait_for_event: timeout %s is not an interval', a_in -> 'timeout')));
+    end if;
+    v_timeout := clock_timestamp() + v_wait;
+    update jobcenter.jobs set state = 'eventwait', timeout = v_timeout,
+        task_state = jsonb_build_object('inargs', a_in, 'events', v_events)
+    where job_id = a_job.job_id;
+    perform jobcenter.notify_timer(v_timeout);
+    return '{}';
+end $$;
+
+-- An event (or the time-out pseudo-event {"name":"timeout"}) ends a wait_for_event.
+create function jobcenter.event_arrived(a_job jobcenter.jobs, a_task jobcenter.tasks,
+    a_in jsonb, a_event jsonb)
+returns bigint[] language plpgsql as $$
+declare
+    v_vars jsonb;
+    v_out jsonb := jsonb_build_object('event', a_event);
+begin
+    v_vars := jobcenter.run_omap(a_job, a_task, v_out);
+    if v_vars ? '_error' then
+        return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal', v_vars ->> '_error'));
+    end if;
+    return jobcenter.finish_step(a_job, v_vars -> 'v', null, a_in, v_out);
+end $$;
+
+-- Locks -----------------------------------------------------------------------------------------
+
+-- Whether `a_ancestor` is a (transitive) parent of `a_job_id`.
+create function jobcenter.is_ancestor(a_ancestor bigint, a_job_id bigint) returns boolean
+language sql stable as $$
+    with recursive up(job_id, depth) as (
+        select parentjob_id, 1 from jobcenter.jobs where job_id = a_job_id
+        union all
+        select j.parentjob_id, up.depth + 1 from jobcenter.jobs j join up using (job_id)
+        where up.depth < 100
+    )
+    select exists (select 1 from up where job_id = a_ancestor)
+$$;
+
+-- Tries to take a lock. Returns null when the job now holds it (taken, already held, or
+-- inherited from an ancestor that holds it with `inherit`), else the holder's job id.
+create function jobcenter.try_lock(a_job jobcenter.jobs, a_type text, a_value text)
+returns bigint language plpgsql as $$
+declare
+    v_holder bigint;
+    v_inherit boolean;
+begin
+    select inherit into v_inherit from jobcenter.workflow_locks
+    where workflow_id = a_job.workflow_id and locktype = a_type;
+    insert into jobcenter.locks (locktype, lockvalue, job_id, inherit)
+    values (a_type, a_value, a_job.job_id, coalesce(v_inherit, false))
+    on conflict do nothing;
+    if found then
+        return null;
+    end if;
+    select job_id, inherit into v_holder, v_inherit from jobcenter.locks
+    where locktype = a_type and lockvalue = a_value;
+    if v_holder is null then
+        -- released between our insert and select: try once more
+        insert into jobcenter.locks (locktype, lockvalue, job_id)
+        values (a_type, a_value, a_job.job_id) on conflict do nothing;
+        return case when found then null else -1 end;
+    end if;
+    if v_holder = a_job.job_id or (v_inherit and jobcenter.is_ancestor(v_holder, a_job.job_id)) then
+        return null;
+    end if;
+    return v_holder;
+end $$;
+
+-- Whether waiting for a lock held by `a_holder` would never end: the chain of lock waits
+-- leads back to this job, or to an ancestor waiting for its children.
+create function jobcenter.lock_deadlock(a_job_id bigint, a_holder bigint) returns boolean
+language plpgsql stable as $$
+declare
+    v_cur bigint := a_holder;
+    v_state jobcenter.job_state;
+    v_ts jsonb;
+    i integer := 0;
+begin
+    while v_cur is not null and i < 1000 loop
+        if v_cur = a_job_id then
+            return true;
+        end if;
+        select state, task_state into v_state, v_ts from jobcenter.jobs where job_id = v_cur;
+        if v_state = 'childwait' and jobcenter.is_ancestor(v_cur, a_job_id) then
+            return true;
+        end if;
+        exit when v_state is distinct from 'lockwait';
+        select job_id into v_cur from jobcenter.locks
+        where locktype = v_ts #>> '{lockwait,type}' and lockvalue = v_ts #>> '{lockwait,value}';
+        i := i + 1;
+    end loop;
+    return false;
+end $$;
+
+-- Waits for a lock held by `a_holder`, per `a_wait`: true/'yes' waits for ever, false/'no' is
+-- an error of class 'lock', an interval waits that long.
+create function jobcenter.wait_for_lock(a_job jobcenter.jobs, a_type text, a_value text,
+    a_holder bigint, a_wait jsonb, a_in jsonb)
+returns bigint[] language plpgsql as $$
+declare
+    v_wait interval;
+    v_timeout timestamptz;
+begin
+    if a_wait = 'false'::jsonb or a_wait = '"no"'::jsonb then
+        return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'lock',
+            format('lock %s %s is held by job %s', a_type, a_value, a_holder)));
+    end if;
+    if jobcenter.lock_deadlock(a_job.job_id, a_holder) then
+        return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'lock',
+            format('deadlock: waiting for lock %s %s held by job %s', a_type, a_value, a_holder)));
+    end if;
+    if not (a_wait = 'true'::jsonb or a_wait = '"yes"'::jsonb) then
+        v_wait := jobcenter.to_interval(a_wait);
+        if v_wait is null then
+            return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal',
+                format('lock wait %s is not yes, no or an interval', a_wait)));
+        end if;
+        -- keep the first deadline across wake-ups
+        v_timeout := coalesce((a_job.task_state ->> 'deadline')::timestamptz, clock_timestamp() + v_wait);
+        perform jobcenter.notify_timer(v_timeout);
+    end if;
+    update jobcenter.locks set contended = contended + 1
+    where locktype = a_type and lockvalue = a_value;
+    update jobcenter.jobs set state = 'lockwait', timeout = v_timeout,
+        task_state = jsonb_strip_nulls(jsonb_build_object('inargs', a_in,
+            'lockwait', jsonb_build_object('type', a_type, 'value', a_value),
+            'holder', a_holder, 'deadline', v_timeout))
+    where job_id = a_job.job_id;
+    return '{}';
+end $$;
+
+create function jobcenter.do_lock(a_job jobcenter.jobs, a_task jobcenter.tasks, a_in jsonb)
+returns bigint[] language plpgsql as $$
+declare
+    v_type text := a_in ->> 'type';
+    v_value text := jobcenter.jcl_tostring(a_in -> 'value');
+    v_holder bigint;
+begin
+    if not exists (select 1 from jobcenter.locktypes where locktype = v_type) then
+        return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal',
+            format('unknown lock type %s', v_type)));
+    end if;
+    v_holder := jobcenter.try_lock(a_job, v_type, v_value);
+    if v_holder is null then
+        return jobcenter.finish_step(a_job, a_job.variables, null, a_in);
+    end if;
+    return jobcenter.wait_for_lock(a_job, v_type, v_value, v_holder, a_in -> 'wait', a_in);
+end $$;
+
+-- Wakes the jobs waiting for a lock; they retry their lock step in turn.
+create function jobcenter.wake_lock_waiters(a_type text, a_value text) returns bigint[]
+language sql as $$
+    with woken as (
+        update jobcenter.jobs set state = 'plotting', timeout = null
+        where state = 'lockwait'
+          and task_state -> 'lockwait' = jsonb_build_object('type', a_type, 'value', a_value)
+        returning job_id)
+    select coalesce(array_agg(job_id order by job_id), '{}') from woken
+$$;
+
+create function jobcenter.do_unlock(a_job jobcenter.jobs, a_in jsonb) returns bigint[]
+language plpgsql as $$
+declare
+    v_type text := a_in ->> 'type';
+    v_value text := jobcenter.jcl_tostring(a_in -> 'value');
+begin
+    delete from jobcenter.locks
+    where locktype = v_type and lockvalue = v_value and job_id = a_job.job_id;
+    if not found then
+        if exists (select 1 from jobcenter.locks l where l.locktype = v_type and l.lockvalue = v_value
+                   and l.inherit and jobcenter.is_ancestor(l.job_id, a_job.job_id)) then
+            -- an inherited lock stays with its owner
+            return jobcenter.finish_step(a_job, a_job.variables, null, a_in);
+        end if;
+        return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal',
+            format('unlock: job does not hold lock %s %s', v_type, v_value)));
+    end if;
+    return jobcenter.finish_step(a_job, a_job.variables, null, a_in)
+        || jobcenter.wake_lock_waiters(v_type, v_value);
+end $$;
+
+-- Releases every lock of an ending job; returns the woken waiters.
+create function jobcenter.release_locks(a_job_id bigint) returns bigint[]
+language plpgsql as $$
+declare
+    r record;
+    v_wake bigint[] := '{}';
+begin
+    for r in delete from jobcenter.locks where job_id = a_job_id returning locktype, lockvalue loop
+        v_wake := v_wake || jobcenter.wake_lock_waiters(r.locktype, r.lockvalue);
+    end loop;
+    return v_wake;
+end $$;
+
+-- start: take the workflow's non-manual locks (declared in `locks:`), then go on.
+create function jobcenter.do_start(a_job jobcenter.jobs, a_task jobcenter.tasks)
+returns bigint[] language plpgsql as $$
+declare
+    r record;
+    v_res jsonb;
+    v_value text;
+    v_holder bigint;
+begin
+    for r in select locktype, value from jobcenter.workflow_locks
+             where workflow_id = a_job.workflow_id and not manual and value is not null
+             order by locktype loop
+        v_res := jobcenter.jcl_eval(jsonb_build_object('ir', jobcenter.jcl_ir_version(), 'value', r.value),
+            'value', jobcenter.ctx(a_job));
+        if v_res ? '_error' then
+            return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal', v_res ->> '_error'));
+        end if;
+        v_value := jobcenter.jcl_tostring(v_res -> 'value');
+        v_holder := jobcenter.try_lock(a_job, r.locktype, v_value);
+        if v_holder is not null then
+            return jobcenter.wait_for_lock(a_job, r.locktype, v_value, v_holder, 'true', null);
+        end if;
+    end loop;
+    return jobcenter.finish_step(a_job, a_job.variables);
+end $$;

@@ -1,0 +1,87 @@
+//! The jobcenter PostgreSQL extension.
+//!
+//! The tables and the stored procedures of the job state machine live in `sql/` and are
+//! loaded in order by `extension_sql_file!`. This crate adds the functions that need Rust:
+//! evaluating compiled JCL (the `jcl` crate, the same code `jcc` type-checks with), checking
+//! values against JSON Schemas (the `jsonschema` crate) and validating workflow models.
+
+use pgrx::prelude::*;
+use pgrx::JsonB;
+
+mod jcl_fns;
+mod schema_check;
+
+::pgrx::pg_module_magic!(name, version);
+
+extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+extension_sql_file!("../sql/engine.sql", name = "engine", requires = ["schema"]);
+extension_sql_file!("../sql/system.sql", name = "system", requires = ["engine"]);
+extension_sql_file!(
+    "../sql/children.sql",
+    name = "children",
+    requires = ["system"]
+);
+extension_sql_file!(
+    "../sql/maintenance.sql",
+    name = "maintenance",
+    requires = ["children"]
+);
+extension_sql_file!(
+    "../sql/loader.sql",
+    name = "loader",
+    requires = ["maintenance"]
+);
+extension_sql_file!("../sql/api.sql", name = "api", finalize);
+
+pub use jcl_fns::*;
+pub use schema_check::*;
+
+/// The IR version this build of the extension evaluates.
+#[pg_extern(immutable, parallel_safe)]
+fn jcl_ir_version() -> i32 {
+    jcl::IR_VERSION as i32
+}
+
+/// Placeholder keeping `JsonB` in scope for the submodules' signatures.
+#[allow(dead_code)]
+fn _jsonb_type(_j: JsonB) {}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+    use pgrx::JsonB;
+    use serde_json::json;
+
+    #[pg_test]
+    fn eval_in_backend_uses_jcl() {
+        let r = Spi::get_one::<JsonB>(
+            r#"select jobcenter.jcl_eval('{"ir":1,"cond":{"binary":{"op":"add","left":{"lit":2},"right":{"path":{"ns":"a","segs":[{"key":"x"}]}}}}}'::jsonb, 'cond', '{"a":{"x":3}}'::jsonb)"#,
+        );
+        let v = r.ok().flatten().map(|j| j.0);
+        assert_eq!(v, Some(json!({"value": 5})));
+    }
+
+    #[pg_test]
+    fn check_value_reports_mismatch() {
+        let ok = Spi::get_one::<String>(
+            r#"select jobcenter.check_value('{"type":"string"}'::jsonb, '"x"'::jsonb)"#,
+        );
+        assert_eq!(ok.ok().flatten(), None);
+        let bad = Spi::get_one::<String>(
+            r#"select jobcenter.check_value('{"type":"string"}'::jsonb, '1'::jsonb)"#,
+        );
+        assert!(bad.ok().flatten().is_some());
+    }
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}
