@@ -1,1 +1,240 @@
-//! Typed wrappers over the jobcenter extension SQL API.
+//! Typed wrappers over the jobcenter extension's SQL API.
+//!
+//! Every function takes any `tokio_postgres::GenericClient` (a client or a transaction) and
+//! maps the extension's SQLSTATEs (class `JC`) to [`ErrorCode`]s, so callers (the gateway, the
+//! compiler, the tools and the tests) see the engine's errors with their meaning intact.
+
+mod error;
+
+pub use error::{Error, ErrorCode};
+
+use serde_json::Value;
+use tokio_postgres::GenericClient;
+use uuid::Uuid;
+
+/// Options of [`create_job`] beyond the workflow name and arguments.
+#[derive(Debug, Clone, Default)]
+pub struct CreateJob<'a> {
+    /// Version tags to try, `a:b` tries `a`, then `b`, then the untagged versions.
+    pub tag: Option<&'a str>,
+    /// The role to act as (the session role must be allowed to impersonate it).
+    pub impersonate: Option<&'a str>,
+    /// Extra environment for the job.
+    pub env: Option<&'a Value>,
+}
+
+/// A job created by [`create_job`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    pub job_id: i64,
+    /// The channel notified when the job ends (`job:<id>:finished`).
+    pub listen: String,
+}
+
+/// A task taken by [`get_task`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    pub job_id: i64,
+    pub cookie: Uuid,
+    pub inargs: Value,
+    pub env: Option<Value>,
+}
+
+/// Starts a job of the newest version of workflow `wfname`.
+pub async fn create_job(
+    c: &impl GenericClient,
+    wfname: &str,
+    args: &Value,
+    opts: CreateJob<'_>,
+) -> Result<NewJob, Error> {
+    let row = c
+        .query_one(
+            "select o_job_id, o_listenstring from jobcenter.create_job($1, $2, $3, $4, $5)",
+            &[&wfname, args, &opts.tag, &opts.impersonate, &opts.env],
+        )
+        .await?;
+    Ok(NewJob {
+        job_id: row.try_get(0)?,
+        listen: row.try_get(1)?,
+    })
+}
+
+/// The job's output once it has ended (`{"error": …}` for a job in error), `None` while it runs.
+pub async fn get_job_status(c: &impl GenericClient, job_id: i64) -> Result<Option<Value>, Error> {
+    let row = c
+        .query_one("select jobcenter.get_job_status($1)", &[&job_id])
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// Announces that worker `worker` performs action `action`; returns the worker id.
+pub async fn announce(
+    c: &impl GenericClient,
+    worker: &str,
+    action: &str,
+    impersonate: Option<&str>,
+    filter: Option<&Value>,
+) -> Result<i64, Error> {
+    let row = c
+        .query_one(
+            "select jobcenter.announce($1, $2, $3, $4)",
+            &[&worker, &action, &impersonate, &filter],
+        )
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// Withdraws an announcement; `false` when there was none.
+pub async fn withdraw(c: &impl GenericClient, worker: &str, action: &str) -> Result<bool, Error> {
+    let row = c
+        .query_one("select jobcenter.withdraw($1, $2)", &[&worker, &action])
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// Ends a worker: its announcements go, its running tasks fail.
+pub async fn disconnect(c: &impl GenericClient, worker: &str) -> Result<(), Error> {
+    c.execute("select jobcenter.disconnect($1)", &[&worker])
+        .await?;
+    Ok(())
+}
+
+/// Records that a worker is alive.
+pub async fn ping(c: &impl GenericClient, worker_id: i64) -> Result<(), Error> {
+    c.execute("select jobcenter.ping($1)", &[&worker_id])
+        .await?;
+    Ok(())
+}
+
+/// Takes a ready task of `action` (of `job_id`, or the oldest); `None` when there is none.
+pub async fn get_task(
+    c: &impl GenericClient,
+    worker: &str,
+    action: &str,
+    job_id: Option<i64>,
+) -> Result<Option<Task>, Error> {
+    let row = c
+        .query_opt(
+            "select o_job_id, o_cookie, o_in_args, o_env from jobcenter.get_task($1, $2, $3)",
+            &[&worker, &action, &job_id],
+        )
+        .await?;
+    row.map(|r| {
+        Ok(Task {
+            job_id: r.try_get(0)?,
+            cookie: r.try_get(1)?,
+            inargs: r.try_get(2)?,
+            env: r.try_get(3)?,
+        })
+    })
+    .transpose()
+}
+
+/// Finishes the task holding `cookie`; an `error` key in `outargs` fails it.
+pub async fn task_done(c: &impl GenericClient, cookie: Uuid, outargs: &Value) -> Result<(), Error> {
+    c.execute("select jobcenter.task_done($1, $2)", &[&cookie, outargs])
+        .await?;
+    Ok(())
+}
+
+/// Publishes an event; returns its id.
+pub async fn raise_event(c: &impl GenericClient, event: &Value) -> Result<i64, Error> {
+    let row = c
+        .query_one("select jobcenter.raise_event($1)", &[event])
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// Cancels a live job.
+pub async fn cancel_job(c: &impl GenericClient, job_id: i64, reason: &str) -> Result<(), Error> {
+    c.execute("select jobcenter.cancel_job($1, $2)", &[&job_id, &reason])
+        .await?;
+    Ok(())
+}
+
+/// Restarts a job in error from its start.
+pub async fn retry_job(c: &impl GenericClient, job_id: i64, reason: &str) -> Result<(), Error> {
+    c.execute("select jobcenter.retry_job($1, $2)", &[&job_id, &reason])
+        .await?;
+    Ok(())
+}
+
+/// Jobs whose arguments contain `filter`, optionally in `state`.
+pub async fn find_jobs(
+    c: &impl GenericClient,
+    filter: &Value,
+    state: Option<&str>,
+) -> Result<Vec<i64>, Error> {
+    let rows = c
+        .query("select jobcenter.find_jobs($1, $2)", &[filter, &state])
+        .await?;
+    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+}
+
+/// Whether some job holds lock (`locktype`, `lockvalue`).
+pub async fn check_if_lock_exists(
+    c: &impl GenericClient,
+    locktype: &str,
+    lockvalue: &str,
+) -> Result<bool, Error> {
+    let row = c
+        .query_one(
+            "select jobcenter.check_if_lock_exists($1, $2)",
+            &[&locktype, &lockvalue],
+        )
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// The interface and settings of the newest version of a workflow.
+pub async fn get_workflow_info(c: &impl GenericClient, wfname: &str) -> Result<Value, Error> {
+    let row = c
+        .query_one("select jobcenter.get_workflow_info($1)", &[&wfname])
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// Writes a compiled model as a new version; returns its action id.
+pub async fn load_model(
+    c: &impl GenericClient,
+    model: &jcl::Model,
+    tags: &[&str],
+) -> Result<i32, Error> {
+    let json = serde_json::to_value(model)?;
+    let tags: Option<Vec<&str>> = (!tags.is_empty()).then(|| tags.to_vec());
+    let row = c
+        .query_one("select jobcenter.load_action($1, $2)", &[&json, &tags])
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+async fn call_count(c: &impl GenericClient, sql: &str) -> Result<i32, Error> {
+    let row = c.query_one(sql, &[]).await?;
+    Ok(row.try_get(0)?)
+}
+
+/// Fires every due timeout; returns how many jobs it handled.
+pub async fn do_timeout(c: &impl GenericClient) -> Result<i32, Error> {
+    call_count(c, "select jobcenter.do_timeout()").await
+}
+
+/// Drives on every job left runnable by a crash; returns how many.
+pub async fn do_crash_recovery(c: &impl GenericClient) -> Result<i32, Error> {
+    call_count(c, "select jobcenter.do_crash_recovery()").await
+}
+
+/// Archives ended job trees past their retention; returns how many jobs moved.
+pub async fn do_archival_and_cleanup(c: &impl GenericClient) -> Result<i32, Error> {
+    call_count(c, "select jobcenter.do_archival_and_cleanup()").await
+}
+
+/// Disconnects workers that stopped pinging; returns how many.
+pub async fn do_worker_check(c: &impl GenericClient) -> Result<i32, Error> {
+    call_count(c, "select jobcenter.do_worker_check()").await
+}
+
+/// Seconds until the earliest timeout, `None` when no timeout is set.
+pub async fn next_timeout(c: &impl GenericClient) -> Result<Option<f64>, Error> {
+    let row = c.query_one("select jobcenter.next_timeout()", &[]).await?;
+    Ok(row.try_get(0)?)
+}

@@ -28,3 +28,4 @@ mod watchdog;
 pub use cluster::{Cluster, ClusterOptions};
 pub use db::TestDb;
 pub use error::Error;
+pub mod flow;
