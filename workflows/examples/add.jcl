@@ -1,0 +1,7 @@
+# A worker action: adds step to counter.
+action add:
+in:
+	counter number
+	step number
+out:
+	counter number
