@@ -38,9 +38,12 @@ begin
     return v_wf;
 end $$;
 
+-- Starts a job. With a_start_at in the future (ours: delayed start) the job waits in state
+-- 'sleeping' at its start task until then (timeout = a_start_at, task_state {"delayed": true});
+-- do_timeout starts it.
 create function jobcenter.create_job(
     a_wfname text, a_args jsonb, a_tag text default null, a_impersonate text default null,
-    a_env jsonb default null)
+    a_env jsonb default null, a_start_at timestamptz default null)
 returns table (o_job_id bigint, o_listenstring text) language plpgsql as $$
 declare
     v_wf jobcenter.actions;
@@ -81,7 +84,14 @@ begin
     values (v_wf.action_id, v_start, 'plotting', v_checked -> 'args', v_env, clock_timestamp(),
         coalesce((v_wf.config ->> 'max_steps')::integer, (jobcenter.setting('max_steps'))::integer, 99))
     returning job_id into v_job_id;
-    perform jobcenter.drive(array[v_job_id]);
+    if a_start_at > clock_timestamp() then
+        update jobcenter.jobs set state = 'sleeping', timeout = a_start_at,
+            task_state = '{"delayed": true}'
+        where job_id = v_job_id;
+        perform jobcenter.notify_timer(a_start_at);
+    else
+        perform jobcenter.drive(array[v_job_id]);
+    end if;
     return query select v_job_id, 'job:' || v_job_id || ':finished';
 end $$;
 

@@ -2,7 +2,8 @@
 -- Each is safe to call from several maestros at once (rows are taken with SKIP LOCKED).
 
 -- Fires every due timeout: sleeps end, time-outs of working tasks become soft errors, retries
--- become ready again, event waits get the 'timeout' event, lock waits fail with class 'lock'.
+-- become ready again, event waits get the 'timeout' event, lock waits fail with class 'lock',
+-- and jobs created with a start time (sleeping, task_state {"delayed": true}) start.
 -- Returns how many jobs it handled.
 create function jobcenter.do_timeout() returns integer language plpgsql as $$
 declare
@@ -15,11 +16,24 @@ begin
              where timeout <= clock_timestamp()
              order by timeout limit 1000
              for update skip locked loop
+        -- Driving an earlier job of the batch may have moved this one on (an event, a lock,
+        -- a parent); the row is ours (locked), so re-read it and skip it if no longer due.
+        select * into j from jobcenter.jobs where job_id = j.job_id;
+        if j.timeout is null or j.timeout > clock_timestamp() then
+            continue;
+        end if;
         v_count := v_count + 1;
         select * into t from jobcenter.tasks where task_id = j.task_id;
         case j.state
         when 'sleeping' then
-            perform jobcenter.drive(jobcenter.finish_step(j, j.variables, null, j.task_state -> 'inargs'));
+            if j.task_state ? 'delayed' then
+                update jobcenter.jobs set state = 'plotting', timeout = null, task_state = '{}',
+                    task_entered = clock_timestamp()
+                where job_id = j.job_id;
+                perform jobcenter.drive(array[j.job_id]);
+            else
+                perform jobcenter.drive(jobcenter.finish_step(j, j.variables, null, j.task_state -> 'inargs'));
+            end if;
         when 'working' then
             perform jobcenter.drive(jobcenter.task_failed(j, jobcenter.task_error_obj(j, 'soft',
                 format('timeout: worker %s did not finish in time', j.task_state ->> 'worker'))));
@@ -46,8 +60,10 @@ end $$;
 
 -- Seconds until the earliest timeout (0 when one is due), null when none is set.
 create function jobcenter.next_timeout() returns double precision language sql stable as $$
-    select greatest(extract(epoch from min(timeout) - clock_timestamp()), 0)::double precision
-    from jobcenter.jobs where timeout is not null
+    -- greatest() skips nulls, so the null of "no timeout" must not reach it.
+    select case when m is not null
+        then greatest(extract(epoch from m - clock_timestamp()), 0)::double precision end
+    from (select min(timeout) as m from jobcenter.jobs where timeout is not null) t
 $$;
 
 -- At start: every job left runnable ('done', 'plotting') is driven on. Returns the count.
@@ -80,8 +96,9 @@ end $$;
 
 -- Moves ended job trees (a top-level job and all its descendants) to jobs_archive: finished
 -- ones after `archive_finished_after` (or the workflow's `archive` config), ones in error after
--- `archive_error_after`. Removes consumed events and long-stopped workers. Returns the number
--- of jobs archived.
+-- `archive_error_after`. A tree with a job still running (a detached child, or a child that has
+-- not yet seen its parent end) waits. Removes consumed events and long-stopped workers. Returns
+-- the number of jobs archived.
 create function jobcenter.do_archival_and_cleanup() returns integer language plpgsql as $$
 declare
     v_count integer;
@@ -96,11 +113,15 @@ begin
                     - (jobcenter.setting('archive_error_after') #>> '{}')::interval))
         for update of j skip locked
     ), tree as (
-        select job_id from roots
+        select job_id as root, job_id from roots
         union
-        select c.job_id from jobcenter.jobs c join tree on c.parentjob_id = tree.job_id
+        select tree.root, c.job_id from jobcenter.jobs c join tree on c.parentjob_id = tree.job_id
+    ), live as (
+        select distinct tree.root from tree join jobcenter.jobs j using (job_id)
+        where j.state not in ('finished', 'error', 'zombie')
     ), moved as (
-        delete from jobcenter.jobs j using tree where j.job_id = tree.job_id
+        delete from jobcenter.jobs j using tree
+        where j.job_id = tree.job_id and tree.root not in (select root from live)
         returning j.*
     ), ins as (
         insert into jobcenter.jobs_archive (job_id, workflow_id, parentjob_id, state, arguments,

@@ -8,6 +8,7 @@
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
+mod cron;
 mod jcl_fns;
 mod schema_check;
 
@@ -30,6 +31,11 @@ extension_sql_file!(
     "../sql/loader.sql",
     name = "loader",
     requires = ["maintenance"]
+);
+extension_sql_file!(
+    "../sql/schedules.sql",
+    name = "schedules",
+    requires = ["loader"]
 );
 extension_sql_file!("../sql/api.sql", name = "api", finalize);
 

@@ -5,7 +5,7 @@ use std::fmt;
 /// The engine's stable error codes, raised by the extension as SQLSTATE `JCnnn`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
-    /// JC001: no workflow or action of that name.
+    /// JC001: no workflow, action or schedule of that name.
     UnknownWorkflow,
     /// JC002: arguments, event data or a filter do not fit.
     BadArguments,

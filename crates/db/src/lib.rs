@@ -8,6 +8,8 @@ mod error;
 
 pub use error::{Error, ErrorCode};
 
+use std::time::SystemTime;
+
 use serde_json::Value;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
@@ -21,6 +23,8 @@ pub struct CreateJob<'a> {
     pub impersonate: Option<&'a str>,
     /// Extra environment for the job.
     pub env: Option<&'a Value>,
+    /// Start later: until then the job sleeps at its start task (the maestro starts it).
+    pub start_at: Option<SystemTime>,
 }
 
 /// A job created by [`create_job`].
@@ -49,8 +53,15 @@ pub async fn create_job(
 ) -> Result<NewJob, Error> {
     let row = c
         .query_one(
-            "select o_job_id, o_listenstring from jobcenter.create_job($1, $2, $3, $4, $5)",
-            &[&wfname, args, &opts.tag, &opts.impersonate, &opts.env],
+            "select o_job_id, o_listenstring from jobcenter.create_job($1, $2, $3, $4, $5, $6)",
+            &[
+                &wfname,
+                args,
+                &opts.tag,
+                &opts.impersonate,
+                &opts.env,
+                &opts.start_at,
+            ],
         )
         .await?;
     Ok(NewJob {
@@ -237,4 +248,102 @@ pub async fn do_worker_check(c: &impl GenericClient) -> Result<i32, Error> {
 pub async fn next_timeout(c: &impl GenericClient) -> Result<Option<f64>, Error> {
     let row = c.query_one("select jobcenter.next_timeout()", &[]).await?;
     Ok(row.try_get(0)?)
+}
+
+/// Fires every due schedule once; returns how many jobs it created.
+pub async fn do_schedules(c: &impl GenericClient) -> Result<i32, Error> {
+    call_count(c, "select jobcenter.do_schedules()").await
+}
+
+/// Seconds until the earliest run of an enabled schedule, `None` when there is none.
+pub async fn next_schedule(c: &impl GenericClient) -> Result<Option<f64>, Error> {
+    let row = c.query_one("select jobcenter.next_schedule()", &[]).await?;
+    Ok(row.try_get(0)?)
+}
+
+/// A schedule for [`create_schedule`]: workflow `wfname` started whenever `cron` fires.
+#[derive(Debug, Clone)]
+pub struct Schedule<'a> {
+    pub name: &'a str,
+    pub wfname: &'a str,
+    /// Six fields, `sec min hour day-of-month month day-of-week` (optionally a year).
+    pub cron: &'a str,
+    pub args: &'a Value,
+    /// An IANA time zone, e.g. `UTC` or `Europe/Amsterdam`.
+    pub timezone: &'a str,
+    /// `skip` or `catchup` (fire once for all missed runs).
+    pub missed: &'a str,
+    pub tag: Option<&'a str>,
+    pub env: Option<&'a Value>,
+    pub impersonate: Option<&'a str>,
+    pub enabled: bool,
+    /// Replace a schedule of the same name instead of failing.
+    pub replace: bool,
+}
+
+impl<'a> Schedule<'a> {
+    /// An enabled schedule in UTC that skips missed runs.
+    pub fn new(name: &'a str, wfname: &'a str, cron: &'a str, args: &'a Value) -> Schedule<'a> {
+        Schedule {
+            name,
+            wfname,
+            cron,
+            args,
+            timezone: "UTC",
+            missed: "skip",
+            tag: None,
+            env: None,
+            impersonate: None,
+            enabled: true,
+            replace: false,
+        }
+    }
+}
+
+/// Creates (or replaces) a schedule; returns its first run.
+pub async fn create_schedule(
+    c: &impl GenericClient,
+    s: &Schedule<'_>,
+) -> Result<SystemTime, Error> {
+    let row = c
+        .query_one(
+            "select jobcenter.create_schedule($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            &[
+                &s.name,
+                &s.wfname,
+                &s.cron,
+                s.args,
+                &s.timezone,
+                &s.missed,
+                &s.tag,
+                &s.env,
+                &s.impersonate,
+                &s.enabled,
+                &s.replace,
+            ],
+        )
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// Removes a schedule; `false` when there was none.
+pub async fn drop_schedule(c: &impl GenericClient, name: &str) -> Result<bool, Error> {
+    let row = c
+        .query_one("select jobcenter.drop_schedule($1)", &[&name])
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// Enables or disables a schedule; enabling starts counting from now.
+pub async fn enable_schedule(
+    c: &impl GenericClient,
+    name: &str,
+    enabled: bool,
+) -> Result<(), Error> {
+    c.execute(
+        "select jobcenter.enable_schedule($1, $2)",
+        &[&name, &enabled],
+    )
+    .await?;
+    Ok(())
 }
