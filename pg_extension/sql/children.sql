@@ -130,6 +130,9 @@ returns bigint[] language plpgsql as $$
 declare
     c jobcenter.jobs;
     s jobcenter.jobs;
+    d jobcenter.jobs;
+    v_holder bigint;
+    v_wake bigint[] := '{}';
 begin
     select * into c from jobcenter.unreaped_children(a_job.job_id, a_task_id)
     where state = 'error' order by job_id limit 1;
@@ -154,7 +157,29 @@ begin
     if exists (select 1 from jobcenter.unreaped_children(a_job.job_id, a_task_id)
                where state not in ('zombie', 'finished')) then
         update jobcenter.jobs set state = 'childwait' where job_id = a_job.job_id;
-        return '{}';
+        -- A descendant that started waiting for a lock before we waited for our children may
+        -- now wait for ever (its chain of lock holders leads back to us): a deadlock error.
+        for d in with recursive descendants(job_id) as (
+                     select job_id from jobcenter.jobs
+                     where parentjob_id = a_job.job_id and not detached
+                     union
+                     select j.job_id from jobcenter.jobs j join descendants on j.parentjob_id = descendants.job_id
+                     where not j.detached)
+                 select j.* from jobcenter.jobs j join descendants using (job_id)
+                 where j.state = 'lockwait' order by j.job_id for update of j skip locked loop
+            select job_id into v_holder from jobcenter.locks
+            where locktype = d.task_state #>> '{lockwait,type}'
+              and lockvalue = d.task_state #>> '{lockwait,value}';
+            if v_holder is not null and jobcenter.lock_deadlock(d.job_id, v_holder) then
+                update jobcenter.locks set contended = greatest(contended - 1, 0)
+                where locktype = d.task_state #>> '{lockwait,type}'
+                  and lockvalue = d.task_state #>> '{lockwait,value}';
+                v_wake := v_wake || jobcenter.raise_job_error(d, jobcenter.task_error_obj(d, 'lock',
+                    format('deadlock: waiting for lock %s %s held by job %s',
+                        d.task_state #>> '{lockwait,type}', d.task_state #>> '{lockwait,value}', v_holder)));
+            end if;
+        end loop;
+        return v_wake;
     end if;
     return null;
 end $$;

@@ -232,6 +232,9 @@ create table jobcenter.locks (
     inherit boolean not null default false,
     contended integer not null default 0,
     taken timestamptz not null default now(),
+    -- a lock taken over from an ancestor holding it with `inherit`: the jobs it goes back to
+    -- when released, innermost last
+    inherited_from bigint[] not null default '{}',
     primary key (locktype, lockvalue)
 );
 create index locks_job on jobcenter.locks (job_id);

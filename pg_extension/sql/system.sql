@@ -222,30 +222,41 @@ language sql stable as $$
 $$;
 
 -- Tries to take a lock. Returns null when the job now holds it (taken, already held, or
--- inherited from an ancestor that holds it with `inherit`), else the holder's job id.
+-- taken over from an ancestor that holds it with `inherit`), else the holder's job id.
+-- An inherited lock moves to the descendant (so siblings take it in turn, as in the original)
+-- and goes back to the ancestor when released (see release_lock).
 create function jobcenter.try_lock(a_job jobcenter.jobs, a_type text, a_value text)
 returns bigint language plpgsql as $$
 declare
     v_holder bigint;
     v_inherit boolean;
+    v_my_inherit boolean;
 begin
-    select inherit into v_inherit from jobcenter.workflow_locks
+    select inherit into v_my_inherit from jobcenter.workflow_locks
     where workflow_id = a_job.workflow_id and locktype = a_type;
+    v_my_inherit := coalesce(v_my_inherit, false);
     insert into jobcenter.locks (locktype, lockvalue, job_id, inherit)
-    values (a_type, a_value, a_job.job_id, coalesce(v_inherit, false))
+    values (a_type, a_value, a_job.job_id, v_my_inherit)
     on conflict do nothing;
     if found then
         return null;
     end if;
     select job_id, inherit into v_holder, v_inherit from jobcenter.locks
-    where locktype = a_type and lockvalue = a_value;
+    where locktype = a_type and lockvalue = a_value for update;
     if v_holder is null then
         -- released between our insert and select: try once more
-        insert into jobcenter.locks (locktype, lockvalue, job_id)
-        values (a_type, a_value, a_job.job_id) on conflict do nothing;
+        insert into jobcenter.locks (locktype, lockvalue, job_id, inherit)
+        values (a_type, a_value, a_job.job_id, v_my_inherit) on conflict do nothing;
         return case when found then null else -1 end;
     end if;
-    if v_holder = a_job.job_id or (v_inherit and jobcenter.is_ancestor(v_holder, a_job.job_id)) then
+    if v_holder = a_job.job_id then
+        return null;
+    end if;
+    if v_inherit and jobcenter.is_ancestor(v_holder, a_job.job_id) then
+        update jobcenter.locks set
+            job_id = a_job.job_id, inherit = v_my_inherit,
+            inherited_from = inherited_from || v_holder
+        where locktype = a_type and lockvalue = a_value;
         return null;
     end if;
     return v_holder;
@@ -343,25 +354,52 @@ language sql as $$
     select coalesce(array_agg(job_id order by job_id), '{}') from woken
 $$;
 
+-- Releases lock (type, value) held by job `a_job_id`: an inherited lock goes back to the
+-- nearest job it was inherited from that still runs, any other is deleted. Returns the woken
+-- waiters.
+create function jobcenter.release_lock(a_job_id bigint, a_type text, a_value text)
+returns bigint[] language plpgsql as $$
+declare
+    v_from bigint[];
+    v_to bigint;
+begin
+    select inherited_from into v_from from jobcenter.locks
+    where locktype = a_type and lockvalue = a_value and job_id = a_job_id for update;
+    if not found then
+        return '{}';
+    end if;
+    while cardinality(v_from) > 0 loop
+        v_to := v_from[cardinality(v_from)];
+        v_from := v_from[1:cardinality(v_from) - 1];
+        if exists (select 1 from jobcenter.jobs where job_id = v_to
+                   and state not in ('finished', 'error', 'zombie')) then
+            update jobcenter.locks set job_id = v_to, inherit = true, inherited_from = v_from
+            where locktype = a_type and lockvalue = a_value;
+            return jobcenter.wake_lock_waiters(a_type, a_value);
+        end if;
+    end loop;
+    delete from jobcenter.locks where locktype = a_type and lockvalue = a_value;
+    return jobcenter.wake_lock_waiters(a_type, a_value);
+end $$;
+
 create function jobcenter.do_unlock(a_job jobcenter.jobs, a_in jsonb) returns bigint[]
 language plpgsql as $$
 declare
     v_type text := a_in ->> 'type';
     v_value text := jobcenter.jcl_tostring(a_in -> 'value');
 begin
-    delete from jobcenter.locks
-    where locktype = v_type and lockvalue = v_value and job_id = a_job.job_id;
-    if not found then
+    if not exists (select 1 from jobcenter.locks
+                   where locktype = v_type and lockvalue = v_value and job_id = a_job.job_id) then
         if exists (select 1 from jobcenter.locks l where l.locktype = v_type and l.lockvalue = v_value
                    and l.inherit and jobcenter.is_ancestor(l.job_id, a_job.job_id)) then
-            -- an inherited lock stays with its owner
+            -- held by an ancestor with inherit and not taken over by this job: nothing to release
             return jobcenter.finish_step(a_job, a_job.variables, null, a_in);
         end if;
         return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal',
             format('unlock: job does not hold lock %s %s', v_type, v_value)));
     end if;
     return jobcenter.finish_step(a_job, a_job.variables, null, a_in)
-        || jobcenter.wake_lock_waiters(v_type, v_value);
+        || jobcenter.release_lock(a_job.job_id, v_type, v_value);
 end $$;
 
 -- Releases every lock of an ending job; returns the woken waiters.
@@ -371,8 +409,9 @@ declare
     r record;
     v_wake bigint[] := '{}';
 begin
-    for r in delete from jobcenter.locks where job_id = a_job_id returning locktype, lockvalue loop
-        v_wake := v_wake || jobcenter.wake_lock_waiters(r.locktype, r.lockvalue);
+    for r in select locktype, lockvalue from jobcenter.locks where job_id = a_job_id
+             order by locktype, lockvalue loop
+        v_wake := v_wake || jobcenter.release_lock(a_job_id, r.locktype, r.lockvalue);
     end loop;
     return v_wake;
 end $$;
