@@ -1,0 +1,462 @@
+//! The maestro's loops: the LISTEN connection, the timer loop and the maintenance loop.
+//!
+//! The LISTEN connection only wakes the timer loop: a `timer` notification may bring the next
+//! wake-up forward, and every (re)connection makes it re-read the state (crash recovery, due
+//! timeouts, the next due time), since notifications sent while it was away are lost. The
+//! calls themselves go through a pool, and a failed call is retried with back-off, so a
+//! PostgreSQL restart is waited out. Shutdown is checked between calls, never during one.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use futures_util::StreamExt;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{sleep_until, Instant};
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use crate::metrics::{self, Call, Metrics};
+use crate::{Config, Error};
+
+/// `do_timeout()` handles at most this many jobs per call; a full batch means call again.
+const TIMEOUT_BATCH: i32 = 1000;
+
+/// The first wait after a failure; it doubles up to `reconnect_max`.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+
+/// While a due timer is held by another transaction (another maestro firing it), poll this
+/// often at first, doubling up to [`BUSY_MAX`].
+const BUSY_MIN: Duration = Duration::from_millis(10);
+const BUSY_MAX: Duration = Duration::from_secs(1);
+
+/// What the LISTEN connection tells the timer loop.
+#[derive(Debug)]
+enum Event {
+    /// (Re)connected and listening: notifications may have been missed.
+    Connected,
+    /// A timeout was set, due at this Unix time.
+    Timer(f64),
+}
+
+/// A doubling wait between `min` and `max`.
+#[derive(Debug)]
+struct Backoff {
+    min: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    fn new(min: Duration, max: Duration) -> Backoff {
+        Backoff {
+            min,
+            max: max.max(min),
+            next: min,
+        }
+    }
+
+    fn next(&mut self) -> Duration {
+        let wait = self.next;
+        self.next = (self.next * 2).min(self.max);
+        wait
+    }
+
+    fn reset(&mut self) {
+        self.next = self.min;
+    }
+}
+
+pub(crate) async fn run(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()>,
+    metrics: Arc<Metrics>,
+    on_metrics: impl FnOnce(SocketAddr),
+) -> Result<(), Error> {
+    let mut pg: tokio_postgres::Config = config.dsn.parse().map_err(Error::Dsn)?;
+    if pg.get_connect_timeout().is_none() {
+        pg.connect_timeout(Duration::from_secs(5));
+    }
+    if pg.get_application_name().is_none() {
+        pg.application_name("maestro");
+    }
+    // A LISTEN connection that silently died would never say so without keepalives.
+    pg.keepalives(true).keepalives_idle(Duration::from_secs(30));
+    let manager = Manager::from_config(
+        pg.clone(),
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(config.pool_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(10)))
+        .create_timeout(Some(Duration::from_secs(10)))
+        .recycle_timeout(Some(Duration::from_secs(5)))
+        .build()
+        .map_err(|e| Error::Pool(e.to_string()))?;
+
+    let metrics_server = match &config.metrics {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Metrics {
+                    addr: addr.clone(),
+                    source,
+                })?;
+            let local = listener.local_addr().map_err(|source| Error::Metrics {
+                addr: addr.clone(),
+                source,
+            })?;
+            tracing::info!(addr = %local, "serving /metrics");
+            on_metrics(local);
+            Some(tokio::spawn(metrics::serve(
+                listener,
+                metrics.clone(),
+                pool.clone(),
+            )))
+        }
+        None => None,
+    };
+
+    tracing::info!(
+        dsn = %crate::redact(&config.dsn),
+        maintenance_interval = ?config.maintenance_interval,
+        "maestro starting"
+    );
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (event_tx, event_rx) = mpsc::unbounded_channel();
+    let listener = tokio::spawn(listen(pg, event_tx, metrics.clone(), config.reconnect_max));
+    let timer = tokio::spawn(timer_loop(
+        pool.clone(),
+        event_rx,
+        stop_rx.clone(),
+        metrics.clone(),
+        config.clone(),
+    ));
+    let maintenance = tokio::spawn(maintenance_loop(
+        pool.clone(),
+        stop_rx,
+        metrics.clone(),
+        config.clone(),
+    ));
+
+    shutdown.await;
+    tracing::info!("shutting down: finishing the calls in flight");
+    let _ = stop_tx.send(true);
+    // A join error would mean a loop panicked; there is nothing left to do about it here.
+    let _ = timer.await;
+    let _ = maintenance.await;
+    listener.abort();
+    if let Some(server) = metrics_server {
+        server.abort();
+    }
+    pool.close();
+    tracing::info!("maestro stopped");
+    Ok(())
+}
+
+/// Keeps a connection LISTENing on `timer`, reconnecting with back-off, and forwards what it
+/// hears to the timer loop. Ends when the timer loop is gone.
+async fn listen(
+    pg: tokio_postgres::Config,
+    events: mpsc::UnboundedSender<Event>,
+    metrics: Arc<Metrics>,
+    reconnect_max: Duration,
+) {
+    let mut backoff = Backoff::new(BACKOFF_MIN, reconnect_max);
+    while !events.is_closed() {
+        match pg.connect(NoTls).await {
+            Ok((client, mut connection)) => {
+                let forward = events.clone();
+                let driver = tokio::spawn(async move {
+                    let mut messages =
+                        futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                    while let Some(message) = messages.next().await {
+                        match message {
+                            Ok(AsyncMessage::Notification(n)) => {
+                                if let Ok(epoch) = n.payload().parse::<f64>() {
+                                    let _ = forward.send(Event::Timer(epoch));
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(e) => return Some(e),
+                        }
+                    }
+                    None
+                });
+                match client.batch_execute("LISTEN timer").await {
+                    Ok(()) => {
+                        backoff.reset();
+                        metrics.listen_connects.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!("listening for timer notifications");
+                        let _ = events.send(Event::Connected);
+                        let why = driver.await.ok().flatten();
+                        tracing::warn!(
+                            error = why.map(|e| e.to_string()),
+                            "the LISTEN connection was lost; reconnecting"
+                        );
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "LISTEN failed; reconnecting");
+                        driver.abort();
+                    }
+                }
+                drop(client);
+            }
+            Err(e) => tracing::warn!(error = %e, "could not connect; retrying"),
+        }
+        tokio::time::sleep(backoff.next()).await;
+    }
+}
+
+/// What one round of the timer loop did.
+#[derive(Debug)]
+struct Round {
+    fired: i32,
+    scheduled: i32,
+    /// Seconds until the next due timeout or schedule run, `None` if there is none.
+    next: Option<f64>,
+}
+
+/// Sleeps until the next due time, fires what is due, and again; see the module docs.
+async fn timer_loop(
+    pool: Pool,
+    mut events: mpsc::UnboundedReceiver<Event>,
+    mut stop: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
+    config: Config,
+) {
+    let mut recover = true;
+    let mut errors = Backoff::new(BACKOFF_MIN, config.reconnect_max);
+    let mut busy = Backoff::new(BUSY_MIN, BUSY_MAX);
+    // The due time the loop last slept for, to measure how late it woke.
+    let mut due: Option<Instant> = None;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        // How long to wait, and whether something is due at its end.
+        let (wait, for_due) = match round(&pool, &metrics, &config, &mut recover, &mut due, &stop)
+            .await
+        {
+            Ok(r) => {
+                errors.reset();
+                if r.fired > 0 || r.scheduled > 0 {
+                    tracing::debug!(fired = r.fired, scheduled = r.scheduled, "timers fired");
+                }
+                match r.next {
+                    // Something is due that nobody could take: another maestro holds it.
+                    Some(secs) if secs <= 0.0 && r.fired == 0 && r.scheduled == 0 => {
+                        (busy.next(), true)
+                    }
+                    Some(secs) => {
+                        busy.reset();
+                        let wait = Duration::from_secs_f64(secs.max(0.0));
+                        (wait.min(config.max_sleep), wait <= config.max_sleep)
+                    }
+                    None => {
+                        busy.reset();
+                        (config.max_sleep, false)
+                    }
+                }
+            }
+            Err(e) => {
+                metrics.db_errors.fetch_add(1, Ordering::Relaxed);
+                let wait = errors.next();
+                tracing::warn!(error = %e, retry_in = ?wait, "timer loop: a database call failed");
+                (wait, false)
+            }
+        };
+        let deadline = Instant::now() + wait;
+        due = for_due.then_some(deadline);
+        match wait_until(deadline, &mut events, &mut stop).await {
+            // A notification brought the deadline forward: something is due then.
+            Wake::Due(at) if at < deadline => due = Some(at),
+            Wake::Due(_) => {}
+            Wake::Reconnected => {
+                recover = true;
+                due = None;
+            }
+            Wake::Stop => return,
+        }
+    }
+}
+
+/// One round: recovery when asked, every due timeout, every due schedule, the next due time.
+async fn round(
+    pool: &Pool,
+    metrics: &Metrics,
+    config: &Config,
+    recover: &mut bool,
+    due: &mut Option<Instant>,
+    stop: &watch::Receiver<bool>,
+) -> Result<Round, Error> {
+    let object = pool.get().await?;
+    let client: &tokio_postgres::Client = &object;
+    if *recover {
+        apply_settings(client, config).await?;
+        let started = Instant::now();
+        let n = jc_db::do_crash_recovery(client).await?;
+        metrics.call(Call::DoCrashRecovery, started.elapsed());
+        metrics.recovered.fetch_add(n as u64, Ordering::Relaxed);
+        if n > 0 {
+            tracing::info!(jobs = n, "crash recovery drove jobs on");
+        }
+        *recover = false;
+    }
+    if let Some(at) = due.take() {
+        metrics
+            .wake_lateness
+            .observe(Instant::now().saturating_duration_since(at));
+    }
+    let mut fired = 0;
+    loop {
+        let started = Instant::now();
+        let n = jc_db::do_timeout(client).await?;
+        metrics.call(Call::DoTimeout, started.elapsed());
+        metrics.timers_fired.fetch_add(n as u64, Ordering::Relaxed);
+        fired += n;
+        if n < TIMEOUT_BATCH || *stop.borrow() {
+            break;
+        }
+    }
+    let started = Instant::now();
+    let scheduled = jc_db::do_schedules(client).await?;
+    metrics.call(Call::DoSchedules, started.elapsed());
+    metrics
+        .schedule_runs
+        .fetch_add(scheduled as u64, Ordering::Relaxed);
+    let row = client
+        .query_one(
+            "select jobcenter.next_timeout(), jobcenter.next_schedule()",
+            &[],
+        )
+        .await?;
+    let timeout: Option<f64> = row.try_get(0)?;
+    let schedule: Option<f64> = row.try_get(1)?;
+    let next = match (timeout, schedule) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    Ok(Round {
+        fired,
+        scheduled,
+        next,
+    })
+}
+
+/// Writes the settings the configuration gives to `jobcenter.settings`.
+async fn apply_settings(client: &tokio_postgres::Client, config: &Config) -> Result<(), Error> {
+    let upsert = "insert into jobcenter.settings (name, value) values ($1, to_jsonb($2::text)) \
+                  on conflict (name) do update set value = excluded.value";
+    if let Some(policy) = &config.dead_worker_policy {
+        client
+            .execute(upsert, &[&"dead_worker_policy", policy])
+            .await?;
+    }
+    if let Some(timeout) = &config.worker_timeout {
+        // Cast first, so that a bad interval fails here and not in do_worker_check.
+        client
+            .execute(
+                "insert into jobcenter.settings (name, value) \
+                 values ('worker_timeout', to_jsonb($1::text::interval::text)) \
+                 on conflict (name) do update set value = excluded.value",
+                &[timeout],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Why [`wait_until`] returned.
+#[derive(Debug)]
+enum Wake {
+    /// The deadline (perhaps brought forward to this time by a notification) came.
+    Due(Instant),
+    Reconnected,
+    Stop,
+}
+
+/// The instant of a Unix time given by the database (the past is now).
+fn instant_of(epoch: f64) -> Instant {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let ahead = epoch - now;
+    if ahead.is_finite() && ahead > 0.0 {
+        Instant::now() + Duration::from_secs_f64(ahead)
+    } else {
+        Instant::now()
+    }
+}
+
+/// Waits for `deadline`, brought forward by nearer `timer` notifications.
+async fn wait_until(
+    mut deadline: Instant,
+    events: &mut mpsc::UnboundedReceiver<Event>,
+    stop: &mut watch::Receiver<bool>,
+) -> Wake {
+    let mut listening = true;
+    loop {
+        tokio::select! {
+            _ = sleep_until(deadline) => return Wake::Due(deadline),
+            event = events.recv(), if listening => match event {
+                Some(Event::Timer(epoch)) => deadline = deadline.min(instant_of(epoch)),
+                Some(Event::Connected) => return Wake::Reconnected,
+                None => listening = false,
+            },
+            _ = stop.changed() => return Wake::Stop,
+        }
+    }
+}
+
+/// Dead workers and archival, every `maintenance_interval`.
+async fn maintenance_loop(
+    pool: Pool,
+    mut stop: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
+    config: Config,
+) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        if let Err(e) = maintain(&pool, &metrics).await {
+            metrics.db_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, "maintenance: a database call failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(config.maintenance_interval) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn maintain(pool: &Pool, metrics: &Metrics) -> Result<(), Error> {
+    let object = pool.get().await?;
+    let client: &tokio_postgres::Client = &object;
+    let started = Instant::now();
+    let dead = jc_db::do_worker_check(client).await?;
+    metrics.call(Call::DoWorkerCheck, started.elapsed());
+    metrics
+        .workers_disconnected
+        .fetch_add(dead as u64, Ordering::Relaxed);
+    if dead > 0 {
+        tracing::info!(workers = dead, "disconnected silent workers");
+    }
+    let started = Instant::now();
+    let archived = jc_db::do_archival_and_cleanup(client).await?;
+    metrics.call(Call::DoArchivalAndCleanup, started.elapsed());
+    metrics
+        .archived
+        .fetch_add(archived as u64, Ordering::Relaxed);
+    if archived > 0 {
+        tracing::info!(jobs = archived, "archived ended jobs");
+    }
+    Ok(())
+}
