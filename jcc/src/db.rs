@@ -1,0 +1,334 @@
+//! The database side of a compile: the catalog of callees and types, writing the models as
+//! new versions (or replacing the newest version in place) in one transaction serialised
+//! against other compilers, and the listing of stale workflows.
+
+use std::collections::{BTreeSet, HashMap};
+
+use jcl::{ActionKind, Destination, Param};
+use tokio_postgres::{Client, GenericClient, NoTls};
+
+use crate::{catalog::Interface, Catalog, Error, Output, Parsed, Unit};
+
+/// The advisory lock `jobcenter.load_action` takes; the compiler takes it first so that the
+/// whole compile (catalog, checks and writes) is atomic with respect to other compilers.
+const LOCK_SQL: &str = "select pg_advisory_xact_lock(hashtext('jobcenter.load_action'))";
+
+/// Connects with a libpq-style connection string; the connection runs on the current tokio
+/// runtime.
+pub async fn connect(dsn: &str) -> Result<Client, Error> {
+    let (client, conn) = tokio_postgres::connect(dsn, NoTls).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
+
+fn kind(s: &str) -> Option<ActionKind> {
+    match s {
+        "action" => Some(ActionKind::Action),
+        "procedure" => Some(ActionKind::Procedure),
+        "workflow" => Some(ActionKind::Workflow),
+        "system" => Some(ActionKind::System),
+        _ => None,
+    }
+}
+
+/// The interfaces of the newest version of each of `names` that exists, and the type names.
+pub async fn load_catalog(
+    c: &impl GenericClient,
+    names: &BTreeSet<String>,
+) -> Result<Catalog, Error> {
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let rows = c
+        .query(
+            "select distinct on (name) action_id, name, type::text, version \
+             from jobcenter.actions where name = any($1) and type <> 'system' \
+             order by name, version desc, action_id desc",
+            &[&names],
+        )
+        .await?;
+    let mut externals = HashMap::new();
+    for r in rows {
+        let id: i32 = r.try_get(0)?;
+        let name: String = r.try_get(1)?;
+        let ty: String = r.try_get(2)?;
+        let Some(kind) = kind(&ty) else { continue };
+        let inputs = c
+            .query(
+                "select name, type, optional, \"default\", destination::text \
+                 from jobcenter.action_inputs where action_id = $1 order by name",
+                &[&id],
+            )
+            .await?
+            .into_iter()
+            .map(|r| -> Result<Param, Error> {
+                let dest: String = r.try_get(4)?;
+                Ok(Param {
+                    name: r.try_get(0)?,
+                    ty: r.try_get(1)?,
+                    optional: r.try_get(2)?,
+                    default: r.try_get(3)?,
+                    destination: if dest == "environment" {
+                        Destination::Environment
+                    } else {
+                        Destination::Arguments
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let outputs = c
+            .query(
+                "select name, type, optional from jobcenter.action_outputs \
+                 where action_id = $1 order by name",
+                &[&id],
+            )
+            .await?
+            .into_iter()
+            .map(|r| -> Result<Param, Error> {
+                Ok(Param {
+                    name: r.try_get(0)?,
+                    ty: r.try_get(1)?,
+                    optional: r.try_get(2)?,
+                    default: None,
+                    destination: Destination::Arguments,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        externals.insert(
+            name.clone(),
+            Interface {
+                name,
+                kind,
+                inputs,
+                outputs,
+                version: Some(r.try_get(3)?),
+            },
+        );
+    }
+    let types = c
+        .query("select type from jobcenter.json_schemas", &[])
+        .await?
+        .into_iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<BTreeSet<String>, _>>()?;
+    Ok(Catalog {
+        externals,
+        types: Some(types),
+    })
+}
+
+/// How to write.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    /// Write files whose source is unchanged too.
+    pub force: bool,
+    /// Version tags for the new versions (`--tags a:b` is `["a", "b"]`).
+    pub tags: Vec<String>,
+    /// Replace the newest version in place (same interface) instead of adding a version.
+    pub replace: bool,
+    /// Check and report, but roll everything back.
+    pub dry_run: bool,
+}
+
+/// What happened to one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Written as a new version.
+    Loaded { action_id: i32, version: i32 },
+    /// The newest version was replaced in place.
+    Replaced { action_id: i32, version: i32 },
+    /// The source is the same as the newest version's: nothing written.
+    Unchanged { version: i32 },
+}
+
+/// One line of the compile report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub file: String,
+    pub kind: ActionKind,
+    pub name: String,
+    pub outcome: Outcome,
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = format!("{} {}", self.kind.as_str(), self.name);
+        match &self.outcome {
+            Outcome::Loaded { version, .. } => {
+                write!(f, "{}: {what}: loaded as version {version}", self.file)
+            }
+            Outcome::Replaced { version, .. } => {
+                write!(f, "{}: {what}: version {version} replaced", self.file)
+            }
+            Outcome::Unchanged { version } => {
+                write!(f, "{}: {what}: unchanged (version {version})", self.file)
+            }
+        }
+    }
+}
+
+fn db_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => match d.hint() {
+            Some(h) => format!("{} ({h})", d.message()),
+            None => d.message().to_owned(),
+        },
+        None => e.to_string(),
+    }
+}
+
+/// Writes the units (in their order) within the transaction `c`.
+pub async fn write_units(
+    c: &impl GenericClient,
+    units: &[Unit],
+    opts: &WriteOptions,
+) -> Result<Vec<Report>, Error> {
+    let tags: Option<Vec<&str>> =
+        (!opts.tags.is_empty()).then(|| opts.tags.iter().map(String::as_str).collect());
+    let mut reports = vec![];
+    for u in units {
+        let m = &u.model;
+        let src = m.src.clone().unwrap_or_default();
+        let newest = c
+            .query_opt(
+                "select action_id, version, srcmd5 is not distinct from md5($3) \
+                 from jobcenter.actions where name = $1 and type::text = $2 \
+                 order by version desc limit 1",
+                &[&m.name, &m.kind.as_str(), &src],
+            )
+            .await?;
+        let newest: Option<(i32, i32, bool)> = match newest {
+            Some(r) => Some((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)),
+            None => None,
+        };
+        if let Some((_, version, true)) = newest {
+            if !opts.force {
+                reports.push(Report {
+                    file: u.file.clone(),
+                    kind: m.kind,
+                    name: m.name.clone(),
+                    outcome: Outcome::Unchanged { version },
+                });
+                continue;
+            }
+        }
+        let json = serde_json::to_value(m)?;
+        let load_err = |e: tokio_postgres::Error| Error::Load {
+            file: u.file.clone(),
+            name: m.name.clone(),
+            message: db_message(&e),
+        };
+        let outcome = match (opts.replace, newest) {
+            (true, Some((id, version, _))) => {
+                c.query_one("select jobcenter.replace_action($1, $2)", &[&id, &json])
+                    .await
+                    .map_err(load_err)?;
+                Outcome::Replaced {
+                    action_id: id,
+                    version,
+                }
+            }
+            _ => {
+                let row = c
+                    .query_one("select jobcenter.load_action($1, $2)", &[&json, &tags])
+                    .await
+                    .map_err(load_err)?;
+                let id: i32 = row.try_get(0)?;
+                let row = c
+                    .query_one(
+                        "select version from jobcenter.actions where action_id = $1",
+                        &[&id],
+                    )
+                    .await?;
+                Outcome::Loaded {
+                    action_id: id,
+                    version: row.try_get(0)?,
+                }
+            }
+        };
+        reports.push(Report {
+            file: u.file.clone(),
+            kind: m.kind,
+            name: m.name.clone(),
+            outcome,
+        });
+    }
+    Ok(reports)
+}
+
+/// Compiles parsed files against the database and writes them, all in one transaction that
+/// holds the loader's advisory lock from the first read to the commit. Nothing is written
+/// when a file has an error, or with `dry_run`.
+pub async fn compile_and_write(
+    client: &mut Client,
+    parsed: &[Parsed],
+    opts: &WriteOptions,
+) -> Result<(Output, Vec<Report>), Error> {
+    let tx = client.transaction().await?;
+    tx.execute(LOCK_SQL, &[]).await?;
+    let catalog = load_catalog(&tx, &crate::external_names(parsed)).await?;
+    let out = crate::check_and_lower(parsed, &catalog);
+    if out.has_errors() {
+        tx.rollback().await?;
+        return Ok((out, vec![]));
+    }
+    let reports = write_units(&tx, &out.units, opts).await?;
+    if opts.dry_run {
+        tx.rollback().await?;
+    } else {
+        tx.commit().await?;
+    }
+    Ok((out, reports))
+}
+
+/// A workflow (newest version of its name) with a task calling an older version of a callee.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stale {
+    pub workflow: String,
+    pub version: i32,
+    pub callee: String,
+    pub callee_version: i32,
+    pub newest: i32,
+}
+
+impl std::fmt::Display for Stale {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (version {}) calls {} version {}, the newest is {}",
+            self.workflow, self.version, self.callee, self.callee_version, self.newest
+        )
+    }
+}
+
+/// The stale references: the newest version of each workflow whose tasks call a version of an
+/// action or workflow that is not the newest of its name.
+pub async fn stale(c: &impl GenericClient) -> Result<Vec<Stale>, Error> {
+    let rows = c
+        .query(
+            "with newest as ( \
+                 select name, type, max(version) as version from jobcenter.actions \
+                 where type <> 'system' group by name, type) \
+             select distinct w.name, w.version, c.name, c.version, n.version \
+             from jobcenter.actions w \
+             join newest nw on nw.name = w.name and nw.type = w.type and nw.version = w.version \
+             join jobcenter.tasks t on t.workflow_id = w.action_id \
+             join jobcenter.actions c on c.action_id = t.action_id \
+             join newest n on n.name = c.name and n.type = c.type \
+             where w.type = 'workflow' and c.version < n.version \
+             order by 1, 3",
+            &[],
+        )
+        .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(Stale {
+                workflow: r.try_get(0)?,
+                version: r.try_get(1)?,
+                callee: r.try_get(2)?,
+                callee_version: r.try_get(3)?,
+                newest: r.try_get(4)?,
+            })
+        })
+        .collect()
+}
