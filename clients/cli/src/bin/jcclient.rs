@@ -1,0 +1,3 @@
+//! jcclient (in progress).
+
+fn main() {}

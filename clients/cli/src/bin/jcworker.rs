@@ -1,0 +1,3 @@
+//! jcworker (in progress).
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! Shared code of `jcclient` and `jcworker`.

@@ -1,0 +1,446 @@
+//! The worker side: handlers, `announce` with slots, the `task_ready` → `get_task` →
+//! handler → `task_done` cycle, and `work()` with keep-alive and reconnection.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jc_proto::methods::{
+    Announce, AnnounceParams, CreateSlotgroup, CreateSlotgroupParams, GetTask, GetTaskParams, Ping,
+    PingParams, TaskDone, TaskDoneParams, TaskGiven, TaskReadyParams, Withdraw, WithdrawParams,
+};
+use jc_proto::Method;
+use serde_json::{json, Map, Value};
+
+use crate::client::{jitter, lock, Client};
+use crate::conn::Conn;
+use crate::error::{Error, Result};
+
+/// A task handed to a handler.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    pub actionname: String,
+    pub job_id: i64,
+    /// The action's inputs (a JSON object).
+    pub inargs: Value,
+    /// The job's environment, when the action asked for it.
+    pub env: Option<Value>,
+}
+
+/// Why a task failed. The class decides what the engine does: `normal` can be caught,
+/// `soft` is retried when the action has a retry policy, `fatal` cannot be caught.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{msg} ({class})")]
+pub struct TaskError {
+    pub class: String,
+    pub msg: String,
+    /// More keys for the error object.
+    pub extra: Map<String, Value>,
+}
+
+impl TaskError {
+    /// A `normal` error.
+    pub fn new(msg: impl Into<String>) -> TaskError {
+        TaskError::with_class("normal", msg)
+    }
+
+    /// A `soft` error: retried under the action's retry policy.
+    pub fn soft(msg: impl Into<String>) -> TaskError {
+        TaskError::with_class("soft", msg)
+    }
+
+    /// A `fatal` error: not catchable.
+    pub fn fatal(msg: impl Into<String>) -> TaskError {
+        TaskError::with_class("fatal", msg)
+    }
+
+    /// An error of any class.
+    pub fn with_class(class: impl Into<String>, msg: impl Into<String>) -> TaskError {
+        TaskError {
+            class: class.into(),
+            msg: msg.into(),
+            extra: Map::new(),
+        }
+    }
+
+    /// The error object sent in `task_done`'s `outargs.error`.
+    pub fn to_json(&self) -> Value {
+        let mut m = self.extra.clone();
+        m.insert("class".into(), Value::from(self.class.clone()));
+        m.insert("msg".into(), Value::from(self.msg.clone()));
+        Value::Object(m)
+    }
+}
+
+impl From<String> for TaskError {
+    fn from(msg: String) -> TaskError {
+        TaskError::new(msg)
+    }
+}
+
+impl From<&str> for TaskError {
+    fn from(msg: &str) -> TaskError {
+        TaskError::new(msg)
+    }
+}
+
+/// What a handler returns: the outputs (a JSON object), or why the task failed.
+pub type TaskResult = std::result::Result<Value, TaskError>;
+
+type BoxFuture = Pin<Box<dyn Future<Output = TaskResult> + Send>>;
+
+/// An action implemented as a type.
+pub trait Action: Send + Sync + 'static {
+    /// Performs one task.
+    fn perform(&self, task: Task) -> impl Future<Output = TaskResult> + Send;
+}
+
+/// Performs an action's tasks. Build one from an async closure, a blocking closure (run on
+/// tokio's blocking pool) or an [`Action`].
+#[derive(Clone)]
+pub struct Handler(Arc<dyn Fn(Task) -> BoxFuture + Send + Sync>);
+
+impl std::fmt::Debug for Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Handler")
+    }
+}
+
+impl Handler {
+    /// An async handler.
+    pub fn new_async<F, Fut>(f: F) -> Handler
+    where
+        F: Fn(Task) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = TaskResult> + Send + 'static,
+    {
+        Handler(Arc::new(move |t| Box::pin(f(t))))
+    }
+
+    /// A blocking handler, run with `spawn_blocking`.
+    pub fn new_sync<F>(f: F) -> Handler
+    where
+        F: Fn(Task) -> TaskResult + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        Handler(Arc::new(move |t| {
+            let f = f.clone();
+            Box::pin(async move {
+                tokio::task::spawn_blocking(move || f(t))
+                    .await
+                    .unwrap_or_else(|e| Err(TaskError::new(format!("the handler failed: {e}"))))
+            })
+        }))
+    }
+
+    /// A handler performing an [`Action`].
+    pub fn from_action<A: Action>(action: A) -> Handler {
+        let a = Arc::new(action);
+        Handler(Arc::new(move |t| {
+            let a = a.clone();
+            Box::pin(async move { a.perform(t).await })
+        }))
+    }
+
+    /// Runs the handler on its own task, so that a panic fails the task, not the worker.
+    async fn run(&self, task: Task) -> Value {
+        let fut = (self.0)(task);
+        let outcome = tokio::spawn(fut)
+            .await
+            .unwrap_or_else(|e| Err(TaskError::new(format!("the handler failed: {e}"))));
+        match outcome {
+            Ok(Value::Object(m)) => Value::Object(m),
+            Ok(Value::Null) => json!({}),
+            Ok(other) => json!({"error": TaskError::new(format!(
+                "the handler returned {other}, not a JSON object"
+            )).to_json()}),
+            Err(e) => json!({ "error": e.to_json() }),
+        }
+    }
+}
+
+/// How an action is announced.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AnnounceOptions {
+    /// Tasks performed at once (default 1). Ignored with a slot group.
+    pub slots: Option<u32>,
+    /// A slot group made with [`Client::create_slotgroup`], shared with other actions.
+    pub slotgroup: Option<String>,
+    /// Only tasks whose inputs contain this object.
+    pub filter: Option<Value>,
+}
+
+/// Free and busy slots, of one action or of a slot group.
+#[derive(Debug)]
+pub(crate) struct Slots {
+    limit: u32,
+    busy: AtomicU32,
+}
+
+impl Slots {
+    fn new(limit: u32) -> Slots {
+        Slots {
+            limit: limit.max(1),
+            busy: AtomicU32::new(0),
+        }
+    }
+
+    fn try_take(&self) -> bool {
+        self.busy
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| {
+                (b < self.limit).then_some(b + 1)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self) {
+        let _ = self
+            .busy
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1));
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct ActionReg {
+    handler: Handler,
+    opts: AnnounceOptions,
+    slots: Arc<Slots>,
+}
+
+fn announce_params(client: &Client, name: &str, opts: &AnnounceOptions) -> AnnounceParams {
+    AnnounceParams {
+        actionname: name.to_owned(),
+        slots: if opts.slotgroup.is_some() {
+            None
+        } else {
+            Some(opts.slots.unwrap_or(1).max(1))
+        },
+        slotgroup: opts.slotgroup.clone(),
+        workername: Some(client.workername().to_owned()),
+        filter: opts.filter.clone(),
+    }
+}
+
+async fn announce_on(conn: &Conn, params: &AnnounceParams) -> Result<()> {
+    let r = conn.call::<Announce>(params).await?;
+    if r.0 {
+        Ok(())
+    } else {
+        Err(Error::Refused {
+            method: Announce::NAME.into(),
+            reason: r.1,
+        })
+    }
+}
+
+/// On a new connection: the slot groups and announcements made before.
+pub(crate) async fn announce_all(client: &Client, conn: &Conn) -> Result<()> {
+    let groups: Vec<(String, u32)> = lock(&client.inner.slotgroups)
+        .iter()
+        .map(|(n, s)| (n.clone(), s.limit))
+        .collect();
+    for (name, slots) in groups {
+        conn.call::<CreateSlotgroup>(&CreateSlotgroupParams { name, slots })
+            .await?;
+    }
+    let actions: Vec<(String, AnnounceOptions)> = lock(&client.inner.actions)
+        .iter()
+        .map(|(n, a)| (n.clone(), a.opts.clone()))
+        .collect();
+    for (name, opts) in actions {
+        announce_on(conn, &announce_params(client, &name, &opts)).await?;
+    }
+    Ok(())
+}
+
+/// A `task_ready` offer: take it when a slot is free (else the server offers it elsewhere
+/// after 10 s, or again when a slot frees up).
+pub(crate) fn task_ready(client: &Client, conn: &Arc<Conn>, p: TaskReadyParams) {
+    let Some(action) = lock(&client.inner.actions).get(&p.actionname).cloned() else {
+        tracing::info!("task_ready for {}, which is not announced", p.actionname);
+        return;
+    };
+    if !action.slots.try_take() {
+        tracing::debug!("task_ready for {} while its slots are busy", p.actionname);
+        return;
+    }
+    client.inner.task_started();
+    let client = client.clone();
+    let conn = conn.clone();
+    tokio::spawn(async move {
+        perform(&conn, &p, &action).await;
+        action.slots.give_back();
+        client.inner.task_finished();
+    });
+}
+
+async fn perform(conn: &Conn, p: &TaskReadyParams, action: &ActionReg) {
+    let given = conn
+        .call::<GetTask>(&GetTaskParams {
+            actionname: p.actionname.clone(),
+            job_id: p.job_id.clone(),
+        })
+        .await;
+    let TaskGiven(job_id, cookie, inargs, env) = match given {
+        Ok(Some(t)) => t,
+        Ok(None) => return, // another worker was faster
+        Err(e) => {
+            tracing::warn!("get_task {} {:?}: {e}", p.actionname, p.job_id);
+            return;
+        }
+    };
+    let task = Task {
+        actionname: p.actionname.clone(),
+        job_id,
+        inargs,
+        env,
+    };
+    let outargs = action.handler.run(task).await;
+    if let Err(e) = conn.notify::<TaskDone>(&TaskDoneParams { cookie, outargs }) {
+        tracing::warn!(
+            "task_done for job {job_id} ({}) not sent: {e}",
+            p.actionname
+        );
+    }
+}
+
+impl Client {
+    /// Offers to perform `actionname` with `handler`. The announcement is repeated on every
+    /// new connection.
+    pub async fn announce(
+        &self,
+        actionname: &str,
+        handler: Handler,
+        opts: AnnounceOptions,
+    ) -> Result<()> {
+        if lock(&self.inner.actions).contains_key(actionname) {
+            return Err(Error::Config(format!(
+                "action {actionname} is already announced"
+            )));
+        }
+        let slots = match &opts.slotgroup {
+            Some(g) => lock(&self.inner.slotgroups)
+                .get(g)
+                .cloned()
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "no slot group {g}: create it with create_slotgroup first"
+                    ))
+                })?,
+            None => Arc::new(Slots::new(opts.slots.unwrap_or(1))),
+        };
+        let conn = self.conn().await?;
+        announce_on(&conn, &announce_params(self, actionname, &opts)).await?;
+        lock(&self.inner.actions).insert(
+            actionname.to_owned(),
+            Arc::new(ActionReg {
+                handler,
+                opts,
+                slots,
+            }),
+        );
+        Ok(())
+    }
+
+    /// Stops offering `actionname`.
+    pub async fn withdraw(&self, actionname: &str) -> Result<()> {
+        lock(&self.inner.actions).remove(actionname);
+        self.request::<Withdraw>(&WithdrawParams {
+            actionname: actionname.into(),
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// A slot group: actions announced with it share `slots` tasks at once.
+    pub async fn create_slotgroup(&self, name: &str, slots: u32) -> Result<()> {
+        self.request::<CreateSlotgroup>(&CreateSlotgroupParams {
+            name: name.into(),
+            slots,
+        })
+        .await?;
+        lock(&self.inner.slotgroups).insert(name.into(), Arc::new(Slots::new(slots)));
+        Ok(())
+    }
+
+    /// Serves the announced actions until [`Client::stop`]: takes offered tasks, pings the
+    /// server every `keepalive`, and reconnects with back-off (announcing again) when the
+    /// connection drops. Returns after the tasks in hand are done. A refused `hello` ends
+    /// it with [`Error::Auth`].
+    pub async fn work(&self) -> Result<()> {
+        let config = &self.inner.config;
+        let mut stop = self.inner.stop.subscribe();
+        let mut delay = config.backoff.initial;
+        let outcome = 'outer: loop {
+            let stop_now = *stop.borrow_and_update();
+            if stop_now {
+                break Ok(());
+            }
+            let conn = match self.conn().await {
+                Ok(c) => {
+                    delay = config.backoff.initial;
+                    c
+                }
+                Err(e) if e.is_transient() && config.reconnect => {
+                    tracing::warn!("connecting: {e}; again in {delay:?}");
+                    tokio::select! {
+                        () = tokio::time::sleep(jitter(delay)) => {}
+                        _ = stop.changed() => {}
+                    }
+                    delay = (delay * 2).min(config.backoff.max);
+                    continue;
+                }
+                Err(e) => break Err(e),
+            };
+            loop {
+                let keepalive = if config.keepalive.is_zero() {
+                    Duration::from_secs(u64::from(u32::MAX))
+                } else {
+                    config.keepalive
+                };
+                tokio::select! {
+                    () = stopped(&mut stop) => break 'outer Ok(()),
+                    () = conn.closed() => {
+                        if !config.reconnect {
+                            break 'outer Err(Error::Disconnected);
+                        }
+                        tracing::info!("connection lost; reconnecting");
+                        break;
+                    }
+                    () = tokio::time::sleep(keepalive) => {
+                        let ping = tokio::time::timeout(
+                            Duration::from_secs(30),
+                            conn.call::<Ping>(&PingParams {}),
+                        )
+                        .await;
+                        if !matches!(ping, Ok(Ok(_))) {
+                            tracing::warn!("the server did not answer a ping; reconnecting");
+                            conn.close();
+                            break;
+                        }
+                    }
+                }
+            }
+        };
+        // Let the tasks in hand finish and report.
+        loop {
+            let idle = self.inner.idle.notified();
+            if self.inner.in_flight.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            idle.await;
+        }
+        self.inner.stop.send_replace(false);
+        outcome
+    }
+
+    /// Makes [`Client::work`] return once the tasks in hand are done.
+    pub fn stop(&self) {
+        self.inner.stop.send_replace(true);
+    }
+}
+
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
