@@ -77,7 +77,9 @@ begin
     end if;
     select task_id into v_start from jobcenter.tasks where workflow_id = v_wf.action_id and action_id = -1;
     select coalesce(jsonb_object_agg(name, value), '{}') into v_env from jobcenter.jc_env;
-    v_env := coalesce(a_env, '{}') || coalesce(v_wf.wfenv, '{}') || v_env
+    -- the client identity is the engine's to set: a caller's env cannot claim one
+    v_env := (coalesce(a_env, '{}') - 'jcclient' - 'jcimpersonate') || coalesce(v_wf.wfenv, '{}')
+        || v_env
         || jsonb_strip_nulls(jsonb_build_object('jcclient', v_who, 'jcimpersonate', a_impersonate));
     insert into jobcenter.jobs (workflow_id, task_id, state, arguments, environment,
         task_entered, max_steps)
@@ -202,7 +204,7 @@ declare
     v_wake bigint[] := '{}';
 begin
     for j in select * from jobcenter.jobs where worker_id = a_worker_id and state = 'working'
-             order by job_id for update loop
+             order by job_id for no key update loop
         select a.* into v_action from jobcenter.actions a join jobcenter.tasks t using (action_id)
         where t.task_id = j.task_id;
         if coalesce((v_action.config ->> 'retryable')::boolean, false) then
@@ -256,7 +258,7 @@ begin
       and (a_job_id is null or jb.job_id = a_job_id)
       and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
     order by jb.priority desc, jb.job_id
-    limit 1 for update skip locked;
+    limit 1 for no key update skip locked;
     if not found then
         return;
     end if;
@@ -281,7 +283,7 @@ declare
     j jobcenter.jobs;
     t jobcenter.tasks;
 begin
-    select * into j from jobcenter.jobs where cookie = a_cookie and state = 'working' for update;
+    select * into j from jobcenter.jobs where cookie = a_cookie and state = 'working' for no key update;
     if not found then
         raise exception using errcode = 'JC003',
             message = format('no task holds cookie %s', a_cookie),
@@ -316,7 +318,7 @@ returns boolean language plpgsql as $$
 declare
     j jobcenter.jobs;
 begin
-    select * into j from jobcenter.jobs where job_id = a_job_id for update;
+    select * into j from jobcenter.jobs where job_id = a_job_id for no key update;
     if not found then
         raise exception using errcode = 'JC005', message = format('no job %s', a_job_id);
     end if;
@@ -336,7 +338,7 @@ declare
     j jobcenter.jobs;
     v_start integer;
 begin
-    select * into j from jobcenter.jobs where job_id = a_job_id for update;
+    select * into j from jobcenter.jobs where job_id = a_job_id for no key update;
     if not found then
         raise exception using errcode = 'JC005',
             message = format('no live job %s', a_job_id), hint = 'archived jobs cannot be retried';
@@ -375,17 +377,14 @@ returns boolean language sql stable as $$
     select exists (select 1 from jobcenter.locks where locktype = a_locktype and lockvalue = a_lockvalue)
 $$;
 
--- The newest version of a workflow: its interface and settings.
-create function jobcenter.get_workflow_info(a_wfname text) returns jsonb
+-- The interface and settings of the workflow version create_job would run for the same name
+-- and tag list (as the original: without a tag, the newest untagged version).
+create function jobcenter.get_workflow_info(a_wfname text, a_tag text default null) returns jsonb
 language plpgsql stable as $$
 declare
     v_wf jobcenter.actions;
 begin
-    select * into v_wf from jobcenter.actions
-    where name = a_wfname and type = 'workflow' order by version desc limit 1;
-    if not found then
-        raise exception using errcode = 'JC001', message = format('no workflow named %s', a_wfname);
-    end if;
+    v_wf := jobcenter.find_workflow(a_wfname, a_tag);
     return jsonb_build_object(
         'workflow_id', v_wf.action_id, 'name', v_wf.name, 'version', v_wf.version,
         'role', v_wf.rolename, 'config', v_wf.config, 'disabled', v_wf.disabled,

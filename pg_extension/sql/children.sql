@@ -143,7 +143,7 @@ begin
                  where parentjob_id = a_job.job_id and not detached and not (job_state ? 'reaped')
                    and (a_task_id is null or parenttask_id = a_task_id)
                    and state not in ('finished', 'error', 'zombie')
-                 order by job_id for update skip locked loop
+                 order by job_id for no key update skip locked loop
             perform jobcenter.end_job(s, 'error', jsonb_build_object('error',
                 jobcenter.error_obj('abort', format('sibling job %s failed', c.job_id))));
         end loop;
@@ -166,7 +166,7 @@ begin
                      select j.job_id from jobcenter.jobs j join descendants on j.parentjob_id = descendants.job_id
                      where not j.detached)
                  select j.* from jobcenter.jobs j join descendants using (job_id)
-                 where j.state = 'lockwait' order by j.job_id for update of j skip locked loop
+                 where j.state = 'lockwait' order by j.job_id for no key update of j skip locked loop
             select job_id into v_holder from jobcenter.locks
             where locktype = d.task_state #>> '{lockwait,type}'
               and lockvalue = d.task_state #>> '{lockwait,value}';
@@ -208,7 +208,7 @@ declare
     v_outs jsonb := '[]';
 begin
     for c in select * from jobcenter.unreaped_children(a_job.job_id, a_spawn_task)
-             for update loop
+             for no key update loop
         v_res := jobcenter.run_omap(a_job, a_task, c.out_args, v_vars);
         if v_res ? '_error' then
             return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal', v_res ->> '_error'));

@@ -253,7 +253,7 @@ begin
     for c in select * from jobcenter.jobs
              where parentjob_id = a_job_id and not detached
                and state not in ('finished', 'error', 'zombie')
-             order by job_id for update skip locked loop
+             order by job_id for no key update skip locked loop
         perform jobcenter.end_job(c, 'error',
             jsonb_build_object('error', jobcenter.error_obj('abort', a_reason)));
     end loop;
@@ -358,7 +358,10 @@ declare
     v_next integer;
     v_parent_state jobcenter.job_state;
 begin
-    select * into j from jobcenter.jobs where job_id = a_job_id for update;
+    -- Job rows are locked FOR NO KEY UPDATE, never FOR UPDATE: updating a child row takes a
+    -- KEY SHARE lock on its parent's row (the parentjob_id foreign key), and FOR UPDATE would
+    -- conflict with it, deadlocking two children that end at once against each other.
+    select * into j from jobcenter.jobs where job_id = a_job_id for no key update;
     if not found or j.state not in ('done', 'plotting') then
         return '{}';
     end if;

@@ -15,7 +15,7 @@ begin
     for j in select * from jobcenter.jobs
              where timeout <= clock_timestamp()
              order by timeout limit 1000
-             for update skip locked loop
+             for no key update skip locked loop
         -- Driving an earlier job of the batch may have moved this one on (an event, a lock,
         -- a parent); the row is ours (locked), so re-read it and skip it if no longer due.
         select * into j from jobcenter.jobs where job_id = j.job_id;
@@ -73,7 +73,7 @@ declare
 begin
     select coalesce(array_agg(job_id order by job_id), '{}') into v_ids from (
         select job_id from jobcenter.jobs where state in ('done', 'plotting')
-        for update skip locked) r;
+        for no key update skip locked) r;
     perform jobcenter.drive(v_ids);
     return cardinality(v_ids);
 end $$;

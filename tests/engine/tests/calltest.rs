@@ -1,4 +1,5 @@
 //! The acceptance path: a workflow calling one action runs with a worker driven by hand.
+#![allow(clippy::unwrap_used)]
 
 use engine_tests::{db, flow, load, log_states, setup, work_one, Listener};
 use jcl::build::{lit, path, set, var};
