@@ -38,8 +38,8 @@ impl Interface {
 }
 
 /// What the database contributes to a compile: the interfaces of callees that are not in the
-/// compile, and the registered type names. An empty catalog (no database) knows no external
-/// callee and accepts every type name.
+/// compile, and the registered type names. Without a database ([`Catalog::offline`]) no
+/// external callee is known and the types are the built-in ones.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     /// Interfaces by name (the newest version of each name).
@@ -49,9 +49,12 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// A catalog for a compile without a database.
+    /// A catalog for a compile without a database: the built-in types of the extension.
     pub fn offline() -> Catalog {
-        Catalog::default()
+        Catalog {
+            externals: HashMap::new(),
+            types: Some(BUILTIN_TYPES.iter().map(|t| (*t).to_owned()).collect()),
+        }
     }
 
     /// Whether `ty` is a known type name.
@@ -62,6 +65,11 @@ impl Catalog {
         }
     }
 }
+
+/// The types every jobcenter database has (`jobcenter.json_schemas` as installed).
+pub const BUILTIN_TYPES: [&str; 10] = [
+    "null", "boolean", "number", "string", "array", "object", "integer", "json", "event", "error",
+];
 
 fn param(name: &str, ty: &str, optional: bool) -> Param {
     Param {

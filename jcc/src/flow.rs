@@ -118,6 +118,31 @@ pub fn unassigned_reads(tasks: &[Task], infos: &[Info]) -> Vec<(String, Span)> {
     out
 }
 
+/// Whether the task with id `to` can be reached from the first task.
+pub fn reachable(tasks: &[Task], infos: &[Info], to: u32) -> bool {
+    let index: HashMap<u32, usize> = tasks.iter().enumerate().map(|(i, t)| (t.id, i)).collect();
+    let mut seen = vec![false; tasks.len()];
+    let mut work = vec![0usize];
+    while let Some(i) = work.pop() {
+        let Some(task) = tasks.get(i) else { continue };
+        if std::mem::replace(&mut seen[i], true) {
+            continue;
+        }
+        if task.id == to {
+            return true;
+        }
+        let dead_next = infos.get(i).is_some_and(|f| f.dead_next);
+        let succs = task
+            .next
+            .iter()
+            .filter(|_| !dead_next)
+            .chain(task.edges.iter().map(|e| &e.to))
+            .chain(task.on_error.iter());
+        work.extend(succs.filter_map(|s| index.get(s).copied()));
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -621,7 +621,23 @@ impl<'a> Lowerer<'a> {
             None => (vec![], Assigned::default()),
         };
         let span = self.ast.wfomap.as_ref().map_or(self.ast.span, |s| s.span);
-        if !assigned.all {
+        let attrs = TaskAttributes {
+            wfomap: Some(wfomap),
+            ..TaskAttributes::default()
+        };
+        self.push(
+            end,
+            Callee::System(SystemAction::End),
+            attrs,
+            Info {
+                ops,
+                dead_next: false,
+            },
+        );
+        // a workflow that never ends normally (an interface that only raises an error)
+        // produces no outputs
+        let ends = flow::reachable(&self.tasks, &self.infos, end);
+        if !assigned.all && ends {
             for o in &me.outputs {
                 if !o.optional && !assigned.keys.contains(&o.name) {
                     self.error(
@@ -636,19 +652,6 @@ impl<'a> Lowerer<'a> {
                 }
             }
         }
-        let attrs = TaskAttributes {
-            wfomap: Some(wfomap),
-            ..TaskAttributes::default()
-        };
-        self.push(
-            end,
-            Callee::System(SystemAction::End),
-            attrs,
-            Info {
-                ops,
-                dead_next: false,
-            },
-        );
         // labels
         let mut labels: Vec<(&String, &LabelInfo)> = self.labels.iter().collect();
         labels.sort_by_key(|(n, _)| n.as_str());
@@ -798,7 +801,7 @@ impl<'a> Lowerer<'a> {
             }
             StmtKind::Eval { assigns } => {
                 let mut ops = vec![];
-                let (code, _) = self.assigns(assigns, Block::Eval, None, "eval", &mut ops);
+                let (code, _) = self.assigns(assigns, Block::Eval, None, "an eval block", &mut ops);
                 let attrs = TaskAttributes {
                     code: Some(code),
                     ..TaskAttributes::default()

@@ -1,0 +1,6 @@
+# Worker action: round-trip time to a host in milliseconds (a large number when it is down).
+action net.ping:
+in:
+	host string
+out:
+	latency number

@@ -1,0 +1,7 @@
+# Worker action: ask the approver (mail, chat, …) to decide on a request.
+action notify.approver:
+in:
+	request_id string
+	text string
+out:
+	sent boolean

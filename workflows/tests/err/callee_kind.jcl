@@ -1,0 +1,6 @@
+# expect: JC0219 5:12
+workflow err.callee_kind:
+do:
+	split:
+		callflow add:
+			counter = 1

@@ -1,0 +1,5 @@
+# expect: JC0208 5:7
+workflow err.unknown_label:
+do:
+	label again
+	goto agian

@@ -1,0 +1,8 @@
+# Worker action that takes `lang` from the job environment.
+action greet:
+in:
+	name string
+env:
+	lang string
+out:
+	greeting string

@@ -1,0 +1,4 @@
+workflow shape.square:
+interface: shape
+wfomap:
+	area = a.size * a.size
