@@ -262,7 +262,9 @@ pub enum StmtKind {
         imap: Vec<Assign>,
         into: Option<Block<Assign>>,
     },
-    /// `eval:` or `let:` with assignments (default namespace `v.`).
+    /// `eval:` or `let:` with assignments (default namespace `v.`). Assignment lines written
+    /// directly among statements (`v.log = 'failed'` in a `catch:` block) are an `Eval` too,
+    /// one per run of consecutive lines, spanning the first of them.
     Eval { assigns: Vec<Assign> },
     /// `if C:` …, any number of `elsif C:` …, optionally `else:` …. The first branch is the
     /// `if`.

@@ -13,7 +13,11 @@
 
 pub mod ast;
 pub mod diagnostic;
+mod expr;
+mod grammar;
+mod layout;
 pub mod parser;
+mod source;
 
 pub use diagnostic::{Diagnostic, Label, Severity};
 pub use parser::parse;
