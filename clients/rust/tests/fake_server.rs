@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use jc_client::{
-    AnnounceOptions, Auth, Backoff, Client, Config, Endpoint, Error, Handler, TaskError,
-    TlsOptions,
+    AnnounceOptions, Auth, Backoff, Client, Config, Endpoint, Error, Handler, TaskError, TlsOptions,
 };
 use jc_proto::{Frame, NetstringCodec};
 use serde_json::{json, Value};
@@ -83,8 +82,7 @@ impl Fake {
                 tokio::spawn(async move {
                     match tls {
                         Some(cfg) => {
-                            let Ok(s) = tokio_rustls::TlsAcceptor::from(cfg).accept(s).await
-                            else {
+                            let Ok(s) = tokio_rustls::TlsAcceptor::from(cfg).accept(s).await else {
                                 return;
                             };
                             let has_cert = s.get_ref().1.peer_certificates().is_some();
@@ -185,8 +183,10 @@ impl Fake {
                 {
                     reply(json!([true, "welcome to the clientapi alice!"]));
                     // The server pings its clients.
-                    let _ = out.send(json!({"jsonrpc":"2.0","id":"s1","method":"ping","params":{}}));
-                    let _ = out.send(json!({"jsonrpc":"2.0","id":"s2","method":"nope","params":{}}));
+                    let _ =
+                        out.send(json!({"jsonrpc":"2.0","id":"s1","method":"ping","params":{}}));
+                    let _ =
+                        out.send(json!({"jsonrpc":"2.0","id":"s2","method":"nope","params":{}}));
                 } else {
                     reply(json!([false, "wrong password"]));
                     return false;
@@ -280,7 +280,11 @@ impl Fake {
 }
 
 fn offer(st: &State, job_id: i64) {
-    if let Some((tx, _)) = st.peers.values().find(|(_, a)| a.iter().any(|a| a == "double")) {
+    if let Some((tx, _)) = st
+        .peers
+        .values()
+        .find(|(_, a)| a.iter().any(|a| a == "double"))
+    {
         let _ = tx.send(json!({"jsonrpc":"2.0","method":"task_ready",
             "params":{"actionname":"double","job_id":job_id}}));
     }
@@ -330,7 +334,10 @@ async fn roundtrip(endpoint: Endpoint, fake: &Fake) {
     let w = worker.clone();
     let work = tokio::spawn(async move { w.work().await });
     let client = Client::connect(config(endpoint)).await.unwrap();
-    assert_eq!(client.call("double", json!({"x": 21})).await.unwrap(), json!({"out": 42}));
+    assert_eq!(
+        client.call("double", json!({"x": 21})).await.unwrap(),
+        json!({"out": 42})
+    );
     worker.stop();
     work.await.unwrap().unwrap();
 
@@ -344,7 +351,11 @@ async fn roundtrip(endpoint: Endpoint, fake: &Fake) {
         announce["params"],
         json!({"actionname":"double","slots":3,"workername":"w1"})
     );
-    let done = st.received.iter().find(|m| m["method"] == "task_done").unwrap();
+    let done = st
+        .received
+        .iter()
+        .find(|m| m["method"] == "task_done")
+        .unwrap();
     assert_eq!(done.get("id"), None, "task_done is a notification");
     assert_eq!(done["params"]["outargs"], json!({"out": 42}));
     let hello = st.received.iter().find(|m| m["method"] == "hello").unwrap();
@@ -370,7 +381,11 @@ async fn call_served_by_a_worker_over_tcp() {
 async fn call_served_by_a_worker_over_websocket() {
     let fake = Fake::new();
     let port = fake.listen(Kind::WebSocket, None).await;
-    roundtrip(Endpoint::websocket(format!("ws://127.0.0.1:{port}/")), &fake).await;
+    roundtrip(
+        Endpoint::websocket(format!("ws://127.0.0.1:{port}/")),
+        &fake,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -410,7 +425,10 @@ async fn job_errors_and_refusals_are_errors() {
     }
     assert_eq!(client.raise_event(json!({"name": "e"})).await.unwrap(), 7);
     assert!(client.cancel_job(101, Some("why")).await.unwrap());
-    assert_eq!(client.find_jobs(json!({}), None).await.unwrap(), vec![101, 102]);
+    assert_eq!(
+        client.find_jobs(json!({}), None).await.unwrap(),
+        vec![101, 102]
+    );
     client.ping().await.unwrap();
     // get_job is not in the fake: a JSON-RPC error.
     let e = client.get_job(101).await.unwrap_err();
@@ -451,7 +469,10 @@ async fn a_panicking_handler_fails_the_task_not_the_worker() {
     let client = Client::connect(config(ep)).await.unwrap();
     let e = client.call("double", json!({"x": 0})).await.unwrap_err();
     assert!(e.to_string().contains("panic"), "{e}");
-    assert_eq!(client.call("double", json!({"x": 1})).await.unwrap(), json!({"out": 1}));
+    assert_eq!(
+        client.call("double", json!({"x": 1})).await.unwrap(),
+        json!({"out": 1})
+    );
     worker.stop();
     work.await.unwrap().unwrap();
 }
@@ -514,9 +535,16 @@ async fn worker_reconnects_and_announces_again() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(announces(), 2, "the worker announced again after reconnecting");
+    assert_eq!(
+        announces(),
+        2,
+        "the worker announced again after reconnecting"
+    );
     let client = Client::connect(config(ep)).await.unwrap();
-    assert_eq!(client.call("double", json!({"x": 4})).await.unwrap(), json!({"out": 8}));
+    assert_eq!(
+        client.call("double", json!({"x": 4})).await.unwrap(),
+        json!({"out": 8})
+    );
     worker.stop();
     work.await.unwrap().unwrap();
 }
@@ -590,11 +618,13 @@ fn pki() -> Pki {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca_cert.der().clone()).unwrap();
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .allow_unauthenticated()
-            .build()
-            .unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()
+    .unwrap();
     let key = rustls::pki_types::PrivateKeyDer::try_from(server_key.serialize_der()).unwrap();
     let server = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -628,15 +658,21 @@ async fn tls_with_and_without_a_client_certificate() {
         ..tls.clone()
     };
     let mut cfg = config(Endpoint::tls("localhost", port, with_cert));
-    cfg.auth = Auth::ClientCert { who: "alice".into() };
+    cfg.auth = Auth::ClientCert {
+        who: "alice".into(),
+    };
     let c2 = Client::connect(cfg).await.unwrap();
     c2.ping().await.unwrap();
     assert_eq!(fake.st().client_cert_seen, vec![false, true]);
 
     // Without the CA the server's certificate is not trusted.
-    let e = Client::connect(config(Endpoint::tls("localhost", port, TlsOptions::default())))
-        .await
-        .unwrap_err();
+    let e = Client::connect(config(Endpoint::tls(
+        "localhost",
+        port,
+        TlsOptions::default(),
+    )))
+    .await
+    .unwrap_err();
     assert!(matches!(e, Error::Tls(_)), "{e}");
     // A certificate without its key is a configuration error.
     let half = TlsOptions {
