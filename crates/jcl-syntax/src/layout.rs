@@ -266,6 +266,8 @@ fn tree(src: &Source<'_>, clean: &str) -> PResult<Vec<Line>> {
         let mut content = raw.len();
         for (i, c) in raw.char_indices() {
             match c {
+                // A byte-order mark at the start of the file is not indentation.
+                '\u{feff}' if line_start + i == 0 => {}
                 ' ' => indent += 1,
                 '\t' => indent = (indent / 8 + 1) * 8,
                 _ => {

@@ -1,19 +1,29 @@
-//! The parser: source text to [`ast::File`].
+//! The parser: source text to [`crate::ast::File`].
 //!
-//! [`parse`] runs the layout pass ([`crate::layout`]: comments, strings, indentation → a tree
-//! of lines) and then walks the tree. Each line is parsed by one pest rule of `jcl.pest`,
-//! chosen by where the line is (a section, an assignment block, a statement block) and, for
-//! statements, by its first word, so that a syntax error is reported against the construct
-//! the user was writing ("expected `:` after `call add`") rather than as a list of every
-//! statement that could have started there. Statements with companion blocks (`into:`,
-//! `elsif`/`else:`, `until`, `catch:`, `when`, `collect:`, the `call` after `interface`)
-//! consume the following sibling lines.
+//! JCL blocks are made by indentation, which a PEG cannot express, so [`parse`] works in
+//! layers:
+//!
+//! 1. **Layout** (`layout.rs`): one pass over the text with a small state machine (code,
+//!    string, regex, comment) blanks out comments, keeping byte offsets, and reports what needs
+//!    the whole text: unterminated strings, regexes and `#[[` comments, Perl blocks `[[ … ]]`,
+//!    brackets nested too deep. Then the clean text is split into lines; blank lines are
+//!    dropped, indentation is measured (a tab advances to the next multiple of 8 columns), and
+//!    the lines are nested into a tree with an explicit stack: a line's children are the
+//!    following lines indented deeper. Siblings must share one indentation (JC0102).
+//! 2. **Lines** (this module): the tree is walked top-down. Each line is parsed by one pest
+//!    rule of `jcl.pest`, chosen by where the line is (a section, an assignment block, a
+//!    statement block) and, for statements, by its first word, so a syntax error is reported
+//!    against the construct being written ("expected `:` after `call add`") rather than as a
+//!    list of every statement that could have started there. Statements with companion blocks
+//!    (`into:`, `elsif`/`else:`, `until`, `catch:`, `when`, `collect:`, the `call` after
+//!    `interface`) consume the sibling lines that follow them.
+//! 3. **Expressions** (`expr.rs`): pest's `PrattParser` climbs the operator sequence of an
+//!    `expr` pair with Perl's precedence.
 //!
 //! Parsing stops at the first error. No input makes it panic: there is no indexing or
-//! unwrapping on input-dependent paths, and nesting is bounded (blocks and brackets by the
-//! layout pass, and the operators and tokens of a line by [`MAX_LINE_OPERATORS`] and
-//! [`MAX_LINE_TOKENS`]) so that neither the
-//! grammar's recursion nor the tree's depth can exhaust the stack.
+//! unwrapping on input-dependent paths, and nesting is bounded (blocks and brackets 64 deep by
+//! the layout pass, at most 256 operators and 4000 tokens per line here) so that neither the
+//! grammar's recursion nor the depth of the tree can exhaust the stack.
 
 use std::iter::Peekable;
 use std::slice::Iter;

@@ -223,6 +223,12 @@ fn tabs_count_as_eight_columns() {
 }
 
 #[test]
+fn byte_order_mark() {
+    let f = ok("\u{feff}workflow w:\ndo:\n\treturn\n");
+    assert_eq!(f.name.text, "w");
+}
+
+#[test]
 fn spaces_only_and_crlf() {
     let f = ok("workflow w:\r\nin:\r\n  x string\r\ndo:\r\n  eval:\r\n    y = 'a'\r\n");
     assert_eq!(f.inputs.unwrap().items[0].ty.text, "string");
