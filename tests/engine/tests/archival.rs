@@ -1,0 +1,87 @@
+//! Archival (do_archival_and_cleanup): a finished job tree moves to jobs_archive, but not while
+//! one of its jobs (a detached child) is still running; next_timeout is null with no timer.
+#![allow(clippy::unwrap_used)]
+
+use engine_tests::{count, db, flow, load, setup, state};
+use jcl::build::{lit, path, set};
+use jcl::Ns;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_tree_with_a_running_detached_child_waits_for_it() {
+    let (_db, c) = setup().await;
+    // The child sleeps an hour; the parent starts it detached and ends at once.
+    let mut f = flow::Flow::workflow("napper").output("ok", "boolean");
+    f.system(
+        jcl::SystemAction::Sleep,
+        vec![set(path(Ns::I, &["timeout"]), lit(3600))],
+    );
+    let napper = f.end(vec![set(path(Ns::O, &["ok"]), lit(true))]);
+    let mut f = flow::Flow::workflow("starter").output("ok", "boolean");
+    f.call_with("napper", vec![], vec![], |t| t.detach = true);
+    let starter = f.end(vec![set(path(Ns::O, &["ok"]), lit(true))]);
+    load(&c, &[napper, starter]).await;
+    assert_eq!(db::next_timeout(&c).await.unwrap(), None, "no timer yet");
+    let parent = db::create_job(&c, "starter", &json!({}), Default::default())
+        .await
+        .unwrap()
+        .job_id;
+    assert_eq!(state(&c, parent).await, "finished");
+    let child: i64 = c
+        .query_one(
+            "select job_id from jobcenter.jobs where parentjob_id = $1",
+            &[&parent],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(state(&c, child).await, "sleeping");
+    let wait = db::next_timeout(&c).await.unwrap().unwrap();
+    assert!(wait > 3500.0, "{wait}");
+    c.batch_execute(
+        "update jobcenter.settings set value = '\"0 seconds\"' \
+         where name = 'archive_finished_after'",
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(db::do_archival_and_cleanup(&c).await.unwrap(), 0);
+    assert_eq!(
+        count(&c, "jobs").await,
+        2,
+        "the running child keeps its tree"
+    );
+    assert_eq!(count(&c, "jobs_archive").await, 0);
+
+    c.execute(
+        "update jobcenter.jobs set timeout = now() where job_id = $1",
+        &[&child],
+    )
+    .await
+    .unwrap();
+    assert_eq!(db::do_timeout(&c).await.unwrap(), 1);
+    assert_eq!(state(&c, child).await, "finished");
+    assert_eq!(db::do_archival_and_cleanup(&c).await.unwrap(), 2);
+    assert_eq!(count(&c, "jobs").await, 0);
+    let archived: Vec<(i64, String)> = c
+        .query(
+            "select job_id, state::text from jobcenter.jobs_archive order by job_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        archived,
+        [
+            (parent, "finished".to_owned()),
+            (child, "finished".to_owned())
+        ]
+    );
+    assert_eq!(
+        db::get_job_status(&c, child).await.unwrap(),
+        Some(json!({"ok": true}))
+    );
+}
