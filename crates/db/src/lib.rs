@@ -347,3 +347,142 @@ pub async fn enable_schedule(
     .await?;
     Ok(())
 }
+
+/// Who created a job (its environment's `jcclient`), live or archived; `None` when there is
+/// no such job or it names nobody. The gateway checks it before acting on a job for a user.
+pub async fn job_client(c: &impl GenericClient, job_id: i64) -> Result<Option<String>, Error> {
+    let row = c
+        .query_opt(
+            "select environment ->> 'jcclient' from jobcenter.jobs where job_id = $1
+             union all
+             select environment ->> 'jcclient' from jobcenter.jobs_archive where job_id = $1
+             limit 1",
+            &[&job_id],
+        )
+        .await?;
+    Ok(match row {
+        Some(r) => r.try_get(0)?,
+        None => None,
+    })
+}
+
+/// [`find_jobs`] restricted to the jobs `client` created.
+pub async fn find_client_jobs(
+    c: &impl GenericClient,
+    filter: &Value,
+    state: Option<&str>,
+    client: &str,
+) -> Result<Vec<i64>, Error> {
+    let rows = c
+        .query(
+            "select f.id from jobcenter.find_jobs($1, $2) as f(id)
+             where exists (select 1 from jobcenter.jobs j
+                           where j.job_id = f.id and j.environment ->> 'jcclient' = $3)
+                or exists (select 1 from jobcenter.jobs_archive j
+                           where j.job_id = f.id and j.environment ->> 'jcclient' = $3)
+             order by f.id",
+            &[filter, &state, &client],
+        )
+        .await?;
+    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+}
+
+/// A job (live or archived) with its workflow, state, output and step log, as a JSON object
+/// `{job_id, workflow, version, state, arguments, output, parentjob_id, created, finished,
+/// archived, steps: [{task_id, state, inargs, outargs, variables, task_entered, task_started,
+/// task_completed, worker_id, task_state}]}`; `None` for no such job.
+pub async fn job_info(c: &impl GenericClient, job_id: i64) -> Result<Option<Value>, Error> {
+    let row = c
+        .query_opt(
+            "with j as (
+                select job_id, workflow_id, state::text as state, arguments, out_args,
+                       parentjob_id, job_created, job_finished, false as archived
+                from jobcenter.jobs where job_id = $1
+                union all
+                select job_id, workflow_id, state::text, arguments, out_args,
+                       parentjob_id, job_created, job_finished, true
+                from jobcenter.jobs_archive where job_id = $1
+                limit 1)
+             select jsonb_build_object(
+                'job_id', j.job_id, 'workflow', a.name, 'version', a.version,
+                'state', j.state, 'arguments', coalesce(j.arguments, '{}'),
+                'output', case when j.state in ('finished', 'error', 'zombie') then j.out_args end,
+                'parentjob_id', j.parentjob_id, 'created', j.job_created,
+                'finished', j.job_finished, 'archived', j.archived,
+                'steps', coalesce((
+                    select jsonb_agg(jsonb_build_object(
+                        'task_id', l.task_id, 'state', l.state, 'inargs', l.inargs,
+                        'outargs', l.outargs, 'variables', l.variables,
+                        'task_entered', l.task_entered, 'task_started', l.task_started,
+                        'task_completed', l.task_completed, 'worker_id', l.worker_id,
+                        'task_state', l.task_state) order by l.job_task_log_id)
+                    from jobcenter.job_task_log l where l.job_id = j.job_id), '[]'))
+             from j join jobcenter.actions a on a.action_id = j.workflow_id",
+            &[&job_id],
+        )
+        .await?;
+    Ok(match row {
+        Some(r) => Some(r.try_get(0)?),
+        None => None,
+    })
+}
+
+/// The version (action id) of `action` that worker `worker_id` announced, whose tasks
+/// notify `action:<id>:ready`; `None` when it did not announce it.
+pub async fn announced_action(
+    c: &impl GenericClient,
+    worker_id: i64,
+    action: &str,
+) -> Result<Option<i32>, Error> {
+    let row = c
+        .query_opt(
+            "select wa.action_id from jobcenter.worker_actions wa
+             join jobcenter.actions a using (action_id)
+             where wa.worker_id = $1 and a.name = $2 and a.type = 'action'
+             order by a.version desc limit 1",
+            &[&worker_id, &action],
+        )
+        .await?;
+    Ok(match row {
+        Some(r) => Some(r.try_get(0)?),
+        None => None,
+    })
+}
+
+/// How many tasks of each of `action_ids` are `ready` (waiting for a worker), for the
+/// actions that have any.
+pub async fn ready_counts(
+    c: &impl GenericClient,
+    action_ids: &[i32],
+) -> Result<Vec<(i32, i64)>, Error> {
+    let rows = c
+        .query(
+            "select t.action_id, count(*) from jobcenter.jobs j
+             join jobcenter.tasks t using (task_id)
+             where j.state = 'ready' and t.action_id = any($1)
+             group by t.action_id",
+            &[&action_ids],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
+/// Of `job_ids`, those that have ended (or are unknown), with their [`get_job_status`].
+pub async fn ended_jobs(
+    c: &impl GenericClient,
+    job_ids: &[i64],
+) -> Result<Vec<(i64, Value)>, Error> {
+    let rows = c
+        .query(
+            "select id, s from unnest($1::bigint[]) as id,
+                 lateral jobcenter.get_job_status(id) as s
+             where s is not null",
+            &[&job_ids],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}

@@ -1,0 +1,302 @@
+//! Authentication: the users file and the checks behind `hello`.
+//!
+//! The users file is TOML, one table per user (the names are jobcenter roles, `jc_roles`):
+//!
+//! ```toml
+//! [users.alice]
+//! password = "$argon2id$v=19$m=19456,t=2,p=1$…"   # argon2, or crypt-style: $6$ / $5$ sha-crypt
+//! tokens = ["9f86d081884c7d65…"]                 # API tokens, as SHA-256 hex digests
+//! certs = ["alice-laptop"]                       # TLS client certificate CNs that are alice
+//! ```
+//!
+//! A client certificate whose CN is a user's name logs in as that user even without `certs`.
+//! `jcapi --hash-password` and `--hash-token` print the values to put in the file.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::config::AuthMethod;
+use crate::Error;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersFile {
+    #[serde(default)]
+    users: HashMap<String, UserEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserEntry {
+    password: Option<String>,
+    #[serde(default)]
+    tokens: Vec<String>,
+    #[serde(default)]
+    certs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct User {
+    password: Option<String>,
+    tokens: Vec<[u8; 32]>,
+}
+
+/// The users the gateway knows.
+#[derive(Debug, Clone, Default)]
+pub struct Users {
+    users: HashMap<String, User>,
+    /// Certificate CN -> user.
+    certs: HashMap<String, String>,
+}
+
+/// What `hello` presented.
+#[derive(Debug, Clone, Copy)]
+pub struct Hello<'a> {
+    pub who: &'a str,
+    pub method: &'a str,
+    pub token: &'a str,
+    /// The CN of the verified TLS client certificate, if any.
+    pub peer_cn: Option<&'a str>,
+}
+
+fn parse_digest(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.trim();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// The SHA-256 hex digest of an API token, as the users file stores it.
+pub fn token_digest(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// An argon2id hash of `password` with a fresh salt, for the users file.
+pub fn hash_password(password: &str) -> Result<String, String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+fn verify_password(password: &str, hash: &str) -> bool {
+    if hash.starts_with("$argon2") {
+        match PasswordHash::new(hash) {
+            Ok(parsed) => Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok(),
+            Err(_) => false,
+        }
+    } else {
+        pwhash::unix::verify(password, hash)
+    }
+}
+
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Users {
+    /// Reads a users file.
+    pub fn load(path: &Path) -> Result<Users, Error> {
+        let err = |msg: String| Error::Users {
+            path: path.to_owned(),
+            msg,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        Users::parse(&text).map_err(err)
+    }
+
+    /// Reads a users file's text.
+    pub fn parse(text: &str) -> Result<Users, String> {
+        let file: UsersFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut users = Users::default();
+        for (name, entry) in file.users {
+            if let Some(p) = &entry.password {
+                if p.starts_with("$argon2") && PasswordHash::new(p).is_err() {
+                    return Err(format!("user {name}: the argon2 hash does not parse"));
+                }
+                if !p.starts_with('$') {
+                    return Err(format!(
+                        "user {name}: password must be a hash (argon2 or crypt-style), \
+                         see jcapi --hash-password"
+                    ));
+                }
+            }
+            let tokens = entry
+                .tokens
+                .iter()
+                .map(|t| {
+                    parse_digest(t).ok_or_else(|| {
+                        format!("user {name}: a token must be a SHA-256 hex digest, see jcapi --hash-token")
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            for cn in entry.certs {
+                if let Some(other) = users.certs.insert(cn.clone(), name.clone()) {
+                    return Err(format!("certificate name {cn} is both {other} and {name}"));
+                }
+            }
+            users.users.insert(
+                name,
+                User {
+                    password: entry.password,
+                    tokens,
+                },
+            );
+        }
+        Ok(users)
+    }
+
+    /// Checks a `hello` on a listener accepting `accepted`; the error is the reason to give.
+    /// Slow for passwords (hashing is deliberately costly): call it off the async threads.
+    pub fn check(&self, hello: Hello<'_>, accepted: &[AuthMethod]) -> Result<(), String> {
+        let method = AuthMethod::parse(hello.method)
+            .ok_or_else(|| format!("unknown auth method {:?}", hello.method))?;
+        if !accepted.contains(&method) {
+            let names: Vec<&str> = accepted.iter().map(|m| m.name()).collect();
+            return Err(format!(
+                "auth method {} is not accepted here (accepted: {})",
+                method.name(),
+                names.join(", ")
+            ));
+        }
+        let denied = || Err(format!("authentication failed for {}", hello.who));
+        match method {
+            AuthMethod::Password => {
+                match self.users.get(hello.who).and_then(|u| u.password.as_ref()) {
+                    Some(hash) if verify_password(hello.token, hash) => Ok(()),
+                    _ => denied(),
+                }
+            }
+            AuthMethod::Token => {
+                let digest = Sha256::digest(hello.token.as_bytes());
+                let user = self.users.get(hello.who);
+                let ok = user.is_some_and(|u| u.tokens.iter().any(|t| same(t, &digest)));
+                if ok {
+                    Ok(())
+                } else {
+                    denied()
+                }
+            }
+            AuthMethod::ClientCert => {
+                let Some(cn) = hello.peer_cn else {
+                    return Err("no verified client certificate".into());
+                };
+                let user = self
+                    .certs
+                    .get(cn)
+                    .map(String::as_str)
+                    .or_else(|| self.users.contains_key(cn).then_some(cn));
+                match user {
+                    Some(u) if u == hello.who => Ok(()),
+                    _ => Err(format!(
+                        "the client certificate ({cn}) does not belong to {}",
+                        hello.who
+                    )),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const ALL: [AuthMethod; 3] = [
+        AuthMethod::Password,
+        AuthMethod::Token,
+        AuthMethod::ClientCert,
+    ];
+
+    fn hello<'a>(who: &'a str, method: &'a str, token: &'a str) -> Hello<'a> {
+        Hello {
+            who,
+            method,
+            token,
+            peer_cn: None,
+        }
+    }
+
+    #[test]
+    fn passwords_tokens_and_certificates() {
+        let argon = Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(8, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"s3cret", &SaltString::generate(&mut OsRng))
+        .unwrap()
+        .to_string();
+        let sha = pwhash::sha512_crypt::hash_with("$6$rounds=1000$salt", "hunter2").unwrap();
+        let text = format!(
+            "[users.alice]\npassword = {argon:?}\ntokens = [{:?}]\ncerts = [\"alice-laptop\"]\n\
+             [users.bob]\npassword = {sha:?}\n",
+            token_digest("tok-1")
+        );
+        let users = Users::parse(&text).unwrap();
+        assert!(users
+            .check(hello("alice", "password", "s3cret"), &ALL)
+            .is_ok());
+        assert!(users
+            .check(hello("alice", "password", "wrong"), &ALL)
+            .is_err());
+        assert!(users
+            .check(hello("bob", "password", "hunter2"), &ALL)
+            .is_ok());
+        assert!(users
+            .check(hello("bob", "password", "s3cret"), &ALL)
+            .is_err());
+        assert!(users.check(hello("carol", "password", "x"), &ALL).is_err());
+        assert!(users.check(hello("alice", "token", "tok-1"), &ALL).is_ok());
+        assert!(users.check(hello("bob", "token", "tok-1"), &ALL).is_err());
+        let e = users
+            .check(hello("alice", "token", "tok-1"), &[AuthMethod::Password])
+            .unwrap_err();
+        assert!(e.contains("not accepted"), "{e}");
+        let cert = |who, cn| Hello {
+            peer_cn: cn,
+            ..hello(who, "clientcert", "")
+        };
+        assert!(users
+            .check(cert("alice", Some("alice-laptop")), &ALL)
+            .is_ok());
+        assert!(
+            users.check(cert("bob", Some("bob")), &ALL).is_ok(),
+            "CN = user name"
+        );
+        assert!(users
+            .check(cert("bob", Some("alice-laptop")), &ALL)
+            .is_err());
+        assert!(users.check(cert("alice", None), &ALL).is_err());
+    }
+
+    #[test]
+    fn bad_users_files_are_refused() {
+        for bad in [
+            "[users.a]\npassword = \"plain\"\n",
+            "[users.a]\ntokens = [\"abc\"]\n",
+            "[users.a]\nshoe = 1\n",
+            "[users.a]\ncerts = [\"x\"]\n[users.b]\ncerts = [\"x\"]\n",
+        ] {
+            assert!(Users::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The client methods: each calls the engine on behalf of the authenticated user (who is
+//! passed as `impersonate`, so the engine checks that user's roles and records them as the
+//! job's `jcclient`), and none reaches a job another user created.
+//!
+//! They need no connection state, so the stream connections and HTTP POST share them.
+
+use jc_proto::methods::{
+    CancelJob, CheckIfLockExists, CreateJob, CreateJobResult, FindJobs, GetJob, GetJobStatus,
+    JobInfo, JobStatus, RaiseEvent, RetryJob,
+};
+use jc_proto::{ErrorKind, ErrorObject, Method, Request};
+use serde_json::{json, Value};
+
+use crate::server::Shared;
+
+/// The result of `M` as JSON.
+pub(crate) fn ok<M: Method>(result: M::Result) -> Result<Value, ErrorObject> {
+    serde_json::to_value(result)
+        .map_err(|e| ErrorObject::new(ErrorKind::InternalError, e.to_string()))
+}
+
+/// Refuses unless `who` created job `job_id`.
+async fn own_job(shared: &Shared, who: &str, job_id: i64) -> Result<(), ErrorObject> {
+    let db = shared.db().await?;
+    match jc_db::job_client(&**db, job_id).await {
+        Ok(Some(client)) if client == who => Ok(()),
+        Ok(Some(_)) => Err(ErrorObject::new(
+            ErrorKind::NotAuthorized,
+            format!("job {job_id} was created by another user"),
+        )),
+        Ok(None) => Err(ErrorObject::new(
+            ErrorKind::UnknownJob,
+            format!("no job {job_id}"),
+        )),
+        Err(e) => Err(shared.db_error(e)),
+    }
+}
+
+/// Runs client method `r` for `who`; `None` when `r` is not a client method.
+pub(crate) async fn call(
+    shared: &Shared,
+    who: &str,
+    r: &Request,
+) -> Option<Result<Value, ErrorObject>> {
+    Some(match r.method.as_str() {
+        CreateJob::NAME => create_job(shared, who, r).await,
+        GetJobStatus::NAME => get_job_status(shared, who, r).await,
+        FindJobs::NAME => find_jobs(shared, who, r).await,
+        CheckIfLockExists::NAME => check_if_lock_exists(shared, r).await,
+        CancelJob::NAME => cancel_job(shared, who, r).await,
+        RetryJob::NAME => retry_job(shared, who, r).await,
+        RaiseEvent::NAME => raise_event(shared, r).await,
+        GetJob::NAME => get_job(shared, who, r).await,
+        _ => return None,
+    })
+}
+
+async fn create_job(shared: &Shared, who: &str, r: &Request) -> Result<Value, ErrorObject> {
+    let p = r.params::<CreateJob>()?;
+    if !p.inargs.is_object() {
+        return ok::<CreateJob>(CreateJobResult(
+            None,
+            Some("inargs must be a JSON object".into()),
+        ));
+    }
+    let env = p.clenv.as_ref().map(|c| json!({ "clenv": c }));
+    let db = match shared.db().await {
+        Ok(db) => db,
+        Err(e) => return ok::<CreateJob>(CreateJobResult(None, Some(e.message))),
+    };
+    let opts = jc_db::CreateJob {
+        tag: p.vtag.as_deref(),
+        impersonate: Some(who),
+        env: env.as_ref(),
+        start_at: None,
+    };
+    match jc_db::create_job(&**db, &p.wfname, &p.inargs, opts).await {
+        Ok(job) => {
+            crate::metrics::Metrics::inc(&shared.metrics.jobs_created);
+            tracing::debug!(job_id = job.job_id, wfname = %p.wfname, who, "job created");
+            ok::<CreateJob>(CreateJobResult(Some(job.job_id), None))
+        }
+        Err(e) => {
+            let e = shared.db_error(e);
+            ok::<CreateJob>(CreateJobResult(None, Some(e.message)))
+        }
+    }
+}
+
+async fn get_job_status(shared: &Shared, who: &str, r: &Request) -> Result<Value, ErrorObject> {
+    let p = r.params::<GetJobStatus>()?;
+    own_job(shared, who, p.job_id).await?;
+    let db = shared.db().await?;
+    let out = jc_db::get_job_status(&**db, p.job_id)
+        .await
+        .map_err(|e| shared.db_error(e))?;
+    ok::<GetJobStatus>(JobStatus(p.job_id, out))
+}
+
+async fn find_jobs(shared: &Shared, who: &str, r: &Request) -> Result<Value, ErrorObject> {
+    let p = r.params::<FindJobs>()?;
+    if !p.filter.is_object() {
+        return Err(ErrorObject::new(
+            ErrorKind::InvalidParams,
+            "find_jobs: filter must be a JSON object",
+        ));
+    }
+    let db = shared.db().await?;
+    let ids = jc_db::find_client_jobs(&**db, &p.filter, p.state.as_deref(), who)
+        .await
+        .map_err(|e| shared.db_error(e))?;
+    ok::<FindJobs>(ids)
+}
+
+async fn check_if_lock_exists(shared: &Shared, r: &Request) -> Result<Value, ErrorObject> {
+    let p = r.params::<CheckIfLockExists>()?;
+    let db = shared.db().await?;
+    let held = jc_db::check_if_lock_exists(&**db, &p.locktype, &p.lockvalue)
+        .await
+        .map_err(|e| shared.db_error(e))?;
+    ok::<CheckIfLockExists>(held)
+}
+
+async fn cancel_job(shared: &Shared, who: &str, r: &Request) -> Result<Value, ErrorObject> {
+    let p = r.params::<CancelJob>()?;
+    own_job(shared, who, p.job_id).await?;
+    let reason = p.reason.unwrap_or_else(|| format!("cancelled by {who}"));
+    let db = shared.db().await?;
+    jc_db::cancel_job(&**db, p.job_id, &reason)
+        .await
+        .map_err(|e| shared.db_error(e))?;
+    ok::<CancelJob>(true)
+}
+
+async fn retry_job(shared: &Shared, who: &str, r: &Request) -> Result<Value, ErrorObject> {
+    let p = r.params::<RetryJob>()?;
+    own_job(shared, who, p.job_id).await?;
+    let reason = p.reason.unwrap_or_else(|| format!("retried by {who}"));
+    let db = shared.db().await?;
+    jc_db::retry_job(&**db, p.job_id, &reason)
+        .await
+        .map_err(|e| shared.db_error(e))?;
+    ok::<RetryJob>(true)
+}
+
+async fn raise_event(shared: &Shared, r: &Request) -> Result<Value, ErrorObject> {
+    let p = r.params::<RaiseEvent>()?;
+    let db = shared.db().await?;
+    let id = jc_db::raise_event(&**db, &p.event)
+        .await
+        .map_err(|e| shared.db_error(e))?;
+    ok::<RaiseEvent>(id)
+}
+
+async fn get_job(shared: &Shared, who: &str, r: &Request) -> Result<Value, ErrorObject> {
+    let p = r.params::<GetJob>()?;
+    own_job(shared, who, p.job_id).await?;
+    let db = shared.db().await?;
+    let info = jc_db::job_info(&**db, p.job_id)
+        .await
+        .map_err(|e| shared.db_error(e))?
+        .ok_or_else(|| ErrorObject::new(ErrorKind::UnknownJob, format!("no job {}", p.job_id)))?;
+    let info: JobInfo = serde_json::from_value(info)
+        .map_err(|e| ErrorObject::new(ErrorKind::InternalError, e.to_string()))?;
+    ok::<GetJob>(info)
+}

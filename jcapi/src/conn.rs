@@ -1,0 +1,605 @@
+//! One client or worker connection, whatever its transport.
+//!
+//! A connection is a task of its own reading [`Inbound`] messages, plus a writer task fed by
+//! a bounded queue (so a slow peer delays only itself; the dispatcher never waits for it and
+//! closes it when its queue is full). The conversation: `greetings`, then `hello`; after a
+//! welcome the client and worker methods. Requests are answered in order. After the first
+//! `announce` the server pings the worker every `ping_interval` and closes the connection
+//! when an answer takes longer than `ping_timeout`. However a worker connection ends, the
+//! engine is told (`disconnect`), so the tasks it held follow their action's `retryable`
+//! policy.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use jc_proto::methods::{
+    self, Announce, AnnounceResult, CreateJob, CreateJobResult, CreateSlotgroup, GetJobStatus,
+    GetTask, GreetingsParams, Hello, HelloResult, JobRef, TaskDone, TaskGiven, Withdraw,
+};
+use jc_proto::{
+    ErrorKind, ErrorObject, Id, Message, Method, Notification, Notify, Request, Response,
+};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, Interval};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::auth;
+use crate::client::{self, ok};
+use crate::config::{AuthMethod, Kind};
+use crate::dispatch::ConnHandle;
+use crate::metrics::Metrics;
+use crate::server::{action_channel, check_job, lock, wait_timeout, Shared};
+
+/// What a transport delivers.
+#[derive(Debug)]
+pub(crate) enum Inbound {
+    /// One message's bytes.
+    Message(Bytes),
+    /// A message over the size limit (skipped).
+    TooLarge(u64),
+    /// Broken framing (or a message too large to skip): answered with this error, then
+    /// the connection closes since it cannot go on.
+    Fatal(ErrorKind, String),
+}
+
+/// Who is on the other end.
+#[derive(Debug, Clone)]
+pub(crate) struct Peer {
+    pub addr: SocketAddr,
+    pub kind: Kind,
+    pub auth: Vec<AuthMethod>,
+    /// The CN of the verified TLS client certificate.
+    pub cn: Option<String>,
+}
+
+#[derive(Debug)]
+struct Worker {
+    name: String,
+    id: i64,
+}
+
+/// What to do once a response is queued.
+#[derive(Debug)]
+enum After {
+    Close,
+    /// Send `job_done` when the job ends (a `create_job` time-out in seconds).
+    WaitJob(i64, Option<f64>),
+    Sweep,
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    handle: ConnHandle,
+    peer: Peer,
+    who: Option<String>,
+    worker: Option<Worker>,
+    /// Announced actions: name -> action id.
+    actions: HashMap<String, i32>,
+    next_call: i64,
+    /// The outstanding ping: its id and when it is too late.
+    ping: Option<(i64, Instant)>,
+    after: Vec<After>,
+    closing: bool,
+}
+
+fn error(kind: ErrorKind, msg: impl Into<String>) -> ErrorObject {
+    ErrorObject::new(kind, msg)
+}
+
+/// Serves one connection until it closes, the peer is too slow or the gateway stops.
+/// `writer` consumes the outgoing queue (it owns the transport's write half).
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    peer: Peer,
+    mut inbound: BoxStream<'static, Inbound>,
+    writer: impl FnOnce(mpsc::Receiver<Bytes>) -> futures_util::future::BoxFuture<'static, ()>,
+) {
+    let (tx, rx) = mpsc::channel(shared.config.write_queue);
+    let kill = CancellationToken::new();
+    let id = shared.next_conn_id();
+    let handle = ConnHandle::new(id, tx, kill.clone(), shared.metrics.clone());
+    let mut writer = tokio::spawn(writer(rx));
+    Metrics::inc(&shared.metrics.connections);
+    shared
+        .metrics
+        .open_connections
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::debug!(conn = id, peer = %peer.addr, kind = peer.kind.name(), "connected");
+    let mut stop = shared.stop.clone();
+    let mut conn = Conn {
+        shared: shared.clone(),
+        handle,
+        peer,
+        who: None,
+        worker: None,
+        actions: HashMap::new(),
+        next_call: 0,
+        ping: None,
+        after: Vec::new(),
+        closing: false,
+    };
+    let greetings = Notification::new::<methods::Greetings>(&GreetingsParams {
+        who: "jcapi".into(),
+        version: jc_proto::PROTOCOL_VERSION.into(),
+    });
+    if let Ok(g) = greetings {
+        conn.send(g.into()).await;
+    }
+    let mut pinger: Option<Interval> = None;
+    while !*stop.borrow() {
+        let deadline = conn.ping.map(|(_, d)| d);
+        tokio::select! {
+            _ = kill.cancelled() => break,
+            _ = stop.changed() => break,
+            item = inbound.next() => match item {
+                None => break,
+                Some(Inbound::Message(bytes)) => conn.on_message(&bytes).await,
+                Some(Inbound::TooLarge(len)) => {
+                    Metrics::inc(&shared.metrics.bad_messages);
+                    let max = shared.config.max_message_size;
+                    conn.send(Response::error(None, error(ErrorKind::TooLarge,
+                        format!("a message of {len} bytes is over the limit of {max}"))).into()).await;
+                }
+                Some(Inbound::Fatal(kind, why)) => {
+                    Metrics::inc(&shared.metrics.bad_messages);
+                    conn.send(Response::error(None, error(kind, why)).into()).await;
+                    break;
+                }
+            },
+            _ = async { match pinger.as_mut() {
+                Some(t) => { t.tick().await; }
+                None => std::future::pending().await,
+            } } => conn.send_ping().await,
+            _ = async { match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            } } => {
+                Metrics::inc(&shared.metrics.ping_timeouts);
+                tracing::info!(conn = id, worker = conn.worker.as_ref().map(|w| w.name.as_str()),
+                    "no answer to ping: disconnecting");
+                break;
+            }
+        }
+        if conn.closing {
+            break;
+        }
+        if pinger.is_none() && conn.worker.is_some() {
+            let every = shared.config.ping_interval;
+            pinger = Some(tokio::time::interval_at(Instant::now() + every, every));
+        }
+    }
+    conn.cleanup().await;
+    shared
+        .metrics
+        .open_connections
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    let killed = kill.is_cancelled();
+    drop(conn);
+    // The writer ends once every handle is gone and the queue is written out.
+    if killed
+        || tokio::time::timeout(std::time::Duration::from_secs(5), &mut writer)
+            .await
+            .is_err()
+    {
+        writer.abort();
+    }
+    tracing::debug!(conn = id, "closed");
+}
+
+impl Conn {
+    async fn send(&self, msg: Message) {
+        self.handle.send(&msg).await;
+    }
+
+    async fn on_message(&mut self, bytes: &[u8]) {
+        Metrics::inc(&self.shared.metrics.messages_in);
+        match Message::parse(bytes) {
+            Err(e) => {
+                Metrics::inc(&self.shared.metrics.bad_messages);
+                self.send(e.response().into()).await;
+            }
+            Ok(Message::Request(r)) => {
+                let started = std::time::Instant::now();
+                let outcome = self.request(&r).await;
+                self.shared.metrics.requests.observe(started.elapsed());
+                self.send(
+                    Response {
+                        id: Some(r.id),
+                        outcome,
+                    }
+                    .into(),
+                )
+                .await;
+                self.run_after().await;
+            }
+            Ok(Message::Notification(n)) => self.notification(n).await,
+            Ok(Message::Response(r)) => self.response(r),
+        }
+    }
+
+    async fn run_after(&mut self) {
+        for a in std::mem::take(&mut self.after) {
+            match a {
+                After::Close => self.closing = true,
+                After::Sweep => self.shared.sweep.notify_one(),
+                After::WaitJob(job_id, timeout) => {
+                    let wait = lock(&self.shared.waiters).add(job_id, self.handle.clone());
+                    if let Some(secs) = timeout.filter(|s| *s > 0.0 && s.is_finite()) {
+                        let after = std::time::Duration::from_secs_f64(secs.min(1e9));
+                        wait_timeout(self.shared.clone(), job_id, wait, after);
+                    }
+                    // It may have ended already (steps without workers run inline).
+                    let shared = self.shared.clone();
+                    tokio::spawn(async move { check_job(&shared, job_id).await });
+                }
+            }
+        }
+    }
+
+    async fn request(&mut self, r: &Request) -> Result<Value, ErrorObject> {
+        match r.method.as_str() {
+            Hello::NAME => return self.hello(r).await,
+            methods::Ping::NAME => return ok::<methods::Ping>("pong".into()),
+            _ => {}
+        }
+        let Some(who) = self.who.clone() else {
+            return Err(if methods::NAMES.contains(&r.method.as_str()) {
+                error(ErrorKind::NotAuthenticated, "call hello first")
+            } else {
+                error(ErrorKind::MethodNotFound, format!("no method {}", r.method))
+            });
+        };
+        if let Some(result) = client::call(&self.shared, &who, r).await {
+            self.after_client_call(r, &result);
+            return result;
+        }
+        match r.method.as_str() {
+            CreateSlotgroup::NAME => self.create_slotgroup(r),
+            Announce::NAME => self.announce(&who, r).await,
+            Withdraw::NAME => self.withdraw(r).await,
+            GetTask::NAME => self.get_task(r).await,
+            _ => Err(error(
+                ErrorKind::MethodNotFound,
+                format!("no method {}", r.method),
+            )),
+        }
+    }
+
+    /// `create_job` and `get_job_status` with `notify` wait for the job to end.
+    fn after_client_call(&mut self, r: &Request, result: &Result<Value, ErrorObject>) {
+        let Ok(value) = result else { return };
+        match r.method.as_str() {
+            CreateJob::NAME => {
+                let created = serde_json::from_value::<CreateJobResult>(value.clone());
+                if let (Ok(CreateJobResult(Some(job_id), _)), Ok(p)) =
+                    (created, r.params::<CreateJob>())
+                {
+                    self.after.push(After::WaitJob(job_id, p.timeout));
+                }
+            }
+            GetJobStatus::NAME => {
+                if let Ok(p) = r.params::<GetJobStatus>() {
+                    if p.notify == Some(true) {
+                        self.after.push(After::WaitJob(p.job_id, None));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    async fn hello(&mut self, r: &Request) -> Result<Value, ErrorObject> {
+        let p = r.params::<Hello>()?;
+        if let Some(who) = &self.who {
+            return Err(error(
+                ErrorKind::Refused,
+                format!("already authenticated as {who}"),
+            ));
+        }
+        let users = self.shared.users.clone();
+        let accepted = self.peer.auth.clone();
+        let cn = self.peer.cn.clone();
+        let (who, method, token) = (p.who.clone(), p.method.clone(), p.token.clone());
+        let checked = tokio::task::spawn_blocking(move || {
+            users.check(
+                auth::Hello {
+                    who: &who,
+                    method: &method,
+                    token: &token,
+                    peer_cn: cn.as_deref(),
+                },
+                &accepted,
+            )
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("authentication failed: {e}")));
+        match checked {
+            Ok(()) => {
+                tracing::info!(conn = self.handle.id, who = %p.who, method = %p.method,
+                    peer = %self.peer.addr, "hello");
+                let msg = format!("welcome to the clientapi {}!", p.who);
+                self.who = Some(p.who);
+                ok::<Hello>(HelloResult(true, msg))
+            }
+            Err(why) => {
+                Metrics::inc(&self.shared.metrics.auth_failures);
+                tracing::info!(conn = self.handle.id, who = %p.who, method = %p.method,
+                    peer = %self.peer.addr, why, "hello refused");
+                self.after.push(After::Close);
+                ok::<Hello>(HelloResult(false, why))
+            }
+        }
+    }
+
+    fn create_slotgroup(&mut self, r: &Request) -> Result<Value, ErrorObject> {
+        let p = r.params::<CreateSlotgroup>()?;
+        if p.slots == 0 {
+            return Err(error(
+                ErrorKind::InvalidParams,
+                "slots should be a positive number",
+            ));
+        }
+        if !lock(&self.shared.dispatch).create_group(self.handle.id, &p.name, p.slots) {
+            return Err(error(
+                ErrorKind::Refused,
+                format!("slotgroup {} already exists", p.name),
+            ));
+        }
+        ok::<CreateSlotgroup>(true)
+    }
+
+    async fn announce(&mut self, who: &str, r: &Request) -> Result<Value, ErrorObject> {
+        let p = r.params::<Announce>()?;
+        let refuse = |msg: String| ok::<Announce>(AnnounceResult(false, msg));
+        let conn = self.handle.id;
+        if p.slots.is_some() && p.slotgroup.is_some() {
+            return refuse("cannot provide both slotgroup and slots".into());
+        }
+        if let Some(sg) = &p.slotgroup {
+            if !lock(&self.shared.dispatch).has_group(conn, sg) {
+                return refuse(format!("slotgroup {sg} does not exist"));
+            }
+        }
+        let slots = p.slots.unwrap_or(1);
+        if slots == 0 {
+            return refuse("slots should be a positive number".into());
+        }
+        if p.filter.as_ref().is_some_and(|f| !f.is_object()) {
+            return refuse("filter must be a JSON object".into());
+        }
+        let name = p
+            .workername
+            .clone()
+            .or_else(|| self.worker.as_ref().map(|w| w.name.clone()))
+            .unwrap_or_else(|| who.to_owned());
+        if let Some(w) = &self.worker {
+            if w.name != name {
+                return refuse(format!("this connection is worker {}", w.name));
+            }
+        }
+        if self.actions.contains_key(&p.actionname) {
+            return refuse(format!("{} is already announced", p.actionname));
+        }
+        if !lock(&self.shared.dispatch).claim_name(conn, &name) {
+            return refuse(format!(
+                "worker name {name} is in use by another connection"
+            ));
+        }
+        let announced = async {
+            let db = self.shared.db().await?;
+            let worker_id =
+                jc_db::announce(&**db, &name, &p.actionname, Some(who), p.filter.as_ref())
+                    .await
+                    .map_err(|e| self.shared.db_error(e))?;
+            let action_id = jc_db::announced_action(&**db, worker_id, &p.actionname)
+                .await
+                .map_err(|e| self.shared.db_error(e))?
+                .ok_or_else(|| error(ErrorKind::UnknownWorkflow, "the announcement is gone"))?;
+            Ok::<_, ErrorObject>((worker_id, action_id))
+        }
+        .await;
+        let (worker_id, action_id) = match announced {
+            Ok(ids) => ids,
+            Err(e) => {
+                if self.worker.is_none() {
+                    lock(&self.shared.dispatch).release_name(conn);
+                }
+                return refuse(e.message);
+            }
+        };
+        let group = p
+            .slotgroup
+            .clone()
+            .unwrap_or_else(|| format!("_{}", p.actionname));
+        let new = {
+            let mut d = lock(&self.shared.dispatch);
+            if p.slotgroup.is_none() {
+                d.create_group(conn, &group, slots);
+            }
+            d.announce(&self.handle, &name, action_id, &p.actionname, &group)
+        };
+        if self.worker.is_none() {
+            self.shared
+                .metrics
+                .workers
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.worker = Some(Worker {
+            name: name.clone(),
+            id: worker_id,
+        });
+        self.actions.insert(p.actionname.clone(), action_id);
+        if new {
+            self.shared.listen_on(action_channel(action_id)).await;
+        }
+        tracing::info!(conn, worker = %name, action = %p.actionname, action_id, slots, "announce");
+        self.after.push(After::Sweep);
+        ok::<Announce>(AnnounceResult(true, "success".into()))
+    }
+
+    async fn withdraw(&mut self, r: &Request) -> Result<Value, ErrorObject> {
+        let p = r.params::<Withdraw>()?;
+        let (Some(w), Some(action_id)) = (&self.worker, self.actions.remove(&p.actionname)) else {
+            return Err(error(
+                ErrorKind::UnknownWorker,
+                format!("{} was not announced on this connection", p.actionname),
+            ));
+        };
+        if lock(&self.shared.dispatch).withdraw(self.handle.id, action_id, Instant::now()) {
+            self.shared.unlisten(action_channel(action_id));
+        }
+        let db = self.shared.db().await?;
+        jc_db::withdraw(&**db, &w.name, &p.actionname)
+            .await
+            .map_err(|e| self.shared.db_error(e))?;
+        ok::<Withdraw>(true)
+    }
+
+    async fn get_task(&mut self, r: &Request) -> Result<Value, ErrorObject> {
+        let p = r.params::<GetTask>()?;
+        let Some(w) = &self.worker else {
+            return Err(error(ErrorKind::UnknownWorker, "announce an action first"));
+        };
+        if !self.actions.contains_key(&p.actionname) {
+            return Err(error(
+                ErrorKind::UnknownWorker,
+                format!("{} was not announced on this connection", p.actionname),
+            ));
+        }
+        let Some(claim) = lock(&self.shared.dispatch).claim(self.handle.id, &p.job_id) else {
+            // Not offered to this worker (or no longer): nothing to take.
+            return ok::<GetTask>(None);
+        };
+        let job_id = match p.job_id {
+            JobRef::Id(n) => Some(n),
+            JobRef::Token(_) => None,
+        };
+        let conn = self.handle.id;
+        let taken = async {
+            let db = self.shared.db().await?;
+            jc_db::get_task(&**db, &w.name, &p.actionname, job_id)
+                .await
+                .map_err(|e| self.shared.db_error(e))
+        }
+        .await;
+        let now = Instant::now();
+        match taken {
+            Ok(Some(task)) => {
+                lock(&self.shared.dispatch).taken(conn, task.cookie, claim, now);
+                ok::<GetTask>(Some(TaskGiven(
+                    task.job_id,
+                    task.cookie.to_string(),
+                    task.inargs,
+                    task.env,
+                )))
+            }
+            Ok(None) => {
+                lock(&self.shared.dispatch).not_taken(conn, claim, now);
+                ok::<GetTask>(None)
+            }
+            Err(e) => {
+                lock(&self.shared.dispatch).not_taken(conn, claim, now);
+                Err(e)
+            }
+        }
+    }
+
+    async fn notification(&mut self, n: Notification) {
+        if n.method != TaskDone::NAME {
+            tracing::debug!(conn = self.handle.id, method = %n.method, "notification ignored");
+            return;
+        }
+        if self.who.is_none() {
+            tracing::info!(conn = self.handle.id, "task_done before hello ignored");
+            return;
+        }
+        let p = match n.params::<TaskDone>() {
+            Ok(p) => p,
+            Err(e) => {
+                Metrics::inc(&self.shared.metrics.bad_messages);
+                tracing::warn!(conn = self.handle.id, error = %e, "bad task_done");
+                return;
+            }
+        };
+        let Ok(cookie) = Uuid::parse_str(&p.cookie) else {
+            Metrics::inc(&self.shared.metrics.bad_messages);
+            tracing::warn!(conn = self.handle.id, cookie = %p.cookie, "task_done: not a cookie");
+            return;
+        };
+        Metrics::inc(&self.shared.metrics.tasks_done);
+        match self.shared.db().await {
+            Ok(db) => {
+                if let Err(e) = jc_db::task_done(&**db, cookie, &p.outargs).await {
+                    let e = self.shared.db_error(e);
+                    tracing::info!(conn = self.handle.id, %cookie, error = %e, "task_done refused");
+                }
+            }
+            Err(e) => tracing::warn!(conn = self.handle.id, error = %e, "task_done lost"),
+        }
+        lock(&self.shared.dispatch).done(cookie, Instant::now());
+    }
+
+    fn response(&mut self, r: Response) {
+        let Some((id, _)) = self.ping else { return };
+        if r.id != Some(Id::Number(id)) {
+            return;
+        }
+        self.ping = None;
+        // Any answer, even an error, shows the worker is alive.
+        if let Some(w) = &self.worker {
+            let (shared, worker_id) = (self.shared.clone(), w.id);
+            tokio::spawn(async move {
+                if let Ok(db) = shared.db().await {
+                    if let Err(e) = jc_db::ping(&**db, worker_id).await {
+                        shared.db_error(e);
+                    }
+                }
+            });
+        }
+    }
+
+    async fn send_ping(&mut self) {
+        if self.ping.is_some() {
+            return;
+        }
+        self.next_call += 1;
+        let id = self.next_call;
+        if let Ok(r) = Request::new::<methods::Ping>(id, &methods::PingParams {}) {
+            self.ping = Some((id, Instant::now() + self.shared.config.ping_timeout));
+            self.send(r.into()).await;
+        }
+    }
+
+    async fn cleanup(&mut self) {
+        let conn = self.handle.id;
+        let empty = lock(&self.shared.dispatch).remove_conn(conn, Instant::now());
+        for action_id in empty {
+            self.shared.unlisten(action_channel(action_id));
+        }
+        lock(&self.shared.waiters).remove_conn(conn);
+        if let Some(w) = self.worker.take() {
+            self.shared
+                .metrics
+                .workers
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(conn, worker = %w.name, "worker gone: disconnect");
+            match self.shared.db().await {
+                Ok(db) => {
+                    if let Err(e) = jc_db::disconnect(&**db, &w.name).await {
+                        let e = self.shared.db_error(e);
+                        tracing::info!(conn, worker = %w.name, error = %e, "disconnect");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(conn, worker = %w.name, error = %e, "disconnect lost")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,655 @@
+//! Dispatch: which worker is offered which ready task.
+//!
+//! The database knows which tasks are ready; the gateway only knows which of its workers
+//! have free slots. When `action:<id>:ready` says a task is ready, [`Dispatch::ready`] picks,
+//! round-robin, a worker of that action with a free slot (and, for actions with filters, one
+//! the notification names) and sends it `task_ready`; the slot counts as used from the offer
+//! on. A worker that does not call `get_task` within the offer timeout loses the offer to the
+//! next worker ([`Dispatch::expire`]). When no slot is free the action is marked *pending*:
+//! as slots free up (`task_done`, a refused offer) the gateway offers *poll tokens* — a
+//! `task_ready` whose `job_id` is a string; `get_task` with it takes the oldest ready task the
+//! worker may have — until a poll finds nothing. A periodic sweep ([`Dispatch::sweep`]) counts
+//! ready tasks in the database and offers polls for those no offer covers, so a lost
+//! notification (NOTIFY is a hint) never leaves a task waiting forever.
+//!
+//! Everything here is synchronous and quick; it runs under one mutex. Messages to workers are
+//! queued without waiting ([`ConnHandle::push`]): a worker too slow to read its queue is
+//! closed rather than allowed to block dispatch for everyone.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use jc_proto::methods::{JobRef, TaskReady, TaskReadyParams};
+use jc_proto::{Message, Notification};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::metrics::Metrics;
+
+pub(crate) type ConnId = u64;
+
+/// The way to a connection's writer.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnHandle {
+    pub id: ConnId,
+    tx: mpsc::Sender<Bytes>,
+    kill: CancellationToken,
+    metrics: Arc<Metrics>,
+}
+
+impl ConnHandle {
+    pub fn new(
+        id: ConnId,
+        tx: mpsc::Sender<Bytes>,
+        kill: CancellationToken,
+        metrics: Arc<Metrics>,
+    ) -> ConnHandle {
+        ConnHandle {
+            id,
+            tx,
+            kill,
+            metrics,
+        }
+    }
+
+    /// Queues a message without waiting. A full queue means the peer does not read: the
+    /// connection is closed. Returns whether the message was queued.
+    pub fn push(&self, msg: &Message) -> bool {
+        match self.tx.try_send(Bytes::from(msg.to_bytes())) {
+            Ok(()) => {
+                Metrics::inc(&self.metrics.messages_out);
+                true
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if !self.kill.is_cancelled() {
+                    tracing::warn!(conn = self.id, "write queue full: closing a slow client");
+                    Metrics::inc(&self.metrics.slow_clients);
+                    self.kill.cancel();
+                }
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Queues a message, waiting for room (only the connection's own task does this).
+    pub async fn send(&self, msg: &Message) -> bool {
+        let ok = self.tx.send(Bytes::from(msg.to_bytes())).await.is_ok();
+        if ok {
+            Metrics::inc(&self.metrics.messages_out);
+        }
+        ok
+    }
+}
+
+#[derive(Debug)]
+struct WorkerAction {
+    handle: ConnHandle,
+    workername: String,
+    group: String,
+}
+
+#[derive(Debug)]
+struct ActionEntry {
+    name: String,
+    workers: VecDeque<WorkerAction>,
+    /// Tasks may be ready that no offer covers.
+    pending: bool,
+}
+
+#[derive(Debug)]
+struct SlotGroup {
+    slots: u32,
+    used: u32,
+}
+
+#[derive(Debug)]
+struct Offer {
+    action_id: i32,
+    conn: ConnId,
+    group: String,
+    deadline: Instant,
+    /// The worker names a filtered action's notification allowed.
+    eligible: Option<Vec<String>>,
+    /// Connections that let this offer expire.
+    tried: Vec<ConnId>,
+}
+
+#[derive(Debug)]
+struct Taken {
+    conn: ConnId,
+    group: String,
+    action_id: i32,
+}
+
+/// An offer a worker took up with `get_task`: what to tell [`Dispatch::taken`] or
+/// [`Dispatch::not_taken`] after asking the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Claim {
+    pub action_id: i32,
+    pub group: String,
+    pub poll: bool,
+}
+
+/// The dispatcher's state; see the module docs.
+#[derive(Debug)]
+pub(crate) struct Dispatch {
+    actions: HashMap<i32, ActionEntry>,
+    groups: HashMap<(ConnId, String), SlotGroup>,
+    offers: HashMap<JobRef, Offer>,
+    taken: HashMap<Uuid, Taken>,
+    names: HashMap<String, ConnId>,
+    next_token: u64,
+    offer_timeout: Duration,
+    metrics: Arc<Metrics>,
+}
+
+impl Dispatch {
+    pub fn new(offer_timeout: Duration, metrics: Arc<Metrics>) -> Dispatch {
+        Dispatch {
+            actions: HashMap::new(),
+            groups: HashMap::new(),
+            offers: HashMap::new(),
+            taken: HashMap::new(),
+            names: HashMap::new(),
+            next_token: 0,
+            offer_timeout,
+            metrics,
+        }
+    }
+
+    /// Reserves a worker name for `conn`; `false` when another connection has it.
+    pub fn claim_name(&mut self, conn: ConnId, name: &str) -> bool {
+        *self.names.entry(name.to_owned()).or_insert(conn) == conn
+    }
+
+    /// Gives up the worker name `conn` reserved.
+    pub fn release_name(&mut self, conn: ConnId) {
+        self.names.retain(|_, c| *c != conn);
+    }
+
+    /// Creates a slot group; `false` when the connection has one of that name.
+    pub fn create_group(&mut self, conn: ConnId, name: &str, slots: u32) -> bool {
+        let key = (conn, name.to_owned());
+        if self.groups.contains_key(&key) {
+            return false;
+        }
+        self.groups.insert(key, SlotGroup { slots, used: 0 });
+        true
+    }
+
+    pub fn has_group(&self, conn: ConnId, name: &str) -> bool {
+        self.groups.contains_key(&(conn, name.to_owned()))
+    }
+
+    /// Adds a worker's announcement of `action_id`; `true` when the action is new here (it
+    /// needs a LISTEN).
+    pub fn announce(
+        &mut self,
+        handle: &ConnHandle,
+        workername: &str,
+        action_id: i32,
+        actionname: &str,
+        group: &str,
+    ) -> bool {
+        let mut new = false;
+        let entry = self.actions.entry(action_id).or_insert_with(|| {
+            new = true;
+            ActionEntry {
+                name: actionname.to_owned(),
+                workers: VecDeque::new(),
+                pending: false,
+            }
+        });
+        entry.workers.retain(|w| w.handle.id != handle.id);
+        entry.workers.push_back(WorkerAction {
+            handle: handle.clone(),
+            workername: workername.to_owned(),
+            group: group.to_owned(),
+        });
+        new
+    }
+
+    /// Removes `conn`'s announcement of `action_id`; `true` when the action has no workers
+    /// left here (it needs an UNLISTEN).
+    pub fn withdraw(&mut self, conn: ConnId, action_id: i32, now: Instant) -> bool {
+        let Some(entry) = self.actions.get_mut(&action_id) else {
+            return false;
+        };
+        entry.workers.retain(|w| w.handle.id != conn);
+        let keys: Vec<JobRef> = self
+            .offers
+            .iter()
+            .filter(|(_, o)| o.conn == conn && o.action_id == action_id)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in keys {
+            self.reoffer(key, now);
+        }
+        self.drop_if_empty(action_id)
+    }
+
+    fn drop_if_empty(&mut self, action_id: i32) -> bool {
+        if self
+            .actions
+            .get(&action_id)
+            .is_some_and(|e| e.workers.is_empty())
+        {
+            self.actions.remove(&action_id);
+            self.offers.retain(|_, o| o.action_id != action_id);
+            return true;
+        }
+        false
+    }
+
+    /// Forgets a closed connection; returns the actions left without workers.
+    pub fn remove_conn(&mut self, conn: ConnId, now: Instant) -> Vec<i32> {
+        self.names.retain(|_, c| *c != conn);
+        self.taken.retain(|_, t| t.conn != conn);
+        for entry in self.actions.values_mut() {
+            entry.workers.retain(|w| w.handle.id != conn);
+        }
+        let keys: Vec<JobRef> = self
+            .offers
+            .iter()
+            .filter(|(_, o)| o.conn == conn)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in keys {
+            self.reoffer(key, now);
+        }
+        self.groups.retain(|(c, _), _| *c != conn);
+        let empty: Vec<i32> = self
+            .actions
+            .iter()
+            .filter(|(_, e)| e.workers.is_empty())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &empty {
+            self.drop_if_empty(*id);
+        }
+        empty
+    }
+
+    fn free(&self, w: &WorkerAction) -> bool {
+        self.groups
+            .get(&(w.handle.id, w.group.clone()))
+            .is_some_and(|g| g.used < g.slots)
+    }
+
+    /// Offers `key` to the next free worker of `action_id` (round-robin) that is eligible
+    /// and has not tried it yet; `false` when there is none.
+    fn offer(
+        &mut self,
+        action_id: i32,
+        key: JobRef,
+        eligible: Option<Vec<String>>,
+        tried: Vec<ConnId>,
+        now: Instant,
+    ) -> bool {
+        let Some(entry) = self.actions.get(&action_id) else {
+            return false;
+        };
+        let pick = entry.workers.iter().position(|w| {
+            !tried.contains(&w.handle.id)
+                && eligible
+                    .as_ref()
+                    .is_none_or(|names| names.contains(&w.workername))
+                && self.free(w)
+        });
+        let Some(i) = pick else {
+            return false;
+        };
+        let Some(entry) = self.actions.get_mut(&action_id) else {
+            return false;
+        };
+        // The picked worker goes to the back: the next offer starts with the one after it.
+        let Some(w) = entry.workers.remove(i) else {
+            return false;
+        };
+        let (conn, group) = (w.handle.id, w.group.clone());
+        let msg = Notification::new::<TaskReady>(&TaskReadyParams {
+            actionname: entry.name.clone(),
+            job_id: key.clone(),
+        })
+        .map(Message::from);
+        let handle = w.handle.clone();
+        entry.workers.push_back(w);
+        if let Some(g) = self.groups.get_mut(&(conn, group.clone())) {
+            g.used += 1;
+        }
+        self.offers.insert(
+            key,
+            Offer {
+                action_id,
+                conn,
+                group,
+                deadline: now + self.offer_timeout,
+                eligible,
+                tried,
+            },
+        );
+        if let Ok(msg) = msg {
+            handle.push(&msg);
+        }
+        Metrics::inc(&self.metrics.tasks_offered);
+        true
+    }
+
+    fn poll_token(&mut self) -> JobRef {
+        self.next_token += 1;
+        JobRef::Token(format!("poll:{}", self.next_token))
+    }
+
+    fn release(&mut self, conn: ConnId, group: &str) {
+        if let Some(g) = self.groups.get_mut(&(conn, group.to_owned())) {
+            g.used = g.used.saturating_sub(1);
+        }
+    }
+
+    /// `action:<id>:ready` said job `job_id` is ready (for the named workers, when the
+    /// action has filters).
+    pub fn ready(
+        &mut self,
+        action_id: i32,
+        job_id: i64,
+        eligible: Option<Vec<String>>,
+        now: Instant,
+    ) {
+        let key = JobRef::Id(job_id);
+        if self.offers.contains_key(&key) || !self.actions.contains_key(&action_id) {
+            return;
+        }
+        if !self.offer(action_id, key, eligible, Vec::new(), now) {
+            self.set_pending(action_id);
+        }
+    }
+
+    fn set_pending(&mut self, action_id: i32) {
+        if let Some(e) = self.actions.get_mut(&action_id) {
+            e.pending = true;
+        }
+    }
+
+    /// While the action is pending, offers a poll to a free worker.
+    fn fill(&mut self, action_id: i32, now: Instant) {
+        if self.actions.get(&action_id).is_some_and(|e| e.pending) {
+            let key = self.poll_token();
+            self.offer(action_id, key, None, Vec::new(), now);
+        }
+    }
+
+    /// `get_task` from `conn` for an offer `key`; `None` when the offer is not (or no
+    /// longer) this connection's.
+    pub fn claim(&mut self, conn: ConnId, key: &JobRef) -> Option<Claim> {
+        if self.offers.get(key).is_none_or(|o| o.conn != conn) {
+            return None;
+        }
+        let o = self.offers.remove(key)?;
+        Some(Claim {
+            action_id: o.action_id,
+            group: o.group,
+            poll: matches!(key, JobRef::Token(_)),
+        })
+    }
+
+    /// The worker got the task with `cookie`: its slot stays used until `task_done`.
+    pub fn taken(&mut self, conn: ConnId, cookie: Uuid, claim: Claim, now: Instant) {
+        Metrics::inc(&self.metrics.tasks_taken);
+        let action_id = claim.action_id;
+        self.taken.insert(
+            cookie,
+            Taken {
+                conn,
+                group: claim.group,
+                action_id,
+            },
+        );
+        if claim.poll {
+            // A poll found work: there may be more.
+            self.fill(action_id, now);
+        }
+    }
+
+    /// The database had no task for the claim: the slot is free again.
+    pub fn not_taken(&mut self, conn: ConnId, claim: Claim, now: Instant) {
+        self.release(conn, &claim.group);
+        if claim.poll {
+            if let Some(e) = self.actions.get_mut(&claim.action_id) {
+                e.pending = false;
+            }
+        } else {
+            self.fill(claim.action_id, now);
+        }
+    }
+
+    /// `task_done` for `cookie`: frees its slot and offers pending work.
+    pub fn done(&mut self, cookie: Uuid, now: Instant) {
+        if let Some(t) = self.taken.remove(&cookie) {
+            self.release(t.conn, &t.group);
+            self.fill(t.action_id, now);
+        }
+    }
+
+    fn reoffer(&mut self, key: JobRef, now: Instant) {
+        let Some(mut o) = self.offers.remove(&key) else {
+            return;
+        };
+        self.release(o.conn, &o.group);
+        if matches!(key, JobRef::Token(_)) {
+            self.set_pending(o.action_id);
+            self.fill(o.action_id, now);
+            return;
+        }
+        o.tried.push(o.conn);
+        if !self.offer(o.action_id, key, o.eligible, o.tried, now) {
+            self.set_pending(o.action_id);
+        }
+    }
+
+    /// Offers not taken in time go to the next worker; returns when the next one is due.
+    pub fn expire(&mut self, now: Instant) -> Option<Instant> {
+        let due: Vec<JobRef> = self
+            .offers
+            .iter()
+            .filter(|(_, o)| o.deadline <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            Metrics::inc(&self.metrics.offers_expired);
+            self.reoffer(key, now);
+        }
+        self.offers.values().map(|o| o.deadline).min()
+    }
+
+    /// The actions that have a worker with a free slot (worth a sweep).
+    pub fn sweepable(&self) -> Vec<i32> {
+        self.actions
+            .iter()
+            .filter(|(_, e)| e.workers.iter().any(|w| self.free(w)))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// The database counts `count` ready tasks of each action: offer polls for those no
+    /// offer covers.
+    pub fn sweep(&mut self, counts: &[(i32, i64)], now: Instant) {
+        for &(action_id, count) in counts {
+            let outstanding = self
+                .offers
+                .values()
+                .filter(|o| o.action_id == action_id)
+                .count() as i64;
+            let mut missing = count - outstanding;
+            while missing > 0 {
+                let key = self.poll_token();
+                if !self.offer(action_id, key, None, Vec::new(), now) {
+                    self.set_pending(action_id);
+                    break;
+                }
+                missing -= 1;
+            }
+        }
+    }
+
+    /// Slots (used, total) of a connection's group, for tests and status.
+    #[cfg(test)]
+    fn slots(&self, conn: ConnId, group: &str) -> (u32, u32) {
+        self.groups
+            .get(&(conn, group.to_owned()))
+            .map(|g| (g.used, g.slots))
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use jc_proto::methods::Notify;
+
+    struct Worker {
+        handle: ConnHandle,
+        rx: mpsc::Receiver<Bytes>,
+    }
+
+    fn worker(id: ConnId, queue: usize) -> Worker {
+        let (tx, rx) = mpsc::channel(queue);
+        Worker {
+            handle: ConnHandle::new(
+                id,
+                tx,
+                CancellationToken::new(),
+                Arc::new(Metrics::default()),
+            ),
+            rx,
+        }
+    }
+
+    impl Worker {
+        fn offers(&mut self) -> Vec<JobRef> {
+            let mut out = Vec::new();
+            while let Ok(b) = self.rx.try_recv() {
+                let Message::Notification(n) = Message::parse(&b).unwrap() else {
+                    panic!("not a notification")
+                };
+                assert_eq!(n.method, TaskReady::NAME);
+                out.push(n.params::<TaskReady>().unwrap().job_id);
+            }
+            out
+        }
+    }
+
+    fn setup(workers: &[(ConnId, u32)]) -> (Dispatch, Vec<Worker>) {
+        let mut d = Dispatch::new(Duration::from_secs(10), Arc::new(Metrics::default()));
+        let mut ws = Vec::new();
+        for &(id, slots) in workers {
+            let w = worker(id, 100);
+            d.create_group(id, "_a", slots);
+            d.announce(&w.handle, &format!("w{id}"), 7, "a", "_a");
+            ws.push(w);
+        }
+        (d, ws)
+    }
+
+    #[test]
+    fn offers_go_round_robin_and_respect_slots() {
+        let now = Instant::now();
+        let (mut d, mut ws) = setup(&[(1, 1), (2, 1)]);
+        d.ready(7, 100, None, now);
+        d.ready(7, 101, None, now);
+        d.ready(7, 102, None, now);
+        let a = ws[0].offers();
+        let b = ws[1].offers();
+        assert_eq!(a.len() + b.len(), 2, "one per free slot");
+        assert_ne!(a, b);
+        assert_eq!(d.slots(1, "_a"), (1, 1));
+        // Job 102 found no slot: the action is pending; a task_done frees a slot and polls.
+        let first = if a.is_empty() { 2 } else { 1 };
+        let key = if first == 1 {
+            a[0].clone()
+        } else {
+            b[0].clone()
+        };
+        let claim = d.claim(first, &key).unwrap();
+        let cookie = Uuid::new_v4();
+        d.taken(first, cookie, claim, now);
+        d.done(cookie, now);
+        let polls = ws[first as usize - 1].offers();
+        assert!(matches!(polls.as_slice(), [JobRef::Token(_)]), "{polls:?}");
+    }
+
+    #[test]
+    fn an_offer_not_taken_in_time_goes_to_the_next_worker() {
+        let now = Instant::now();
+        let (mut d, mut ws) = setup(&[(1, 1), (2, 1)]);
+        d.ready(7, 100, None, now);
+        let (slow, other) = if ws[0].offers().is_empty() {
+            (2, 1)
+        } else {
+            (1, 2)
+        };
+        ws[1].offers();
+        assert!(d.expire(now + Duration::from_secs(5)).is_some());
+        d.expire(now + Duration::from_secs(11));
+        assert_eq!(d.slots(slow, "_a"), (0, 1), "the slot is freed");
+        assert_eq!(ws[other as usize - 1].offers(), vec![JobRef::Id(100)]);
+        assert!(d.claim(slow, &JobRef::Id(100)).is_none(), "too late");
+        assert!(d.claim(other, &JobRef::Id(100)).is_some());
+    }
+
+    #[test]
+    fn filters_pick_named_workers_and_disconnects_reoffer() {
+        let now = Instant::now();
+        let (mut d, mut ws) = setup(&[(1, 2), (2, 2)]);
+        d.ready(7, 100, Some(vec!["w2".into()]), now);
+        assert!(ws[0].offers().is_empty());
+        assert_eq!(ws[1].offers(), vec![JobRef::Id(100)]);
+        d.ready(7, 101, None, now);
+        let to1 = ws[0].offers();
+        let to2 = ws[1].offers();
+        assert_eq!(to1.len() + to2.len(), 1);
+        // Worker 2 goes away with offer 100 (only w2 may have it: pending) and maybe 101.
+        let empty = d.remove_conn(2, now);
+        assert!(empty.is_empty());
+        assert_eq!(d.slots(2, "_a"), (0, 0), "its groups are gone");
+        if !to2.is_empty() {
+            assert_eq!(ws[0].offers(), vec![JobRef::Id(101)]);
+        }
+        assert!(d.remove_conn(1, now).contains(&7), "no workers left");
+        assert!(d.sweepable().is_empty());
+    }
+
+    #[test]
+    fn sweep_offers_polls_for_uncovered_ready_tasks() {
+        let now = Instant::now();
+        let (mut d, mut ws) = setup(&[(1, 3)]);
+        d.ready(7, 100, None, now);
+        assert_eq!(ws[0].offers().len(), 1);
+        d.sweep(&[(7, 5)], now);
+        let polls = ws[0].offers();
+        assert_eq!(polls.len(), 2, "3 slots, 1 offered already");
+        assert!(polls.iter().all(|p| matches!(p, JobRef::Token(_))));
+        // A poll that finds nothing clears pending.
+        let c = d.claim(1, &polls[0]).unwrap();
+        d.not_taken(1, c, now);
+        assert_eq!(d.slots(1, "_a"), (2, 3));
+    }
+
+    #[test]
+    fn a_full_queue_closes_the_slow_worker() {
+        let now = Instant::now();
+        let mut d = Dispatch::new(Duration::from_secs(10), Arc::new(Metrics::default()));
+        let w = worker(1, 1);
+        d.create_group(1, "_a", 10);
+        d.announce(&w.handle, "w1", 7, "a", "_a");
+        d.ready(7, 1, None, now);
+        assert!(!w.handle.kill.is_cancelled());
+        d.ready(7, 2, None, now);
+        assert!(w.handle.kill.is_cancelled());
+    }
+}

@@ -1,0 +1,214 @@
+//! jcapi: the gateway through which clients and workers in any language reach jobcenter.
+//!
+//! It speaks the original JobCenter protocol (JSON-RPC 2.0 in netstrings over TCP or TLS,
+//! see `jc-proto`), the same over WebSocket, and JSON-RPC over HTTP POST for the
+//! request/response calls. It holds no job state: every request becomes a call of the
+//! extension's procedures, made *on behalf of* the authenticated user — the gateway's
+//! database role passes the user as `impersonate`, so that role needs a row in
+//! `jobcenter.jc_impersonate_roles` for every user (and each user is a `jobcenter.jc_roles`
+//! row):
+//!
+//! ```sql
+//! insert into jobcenter.jc_roles values ('alice');
+//! insert into jobcenter.jc_impersonate_roles (rolename, impersonates) values ('jcapi', 'alice');
+//! ```
+//!
+//! What it does keep is connection state: who is connected, which worker announced which
+//! action with how many slots, and which task was offered to whom (see [`dispatch`]).
+//!
+//! [`run`] serves until its `shutdown` future completes, then stops accepting, closes every
+//! connection (workers are disconnected in the engine, so their tasks follow their action's
+//! retry policy) and returns.
+
+mod auth;
+mod client;
+pub mod config;
+mod conn;
+mod dispatch;
+mod error;
+mod http;
+pub mod metrics;
+mod server;
+mod tls;
+mod transport;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_postgres::NoTls;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::task::TaskTracker;
+
+pub use auth::{hash_password, token_digest, Users};
+pub use config::{
+    redact, AuthMethod, Config, Kind, Layer, ListenLayer, Listener, LogFormat, ENV_VARS,
+};
+pub use error::Error;
+pub use metrics::Metrics;
+
+use crate::dispatch::Dispatch;
+use crate::server::{Shared, Waiters};
+
+/// How long connections get to close at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Where the gateway listens (useful with port 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addresses {
+    pub listeners: Vec<(Kind, SocketAddr)>,
+    pub http: Option<SocketAddr>,
+}
+
+/// Runs the gateway until `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    run_with(config, shutdown, Arc::new(Metrics::default()), |_| {}).await
+}
+
+/// [`run`] with the caller's metrics, and `on_ready` told the bound addresses once every
+/// listener accepts.
+pub async fn run_with(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    metrics: Arc<Metrics>,
+    on_ready: impl FnOnce(&Addresses),
+) -> Result<(), Error> {
+    let users = match &config.users_file {
+        Some(path) => Users::load(path)?,
+        None => {
+            tracing::warn!("no users file: nobody can log in");
+            Users::default()
+        }
+    };
+    let mut pg: tokio_postgres::Config = config.dsn.parse().map_err(Error::Dsn)?;
+    if pg.get_connect_timeout().is_none() {
+        pg.connect_timeout(Duration::from_secs(5));
+    }
+    if pg.get_application_name().is_none() {
+        pg.application_name("jcapi");
+    }
+    // A LISTEN connection that silently died would never say so without keepalives.
+    pg.keepalives(true).keepalives_idle(Duration::from_secs(30));
+    let manager = Manager::from_config(
+        pg.clone(),
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(config.pool_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(10)))
+        .create_timeout(Some(Duration::from_secs(10)))
+        .recycle_timeout(Some(Duration::from_secs(5)))
+        .build()
+        .map_err(|e| Error::Pool(e.to_string()))?;
+
+    let mut bound = Vec::new();
+    let mut addresses = Addresses {
+        listeners: Vec::new(),
+        http: None,
+    };
+    for l in &config.listeners {
+        let tls = match &l.tls {
+            Some(t) => Some(TlsAcceptor::from(tls::server_config(t)?)),
+            None => None,
+        };
+        let socket = TcpListener::bind(&l.address)
+            .await
+            .map_err(|source| Error::Bind {
+                address: l.address.clone(),
+                source,
+            })?;
+        let addr = socket.local_addr().map_err(|source| Error::Bind {
+            address: l.address.clone(),
+            source,
+        })?;
+        tracing::info!(kind = l.kind.name(), %addr, auth = ?l.auth, "listening");
+        addresses.listeners.push((l.kind, addr));
+        bound.push(transport::Bound {
+            config: l.clone(),
+            socket,
+            tls,
+        });
+    }
+    let http = match &config.http {
+        Some(a) => {
+            let socket = TcpListener::bind(a).await.map_err(|source| Error::Bind {
+                address: a.clone(),
+                source,
+            })?;
+            let addr = socket.local_addr().map_err(|source| Error::Bind {
+                address: a.clone(),
+                source,
+            })?;
+            tracing::info!(%addr, "http (/metrics, JSON-RPC over POST)");
+            addresses.http = Some(addr);
+            Some(socket)
+        }
+        None => None,
+    };
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (listen_tx, listen_rx) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        dispatch: Mutex::new(Dispatch::new(config.offer_timeout, metrics.clone())),
+        config,
+        pool,
+        users: Arc::new(users),
+        metrics,
+        waiters: Mutex::new(Waiters::default()),
+        listen: listen_tx,
+        sweep: tokio::sync::Notify::new(),
+        next_conn: AtomicU64::new(0),
+        stop: stop_rx,
+    });
+    let background = [
+        tokio::spawn(server::listen_loop(shared.clone(), pg, listen_rx)),
+        tokio::spawn(server::sweep_loop(shared.clone())),
+        tokio::spawn(server::expiry_loop(shared.clone())),
+    ];
+    let tracker = TaskTracker::new();
+    let mut acceptors = Vec::new();
+    for b in bound {
+        acceptors.push(tokio::spawn(transport::accept_loop(
+            shared.clone(),
+            b,
+            tracker.clone(),
+        )));
+    }
+    if let Some(socket) = http {
+        acceptors.push(tokio::spawn(http::http_loop(
+            shared.clone(),
+            socket,
+            tracker.clone(),
+        )));
+    }
+    on_ready(&addresses);
+
+    shutdown.await;
+    tracing::info!("shutting down: closing connections");
+    let _ = stop_tx.send(true);
+    for a in acceptors {
+        let _ = a.await;
+    }
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the grace period");
+    }
+    for b in background {
+        b.abort();
+    }
+    shared.pool.close();
+    tracing::info!("stopped");
+    Ok(())
+}

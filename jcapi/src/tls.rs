@@ -1,0 +1,68 @@
+//! TLS for the `tls` and `wss` listeners: the server certificate, and the optional
+//! verification of client certificates against a CA (whose CN can then log in with
+//! `clientcert`).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig, ServerConnection};
+
+use crate::config::Tls;
+use crate::Error;
+
+fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| Error::Tls(format!("{}: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(Error::Tls(format!(
+            "{}: no certificate in the file",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+/// The rustls configuration of a TLS listener.
+pub fn server_config(t: &Tls) -> Result<Arc<ServerConfig>, Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain = certs(&t.cert)?;
+    let key = PrivateKeyDer::from_pem_file(&t.key)
+        .map_err(|e| Error::Tls(format!("{}: {e}", t.key.display())))?;
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(e.to_string()))?;
+    let builder = match &t.client_ca {
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for cert in certs(ca)? {
+                roots
+                    .add(cert)
+                    .map_err(|e| Error::Tls(format!("{}: {e}", ca.display())))?;
+            }
+            let mut verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            if !t.require_client_cert {
+                verifier = verifier.allow_unauthenticated();
+            }
+            let verifier = verifier.build().map_err(|e| Error::Tls(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| Error::Tls(e.to_string()))?;
+    Ok(Arc::new(config))
+}
+
+/// The common name of the peer's verified certificate, if it presented one.
+pub fn peer_cn(conn: &ServerConnection) -> Option<String> {
+    let cert = conn.peer_certificates()?.first()?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let cn = parsed.subject().iter_common_name().next()?;
+    cn.as_str().ok().map(str::to_owned)
+}

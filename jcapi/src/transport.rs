@@ -1,0 +1,220 @@
+//! Listeners and transports: TCP and TLS carry netstrings, WebSocket (plain or over TLS)
+//! carries one JSON-RPC message per text (or binary) frame. Each accepted socket becomes a
+//! stream of [`Inbound`] messages and a writer for the connection's outgoing queue; the
+//! connection itself does not know which transport it runs on.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use jc_proto::{CodecError, ErrorKind, Frame, NetstringCodec};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Kind, Listener};
+use crate::conn::{serve, Inbound, Peer};
+use crate::server::Shared;
+use crate::tls::peer_cn;
+
+/// A TLS or WebSocket handshake must be done within this.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A bound listener, ready to accept.
+pub(crate) struct Bound {
+    pub config: Listener,
+    pub socket: TcpListener,
+    pub tls: Option<TlsAcceptor>,
+}
+
+/// Accepts connections until the gateway stops; each is served on `tracker`.
+pub(crate) async fn accept_loop(shared: Arc<Shared>, bound: Bound, tracker: TaskTracker) {
+    let mut stop = shared.stop.clone();
+    loop {
+        let accepted = tokio::select! {
+            a = bound.socket.accept() => a,
+            _ = stop.changed() => return,
+        };
+        match accepted {
+            Ok((socket, addr)) => {
+                let _ = socket.set_nodelay(true);
+                let (shared, config, tls) =
+                    (shared.clone(), bound.config.clone(), bound.tls.clone());
+                tracker.spawn(async move {
+                    if let Err(why) = handle(shared, socket, addr, config, tls).await {
+                        tracing::info!(peer = %addr, why, "connection refused");
+                    }
+                });
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: wait a little rather than spin.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    socket: TcpStream,
+    addr: SocketAddr,
+    config: Listener,
+    tls: Option<TlsAcceptor>,
+) -> Result<(), String> {
+    let max = shared.config.max_message_size;
+    let mut peer = Peer {
+        addr,
+        kind: config.kind,
+        auth: config.auth.clone(),
+        cn: None,
+    };
+    match (config.kind, tls) {
+        (Kind::Tcp, _) => {
+            let (inbound, writer) = netstring(socket, max);
+            serve(shared, peer, inbound, writer).await;
+        }
+        (Kind::Ws, _) => {
+            let (inbound, writer) = websocket(socket, max).await?;
+            serve(shared, peer, inbound, writer).await;
+        }
+        (Kind::Tls, Some(acceptor)) => {
+            let stream = tls_accept(&acceptor, socket).await?;
+            peer.cn = peer_cn(stream.get_ref().1);
+            let (inbound, writer) = netstring(stream, max);
+            serve(shared, peer, inbound, writer).await;
+        }
+        (Kind::Wss, Some(acceptor)) => {
+            let stream = tls_accept(&acceptor, socket).await?;
+            peer.cn = peer_cn(stream.get_ref().1);
+            let (inbound, writer) = websocket(stream, max).await?;
+            serve(shared, peer, inbound, writer).await;
+        }
+        (Kind::Tls | Kind::Wss, None) => return Err("TLS listener without TLS".into()),
+    }
+    Ok(())
+}
+
+async fn tls_accept(
+    acceptor: &TlsAcceptor,
+    socket: TcpStream,
+) -> Result<tokio_rustls::server::TlsStream<TcpStream>, String> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
+        Err(_) => Err("TLS handshake timed out".into()),
+    }
+}
+
+type Writer = Box<dyn FnOnce(mpsc::Receiver<Bytes>) -> BoxFuture<'static, ()> + Send>;
+
+/// Netstring framing over a byte stream.
+fn netstring<S>(stream: S, max: usize) -> (BoxStream<'static, Inbound>, Writer)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (r, w) = tokio::io::split(stream);
+    let inbound = FramedRead::new(r, NetstringCodec::new(max))
+        .filter_map(|item| async move {
+            match item {
+                Ok(Frame::Message(b)) => Some(Inbound::Message(b)),
+                Ok(Frame::TooLarge { len }) => Some(Inbound::TooLarge(len)),
+                Err(CodecError::Malformed(why)) => Some(Inbound::Fatal(ErrorKind::ParseError, why)),
+                // The peer went away; the stream ends after an error.
+                Err(CodecError::Io(_)) => None,
+            }
+        })
+        .boxed();
+    let writer: Writer = Box::new(move |mut rx: mpsc::Receiver<Bytes>| {
+        async move {
+            let mut sink = FramedWrite::new(w, NetstringCodec::new(max));
+            while let Some(first) = rx.recv().await {
+                if sink.feed(first).await.is_err() {
+                    return;
+                }
+                // Write out whatever else is queued in one go.
+                while let Ok(more) = rx.try_recv() {
+                    if sink.feed(more).await.is_err() {
+                        return;
+                    }
+                }
+                if SinkExt::<Bytes>::flush(&mut sink).await.is_err() {
+                    return;
+                }
+            }
+            let _ = SinkExt::<Bytes>::close(&mut sink).await;
+        }
+        .boxed()
+    });
+    (inbound, writer)
+}
+
+/// WebSocket: the handshake, then one message per frame.
+async fn websocket<S>(
+    stream: S,
+    max: usize,
+) -> Result<(BoxStream<'static, Inbound>, Writer), String>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max));
+    let ws = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        tokio_tungstenite::accept_async_with_config(stream, Some(config)),
+    )
+    .await
+    .map_err(|_| "WebSocket handshake timed out".to_owned())?
+    .map_err(|e| format!("WebSocket handshake failed: {e}"))?;
+    let (mut sink, stream) = ws.split();
+    let inbound = stream
+        .map(|item| match item {
+            Ok(WsMessage::Text(t)) => Some(Some(Inbound::Message(Bytes::from(t)))),
+            Ok(WsMessage::Binary(b)) => Some(Some(Inbound::Message(b))),
+            Ok(WsMessage::Close(_)) => None,
+            Ok(_) => Some(None),
+            Err(tungstenite::Error::Capacity(e)) => Some(Some(Inbound::Fatal(
+                ErrorKind::TooLarge,
+                format!("message too large: {e}"),
+            ))),
+            Err(_) => None,
+        })
+        .take_while(|x| std::future::ready(x.is_some()))
+        .filter_map(|x| std::future::ready(x.flatten()))
+        .boxed();
+    let writer: Writer = Box::new(move |mut rx: mpsc::Receiver<Bytes>| {
+        async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while let Ok(more) = rx.try_recv() {
+                    batch.push(more);
+                }
+                for b in batch {
+                    let text = match tungstenite::Utf8Bytes::try_from(b) {
+                        Ok(t) => WsMessage::Text(t),
+                        Err(_) => continue,
+                    };
+                    if sink.feed(text).await.is_err() {
+                        return;
+                    }
+                }
+                if sink.flush().await.is_err() {
+                    return;
+                }
+            }
+            let _ = sink.close().await;
+        }
+        .boxed()
+    });
+    Ok((inbound, writer))
+}
