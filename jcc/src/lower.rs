@@ -128,6 +128,15 @@ struct ExprCx<'b> {
     what: &'b str,
 }
 
+/// A child of a split: callee, `using` list (for `map`), input map, output map, position.
+type FlowParts<'x> = (
+    &'x ast::Name,
+    Option<&'x ast::Expr>,
+    &'x [ast::Assign],
+    Option<&'x ast::Block<ast::Assign>>,
+    Span,
+);
+
 /// Expressions evaluated on their own (conditions, case values, `using` lists, dispatch).
 const EXPR_NS: &[Ns] = &[Ns::A, Ns::E, Ns::V];
 
@@ -266,7 +275,7 @@ fn set(ns: Ns, key: &str, value: ir::Expr) -> ir::Stmt {
     }
 }
 
-/// The ids that appear as call targets in `tasks`.
+/// Attributes carrying the source position of a statement.
 fn attrs_at(span: Span) -> TaskAttributes {
     TaskAttributes {
         line: Some(span.line),
@@ -766,9 +775,6 @@ impl<'a> Lowerer<'a> {
             StmtKind::Call { callee, imap, into } => {
                 let iface = self.callee(callee);
                 let kind = iface.as_ref().map(|i| i.kind);
-                if kind == Some(ActionKind::Workflow) || kind.is_none() {
-                    // a workflow call waits for its child (wait defaults to true)
-                }
                 let id = self.alloc();
                 let mut attrs = attrs_at(span);
                 let mut ops = vec![];
@@ -1157,13 +1163,7 @@ impl<'a> Lowerer<'a> {
                 self.lock_stmt(SystemAction::Lock, locktype, None, imap, span)
             }
             StmtKind::Split { flows } => {
-                let flows: Vec<(
-                    &ast::Name,
-                    Option<&ast::Expr>,
-                    &[ast::Assign],
-                    Option<&ast::Block<ast::Assign>>,
-                    Span,
-                )> = flows
+                let flows: Vec<FlowParts<'_>> = flows
                     .iter()
                     .map(|f| match &f.kind {
                         ast::FlowKind::Callflow { callee, imap, into } => {
@@ -1233,7 +1233,7 @@ impl<'a> Lowerer<'a> {
                 let mut first_wf = None;
                 for c in candidates {
                     match self.res.lookup(&c.text) {
-                        Some((ci, local)) => {
+                        Some((ci, _)) => {
                             if ci.kind != ActionKind::Workflow {
                                 self.error(
                                     codes::CALLEE_KIND,
@@ -1251,9 +1251,6 @@ impl<'a> Lowerer<'a> {
                                 if let Some(i) = &iface {
                                     self.same_interface(i, ci, c.span);
                                 }
-                            }
-                            if local && c.text != self.ast.name.text {
-                                // candidates are resolved when the job runs: no load order
                             }
                         }
                         None => self.unknown_callee(c),
@@ -1489,18 +1486,7 @@ impl<'a> Lowerer<'a> {
         self.single(id)
     }
 
-    #[allow(clippy::type_complexity)]
-    fn split(
-        &mut self,
-        flows: &[(
-            &ast::Name,
-            Option<&ast::Expr>,
-            &[ast::Assign],
-            Option<&ast::Block<ast::Assign>>,
-            Span,
-        )],
-        span: Span,
-    ) -> Frag {
+    fn split(&mut self, flows: &[FlowParts<'_>], span: Span) -> Frag {
         let mut spawned = vec![];
         let mut entry = None;
         let mut prev: Option<u32> = None;
@@ -2038,28 +2024,24 @@ impl<'a> Lowerer<'a> {
             return;
         };
         match p.ns {
-            Ns::V => {
-                if !exempt {
-                    ops.push(Op::Read {
-                        var: name.clone(),
-                        span: p.span,
-                    });
-                }
+            Ns::V if !exempt => {
+                ops.push(Op::Read {
+                    var: name.clone(),
+                    span: p.span,
+                });
             }
-            Ns::A => {
-                if !self.me.inputs.iter().any(|i| &i.name == name) {
-                    self.error(
-                        codes::UNKNOWN_ARG,
-                        *span,
-                        format!("`a.{name}`: {} has no input `{name}`", self.me.name),
-                    );
-                    let names: Vec<&str> = self.me.inputs.iter().map(|p| p.name.as_str()).collect();
-                    let close = similar(name, &names);
-                    if close.is_empty() {
-                        self.hint("declare it in the `in:` section");
-                    } else {
-                        self.hint(format!("did you mean {}?", quoted(&close)));
-                    }
+            Ns::A if !self.me.inputs.iter().any(|i| &i.name == name) => {
+                self.error(
+                    codes::UNKNOWN_ARG,
+                    *span,
+                    format!("`a.{name}`: {} has no input `{name}`", self.me.name),
+                );
+                let names: Vec<&str> = self.me.inputs.iter().map(|p| p.name.as_str()).collect();
+                let close = similar(name, &names);
+                if close.is_empty() {
+                    self.hint("declare it in the `in:` section");
+                } else {
+                    self.hint(format!("did you mean {}?", quoted(&close)));
                 }
             }
             Ns::O => {

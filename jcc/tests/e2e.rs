@@ -379,8 +379,8 @@ async fn an_interface_call_dispatches_to_the_named_workflow() {
         json!({"area": 9})
     );
     assert_eq!(
-        output(&c, "dispatchtest", json!({"kind": "circle", "size": 1})).await,
-        json!({"area": 3.14})
+        output(&c, "dispatchtest", json!({"kind": "circle", "size": 2})).await,
+        json!({"area": 12.57})
     );
     let e = error(&c, "dispatchtest", json!({"kind": "triangle", "size": 1})).await;
     assert_eq!(
