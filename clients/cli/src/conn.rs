@@ -135,19 +135,25 @@ pub fn client_config(opts: &ConnOpts, file: &ConnFile) -> anyhow::Result<Config>
         Endpoint::Tls { tls, .. } | Endpoint::WebSocket { tls, .. } => tls.cert.is_some(),
         Endpoint::Tcp { .. } => false,
     };
+    let who = |what: &str| match &user {
+        Some(u) => Ok(u.clone()),
+        None => Err(anyhow::anyhow!(
+            "{what} needs a user name (--user or JC_USER)"
+        )),
+    };
     let auth = if let Some(token) = pick(&opts.token, &file.token) {
         Auth::Token {
-            who: user.unwrap_or_default(),
+            who: who("a token")?,
             token,
         }
     } else if let Some(password) = pick(&opts.password, &file.password) {
-        let Some(who) = user else {
-            bail!("a password needs a user name (--user or JC_USER)");
-        };
-        Auth::Password { who, password }
+        Auth::Password {
+            who: who("a password")?,
+            password,
+        }
     } else if has_cert {
         Auth::ClientCert {
-            who: user.unwrap_or_default(),
+            who: who("a client certificate")?,
         }
     } else {
         bail!(

@@ -1,0 +1,97 @@
+"""The client and worker against a real jcapi (skipped unless JC_E2E_HOST is set).
+
+The Rust test ``clients/cli/tests/e2e.rs`` starts jcapi on a private database with the
+workflows ``calltest`` (calls action ``add``) and ``failtest`` (calls action ``fail``), the
+users alice and worker, and runs these tests with the addresses in ``JC_E2E_*``.
+"""
+
+import asyncio
+import os
+
+import pytest
+
+from jobcenter_client import AuthError, Client, JobError, RPCError, TaskError
+
+E2E = os.environ.get("JC_E2E_HOST")
+pytestmark = pytest.mark.skipif(not E2E, reason="needs a jcapi (JC_E2E_HOST)")
+
+
+def env(name):
+    return os.environ[f"JC_E2E_{name}"]
+
+
+def client(**kw):
+    kw.setdefault("who", env("USER"))
+    kw.setdefault("token", env("PASSWORD"))
+    if "ws" not in kw:
+        kw.setdefault("host", env("HOST"))
+        kw.setdefault("port", int(env("PORT")))
+    return Client(call_timeout=20, **kw)
+
+
+def worker(**kw):
+    return client(who=env("WORKER"), token=env("WORKER_PASSWORD"), **kw)
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+def test_worker_and_client_run_calltest(transport):
+    async def main():
+        extra = {"ws": env("WS")} if transport == "ws" else {}
+        seen = []
+
+        async def add(task):
+            seen.append(task.inargs)
+            return {"counter": task.inargs["counter"] + task.inargs["step"]}
+
+        w = worker(workername=f"py-{transport}", **extra)
+        await w.connect()
+        await w.announce("add", add, slots=2)
+        work = asyncio.create_task(w.work())
+        async with client(**extra) as c:
+            assert await c.call("calltest", {"input": 1}) == {"output": 4}
+            job_id = await c.call_nb("calltest", {"input": 5})
+            assert await c.wait_job(job_id) == {"output": 8}
+            assert await c.get_job_status(job_id) == {"output": 8}
+        w.stop()
+        await work
+        await w.close()
+        assert {"counter": 1, "step": 3} in seen
+
+    run(main())
+
+
+def test_a_failing_handler_fails_the_job():
+    async def main():
+        def fail(task):  # a plain function runs in a thread
+            raise TaskError(f"no: {task.inargs['why']}")
+
+        w = worker(workername="py-fail")
+        await w.announce("fail", fail)
+        work = asyncio.create_task(w.work())
+        async with client() as c:
+            with pytest.raises(JobError) as e:
+                await c.call("failtest", {"why": "python"})
+            assert e.value.error["msg"] == "no: python"
+            assert e.value.error["class"] == "normal"
+            assert await c.get_job_status(e.value.job_id) == {"error": e.value.error}
+        w.stop()
+        await work
+        await w.close()
+
+    run(main())
+
+
+def test_credentials_and_refusals():
+    async def main():
+        with pytest.raises(AuthError):
+            await client(token="wrong").connect()
+        async with client(method="token", token=env("TOKEN")) as c:
+            assert await c.ping() == "pong"
+            with pytest.raises(RPCError, match="nosuchflow"):
+                await c.call_nb("nosuchflow", {})
+
+    run(main())
