@@ -1,0 +1,596 @@
+//! End to end against the real jcapi: jcworker serving shell and HTTP actions to jcclient
+//! (TCP and WebSocket), job errors with the command's stderr, cancel/retry/status/events and
+//! credentials through jcclient, the Rust library as client and worker with slots, and the
+//! Python package's tests driven against the same gateway.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{Gateway, HttpServer, ALICE, ALICE_TOKEN, WORKER};
+use jc_client::{AnnounceOptions, Auth, Client, Config, Endpoint, Error, Handler, TaskError};
+use jcl::build::{lit, path, set, var};
+use jcl::{Model, Ns, SystemAction};
+use serde_json::{json, Value};
+use testkit::flow::{action, Flow};
+
+/// `name(inputs) -> outputs` calling action `name` once: the workflow `<name>test`.
+fn one_call(name: &str, inputs: &[(&str, &str)], outputs: &[(&str, &str)]) -> Vec<Model> {
+    let mut a = action(name);
+    for (i, t) in inputs {
+        a = a.input(i, t);
+    }
+    for (o, t) in outputs {
+        a = a.output(o, t);
+    }
+    let mut wf = Flow::workflow(&format!("{name}test"));
+    for (i, t) in inputs {
+        wf = wf.input(i, t);
+    }
+    for (o, t) in outputs {
+        wf = wf.output(o, t);
+    }
+    let mut f = wf;
+    f.call(
+        name,
+        inputs
+            .iter()
+            .map(|(i, _)| set(path(Ns::I, &[i]), var(Ns::A, &[i])))
+            .collect(),
+        outputs
+            .iter()
+            .map(|(o, _)| set(path(Ns::V, &[o]), var(Ns::O, &[o])))
+            .collect(),
+    );
+    let wf = f.end(
+        outputs
+            .iter()
+            .map(|(o, _)| set(path(Ns::O, &[o]), var(Ns::V, &[o])))
+            .collect(),
+    );
+    vec![a.model(), wf]
+}
+
+/// calltest(input) → add(counter: input, step: 3) → output.
+fn calltest() -> Vec<Model> {
+    let add = action("add")
+        .input("counter", "number")
+        .input("step", "number")
+        .output("counter", "number")
+        .model();
+    let mut f = Flow::workflow("calltest")
+        .input("input", "number")
+        .output("output", "number");
+    f.call(
+        "add",
+        vec![
+            set(path(Ns::I, &["counter"]), var(Ns::A, &["input"])),
+            set(path(Ns::I, &["step"]), lit(3)),
+        ],
+        vec![set(path(Ns::V, &["thing"]), var(Ns::O, &["counter"]))],
+    );
+    let wf = f.end(vec![set(path(Ns::O, &["output"]), var(Ns::V, &["thing"]))]);
+    vec![add, wf]
+}
+
+/// approval(id): subscribe to {type: approval, id} and wait for it; output the event.
+fn approval() -> Model {
+    let mut f = Flow::workflow("approval")
+        .input("id", "number")
+        .output("event", "event");
+    f.system(
+        SystemAction::Subscribe,
+        vec![
+            set(path(Ns::I, &["name"]), lit("appr")),
+            set(path(Ns::I, &["mask", "type"]), lit("approval")),
+            set(path(Ns::I, &["mask", "id"]), var(Ns::A, &["id"])),
+        ],
+    );
+    f.system_with(SystemAction::WaitForEvent, |t| {
+        t.imap = Some(vec![
+            set(path(Ns::I, &["events"]), lit(json!(["appr"]))),
+            set(path(Ns::I, &["timeout"]), lit(60)),
+        ]);
+        t.omap = Some(vec![set(path(Ns::V, &["ev"]), var(Ns::O, &["event"]))]);
+    });
+    f.end(vec![set(path(Ns::O, &["event"]), var(Ns::V, &["ev"]))])
+}
+
+fn models() -> Vec<Model> {
+    let mut m = calltest();
+    m.extend(one_call("fetch", &[("x", "number")], &[("y", "number")]));
+    m.extend(one_call("fail", &[("why", "string")], &[]));
+    m.extend(one_call("slow", &[("n", "number")], &[]));
+    m.push(approval());
+    m
+}
+
+/// jcclient with the gateway's TCP address and alice's password, then `args`.
+fn jcclient(gw: &Gateway, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_jcclient"));
+    c.args(["--host", "127.0.0.1", "--port"])
+        .arg(gw.tcp.port().to_string())
+        .args(["--user", ALICE.0, "--password", ALICE.1])
+        .args(args)
+        .env_remove("JC_TOKEN")
+        .stdin(Stdio::null());
+    c
+}
+
+fn run(mut c: Command) -> Output {
+    c.output().expect("running jcclient")
+}
+
+fn stdout_json(o: &Output) -> Value {
+    let text = String::from_utf8_lossy(&o.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {text:?}; stderr: {}",
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn announced(gw: &Gateway, n: i64) {
+    eventually("the worker's announcements", || async {
+        let c: i64 = gw
+            .sql
+            .query_one("select count(*) from jobcenter.worker_actions", &[])
+            .await
+            .unwrap()
+            .get(0);
+        c >= n
+    })
+    .await;
+}
+
+/// A job's state, polled until `want`.
+async fn reaches(gw: &Gateway, job_id: i64, want: &str) {
+    eventually(&format!("job {job_id} to be {want}"), || async {
+        gw.state(job_id).await == want
+    })
+    .await;
+}
+
+/// A jcworker process, stopped with SIGTERM.
+struct Worker(std::process::Child);
+
+impl Worker {
+    fn start(gw: &Gateway, http: &HttpServer) -> Worker {
+        let file = gw.dir.path().join("worker.toml");
+        std::fs::write(
+            &file,
+            format!(
+                r#"
+[connection]
+host = "127.0.0.1"
+port = {port}
+user = "{user}"
+password = "{password}"
+workername = "e2e-shell"
+
+[actions.add]
+command = 'read -r _; echo "{{\"counter\": $((JC_IN_counter + JC_IN_step))}}"'
+slots = 2
+
+[actions.fetch]
+http = "{url}"
+headers = {{ X-Test = "yes" }}
+
+[actions.fail]
+command = 'echo "disk on fire: $JC_IN_why" >&2; exit 3'
+"#,
+                port = gw.tcp.port(),
+                user = WORKER.0,
+                password = WORKER.1,
+                url = http.url("/fetch"),
+            ),
+        )
+        .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_jcworker"))
+            .arg("--config")
+            .arg(&file)
+            .env("JC_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("starting jcworker");
+        Worker(child)
+    }
+
+    /// SIGTERM, then the exit status within 10 s.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.0.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(s) = self.0.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "jcworker did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn fetch_server() -> HttpServer {
+    HttpServer::start(|req| {
+        let x = req.body["x"].as_i64().unwrap_or(0);
+        if x < 0 {
+            (500, r#"{"oops": "negative"}"#.into())
+        } else {
+            (200, json!({ "y": x * 10 }).to_string())
+        }
+    })
+}
+
+#[tokio::test]
+async fn jcworker_serves_shell_and_http_actions_to_jcclient() {
+    let gw = Gateway::start(&models()).await;
+    let http = fetch_server();
+    let worker = Worker::start(&gw, &http);
+    announced(&gw, 3).await;
+
+    // A shell action: inputs from the environment, outputs from stdout.
+    let o = run(jcclient(&gw, &["call", "calltest", r#"{"input": 1}"#]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "{\"output\":4}\n");
+
+    // The same over WebSocket.
+    let mut c = Command::new(env!("CARGO_BIN_EXE_jcclient"));
+    c.args([
+        "--ws",
+        &gw.ws_url(),
+        "--user",
+        ALICE.0,
+        "--password",
+        ALICE.1,
+    ])
+    .args(["call", "calltest", r#"{"input": 10}"#]);
+    let o = run(c);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout_json(&o), json!({"output": 13}));
+
+    // An HTTP action: the inputs POSTed, the response body the outputs.
+    let o = run(jcclient(&gw, &["call", "fetchtest", r#"{"x": 4}"#]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout_json(&o), json!({"y": 40}));
+    {
+        let reqs = http.requests.lock().unwrap();
+        assert_eq!(reqs.len(), 1);
+        assert_eq!(reqs[0].path, "/fetch");
+        assert_eq!(reqs[0].body, json!({"x": 4}));
+        let header = |k: &str| {
+            reqs[0]
+                .headers
+                .iter()
+                .find(|(h, _)| h == k)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(header("x-test").as_deref(), Some("yes"));
+        assert_eq!(header("x-jc-action").as_deref(), Some("fetch"));
+        assert!(header("x-jc-job-id").is_some());
+    }
+
+    // A command exiting non-zero: the job ends in error with its stderr; exit status 1.
+    let o = run(jcclient(&gw, &["call", "failtest", r#"{"why": "test"}"#]));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stdout_json(&o);
+    assert_eq!(err["error"]["msg"], "disk on fire: test", "{err}");
+    assert_eq!(err["error"]["class"], "normal", "{err}");
+
+    // A non-2xx answer is an error too, with the status and the body.
+    let o = run(jcclient(&gw, &["call", "fetchtest", r#"{"x": -1}"#]));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let msg = stdout_json(&o)["error"]["msg"].as_str().unwrap().to_owned();
+    assert!(
+        msg.contains("HTTP 500") && msg.contains("negative"),
+        "{msg}"
+    );
+
+    // call --no-wait, then status --wait and status of the ended job.
+    let o = run(jcclient(
+        &gw,
+        &["call", "--no-wait", "failtest", r#"{"why": "later"}"#],
+    ));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let job_id = stdout_json(&o).as_i64().unwrap();
+    let o = run(jcclient(&gw, &["status", "--wait", &job_id.to_string()]));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(stdout_json(&o)["error"]["msg"], "disk on fire: later");
+    let o = run(jcclient(&gw, &["status", &job_id.to_string()]));
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stdout_json(&o)["error"]["msg"], "disk on fire: later");
+    assert_eq!(gw.state(job_id).await, "error");
+
+    // SIGTERM: the worker stops cleanly and its announcements end.
+    let status = worker.stop();
+    assert!(status.success(), "jcworker exited with {status}");
+    eventually("the worker to be gone", || async {
+        let c: i64 = gw
+            .sql
+            .query_one(
+                "select count(*) from jobcenter.workers where name = 'e2e-shell' and stopped is null",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        c == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn jcclient_cancel_retry_events_and_credentials() {
+    let gw = Gateway::start(&models()).await;
+
+    // No worker serves "slow": the job waits, status says so with exit status 3.
+    let o = run(jcclient(
+        &gw,
+        &["call", "--no-wait", "slowtest", r#"{"n": 1}"#],
+    ));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let job = stdout_json(&o).as_i64().unwrap().to_string();
+    let o = run(jcclient(&gw, &["status", &job]));
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(stdout_json(&o), Value::Null);
+
+    // Cancel: the job ends in error, class abort, with the reason.
+    let o = run(jcclient(&gw, &["cancel", &job, "--reason", "not today"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout_json(&o), json!(true));
+    let o = run(jcclient(&gw, &["status", &job]));
+    assert_eq!(o.status.code(), Some(1));
+    let err = stdout_json(&o);
+    assert_eq!(err["error"]["class"], "abort", "{err}");
+    assert_eq!(err["error"]["msg"], "not today", "{err}");
+    // Cancelling again is refused: exit status 2 and the reason on stderr.
+    let o = run(jcclient(&gw, &["cancel", &job]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("already ended"), "{}", stderr(&o));
+
+    // Retry: the job runs again from its start and waits for a worker once more.
+    let o = run(jcclient(&gw, &["retry", &job, "--reason", "try again"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout_json(&o), json!(true));
+    reaches(&gw, job.parse().unwrap(), "ready").await;
+
+    // Events: a waiting call finishes when a matching event is raised.
+    let mut waiting = jcclient(&gw, &["call", "approval", r#"{"id": 7}"#]);
+    let waiting = waiting.stdout(Stdio::piped()).spawn().unwrap();
+    eventually("the approval job to wait", || async {
+        let n: i64 = gw
+            .sql
+            .query_one(
+                "select count(*) from jobcenter.jobs where state = 'eventwait'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        n == 1
+    })
+    .await;
+    let data = json!({"type": "approval", "id": 7, "by": "alice"});
+    let o = run(jcclient(&gw, &["event", &data.to_string()]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let event_id = stdout_json(&o).as_i64().unwrap();
+    let o = tokio::task::spawn_blocking(move || waiting.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout_json(&o);
+    assert_eq!(out["event"]["data"], data, "{out}");
+    assert_eq!(out["event"]["event_id"], event_id, "{out}");
+
+    // An API token works as well as the password.
+    let mut c = Command::new(env!("CARGO_BIN_EXE_jcclient"));
+    c.args(["--port", &gw.tcp.port().to_string(), "--host", "127.0.0.1"])
+        .env("JC_USER", ALICE.0)
+        .env("JC_TOKEN", ALICE_TOKEN)
+        .args(["status", &job]);
+    let o = run(c);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+
+    // A wrong password: exit status 2 and a clear message, no job.
+    let before: i64 = gw
+        .sql
+        .query_one("select count(*) from jobcenter.jobs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let mut c = Command::new(env!("CARGO_BIN_EXE_jcclient"));
+    c.args(["--port", &gw.tcp.port().to_string(), "--host", "127.0.0.1"])
+        .args(["--user", "alice", "--password", "nope"])
+        .args(["call", "calltest", r#"{"input": 1}"#]);
+    let o = run(c);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("authentication"), "{}", stderr(&o));
+    let after: i64 = gw
+        .sql
+        .query_one("select count(*) from jobcenter.jobs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(before, after);
+
+    // Bad input: not JSON, and an unknown workflow.
+    let o = run(jcclient(&gw, &["call", "calltest", "{nope"]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not valid JSON"), "{}", stderr(&o));
+    let o = run(jcclient(&gw, &["call", "nosuchflow", "{}"]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("nosuchflow"), "{}", stderr(&o));
+}
+
+fn lib_config(endpoint: Endpoint, (who, password): (&str, &str)) -> Config {
+    let mut c = Config::new(
+        endpoint,
+        Auth::Password {
+            who: who.into(),
+            password: password.into(),
+        },
+    );
+    c.call_timeout = Duration::from_secs(20);
+    c
+}
+
+#[tokio::test]
+async fn the_rust_library_as_client_and_worker_over_tcp_and_websocket() {
+    let gw = Gateway::start(&models()).await;
+    let busy = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (b, m) = (busy.clone(), most.clone());
+    let worker = Client::connect(lib_config(Endpoint::websocket(gw.ws_url()), WORKER))
+        .await
+        .unwrap();
+    worker
+        .announce(
+            "add",
+            Handler::new_async(move |t| {
+                let (b, m) = (b.clone(), m.clone());
+                async move {
+                    let now = b.fetch_add(1, Ordering::SeqCst) + 1;
+                    m.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    b.fetch_sub(1, Ordering::SeqCst);
+                    let c = t.inargs["counter"].as_i64().ok_or("no counter")?;
+                    Ok(json!({"counter": c + t.inargs["step"].as_i64().unwrap_or(0)}))
+                }
+            }),
+            AnnounceOptions {
+                slots: Some(2),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    worker
+        .announce(
+            "fail",
+            Handler::new_sync(|t| Err(TaskError::new(format!("refused: {}", t.inargs["why"])))),
+            AnnounceOptions::default(),
+        )
+        .await
+        .unwrap();
+    let w = worker.clone();
+    let work = tokio::spawn(async move { w.work().await });
+
+    let client = Client::connect(lib_config(Endpoint::tcp("127.0.0.1", gw.tcp.port()), ALICE))
+        .await
+        .unwrap();
+    assert_eq!(
+        client.call("calltest", json!({"input": 1})).await.unwrap(),
+        json!({"output": 4})
+    );
+    // Six jobs at once through two slots: all done, never more than two at a time.
+    let jobs: Vec<i64> = {
+        let mut v = vec![];
+        for i in 0..6 {
+            v.push(
+                client
+                    .call_nb("calltest", json!({ "input": i }))
+                    .await
+                    .unwrap(),
+            );
+        }
+        v
+    };
+    let mut outs = HashSet::new();
+    for j in &jobs {
+        outs.insert(
+            client.wait_job(*j).await.unwrap()["output"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    assert_eq!(outs, (3..9).collect());
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        2,
+        "slots bound the concurrency"
+    );
+
+    match client.call("failtest", json!({"why": "w"})).await {
+        Err(Error::Job { job_id, error }) => {
+            assert_eq!(error["msg"], "refused: \"w\"");
+            assert_eq!(gw.state(job_id).await, "error");
+            assert_eq!(
+                client.get_job_status(job_id).await.unwrap(),
+                Some(json!({ "error": error }))
+            );
+        }
+        other => panic!("expected a job error, got {other:?}"),
+    }
+    // Unknown workflow: refused by create_job.
+    let e = client.call("nosuchflow", json!({})).await.unwrap_err();
+    assert!(e.to_string().contains("nosuchflow"), "{e}");
+    client.ping().await.unwrap();
+
+    worker.stop();
+    work.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_python_client_passes_its_tests_against_jcapi() {
+    let gw = Gateway::start(&models()).await;
+    let python = std::env::var("JC_PYTHON").unwrap_or_else(|_| "python3".into());
+    let root = common::workspace();
+    let out = tokio::process::Command::new(&python)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .arg(root.join("clients/python/tests"))
+        .env("JC_E2E_HOST", "127.0.0.1")
+        .env("JC_E2E_PORT", gw.tcp.port().to_string())
+        .env("JC_E2E_WS", gw.ws_url())
+        .env("JC_E2E_USER", ALICE.0)
+        .env("JC_E2E_PASSWORD", ALICE.1)
+        .env("JC_E2E_WORKER", WORKER.0)
+        .env("JC_E2E_WORKER_PASSWORD", WORKER.1)
+        .env("JC_E2E_TOKEN", ALICE_TOKEN)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("running {python} -m pytest: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "pytest failed:\n{text}\njcapi log:\n{}",
+        gw.log()
+    );
+    // The end-to-end tests ran, not only the unit tests: none skipped.
+    assert!(text.contains(" passed"), "{text}");
+    assert!(!text.contains("skipped"), "{text}");
+}
