@@ -419,6 +419,11 @@ impl Rpc {
         let _ = self.out.send(Out::Msg(v.to_string().into_bytes()));
     }
 
+    /// Sends any bytes as one message (a netstring over TCP, a frame over WebSocket).
+    pub fn send_payload(&self, payload: &[u8]) {
+        let _ = self.out.send(Out::Msg(payload.to_vec()));
+    }
+
     /// Sends bytes as they are (TCP) or as one frame (WebSocket).
     pub fn send_raw(&self, raw: &[u8]) {
         let _ = self.out.send(Out::Raw(raw.to_vec()));
