@@ -37,6 +37,11 @@ extension_sql_file!(
     name = "schedules",
     requires = ["loader"]
 );
+extension_sql_file!(
+    "../sql/compiler.sql",
+    name = "compiler",
+    requires = ["loader"]
+);
 extension_sql_file!("../sql/api.sql", name = "api", finalize);
 
 pub use jcl_fns::*;
