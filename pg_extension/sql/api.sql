@@ -253,8 +253,7 @@ begin
             hint = 'call announce first';
     end if;
     select jb.* into j from jobcenter.jobs jb
-    where jb.state = 'ready'
-      and jb.task_id in (select task_id from jobcenter.tasks where action_id = v_action.action_id)
+    where jb.state = 'ready' and jb.ready_action_id = v_action.action_id
       and (a_job_id is null or jb.job_id = a_job_id)
       and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
     order by jb.priority desc, jb.job_id

@@ -446,7 +446,7 @@ declare
     v_payload jsonb := jsonb_build_object('job_id', a_job.job_id);
 begin
     update jobcenter.jobs set
-        state = 'ready', cookie = null, worker_id = null, timeout = null,
+        state = 'ready', ready_action_id = a_action.action_id, cookie = null, worker_id = null, timeout = null,
         task_state = jsonb_build_object('inargs', a_inargs, 'env', a_env, 'tries', a_tries)
     where job_id = a_job.job_id;
     if a_action.config ? 'filter' then

@@ -24,6 +24,10 @@ begin
         end if;
         v_count := v_count + 1;
         select * into t from jobcenter.tasks where task_id = j.task_id;
+        -- Each job in its own subtransaction: a job whose handling fails unexpectedly ends in
+        -- error instead of rolling back (and so stalling) the whole batch. Transient conflicts
+        -- are raised: the caller retries the batch.
+        begin
         case j.state
         when 'sleeping' then
             if j.task_state ? 'delayed' then
@@ -54,6 +58,13 @@ begin
         else
             update jobcenter.jobs set timeout = null where job_id = j.job_id;
         end case;
+        exception
+            when deadlock_detected or serialization_failure or lock_not_available then
+                raise;
+            when others then
+                perform jobcenter.drive(jobcenter.end_job(j, 'error', jsonb_build_object('error',
+                    jobcenter.task_error_obj(j, 'fatal', 'internal error at timeout: ' || sqlerrm))));
+        end;
     end loop;
     return v_count;
 end $$;

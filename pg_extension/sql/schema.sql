@@ -141,11 +141,15 @@ create table jobcenter.jobs (
     detached boolean not null default false,
     priority integer not null default 0,
     worker_id bigint,
+    -- the action of the current task while the job is 'ready' (set by make_ready), so that
+    -- get_task reads its queue in index order
+    ready_action_id integer,
     task_state jsonb not null default '{}',
     job_state jsonb not null default '{}'
 );
 create unique index jobs_cookie on jobcenter.jobs (cookie) where cookie is not null;
-create index jobs_ready on jobcenter.jobs (task_id, priority desc, job_id) where state = 'ready';
+-- The ready queue of each action, in the order get_task takes it.
+create index jobs_ready on jobcenter.jobs (ready_action_id, priority desc, job_id) where state = 'ready';
 create index jobs_timeout on jobcenter.jobs (timeout) where timeout is not null;
 create index jobs_parent on jobcenter.jobs (parentjob_id) where parentjob_id is not null;
 create index jobs_state on jobcenter.jobs (state);
