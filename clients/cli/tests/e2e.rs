@@ -122,8 +122,8 @@ fn jcclient(gw: &Gateway, args: &[&str]) -> Command {
     c
 }
 
-fn run(mut c: Command) -> Output {
-    c.output().expect("running jcclient")
+fn run(mut c: impl std::borrow::BorrowMut<Command>) -> Output {
+    c.borrow_mut().output().expect("running jcclient")
 }
 
 fn stdout_json(o: &Output) -> Value {
@@ -576,6 +576,10 @@ async fn the_python_client_passes_its_tests_against_jcapi() {
         .env("JC_E2E_WORKER", WORKER.0)
         .env("JC_E2E_WORKER_PASSWORD", WORKER.1)
         .env("JC_E2E_TOKEN", ALICE_TOKEN)
+        .env("JC_E2E_TLS_PORT", gw.tls.port().to_string())
+        .env("JC_E2E_CA", &gw.pki.ca)
+        .env("JC_E2E_CERT", &gw.pki.alice_cert)
+        .env("JC_E2E_KEY", &gw.pki.alice_key)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()
         .await
@@ -593,4 +597,170 @@ async fn the_python_client_passes_its_tests_against_jcapi() {
     // The end-to-end tests ran, not only the unit tests: none skipped.
     assert!(text.contains(" passed"), "{text}");
     assert!(!text.contains("skipped"), "{text}");
+}
+
+#[tokio::test]
+async fn clients_over_tls_with_a_password_and_with_a_client_certificate() {
+    let gw = Gateway::start(&models()).await;
+    let port = gw.tls.port().to_string();
+    let ca = gw.pki.ca.to_str().unwrap().to_owned();
+    let tls = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_jcclient"));
+        c.args(["--host", "localhost", "--port", &port, "--tls"])
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    };
+    // A password over TLS, trusting the test CA.
+    let o = run(
+        tls(&["--ca", &ca, "--user", ALICE.0, "--password", ALICE.1]).args([
+            "call",
+            "--no-wait",
+            "slowtest",
+            r#"{"n": 1}"#,
+        ]),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let job = stdout_json(&o).as_i64().unwrap().to_string();
+    // The client certificate alone: its CN is alice, who may see her job.
+    let (cert, key) = (
+        gw.pki.alice_cert.to_str().unwrap(),
+        gw.pki.alice_key.to_str().unwrap(),
+    );
+    let o = run(
+        tls(&["--ca", &ca, "--cert", cert, "--key", key, "--user", "alice"]).args(["status", &job]),
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    // alice's certificate does not make anyone else.
+    let o = run(tls(&[
+        "--ca", &ca, "--cert", cert, "--key", key, "--user", "worker",
+    ])
+    .args(["status", &job]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("authentication refused"),
+        "{}",
+        stderr(&o)
+    );
+    // Without the CA the server is not trusted.
+    let o = run(tls(&["--user", ALICE.0, "--password", ALICE.1]).args(["status", &job]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("TLS"), "{}", stderr(&o));
+
+    // The library: a worker authenticated by certificate, a client by password, both TLS.
+    let opts = |cert: bool| jc_client::TlsOptions {
+        ca: Some(gw.pki.ca.clone()),
+        cert: cert.then(|| gw.pki.alice_cert.clone()),
+        key: cert.then(|| gw.pki.alice_key.clone()),
+        server_name: None,
+    };
+    let mut wc = Config::new(
+        Endpoint::tls("localhost", gw.tls.port(), opts(true)),
+        Auth::ClientCert {
+            who: "alice".into(),
+        },
+    );
+    wc.workername = Some("tls-worker".into());
+    let worker = Client::connect(wc).await.unwrap();
+    worker
+        .announce(
+            "add",
+            Handler::new_sync(|t| {
+                Ok(json!({"counter": t.inargs["counter"].as_i64().unwrap_or(0) + 100}))
+            }),
+            AnnounceOptions::default(),
+        )
+        .await
+        .unwrap();
+    let w = worker.clone();
+    let work = tokio::spawn(async move { w.work().await });
+    let client = Client::connect(lib_config(
+        Endpoint::tls("localhost", gw.tls.port(), opts(false)),
+        ALICE,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        client.call("calltest", json!({"input": 1})).await.unwrap(),
+        json!({"output": 101})
+    );
+    worker.stop();
+    work.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_worker_and_a_waiting_client_survive_a_gateway_restart() {
+    let mut gw = Gateway::start(&models()).await;
+    let fast = |mut c: Config| {
+        c.backoff = jc_client::Backoff {
+            initial: Duration::from_millis(50),
+            max: Duration::from_millis(500),
+        };
+        c
+    };
+    let mut wc = fast(lib_config(
+        Endpoint::tcp("127.0.0.1", gw.tcp.port()),
+        WORKER,
+    ));
+    wc.workername = Some("phoenix".into());
+    let worker = Client::new(wc);
+    worker
+        .announce(
+            "add",
+            Handler::new_sync(|t| {
+                Ok(json!({"counter": t.inargs["counter"].as_i64().unwrap_or(0) + 1}))
+            }),
+            AnnounceOptions::default(),
+        )
+        .await
+        .unwrap();
+    let w = worker.clone();
+    let work = tokio::spawn(async move { w.work().await });
+    let client = Client::new(fast(lib_config(Endpoint::websocket(gw.ws_url()), ALICE)));
+    assert_eq!(
+        client.call("calltest", json!({"input": 1})).await.unwrap(),
+        json!({"output": 2})
+    );
+    // A job waiting for an event, and a client waiting for the job.
+    let job = client.call_nb("approval", json!({"id": 9})).await.unwrap();
+    reaches(&gw, job, "eventwait").await;
+    let c = client.clone();
+    let waiting = tokio::spawn(async move { c.wait_job(job).await });
+
+    gw.restart();
+    // The worker comes back by itself and announces again.
+    eventually("the worker to announce again", || async {
+        let n: i64 = gw
+            .sql
+            .query_one(
+                "select count(*) from jobcenter.workers w join jobcenter.worker_actions using (worker_id)
+                 where w.name = 'phoenix' and w.stopped is null",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        n == 1
+    })
+    .await;
+    assert_eq!(
+        client.call("calltest", json!({"input": 5})).await.unwrap(),
+        json!({"output": 6})
+    );
+    // The waiting client reconnected too and hears of the job's end.
+    let other = Client::connect(lib_config(Endpoint::tcp("127.0.0.1", gw.tcp.port()), ALICE))
+        .await
+        .unwrap();
+    other
+        .raise_event(json!({"type": "approval", "id": 9}))
+        .await
+        .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .expect("the waiting client got the job's end")
+        .unwrap()
+        .unwrap();
+    assert_eq!(out["event"]["data"], json!({"type": "approval", "id": 9}));
+    worker.stop();
+    work.await.unwrap().unwrap();
 }

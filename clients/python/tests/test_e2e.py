@@ -95,3 +95,19 @@ def test_credentials_and_refusals():
                 await c.call_nb("nosuchflow", {})
 
     run(main())
+
+
+def test_tls_with_a_password_and_with_a_client_certificate():
+    async def main():
+        tls = dict(host="localhost", port=int(env("TLS_PORT")), tls=True, ca=env("CA"))
+        async with client(**tls) as c:
+            job_id = await c.call_nb("slowtest", {"n": 1})
+        async with client(method="clientcert", token="", cert=env("CERT"), key=env("KEY"), **tls) as c:
+            assert await c.get_job_status(job_id) is None
+            assert await c.cancel_job(job_id, "done testing") is True
+            assert (await c.get_job_status(job_id))["error"]["msg"] == "done testing"
+        with pytest.raises(AuthError):
+            # alice's certificate does not make anyone else
+            await client(who="worker", method="clientcert", cert=env("CERT"), key=env("KEY"), **tls).connect()
+
+    run(main())

@@ -103,25 +103,184 @@ pub fn jcapi_bin() -> PathBuf {
     .clone()
 }
 
-/// A running gateway on a fresh database.
+/// Test certificates: a CA, a server certificate for localhost and 127.0.0.1, and a client
+/// certificate whose CN is alice, as PEM files in a directory.
+pub struct Pki {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub alice_cert: PathBuf,
+    pub alice_key: PathBuf,
+}
+
+impl Pki {
+    pub fn new(dir: &Path) -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "e2e CA");
+        let ca_key = KeyPair::generate().unwrap();
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let write = |name: &str, text: String| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let issue = |cn: &str, file: &str| {
+            let mut p =
+                CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                    .unwrap();
+            p.distinguished_name.push(DnType::CommonName, cn);
+            let key = KeyPair::generate().unwrap();
+            let cert = p.signed_by(&key, &issuer).unwrap();
+            (
+                write(&format!("{file}.pem"), cert.pem()),
+                write(&format!("{file}.key"), key.serialize_pem()),
+            )
+        };
+        let (server_cert, server_key) = issue("localhost", "server");
+        let (alice_cert, alice_key) = issue("alice", "alice");
+        Pki {
+            ca: write("ca.pem", ca_cert.pem()),
+            server_cert,
+            server_key,
+            alice_cert,
+            alice_key,
+        }
+    }
+}
+
+/// A running gateway on a fresh database: TCP, WebSocket and TLS listeners (TLS accepts a
+/// client certificate from the test CA but does not require one).
 pub struct Gateway {
     pub db: testkit::TestDb,
     pub sql: tokio_postgres::Client,
     pub tcp: SocketAddr,
     pub ws: SocketAddr,
+    pub tls: SocketAddr,
+    pub pki: Pki,
     pub dir: tempfile::TempDir,
     child: Child,
     log: Arc<Mutex<String>>,
 }
 
+/// jcapi's configuration file with the listeners on the given addresses.
+fn jcapi_config(dir: &Path, pki: &Pki, addrs: [&str; 3]) -> PathBuf {
+    let users = dir.join("users.toml");
+    std::fs::write(
+        &users,
+        format!(
+            "[users.alice]\npassword = {ALICE_HASH:?}\ntokens = [{ALICE_TOKEN_DIGEST:?}]\n\n\
+             [users.worker]\npassword = {WORKER_HASH:?}\n"
+        ),
+    )
+    .unwrap();
+    let file = dir.join("jcapi.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"users_file = {users:?}
+log_level = "warn"
+
+[[listen]]
+kind = "tcp"
+address = "{tcp}"
+auth = ["password", "token"]
+
+[[listen]]
+kind = "ws"
+address = "{ws}"
+auth = ["password", "token"]
+
+[[listen]]
+kind = "tls"
+address = "{tls}"
+auth = ["password", "token", "clientcert"]
+tls_cert = {cert:?}
+tls_key = {key:?}
+client_ca = {ca:?}
+require_client_cert = false
+"#,
+            tcp = addrs[0],
+            ws = addrs[1],
+            tls = addrs[2],
+            cert = pki.server_cert,
+            key = pki.server_key,
+            ca = pki.ca,
+        ),
+    )
+    .unwrap();
+    file
+}
+
+/// Starts jcapi; returns it, its log and its (tcp, ws, tls) addresses once it is ready.
+fn spawn_jcapi(dsn: &str, config: &Path) -> (Child, Arc<Mutex<String>>, [SocketAddr; 3]) {
+    let mut child = Command::new(jcapi_bin())
+        .arg("--dsn")
+        .arg(dsn)
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting jcapi");
+    let log = Arc::new(Mutex::new(String::new()));
+    {
+        let mut stderr = child.stderr.take().unwrap();
+        let log = log.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                log.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+    }
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (mut tcp, mut ws, mut tls) = (None, None, None);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(line) = rx.recv_timeout(left) else {
+            let _ = child.kill();
+            panic!("jcapi did not get ready: {}", log.lock().unwrap())
+        };
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        match parts.as_slice() {
+            ["listening", "tcp", addr] => tcp = Some(addr.parse().unwrap()),
+            ["listening", "ws", addr] => ws = Some(addr.parse().unwrap()),
+            ["listening", "tls", addr] => tls = Some(addr.parse().unwrap()),
+            ["ready"] => break,
+            _ => {}
+        }
+    }
+    let addrs = [
+        tcp.expect("a tcp listener"),
+        ws.expect("a ws listener"),
+        tls.expect("a tls listener"),
+    ];
+    (child, log, addrs)
+}
+
 impl Gateway {
     /// Loads `models`, makes the users alice and worker, and starts jcapi.
     pub async fn start(models: &[jcl::Model]) -> Gateway {
-        Gateway::start_with(models, &[]).await
-    }
-
-    /// [`Gateway::start`] with extra jcapi flags.
-    pub async fn start_with(models: &[jcl::Model], flags: &[&str]) -> Gateway {
         let db = testkit::Cluster::shared()
             .await
             .expect("cluster")
@@ -142,78 +301,41 @@ impl Gateway {
         .await
         .expect("roles");
         let dir = tempfile::tempdir().unwrap();
-        let users = dir.path().join("users.toml");
-        std::fs::write(
-            &users,
-            format!(
-                "[users.alice]\npassword = {ALICE_HASH:?}\ntokens = [{ALICE_TOKEN_DIGEST:?}]\n\n\
-                 [users.worker]\npassword = {WORKER_HASH:?}\n"
-            ),
-        )
-        .unwrap();
-        let mut child = Command::new(jcapi_bin())
-            .arg("--dsn")
-            .arg(&db.dsn)
-            .args(["--listen", "tcp:127.0.0.1:0", "--listen", "ws:127.0.0.1:0"])
-            .arg("--users-file")
-            .arg(&users)
-            .args(["--log-level", "warn"])
-            .args(flags)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting jcapi");
-        let log = Arc::new(Mutex::new(String::new()));
-        {
-            let mut stderr = child.stderr.take().unwrap();
-            let log = log.clone();
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = stderr.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    log.lock()
-                        .unwrap()
-                        .push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            });
-        }
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let (mut tcp, mut ws) = (None, None);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx.recv_timeout(left).unwrap_or_else(|_| {
-                let _ = child.kill();
-                panic!("jcapi did not get ready: {}", log.lock().unwrap())
-            });
-            let parts: Vec<&str> = line.split_whitespace().collect();
-            match parts.as_slice() {
-                ["listening", "tcp", addr] => tcp = Some(addr.parse().unwrap()),
-                ["listening", "ws", addr] => ws = Some(addr.parse().unwrap()),
-                ["ready"] => break,
-                _ => {}
-            }
-        }
+        let pki = Pki::new(dir.path());
+        let any = "127.0.0.1:0";
+        let config = jcapi_config(dir.path(), &pki, [any, any, any]);
+        let (child, log, [tcp, ws, tls]) = spawn_jcapi(&db.dsn, &config);
         Gateway {
             db,
             sql,
-            tcp: tcp.expect("a tcp listener"),
-            ws: ws.expect("a ws listener"),
+            tcp,
+            ws,
+            tls,
+            pki,
             dir,
             child,
             log,
         }
+    }
+
+    /// Stops jcapi (SIGKILL: connections drop without a goodbye).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts jcapi again on the same addresses.
+    pub fn restart(&mut self) {
+        self.kill();
+        let addrs = [self.tcp, self.ws, self.tls].map(|a| a.to_string());
+        let config = jcapi_config(
+            self.dir.path(),
+            &self.pki,
+            [&addrs[0], &addrs[1], &addrs[2]],
+        );
+        let (child, log, _) = spawn_jcapi(&self.db.dsn, &config);
+        self.child = child;
+        self.log = log;
     }
 
     /// jcapi's log so far.
@@ -242,8 +364,7 @@ impl Gateway {
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
