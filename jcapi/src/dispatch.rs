@@ -640,6 +640,97 @@ mod tests {
         assert_eq!(d.slots(1, "_a"), (2, 3));
     }
 
+    #[derive(Debug, Clone)]
+    enum Op {
+        Ready(i64, bool),
+        GetTask(u64, usize, bool),
+        Done(usize),
+        Expire(u64),
+        Sweep(i64),
+        Withdraw(u64),
+        Disconnect(u64),
+        Announce(u64, u32),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0i64..20, any::<bool>()).prop_map(|(j, f)| Op::Ready(j, f)),
+            (1u64..5, 0usize..8, any::<bool>()).prop_map(|(c, i, t)| Op::GetTask(c, i, t)),
+            (0usize..8).prop_map(Op::Done),
+            (0u64..30).prop_map(Op::Expire),
+            (0i64..6).prop_map(Op::Sweep),
+            (1u64..5).prop_map(Op::Withdraw),
+            (1u64..5).prop_map(Op::Disconnect),
+            (1u64..5, 1u32..4).prop_map(|(c, s)| Op::Announce(c, s)),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Any sequence of events keeps the books straight: no slot group is used beyond
+        /// its slots, and every used slot is an outstanding offer or a taken task.
+        #[test]
+        fn random_events_keep_slots_consistent(ops in proptest::collection::vec(op(), 1..80)) {
+            let start = Instant::now();
+            let mut d = Dispatch::new(Duration::from_secs(10), Arc::new(Metrics::default()));
+            let mut workers: HashMap<ConnId, Worker> = HashMap::new();
+            let mut cookies: Vec<Uuid> = Vec::new();
+            let mut clock = 0u64;
+            for op in ops {
+                let now = start + Duration::from_secs(clock);
+                match op {
+                    Op::Announce(c, slots) => {
+                        let w = workers.entry(c).or_insert_with(|| worker(c, 1000));
+                        d.create_group(c, "_a", slots);
+                        d.announce(&w.handle, &format!("w{c}"), 7, "a", "_a");
+                    }
+                    Op::Ready(job, filtered) => {
+                        let names = filtered.then(|| vec!["w1".to_owned(), "w3".to_owned()]);
+                        d.ready(7, job, names, now);
+                    }
+                    Op::GetTask(c, i, found) => {
+                        let offers = workers.get_mut(&c).map(|w| w.offers()).unwrap_or_default();
+                        if let Some(key) = offers.get(i % offers.len().max(1)) {
+                            if let Some(claim) = d.claim(c, key) {
+                                if found {
+                                    let cookie = Uuid::new_v4();
+                                    cookies.push(cookie);
+                                    d.taken(c, cookie, claim, now);
+                                } else {
+                                    d.not_taken(c, claim, now);
+                                }
+                            }
+                        }
+                    }
+                    Op::Done(i) => {
+                        if !cookies.is_empty() {
+                            let cookie = cookies.remove(i % cookies.len());
+                            d.done(cookie, now);
+                        }
+                    }
+                    Op::Expire(secs) => {
+                        clock += secs;
+                        d.expire(start + Duration::from_secs(clock));
+                    }
+                    Op::Sweep(n) => d.sweep(&[(7, n)], now),
+                    Op::Withdraw(c) => {
+                        d.withdraw(c, 7, now);
+                    }
+                    Op::Disconnect(c) => {
+                        d.remove_conn(c, now);
+                        workers.remove(&c);
+                    }
+                }
+                for ((conn, group), g) in &d.groups {
+                    proptest::prop_assert!(g.used <= g.slots, "{conn}/{group}: {g:?}");
+                    let offers = d.offers.values().filter(|o| o.conn == *conn).count() as u32;
+                    let taken = d.taken.values().filter(|t| t.conn == *conn).count() as u32;
+                    proptest::prop_assert_eq!(g.used, offers + taken, "{}/{}", conn, group);
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_full_queue_closes_the_slow_worker() {
         let now = Instant::now();
