@@ -74,6 +74,8 @@ pub mod codes {
     pub const COPY: &str = "JC0222";
     /// An `interface:` that cannot be resolved, or a candidate that does not match it.
     pub const INTERFACE: &str = "JC0223";
+    /// The compiled model fails the loader's structural checks: a compiler bug.
+    pub const INTERNAL: &str = "JC0299";
 }
 
 /// The errors of the compiler's I/O (database, files). Errors in the source are
@@ -399,7 +401,21 @@ pub fn check_and_lower(parsed: &[Parsed], catalog: &Catalog) -> Output {
             continue;
         }
         let l = lower::lower(&p.source.name, &p.source.text, a, me, &res);
+        let clean = l.diagnostics.is_empty() && diags[i].is_empty();
         diags[i].extend(l.diagnostics);
+        if clean {
+            if let Err(e) = l.model.validate() {
+                diags[i].push(
+                    Diagnostic::error(
+                        codes::INTERNAL,
+                        &p.source.name,
+                        a.span,
+                        format!("internal error: the compiled model is invalid: {e}"),
+                    )
+                    .with_hint("this is a bug of jcc; please report it with the file"),
+                );
+            }
+        }
         units.push((
             i,
             Unit {

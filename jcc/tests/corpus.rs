@@ -97,7 +97,11 @@ fn every_err_file_fails_with_its_documented_code_at_its_line_and_column() {
             e.name,
             jcc::render(&out.diagnostics, &all)
         );
-        for d in out.diagnostics.iter().filter(|d| d.code.starts_with("JC02")) {
+        for d in out
+            .diagnostics
+            .iter()
+            .filter(|d| d.code.starts_with("JC02"))
+        {
             assert!(
                 docs.contains(&format!("## {}", d.code)),
                 "{} is not documented in docs/errors.md",
@@ -105,7 +109,10 @@ fn every_err_file_fails_with_its_documented_code_at_its_line_and_column() {
             );
         }
         let rendered = jcc::render(&out.diagnostics, &all);
-        insta::assert_snapshot!(format!("err__{}", e.name.trim_end_matches(".jcl")), rendered);
+        insta::assert_snapshot!(
+            format!("err__{}", e.name.trim_end_matches(".jcl")),
+            rendered
+        );
     }
 }
 
@@ -160,7 +167,10 @@ fn files_calling_each_other_in_a_cycle_are_an_error_but_self_recursion_is_not() 
 fn a_diagnostic_renders_with_the_source_line_a_caret_and_a_hint() {
     let src = "workflow w:\ndo:\n\tcall ad:\n\t\tcounter = 1\n";
     let add = "action add:\nin:\n\tcounter number\nout:\n\tcounter number\n";
-    let all = vec![SourceFile::new("w.jcl", src), SourceFile::new("add.jcl", add)];
+    let all = vec![
+        SourceFile::new("w.jcl", src),
+        SourceFile::new("add.jcl", add),
+    ];
     let out = jcc::compile_offline(all.clone());
     let text = jcc::render(&out.diagnostics, &all);
     assert_eq!(
