@@ -185,6 +185,7 @@ method!(
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GetJobStatusParams {
     pub job_id: i64,
+    /// Also send `job_done` when the job ends — at once when it has ended already.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<bool>,
 }
