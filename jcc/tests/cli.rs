@@ -377,3 +377,37 @@ async fn stale_lists_workflows_calling_an_older_version() {
          whiletest (version 1) calls add version 1, the newest is 2\n"
     );
 }
+
+#[tokio::test]
+async fn an_interface_and_a_dispatch_may_come_from_the_database() {
+    let (tdb, c) = setup().await;
+    let ok = Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows/tests/ok");
+    let p = |f: &str| ok.join(f).to_string_lossy().into_owned();
+    jcc_ok(&tdb.dsn, &[&p("shape.jcl")]);
+    // shape.square takes its inputs and outputs from shape, found in the database
+    jcc_ok(&tdb.dsn, &[&p("shape.square.jcl")]);
+    jcc_ok(&tdb.dsn, &[&p("shape.circle.jcl"), &p("dispatchtest.jcl")]);
+    assert_eq!(
+        output(&c, "dispatchtest", json!({"kind": "square", "size": 4})).await,
+        json!({"area": 16})
+    );
+    // a candidate without the interface's outputs is refused
+    let tmp = tempfile::tempdir().unwrap();
+    let odd = write(
+        tmp.path(),
+        "odd.jcl",
+        "workflow shape.odd:\nin:\n\tsize number\n",
+    );
+    let user = write(
+        tmp.path(),
+        "user.jcl",
+        "workflow user:\ndo:\n\tinterface shape:\n\t\tshape.square, shape.odd\n\tcall 'shape.odd':\n\t\tsize = 1\n",
+    );
+    let out = jcc(&tdb.dsn, &[&odd, &user]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("user.jcl:4:17: error[JC0223]: workflow `shape.odd` does not have the inputs and outputs of interface `shape`"),
+        "{err}"
+    );
+}
