@@ -190,11 +190,12 @@ async fn sleep_waits_for_its_interval() {
         db::get_job_status(&c, id).await.unwrap(),
         Some(json!({"slept": true}))
     );
-    // a real one-second nap
-    let (id, _) = run(&c, "sleeptest", json!({})).await;
+    // a real nap (the default, one second, is too short to see it is not due yet on a busy
+    // machine)
+    let (id, _) = run(&c, "sleeptest", json!({"nap": "2 seconds"})).await;
     assert_eq!(state(&c, id).await, "sleeping");
     assert_eq!(db::do_timeout(&c).await.unwrap(), 0, "not due yet");
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
     assert_eq!(db::do_timeout(&c).await.unwrap(), 1);
     assert_eq!(state(&c, id).await, "finished");
 }
@@ -235,10 +236,10 @@ async fn wait_for_event_gets_an_outside_event_or_times_out() {
         db::get_job_status(&c, id).await.unwrap(),
         Some(json!({"got": "timeout"}))
     );
-    // a real one-second time-out
-    let (id, _) = run(&c, "waittest", json!({"key": "k3", "timeout": 1})).await;
+    // a real two-second time-out
+    let (id, _) = run(&c, "waittest", json!({"key": "k3", "timeout": 2})).await;
     assert_eq!(db::do_timeout(&c).await.unwrap(), 0);
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
     assert_eq!(db::do_timeout(&c).await.unwrap(), 1);
     assert_eq!(
         db::get_job_status(&c, id).await.unwrap(),
