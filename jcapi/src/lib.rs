@@ -45,7 +45,7 @@ use tokio_postgres::NoTls;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 
-pub use auth::{hash_password, token_digest, Users};
+pub use auth::{hash_password, token_digest, Hello, Users};
 pub use config::{
     redact, AuthMethod, Config, Kind, Layer, ListenLayer, Listener, LogFormat, ENV_VARS,
 };

@@ -464,3 +464,62 @@ async fn workers_are_pinged_and_silent_ones_disconnected() {
         .get(0);
     assert!(fresh);
 }
+
+#[tokio::test]
+async fn filtered_workers_get_only_their_tasks() {
+    let env = env().await;
+    let g = Gateway::start(&env, &[]).await;
+    let mut c = login(&g, "tcp", "alice", ALICE_PW).await;
+    let mut ws = Vec::new();
+    let mut dones = Vec::new();
+    for (name, dest) in [("ra", "a"), ("rb", "b")] {
+        let mut w = login(&g, "tcp", "alice", ALICE_PW).await;
+        let r = w
+            .call(
+                "announce",
+                json!({"actionname": "route", "workername": name, "filter": {"dest": dest}}),
+            )
+            .await;
+        assert_eq!(r, json!([true, "success"]));
+        let done = Done::default();
+        ws.push(worker(
+            w,
+            "route",
+            done.clone(),
+            Duration::ZERO,
+            |i| json!({"n": i["n"]}),
+        ));
+        dones.push(done);
+    }
+    let mut w = login(&g, "tcp", "alice", ALICE_PW).await;
+    let r = w
+        .call(
+            "announce",
+            json!({"actionname": "route", "workername": "rc", "filter": {"n": 1}}),
+        )
+        .await;
+    assert_eq!(r[0], false);
+    assert!(
+        r[1].as_str().unwrap().contains("cannot be filtered on n"),
+        "{r}"
+    );
+    let mut by_dest: [Vec<i64>; 2] = Default::default();
+    for n in 0..6 {
+        let dest = if n % 2 == 0 { "a" } else { "b" };
+        let job = c
+            .create_job("routetest", json!({"dest": dest, "n": n}))
+            .await;
+        by_dest[n as usize % 2].push(job);
+    }
+    for (i, jobs) in by_dest.iter().enumerate() {
+        for (k, job) in jobs.iter().enumerate() {
+            assert_eq!(c.job_done(*job).await, json!({"n": 2 * k + i}));
+        }
+        let mut got: Vec<i64> = dones[i].lock().unwrap().keys().copied().collect();
+        got.sort();
+        assert_eq!(&got, jobs, "worker {i} did only its own tasks");
+    }
+    for w in ws {
+        w.abort();
+    }
+}

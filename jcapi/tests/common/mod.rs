@@ -31,7 +31,8 @@ pub const BOB_PW: &str = "bob-pw";
 
 /// The example models: `add` (counter + step) called by `calltest`; `flaky` (retryable,
 /// 3 tries, 1 s apart) called by `flakytest`; `fragile` (not retryable) called by
-/// `fragiletest`; `nothing` (ends at once); `approval` (waits for an event).
+/// `fragiletest`; `nothing` (ends at once); `approval` (waits for an event); `route`
+/// (workers filter on `dest`) called by `routetest`.
 pub fn models() -> Vec<Model> {
     let add = action("add")
         .input("counter", "number")
@@ -95,7 +96,28 @@ pub fn models() -> Vec<Model> {
         t.omap = Some(vec![set(path(Ns::V, &["ev"]), var(Ns::O, &["event"]))]);
     });
     let approval = approval.end(vec![set(path(Ns::O, &["event"]), var(Ns::V, &["ev"]))]);
+    let route = action("route")
+        .input("dest", "string")
+        .input("n", "number")
+        .output("n", "number")
+        .config(|c| c.filter = Some(vec!["dest".into()]))
+        .model();
+    let mut routetest = Flow::workflow("routetest")
+        .input("dest", "string")
+        .input("n", "number")
+        .output("n", "number");
+    routetest.call(
+        "route",
+        vec![
+            set(path(Ns::I, &["dest"]), var(Ns::A, &["dest"])),
+            set(path(Ns::I, &["n"]), var(Ns::A, &["n"])),
+        ],
+        vec![set(path(Ns::V, &["n"]), var(Ns::O, &["n"]))],
+    );
+    let routetest = routetest.end(vec![set(path(Ns::O, &["n"]), var(Ns::V, &["n"]))]);
     vec![
+        route,
+        routetest,
         add,
         calls("calltest", "add"),
         flaky,
