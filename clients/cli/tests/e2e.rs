@@ -764,3 +764,68 @@ async fn a_worker_and_a_waiting_client_survive_a_gateway_restart() {
     worker.stop();
     work.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_slot_group_bounds_tasks_across_actions() {
+    let gw = Gateway::start(&models()).await;
+    let worker = Client::connect(lib_config(Endpoint::tcp("127.0.0.1", gw.tcp.port()), WORKER))
+        .await
+        .unwrap();
+    worker.create_slotgroup("pair", 1).await.unwrap();
+    let busy = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let handler = |out: &'static str, input: &'static str| {
+        let (b, m) = (busy.clone(), most.clone());
+        Handler::new_async(move |t| {
+            let (b, m) = (b.clone(), m.clone());
+            async move {
+                let now = b.fetch_add(1, Ordering::SeqCst) + 1;
+                m.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                b.fetch_sub(1, Ordering::SeqCst);
+                Ok(json!({ out: t.inargs[input].as_i64().unwrap_or(0) }))
+            }
+        })
+    };
+    let group = AnnounceOptions {
+        slotgroup: Some("pair".into()),
+        ..Default::default()
+    };
+    worker
+        .announce("add", handler("counter", "counter"), group.clone())
+        .await
+        .unwrap();
+    worker
+        .announce("fetch", handler("y", "x"), group)
+        .await
+        .unwrap();
+    // Announcing with a group that does not exist is refused before it is sent.
+    let e = worker
+        .announce(
+            "fail",
+            handler("x", "x"),
+            AnnounceOptions {
+                slotgroup: Some("nope".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Config(_)), "{e}");
+    let w = worker.clone();
+    let work = tokio::spawn(async move { w.work().await });
+    let client = Client::connect(lib_config(Endpoint::tcp("127.0.0.1", gw.tcp.port()), ALICE))
+        .await
+        .unwrap();
+    let mut jobs = vec![];
+    for i in 0..3 {
+        jobs.push(client.call_nb("calltest", json!({ "input": i })).await.unwrap());
+        jobs.push(client.call_nb("fetchtest", json!({ "x": i })).await.unwrap());
+    }
+    for j in jobs {
+        client.wait_job(j).await.unwrap();
+    }
+    assert_eq!(most.load(Ordering::SeqCst), 1, "one task at a time in the group");
+    worker.stop();
+    work.await.unwrap().unwrap();
+}

@@ -269,13 +269,29 @@ pub(crate) fn task_ready(client: &Client, conn: &Arc<Conn>, p: TaskReadyParams) 
     let client = client.clone();
     let conn = conn.clone();
     tokio::spawn(async move {
-        perform(&conn, &p, &action).await;
+        let done = perform(&conn, &p, &action).await;
+        // The slot is free before task_done leaves: the server may offer the next task as
+        // soon as it reads it.
         action.slots.give_back();
+        if let Some((job_id, done)) = done {
+            if let Err(e) = conn.notify::<TaskDone>(&done) {
+                tracing::warn!(
+                    "task_done for job {job_id} ({}) not sent: {e}",
+                    p.actionname
+                );
+            }
+        }
         client.inner.task_finished();
     });
 }
 
-async fn perform(conn: &Conn, p: &TaskReadyParams, action: &ActionReg) {
+/// Takes the offered task and runs the handler: the job id and the `task_done` to send,
+/// or nothing when the task was gone.
+async fn perform(
+    conn: &Conn,
+    p: &TaskReadyParams,
+    action: &ActionReg,
+) -> Option<(i64, TaskDoneParams)> {
     let given = conn
         .call::<GetTask>(&GetTaskParams {
             actionname: p.actionname.clone(),
@@ -284,10 +300,10 @@ async fn perform(conn: &Conn, p: &TaskReadyParams, action: &ActionReg) {
         .await;
     let TaskGiven(job_id, cookie, inargs, env) = match given {
         Ok(Some(t)) => t,
-        Ok(None) => return, // another worker was faster
+        Ok(None) => return None, // another worker was faster
         Err(e) => {
             tracing::warn!("get_task {} {:?}: {e}", p.actionname, p.job_id);
-            return;
+            return None;
         }
     };
     let task = Task {
@@ -297,12 +313,7 @@ async fn perform(conn: &Conn, p: &TaskReadyParams, action: &ActionReg) {
         env,
     };
     let outargs = action.handler.run(task).await;
-    if let Err(e) = conn.notify::<TaskDone>(&TaskDoneParams { cookie, outargs }) {
-        tracing::warn!(
-            "task_done for job {job_id} ({}) not sent: {e}",
-            p.actionname
-        );
-    }
+    Some((job_id, TaskDoneParams { cookie, outargs }))
 }
 
 impl Client {

@@ -552,6 +552,7 @@ class Client:
         t.add_done_callback(self._tasks.discard)
 
     async def _run_task(self, conn: _Connection, name: str, a: _Action, job_id: JSON) -> None:
+        done = None
         try:
             res = await conn.call("get_task", {"actionname": name, "job_id": job_id}, self.call_timeout)
             if not res or not isinstance(res, list) or res[0] is None:
@@ -560,7 +561,7 @@ class Client:
             inargs = res[2] if len(res) > 2 and res[2] is not None else {}
             env = res[3] if len(res) > 3 and res[3] is not None else {}
             outargs = await self._invoke(a.handler, Task(name, tjob, inargs, env))
-            await conn.notify("task_done", {"cookie": cookie, "outargs": outargs})
+            done = {"cookie": cookie, "outargs": outargs}
         except (ConnectionLost, ConnectionError, OSError) as e:
             self.log.info("task of %s for job %s: %s", name, job_id, e)
         except RPCError as e:
@@ -568,7 +569,14 @@ class Client:
         except asyncio.TimeoutError:
             self.log.warning("get_task %s for job %s timed out", name, job_id)
         finally:
+            # The slot is free before task_done leaves: the server may offer the next task
+            # as soon as it reads it.
             a.busy -= 1
+        if done is not None:
+            try:
+                await conn.notify("task_done", done)
+            except ConnectionLost as e:
+                self.log.warning("task_done for job %s not sent: %s", job_id, e)
 
     async def _invoke(self, handler: Handler, task: Task) -> JSON:
         try:
