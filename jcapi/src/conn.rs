@@ -105,6 +105,13 @@ pub(crate) async fn serve(
     let id = shared.next_conn_id();
     let handle = ConnHandle::new(id, tx, kill.clone(), shared.metrics.clone());
     let mut writer = tokio::spawn(writer(rx));
+    // At shutdown a connection stuck writing to a peer that does not read is cut off too.
+    let mut stopping = shared.stop.clone();
+    let cut = kill.clone();
+    let cutter = tokio::spawn(async move {
+        let _ = stopping.changed().await;
+        cut.cancel();
+    });
     Metrics::inc(&shared.metrics.connections);
     shared
         .metrics
@@ -174,19 +181,19 @@ pub(crate) async fn serve(
             pinger = Some(tokio::time::interval_at(Instant::now() + every, every));
         }
     }
+    cutter.abort();
     conn.cleanup().await;
     shared
         .metrics
         .open_connections
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    let killed = kill.is_cancelled();
+    let stopping = *shared.stop.borrow();
+    let too_slow = kill.is_cancelled() && !stopping;
     drop(conn);
-    // The writer ends once every handle is gone and the queue is written out.
-    if killed
-        || tokio::time::timeout(std::time::Duration::from_secs(5), &mut writer)
-            .await
-            .is_err()
-    {
+    // The writer ends once every handle is gone and the queue is written out; a peer too
+    // slow to read gets nothing more.
+    let flush = std::time::Duration::from_secs(if stopping { 1 } else { 5 });
+    if too_slow || tokio::time::timeout(flush, &mut writer).await.is_err() {
         writer.abort();
     }
     tracing::debug!(conn = id, "closed");

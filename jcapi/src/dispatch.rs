@@ -76,9 +76,13 @@ impl ConnHandle {
         }
     }
 
-    /// Queues a message, waiting for room (only the connection's own task does this).
+    /// Queues a message, waiting for room (only the connection's own task does this); gives
+    /// up when the connection is being closed.
     pub async fn send(&self, msg: &Message) -> bool {
-        let ok = self.tx.send(Bytes::from(msg.to_bytes())).await.is_ok();
+        let ok = tokio::select! {
+            sent = self.tx.send(Bytes::from(msg.to_bytes())) => sent.is_ok(),
+            _ = self.kill.cancelled() => false,
+        };
         if ok {
             Metrics::inc(&self.metrics.messages_out);
         }

@@ -145,7 +145,7 @@ impl Rpc {
 #[tokio::test]
 async fn a_client_that_does_not_read_does_not_hold_up_others() {
     let env = env().await;
-    let g = Gateway::start(&env, &["--write-queue", "16"]).await;
+    let mut g = Gateway::start(&env, &["--write-queue", "16"]).await;
     // A raw client that logs in, asks for many answers and never reads them.
     let mut slow = tokio::net::TcpStream::connect(g.addr("tcp")).await.unwrap();
     let hello = json!({"jsonrpc": "2.0", "method": "hello", "id": 0,
@@ -172,6 +172,15 @@ async fn a_client_that_does_not_read_does_not_hold_up_others() {
         started.elapsed() < Duration::from_secs(10),
         "others waited {:?}",
         started.elapsed()
+    );
+    // Shutdown does not wait for it either.
+    let stopping = std::time::Instant::now();
+    let status = g.stop().await;
+    assert!(status.success(), "{}", g.log());
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?}",
+        stopping.elapsed()
     );
     writer.abort();
 }
