@@ -382,6 +382,23 @@ async fn jcclient_cancel_retry_events_and_credentials() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout_json(&o), json!(true));
     reaches(&gw, job.parse().unwrap(), "ready").await;
+    // The job in detail: its state, workflow and step log.
+    let o = run(jcclient(&gw, &["job", &job]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let info = stdout_json(&o);
+    assert_eq!(info["state"], "ready", "{info}");
+    assert_eq!(info["workflow"], "slowtest", "{info}");
+    assert_eq!(info["arguments"], json!({"n": 1}), "{info}");
+    let steps: Vec<&str> = info["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["state"].as_str().unwrap())
+        .collect();
+    assert!(
+        steps.contains(&"error"),
+        "the cancelled run is in the log: {info}"
+    );
 
     // Events: a waiting call finishes when a matching event is raised.
     let mut waiting = jcclient(&gw, &["call", "approval", r#"{"id": 7}"#]);
@@ -768,9 +785,12 @@ async fn a_worker_and_a_waiting_client_survive_a_gateway_restart() {
 #[tokio::test]
 async fn a_slot_group_bounds_tasks_across_actions() {
     let gw = Gateway::start(&models()).await;
-    let worker = Client::connect(lib_config(Endpoint::tcp("127.0.0.1", gw.tcp.port()), WORKER))
-        .await
-        .unwrap();
+    let worker = Client::connect(lib_config(
+        Endpoint::tcp("127.0.0.1", gw.tcp.port()),
+        WORKER,
+    ))
+    .await
+    .unwrap();
     worker.create_slotgroup("pair", 1).await.unwrap();
     let busy = Arc::new(AtomicUsize::new(0));
     let most = Arc::new(AtomicUsize::new(0));
@@ -819,13 +839,27 @@ async fn a_slot_group_bounds_tasks_across_actions() {
         .unwrap();
     let mut jobs = vec![];
     for i in 0..3 {
-        jobs.push(client.call_nb("calltest", json!({ "input": i })).await.unwrap());
-        jobs.push(client.call_nb("fetchtest", json!({ "x": i })).await.unwrap());
+        jobs.push(
+            client
+                .call_nb("calltest", json!({ "input": i }))
+                .await
+                .unwrap(),
+        );
+        jobs.push(
+            client
+                .call_nb("fetchtest", json!({ "x": i }))
+                .await
+                .unwrap(),
+        );
     }
     for j in jobs {
         client.wait_job(j).await.unwrap();
     }
-    assert_eq!(most.load(Ordering::SeqCst), 1, "one task at a time in the group");
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        1,
+        "one task at a time in the group"
+    );
     worker.stop();
     work.await.unwrap().unwrap();
 }
