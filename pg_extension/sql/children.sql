@@ -34,7 +34,6 @@ declare
     v_wf jobcenter.actions := a_wf;
     v_res jsonb;
     v_list jsonb;
-    v_in jsonb;
     v_checked jsonb;
     v_children bigint[] := '{}';
     v_max_depth integer;
@@ -82,19 +81,11 @@ begin
     end if;
     for v_elem in select value from jsonb_array_elements(v_list) loop
         v_idx := v_idx + 1;
-        if v_attr ? 'map_using' then
-            v_in := jobcenter.run_imap(a_job, a_task, jsonb_build_object('e',
-                a_job.environment || jsonb_build_object('_v', v_elem, '_i', v_idx)));
-        else
-            v_in := jobcenter.run_imap(a_job, a_task);
-        end if;
-        if v_in ? '_error' then
-            return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal', v_in ->> '_error'));
-        end if;
-        v_checked := jobcenter.check_inputs(v_wf.action_id, v_in);
+        v_checked := jobcenter.call_inputs(a_job, a_task, v_wf.action_id, v_wf.name,
+            case when v_attr ? 'map_using' then jsonb_build_object('e',
+                a_job.environment || jsonb_build_object('_v', v_elem, '_i', v_idx)) end);
         if v_checked ? '_error' then
-            return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal',
-                format('calling %s: %s', v_wf.name, v_checked ->> '_error')));
+            return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal', v_checked ->> '_error'));
         end if;
         v_children := v_children || jobcenter.new_child(a_job, a_task, v_wf, v_checked -> 'args',
             case when v_attr ? 'map_using' then jsonb_build_object('_v', v_elem, '_i', v_idx) end,

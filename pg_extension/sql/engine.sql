@@ -427,6 +427,27 @@ begin
     return jsonb_build_object('v', v_res -> 'v');
 end $$;
 
+-- Builds and checks the inputs of a call: the task's imap (with `a_extra` namespaces), then the
+-- callee's declared inputs (defaults filled in). Returns {"args": …} or {"_error": message};
+-- with `a_name` the message says which call it was.
+create function jobcenter.call_inputs(a_job jobcenter.jobs, a_task jobcenter.tasks,
+    a_action_id integer, a_name text, a_extra jsonb default '{}')
+returns jsonb language plpgsql as $$
+declare
+    v_in jsonb;
+    v_checked jsonb;
+begin
+    v_in := jobcenter.run_imap(a_job, a_task, a_extra);
+    if v_in ? '_error' then
+        return v_in;
+    end if;
+    v_checked := jobcenter.check_inputs(a_action_id, v_in);
+    if v_checked ? '_error' and a_name is not null then
+        return jsonb_build_object('_error', format('calling %s: %s', a_name, v_checked ->> '_error'));
+    end if;
+    return v_checked;
+end $$;
+
 -- Actions performed by workers ----------------------------------------------------------------
 
 -- Workers (by name) whose announcement of action `a_action_id` accepts a task with `a_inargs`.
@@ -460,18 +481,12 @@ create function jobcenter.do_action_task(a_job jobcenter.jobs, a_task jobcenter.
     a_action jobcenter.actions)
 returns bigint[] language plpgsql as $$
 declare
-    v_in jsonb;
     v_checked jsonb;
     v_env jsonb;
 begin
-    v_in := jobcenter.run_imap(a_job, a_task);
-    if v_in ? '_error' then
-        return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal', v_in ->> '_error'));
-    end if;
-    v_checked := jobcenter.check_inputs(a_action.action_id, v_in);
+    v_checked := jobcenter.call_inputs(a_job, a_task, a_action.action_id, a_action.name);
     if v_checked ? '_error' then
-        return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal',
-            format('calling %s: %s', a_action.name, v_checked ->> '_error')));
+        return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal', v_checked ->> '_error'));
     end if;
     select coalesce(jsonb_object_agg(i.name, a_job.environment -> i.name), '{}') into v_env
     from jobcenter.action_inputs i
@@ -508,18 +523,12 @@ create function jobcenter.do_procedure_task(a_job jobcenter.jobs, a_task jobcent
     a_action jobcenter.actions)
 returns bigint[] language plpgsql as $$
 declare
-    v_in jsonb;
     v_checked jsonb;
     v_out jsonb;
 begin
-    v_in := jobcenter.run_imap(a_job, a_task);
-    if v_in ? '_error' then
-        return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal', v_in ->> '_error'));
-    end if;
-    v_checked := jobcenter.check_inputs(a_action.action_id, v_in);
+    v_checked := jobcenter.call_inputs(a_job, a_task, a_action.action_id, a_action.name);
     if v_checked ? '_error' then
-        return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal',
-            format('calling %s: %s', a_action.name, v_checked ->> '_error')));
+        return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal', v_checked ->> '_error'));
     end if;
     if a_action.name !~ '^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$' then
         return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal',

@@ -49,11 +49,7 @@ begin
     end case;
 
     -- The remaining system actions take inputs built by their imap.
-    v_in := jobcenter.run_imap(a_job, a_task);
-    if v_in ? '_error' then
-        return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal', v_in ->> '_error'));
-    end if;
-    v_res := jobcenter.check_inputs(a_task.action_id, v_in);
+    v_res := jobcenter.call_inputs(a_job, a_task, a_task.action_id, null);
     if v_res ? '_error' then
         return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal', v_res ->> '_error'));
     end if;
