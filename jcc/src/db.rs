@@ -1,13 +1,25 @@
 //! The database side of a compile: the catalog of callees and types, writing the models as
 //! new versions (or replacing the newest version in place) in one transaction serialised
-//! against other compilers, and the listing of stale workflows.
+//! against other compilers, the schedules of the workflows written, and the listing of stale
+//! workflows.
+//!
+//! A workflow's schedules (its `schedule:` section) are checked by the database's own cron
+//! parser before anything is written (`jobcenter.cron_check`, and `cron_next` for an
+//! expression that never fires again: JC0224). After the workflow is written they are
+//! created or replaced with `jobcenter.create_schedule(…, a_replace => true, a_source =>
+//! 'jcc')` under the name `WORKFLOW/NAME`, and the schedules jcc made for that workflow
+//! earlier that the file no longer has are dropped; schedules made by hand (`source` null) are
+//! never dropped. A file whose source is unchanged is skipped, schedules included. With
+//! `--tags`, the schedules start the tagged version (`a_tag`).
 
 use std::collections::{BTreeSet, HashMap};
 
 use jcl::{ActionKind, Destination, Param};
+use jcl_syntax::Diagnostic;
 use tokio_postgres::{Client, GenericClient, NoTls};
 
-use crate::{catalog::Interface, Catalog, Error, Output, Parsed, Unit};
+use crate::schedule::{self, Schedule};
+use crate::{catalog::Interface, codes, Catalog, Error, Output, Parsed, Unit};
 
 /// The advisory lock `jobcenter.load_action` takes; the compiler takes it first so that the
 /// whole compile (catalog, checks and writes) is atomic with respect to other compilers.
@@ -148,6 +160,10 @@ pub struct Report {
     pub kind: ActionKind,
     pub name: String,
     pub outcome: Outcome,
+    /// The schedules created or replaced (database names, `WORKFLOW/NAME`).
+    pub schedules: Vec<String>,
+    /// The schedules dropped because the file no longer has them.
+    pub dropped: Vec<String>,
 }
 
 impl std::fmt::Display for Report {
@@ -163,7 +179,14 @@ impl std::fmt::Display for Report {
             Outcome::Unchanged { version } => {
                 write!(f, "{}: {what}: unchanged (version {version})", self.file)
             }
+        }?;
+        if !self.schedules.is_empty() {
+            write!(f, "; schedules {}", self.schedules.join(", "))?;
         }
+        if !self.dropped.is_empty() {
+            write!(f, "; dropped schedules {}", self.dropped.join(", "))?;
+        }
+        Ok(())
     }
 }
 
@@ -208,6 +231,8 @@ pub async fn write_units(
                     kind: m.kind,
                     name: m.name.clone(),
                     outcome: Outcome::Unchanged { version },
+                    schedules: vec![],
+                    dropped: vec![],
                 });
                 continue;
             }
@@ -246,14 +271,132 @@ pub async fn write_units(
                 }
             }
         };
+        let (schedules, dropped) = if m.kind == ActionKind::Workflow {
+            let tag = (!opts.tags.is_empty()).then(|| opts.tags.join(":"));
+            write_schedules(c, u, tag.as_deref())
+                .await
+                .map_err(load_err)?
+        } else {
+            (vec![], vec![])
+        };
         reports.push(Report {
             file: u.file.clone(),
             kind: m.kind,
             name: m.name.clone(),
             outcome,
+            schedules,
+            dropped,
         });
     }
     Ok(reports)
+}
+
+/// Creates or replaces the schedules of a written workflow and drops those jcc made for it
+/// before that its file no longer has. Returns the names written and dropped.
+async fn write_schedules(
+    c: &impl GenericClient,
+    u: &Unit,
+    tag: Option<&str>,
+) -> Result<(Vec<String>, Vec<String>), tokio_postgres::Error> {
+    let wf = &u.model.name;
+    let mut written = vec![];
+    for s in &u.schedules {
+        let name = s.db_name(wf);
+        c.query_one(
+            "select jobcenter.create_schedule(a_name => $1, a_wfname => $2, a_cron => $3, \
+             a_args => $4, a_timezone => $5, a_missed => $6, a_tag => $7, a_enabled => $8, \
+             a_replace => true, a_source => $9)",
+            &[
+                &name,
+                wf,
+                &s.cron,
+                &s.args,
+                &s.timezone,
+                &s.missed,
+                &tag,
+                &s.enabled,
+                &schedule::SOURCE,
+            ],
+        )
+        .await?;
+        written.push(name);
+    }
+    let dropped = c
+        .query(
+            "delete from jobcenter.schedules \
+             where source = $1 and wfname = $2 and not (name = any($3)) returning name",
+            &[&schedule::SOURCE, wf, &written],
+        )
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<Vec<String>, _>>()?;
+    let mut dropped = dropped;
+    dropped.sort();
+    Ok((written, dropped))
+}
+
+/// Asks the database's cron parser about each schedule (the compiler checked only the
+/// structure): an expression or time zone it refuses, or an expression that never fires
+/// again, is a JC0224 diagnostic.
+pub async fn check_schedules(
+    c: &impl GenericClient,
+    units: &[Unit],
+) -> Result<Vec<Diagnostic>, Error> {
+    let mut out = vec![];
+    for u in units {
+        for s in &u.schedules {
+            if let Some(d) = check_schedule(c, &u.file, s).await? {
+                out.push(d);
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn check_schedule(
+    c: &impl GenericClient,
+    file: &str,
+    s: &Schedule,
+) -> Result<Option<Diagnostic>, Error> {
+    let why: Option<String> = c
+        .query_one(
+            "select jobcenter.cron_check($1, $2)",
+            &[&s.cron, &s.timezone],
+        )
+        .await?
+        .try_get(0)?;
+    let hint = "six fields: sec min hour day-of-month month day-of-week (and an optional \
+                year), e.g. '0 */5 * * * *', or @daily";
+    if let Some(why) = why {
+        let (span, message, hint) = match s.tz_span {
+            Some(tz) if why.starts_with("unknown time zone") => (
+                tz,
+                format!("invalid time zone: {why}"),
+                "an IANA time zone, e.g. tz = 'Europe/Amsterdam'",
+            ),
+            _ => (s.cron_span, format!("invalid cron expression: {why}"), hint),
+        };
+        return Ok(Some(
+            Diagnostic::error(codes::SCHEDULE, file, span, message).with_hint(hint),
+        ));
+    }
+    let never: bool = c
+        .query_one(
+            "select jobcenter.cron_next($1, clock_timestamp(), $2) is null",
+            &[&s.cron, &s.timezone],
+        )
+        .await?
+        .try_get(0)?;
+    Ok(never.then(|| {
+        Diagnostic::error(
+            codes::SCHEDULE,
+            file,
+            s.cron_span,
+            format!("the cron expression `{}` never fires again", s.cron),
+        )
+        .with_hint("check the year field")
+    }))
 }
 
 /// Compiles parsed files against the database and writes them, all in one transaction that
@@ -267,7 +410,9 @@ pub async fn compile_and_write(
     let tx = client.transaction().await?;
     tx.execute(LOCK_SQL, &[]).await?;
     let catalog = load_catalog(&tx, &crate::external_names(parsed)).await?;
-    let out = crate::check_and_lower(parsed, &catalog);
+    let mut out = crate::check_and_lower(parsed, &catalog);
+    out.diagnostics
+        .extend(check_schedules(&tx, &out.units).await?);
     if out.has_errors() {
         tx.rollback().await?;
         return Ok((out, vec![]));

@@ -1,6 +1,7 @@
 //! jcc, the JCL compiler: parses `.jcl` files (with `jcl-syntax`), checks them against each
 //! other and against the database, lowers each to a [`jcl::Model`] and writes the models into
-//! the jobcenter tables in one transaction (see [`db`]).
+//! the jobcenter tables in one transaction (see [`db`]), with the schedules of a workflow's
+//! `schedule:` section (see [`schedule`]).
 //!
 //! ```
 //! let src = "workflow hello:\nout:\n\tgreeting string\nwfomap:\n\t<greeting>\ndo:\n\teval:\n\t\tgreeting = 'hi'\n";
@@ -16,6 +17,7 @@ pub mod catalog;
 pub mod db;
 pub mod flow;
 pub mod lower;
+pub mod schedule;
 pub mod types;
 
 use std::collections::{BTreeSet, HashMap};
@@ -74,6 +76,9 @@ pub mod codes {
     pub const COPY: &str = "JC0222";
     /// An `interface:` that cannot be resolved, or a candidate that does not match it.
     pub const INTERFACE: &str = "JC0223";
+    /// A bad schedule: an invalid cron expression or time zone, an unknown key, a value of
+    /// the wrong form, no `cron`.
+    pub const SCHEDULE: &str = "JC0224";
     /// The compiled model fails the loader's structural checks: a compiler bug.
     pub const INTERNAL: &str = "JC0299";
 }
@@ -139,6 +144,8 @@ pub struct Unit {
     /// The source file name.
     pub file: String,
     pub model: Model,
+    /// A workflow's schedules (its `schedule:` section), written after the model.
+    pub schedules: Vec<schedule::Schedule>,
 }
 
 /// The result of a compile: the models in load order (callees before callers) and every
@@ -421,6 +428,7 @@ pub fn check_and_lower(parsed: &[Parsed], catalog: &Catalog) -> Output {
             Unit {
                 file: p.source.name.clone(),
                 model: l.model,
+                schedules: l.schedules,
             },
             l.deps,
         ));

@@ -23,6 +23,7 @@ use serde_json::{Map, Value};
 use crate::catalog::{system_interface, Catalog, Interface};
 use crate::codes;
 use crate::flow::{self, Info, Op};
+use crate::schedule::{self, Schedule};
 use crate::types::{infer, Ty};
 
 /// Looks callees up: files of the same compile first, then the database.
@@ -57,6 +58,8 @@ pub struct Lowered {
     pub diagnostics: Vec<Diagnostic>,
     /// Names of files of this compile that the model's tasks call (to load them first).
     pub deps: BTreeSet<String>,
+    /// The workflow's schedules that passed their checks.
+    pub schedules: Vec<Schedule>,
 }
 
 /// A task's default edge or a conditional edge, still to be pointed somewhere.
@@ -197,6 +200,11 @@ pub fn lower(
     let config = l.config();
     let wfenv = l.wfenv();
     let locks = l.locks();
+    let schedules = if me.kind == ActionKind::Workflow {
+        l.schedules()
+    } else {
+        vec![]
+    };
     if me.kind == ActionKind::Workflow {
         l.body();
     }
@@ -217,6 +225,7 @@ pub fn lower(
         model,
         diagnostics: l.diags,
         deps: l.deps,
+        schedules,
     }
 }
 
@@ -330,6 +339,7 @@ impl<'a> Lowerer<'a> {
             bad(self, "locks", a.locks.as_ref().map(|s| s.span), w);
             bad(self, "wfomap", a.wfomap.as_ref().map(|s| s.span), w);
             bad(self, "do", a.body.as_ref().map(|s| s.span), w);
+            bad(self, "schedule", a.schedule.as_ref().map(|s| s.span), w);
         }
     }
 
@@ -449,6 +459,201 @@ impl<'a> Lowerer<'a> {
             }
         }
         c
+    }
+
+    /// Checks the `schedule:` section of a workflow: names, keys and their values, the cron
+    /// expression's structure (the database checks it fully before writing) and the
+    /// arguments against the workflow's inputs, like the inputs of a call. Returns the
+    /// schedules without errors.
+    fn schedules(&mut self) -> Vec<Schedule> {
+        let Some(section) = &self.ast.schedule else {
+            return vec![];
+        };
+        let me = self.me;
+        let mut out = vec![];
+        let mut names: HashMap<&str, Span> = HashMap::new();
+        for s in &section.items {
+            let before = self.diags.len();
+            let name = s.name.text.as_str();
+            if let Some(first) = names.insert(name, s.name.span) {
+                self.error(
+                    codes::DUPLICATE,
+                    s.name.span,
+                    format!("the schedule `{name}` is declared twice"),
+                )
+                .labels
+                .push(jcl_syntax::Label {
+                    span: first,
+                    message: "first here".to_owned(),
+                });
+            }
+            if name.is_empty() || name.contains('/') {
+                self.error(
+                    codes::SCHEDULE,
+                    s.name.span,
+                    format!("`{name}` cannot name a schedule"),
+                );
+                self.hint(format!(
+                    "the schedule is stored as `{}/NAME`; its NAME must not be empty or contain `/`",
+                    me.name
+                ));
+            }
+            let mut sched = Schedule {
+                name: name.to_owned(),
+                cron: String::new(),
+                timezone: "UTC".to_owned(),
+                missed: "skip".to_owned(),
+                args: Value::Object(Map::new()),
+                enabled: true,
+                span: s.span,
+                cron_span: s.name.span,
+                tz_span: None,
+            };
+            let mut cron = false;
+            let mut args = None;
+            let mut keys: HashMap<&str, Span> = HashMap::new();
+            for st in &s.settings {
+                let key = st.key.text.as_str();
+                let v = &st.value.value;
+                let vspan = st.value.span;
+                if keys.insert(key, st.key.span).is_some() {
+                    self.error(
+                        codes::DUPLICATE,
+                        st.key.span,
+                        format!("`{key}` is set twice for the schedule `{name}`"),
+                    );
+                    continue;
+                }
+                let bad = |l: &mut Self, msg: String, hint: &str| {
+                    l.error(codes::SCHEDULE, vspan, msg);
+                    l.hint(hint);
+                };
+                match key {
+                    "cron" => match v.as_str() {
+                        Some(e) => match schedule::check_cron(e) {
+                            Ok(()) => {
+                                cron = true;
+                                sched.cron = e.to_owned();
+                                sched.cron_span = vspan;
+                            }
+                            Err(why) => bad(
+                                self,
+                                format!("invalid cron expression: {why}"),
+                                "six fields: sec min hour day-of-month month day-of-week \
+                                 (and an optional year), e.g. '0 */5 * * * *', or @daily",
+                            ),
+                        },
+                        None => bad(
+                            self,
+                            format!("`cron` must be a string, not {v}"),
+                            "write the expression in quotes: cron = '0 30 2 * * *'",
+                        ),
+                    },
+                    "tz" => match v.as_str().map(|tz| (tz, schedule::check_timezone(tz))) {
+                        Some((tz, Ok(()))) => {
+                            sched.timezone = tz.to_owned();
+                            sched.tz_span = Some(vspan);
+                        }
+                        Some((_, Err(why))) => bad(
+                            self,
+                            format!("invalid time zone: {why}"),
+                            "an IANA time zone, e.g. tz = 'Europe/Amsterdam'",
+                        ),
+                        None => bad(
+                            self,
+                            format!("`tz` must be a string, not {v}"),
+                            "an IANA time zone, e.g. tz = 'Europe/Amsterdam'",
+                        ),
+                    },
+                    "missed" => match v.as_str() {
+                        Some(m @ ("skip" | "catchup")) => sched.missed = m.to_owned(),
+                        _ => bad(
+                            self,
+                            format!("`missed` must be 'skip' or 'catchup', not {v}"),
+                            "'skip' drops the runs missed while no maestro ran, 'catchup' fires once for all of them",
+                        ),
+                    },
+                    "enabled" => match v.as_bool() {
+                        Some(b) => sched.enabled = b,
+                        None => bad(
+                            self,
+                            format!("`enabled` must be true or false, not {v}"),
+                            "write enabled = false to create the schedule disabled",
+                        ),
+                    },
+                    "args" => match v {
+                        Value::Object(m) => {
+                            for (k, x) in m {
+                                self.check_input_key(Some(me), k, vspan, &me.name);
+                                if let Some(p) = me.argument(k) {
+                                    let ty = Ty::of_value(x);
+                                    if !ty.fits(&p.ty) {
+                                        let want = p.ty.clone();
+                                        self.type_error(vspan, k, &want, ty, "input");
+                                    }
+                                }
+                            }
+                            sched.args = v.clone();
+                            args = Some((m, vspan));
+                        }
+                        _ => bad(
+                            self,
+                            format!("`args` must be an object of the workflow's inputs, not {v}"),
+                            "write args = {name: value, …}",
+                        ),
+                    },
+                    _ => {
+                        self.error(
+                            codes::SCHEDULE,
+                            st.key.span,
+                            format!("unknown schedule key `{key}`"),
+                        );
+                        let close = if matches!(key, "timezone" | "time_zone" | "zone") {
+                            vec!["tz"]
+                        } else {
+                            similar(key, &schedule::KEYS)
+                        };
+                        self.hint(if close.is_empty() {
+                            format!("the keys of a schedule are {}", quoted(&schedule::KEYS))
+                        } else {
+                            format!("did you mean {}?", quoted(&close))
+                        });
+                    }
+                }
+            }
+            if !cron && !keys.contains_key("cron") {
+                self.error(
+                    codes::SCHEDULE,
+                    s.name.span,
+                    format!("the schedule `{name}` has no `cron` expression"),
+                );
+                self.hint("add cron = '…': six fields sec min hour day-of-month month day-of-week, e.g. '0 30 2 * * *'");
+            }
+            let given: BTreeSet<String> = args
+                .map(|(m, _)| m.keys().cloned().collect())
+                .unwrap_or_default();
+            let missing: Vec<String> = me
+                .arguments()
+                .filter(|p| !p.optional && p.default.is_none() && !given.contains(&p.name))
+                .map(|p| p.name.clone())
+                .collect();
+            for m in missing {
+                let span = args.map_or(s.name.span, |(_, sp)| sp);
+                self.error(
+                    codes::MISSING_INPUT,
+                    span,
+                    format!(
+                        "the schedule `{name}` misses the required input `{m}` of workflow {}",
+                        me.name
+                    ),
+                );
+                self.hint(format!("add `{m}: …` to its `args = {{…}}`"));
+            }
+            if self.diags.len() == before {
+                out.push(sched);
+            }
+        }
+        out
     }
 
     fn wfenv(&mut self) -> Option<Map<String, Value>> {

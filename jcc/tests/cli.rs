@@ -1,6 +1,8 @@
 //! The `jcc` command against a test database: one transaction for all files, unchanged
 //! sources skipped, `--force`, `--tags`, `--dry-run`, `--replace`, `--stale`, `JC_DSN`,
-//! `--format json`, callees looked up in the database, and the exit status on errors.
+//! `--format json`, callees looked up in the database, the exit status on errors, and a
+//! workflow's `schedule:` section (written, fired, replaced, dropped, checked by the
+//! database's cron parser).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio_postgres::Client;
 
 const OK: &str = "workflows/tests/ok";
@@ -53,6 +55,7 @@ async fn snapshot(c: &Client) -> Vec<i64> {
         "next_tasks",
         "workflow_locks",
         "action_version_tags",
+        "schedules",
     ] {
         v.push(count(c, t).await);
     }
@@ -410,4 +413,228 @@ async fn an_interface_and_a_dispatch_may_come_from_the_database() {
         err.contains("user.jcl:4:17: error[JC0223]: workflow `shape.odd` does not have the inputs and outputs of interface `shape`"),
         "{err}"
     );
+}
+
+/// A workflow with an input `n` it returns, and `schedule` as its `schedule:` section.
+fn ticker(schedule: &str) -> String {
+    format!(
+        "workflow ticker:\nin:\n\tn number\n\tlabel string 'none'\nout:\n\tn number\n\
+         wfomap:\n\tn = a.n\ndo:\n\treturn\n{schedule}"
+    )
+}
+
+/// The schedules as (name, cron, time zone, missed, args, enabled, tag, source), by name.
+async fn schedules(
+    c: &Client,
+) -> Vec<(
+    String,
+    String,
+    String,
+    String,
+    Value,
+    bool,
+    Option<String>,
+    Option<String>,
+)> {
+    c.query(
+        "select name, cron, timezone, missed, args, enabled, tag, source \
+         from jobcenter.schedules where wfname = 'ticker' order by name",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| {
+        (
+            r.get(0),
+            r.get(1),
+            r.get(2),
+            r.get(3),
+            r.get(4),
+            r.get(5),
+            r.get(6),
+            r.get(7),
+        )
+    })
+    .collect()
+}
+
+#[tokio::test]
+async fn a_schedule_section_is_written_with_the_workflow_fires_and_is_dropped_when_removed() {
+    let (tdb, c) = setup().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let two = ticker(
+        "schedule:\n\tevery_second: cron = '* * * * * *', args = {n: 7}\n\
+         \tnightly:\n\t\tcron = '0 30 2 * * *'\n\t\ttz = 'Europe/Amsterdam'\n\
+         \t\tmissed = 'catchup', args = {n: 1, label: 'night'}\n",
+    );
+    let f = write(tmp.path(), "ticker.jcl", &two);
+    // a dry run creates them and rolls back
+    let out = jcc_ok(&tdb.dsn, &["--dry-run", &f]);
+    assert!(
+        out.contains("workflow ticker: loaded as version 1; schedules ticker/every_second, ticker/nightly (dry run: rolled back)"),
+        "{out}"
+    );
+    assert_eq!(count(&c, "schedules").await, 0);
+    assert_eq!(count(&c, "actions where name = 'ticker'").await, 0);
+
+    let out = jcc_ok(&tdb.dsn, &[&f]);
+    assert!(
+        out.contains(
+            "workflow ticker: loaded as version 1; schedules ticker/every_second, ticker/nightly"
+        ),
+        "{out}"
+    );
+    let jcc = Some("jcc".to_owned());
+    assert_eq!(
+        schedules(&c).await,
+        vec![
+            (
+                "ticker/every_second".into(),
+                "* * * * * *".into(),
+                "UTC".into(),
+                "skip".into(),
+                json!({"n": 7}),
+                true,
+                None,
+                jcc.clone()
+            ),
+            (
+                "ticker/nightly".into(),
+                "0 30 2 * * *".into(),
+                "Europe/Amsterdam".into(),
+                "catchup".into(),
+                json!({"n": 1, "label": "night"}),
+                true,
+                None,
+                jcc.clone()
+            ),
+        ]
+    );
+    // the schedule fires within a second and starts a job of the workflow with its args
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let started = engine_tests::db::do_schedules(&c).await.unwrap();
+    assert_eq!(started, 1, "only every_second is due");
+    let row = c
+        .query_one(
+            "select j.job_id, j.arguments, j.environment ->> 'jcschedule' \
+             from jobcenter.jobs j join jobcenter.actions a on a.action_id = j.workflow_id \
+             where a.name = 'ticker'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (job, args, sched): (i64, Value, Option<String>) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!(args["n"], json!(7));
+    assert_eq!(sched.as_deref(), Some("ticker/every_second"));
+    assert_eq!(state(&c, job).await, "finished");
+    assert_eq!(
+        engine_tests::db::get_job_status(&c, job).await.unwrap(),
+        Some(json!({"n": 7}))
+    );
+
+    // unchanged: nothing is written, the schedules stay as they are (next_run moved on)
+    let before = snapshot(&c).await;
+    let out = jcc_ok(&tdb.dsn, &[&f]);
+    assert_eq!(
+        out.trim_end(),
+        format!("{f}: workflow ticker: unchanged (version 1)")
+    );
+    assert_eq!(snapshot(&c).await, before);
+
+    // a schedule made by hand for the same workflow is not jcc's to drop
+    let args = json!({"n": 3});
+    engine_tests::db::create_schedule(
+        &c,
+        &engine_tests::db::Schedule::new("ticker-by-hand", "ticker", "0 0 * * * *", &args),
+    )
+    .await
+    .unwrap();
+    // every_second removed, nightly changed: a new version, nightly replaced, every_second dropped
+    let one = ticker("schedule:\n\tnightly: cron = '0 45 2 * * *', tz = 'Europe/Amsterdam', args = {n: 2}, enabled = false\n");
+    let f = write(tmp.path(), "ticker.jcl", &one);
+    let out = jcc_ok(&tdb.dsn, &[&f]);
+    assert!(
+        out.contains("workflow ticker: loaded as version 2; schedules ticker/nightly; dropped schedules ticker/every_second"),
+        "{out}"
+    );
+    assert_eq!(
+        schedules(&c).await,
+        vec![
+            (
+                "ticker-by-hand".into(),
+                "0 0 * * * *".into(),
+                "UTC".into(),
+                "skip".into(),
+                json!({"n": 3}),
+                true,
+                None,
+                None
+            ),
+            (
+                "ticker/nightly".into(),
+                "0 45 2 * * *".into(),
+                "Europe/Amsterdam".into(),
+                "skip".into(),
+                json!({"n": 2}),
+                false,
+                None,
+                jcc.clone()
+            ),
+        ]
+    );
+    // with --tags the schedules start the tagged version (--force: the source is unchanged)
+    let out = jcc_ok(&tdb.dsn, &["--force", "--tags", "beta", &f]);
+    assert!(
+        out.contains("loaded as version 3; schedules ticker/nightly"),
+        "{out}"
+    );
+    assert_eq!(schedules(&c).await[1].6.as_deref(), Some("beta"));
+    // without a schedule section: the last of jcc's is dropped, the hand-made one stays
+    let f = write(tmp.path(), "ticker.jcl", &ticker(""));
+    let out = jcc_ok(&tdb.dsn, &[&f]);
+    assert!(
+        out.contains("loaded as version 4; dropped schedules ticker/nightly"),
+        "{out}"
+    );
+    let names: Vec<String> = schedules(&c).await.into_iter().map(|s| s.0).collect();
+    assert_eq!(names, vec!["ticker-by-hand"]);
+}
+
+#[tokio::test]
+async fn the_database_checks_each_schedules_cron_and_time_zone_before_anything_is_written() {
+    let (tdb, c) = setup().await;
+    let tmp = tempfile::tempdir().unwrap();
+    // each passes the compiler's structural check; the extension's parser refuses them
+    let f = write(
+        tmp.path(),
+        "ticker.jcl",
+        &ticker(
+            "schedule:\n\tmixed: cron = '0 0 0 1 JAN-3 *', args = {n: 1}\n\
+             \tpast: cron = '0 0 0 1 1 * 2020', args = {n: 1}\n\
+             \tmars: cron = '@daily', tz = 'Mars/Olympus_Mons', args = {n: 1}\n",
+        ),
+    );
+    let before = snapshot(&c).await;
+    for args in [vec![f.as_str()], vec!["--dry-run", f.as_str()]] {
+        let out = jcc(&tdb.dsn, &args);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        for want in [
+            "ticker.jcl:12:16: error[JC0224]: invalid cron expression: 0 0 0 1 JAN-3 *",
+            "ticker.jcl:13:15: error[JC0224]: the cron expression `0 0 0 1 1 * 2020` never fires again",
+            "ticker.jcl:14:30: error[JC0224]: invalid time zone: unknown time zone Mars/Olympus_Mons",
+            "nothing written",
+        ] {
+            assert!(err.contains(want), "{want} missing in:\n{err}");
+        }
+        assert_eq!(snapshot(&c).await, before);
+    }
+    // offline, only the structure is checked: these pass
+    let out = Command::new(env!("CARGO_BIN_EXE_jcc"))
+        .args(["--dry-run", &f])
+        .env_remove("JC_DSN")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
 }

@@ -2,6 +2,7 @@
 //! snapshotted as JSON), every file of `workflows/tests/err` fails with the code, line and
 //! column its first line documents (its rendered diagnostics are snapshotted), and every
 //! example of `workflows/examples` compiles.
+//! Also, offline: the checked schedules of a `schedule:` section with their defaults.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -181,4 +182,74 @@ fn a_diagnostic_renders_with_the_source_line_a_caret_and_a_hint() {
     assert_eq!(json["code"], "JC0201");
     assert_eq!(json["span"]["line"], 3);
     assert_eq!(json["span"]["col"], 7);
+}
+
+#[test]
+fn schedules_are_checked_offline_and_carry_their_defaults() {
+    let src = "workflow tick:\nin:\n\tn number 1\ndo:\n\treturn\nschedule:\n\
+               \tsoon: cron = '*/10 * * * * *'\n\
+               \tlater:\n\t\tcron = '0 0 9 * * MON-FRI'\n\t\ttz = 'Europe/Amsterdam'\n\
+               \t\tmissed = 'catchup', enabled = false, args = {n: 2}\n";
+    let out = jcc::compile_offline(vec![SourceFile::new("tick.jcl", src)]);
+    assert!(out.diagnostics.is_empty(), "{:?}", out.diagnostics);
+    let got: Vec<(String, &str, &str, &str, serde_json::Value, bool, u32)> = out.units[0]
+        .schedules
+        .iter()
+        .map(|s| {
+            (
+                s.db_name("tick"),
+                s.cron.as_str(),
+                s.timezone.as_str(),
+                s.missed.as_str(),
+                s.args.clone(),
+                s.enabled,
+                s.span.line,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "tick/soon".to_owned(),
+                "*/10 * * * * *",
+                "UTC",
+                "skip",
+                serde_json::json!({}),
+                true,
+                7
+            ),
+            (
+                "tick/later".to_owned(),
+                "0 0 9 * * MON-FRI",
+                "Europe/Amsterdam",
+                "catchup",
+                serde_json::json!({"n": 2}),
+                false,
+                8
+            ),
+        ]
+    );
+    // only workflows have schedules; a name or a key twice is JC0218
+    let action = "action act:\nschedule:\n\ts: cron = '@daily'\n";
+    let twice = "workflow twice:\nschedule:\n\ts: cron = '@daily'\n\ts: cron = '@hourly', cron = '@daily'\n";
+    let out = jcc::compile_offline(vec![
+        SourceFile::new("act.jcl", action),
+        SourceFile::new("twice.jcl", twice),
+    ]);
+    let codes: Vec<(&str, &str, u32, u32)> = out
+        .diagnostics
+        .iter()
+        .map(|d| (d.file.as_str(), d.code, d.span.line, d.span.col))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            ("act.jcl", "JC0215", 2, 1),
+            ("twice.jcl", "JC0218", 4, 2),
+            ("twice.jcl", "JC0218", 4, 23),
+        ]
+    );
+    let act = out.units.iter().find(|u| u.model.name == "act").unwrap();
+    assert!(act.schedules.is_empty());
 }

@@ -35,19 +35,22 @@ create table jobcenter.schedules (
     last_job_id bigint,
     last_skipped timestamptz,      -- the latest run dropped by the 'skip' policy
     last_error jsonb,              -- why the last run could not create its job
-    created timestamptz not null default now()
+    created timestamptz not null default now(),
+    source text                    -- 'jcc': from a workflow file's schedule: section (jcc drops
+                                   -- it when the file no longer has it); null: made by hand
 );
 create index schedules_next_run on jobcenter.schedules (next_run) where enabled;
 
 -- Creates (or, with a_replace, replaces) a schedule. Checks what create_job would check now
 -- (the workflow exists, the caller may start it, the arguments fit) and the cron expression.
 -- Returns the first run. Errors: JC001 unknown workflow, JC002 bad arguments, expression,
--- time zone or policy, or the name is taken; JC004 not authorized.
+-- time zone or policy, or the name is taken; JC004 not authorized. a_source says who manages
+-- the schedule ('jcc' for a compiler; replacing sets it too).
 create function jobcenter.create_schedule(
     a_name text, a_wfname text, a_cron text, a_args jsonb default '{}',
     a_timezone text default 'UTC', a_missed text default 'skip', a_tag text default null,
     a_env jsonb default null, a_impersonate text default null, a_enabled boolean default true,
-    a_replace boolean default false)
+    a_replace boolean default false, a_source text default null)
 returns timestamptz language plpgsql as $$
 declare
     v_wf jobcenter.actions;
@@ -97,14 +100,14 @@ begin
             message = format('schedule %s: %s never fires', a_name, a_cron);
     end if;
     insert into jobcenter.schedules (name, wfname, args, tag, env, cron, timezone, enabled,
-        missed, run_as, next_run)
+        missed, run_as, next_run, source)
     values (a_name, a_wfname, coalesce(a_args, '{}'), a_tag, a_env, a_cron, a_timezone,
-        coalesce(a_enabled, true), a_missed, v_who, v_next)
+        coalesce(a_enabled, true), a_missed, v_who, v_next, a_source)
     on conflict (name) do update set
         wfname = excluded.wfname, args = excluded.args, tag = excluded.tag, env = excluded.env,
         cron = excluded.cron, timezone = excluded.timezone, enabled = excluded.enabled,
         missed = excluded.missed, run_as = excluded.run_as, next_run = excluded.next_run,
-        last_error = null;
+        last_error = null, source = excluded.source;
     if coalesce(a_enabled, true) then
         perform jobcenter.notify_timer(v_next);
     end if;

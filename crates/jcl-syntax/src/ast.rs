@@ -89,6 +89,9 @@ pub struct File {
     pub wfomap: Option<Section<Vec<Assign>>>,
     /// `do:` the statement block.
     pub body: Option<Section<Vec<Stmt>>>,
+    /// `schedule:` named schedules that start the workflow periodically.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Section<Vec<Schedule>>>,
 }
 
 /// A section of a file: its header line and what it holds.
@@ -126,6 +129,28 @@ pub struct Literal {
 pub struct Setting {
     pub key: Name,
     pub value: Literal,
+    pub span: Span,
+}
+
+/// A schedule of the `schedule:` section: `NAME:` followed by `key = literal` settings,
+/// comma-separated on its line and/or one or more per line on the lines indented below it:
+///
+/// ```text
+/// schedule:
+///     nightly: cron = '0 30 2 * * *', tz = 'Europe/Amsterdam', args = {days: 1}
+///     hourly:
+///         cron = '0 0 * * * *'
+///         missed = 'catchup'
+/// ```
+///
+/// Which keys exist (`cron`, `tz`, `missed`, `args`, `enabled`) and what their values must be
+/// is checked by the compiler.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Schedule {
+    pub name: Name,
+    /// In source order: those of the name's line first, then those of the lines below.
+    pub settings: Vec<Setting>,
+    /// The name's line.
     pub span: Span,
 }
 

@@ -132,6 +132,10 @@ pub(crate) fn usage(rule: Rule) -> &'static str {
             "a setting is `key = literal`, such as `max_steps = 200` or \
              `retry = {tries: 3, interval: '5 seconds'}`"
         }
+        Rule::schedule_line => {
+            "a schedule is `NAME:` followed by `key = literal` settings, on its line or \
+             indented below, such as `nightly: cron = '0 30 2 * * *', tz = 'Europe/Amsterdam'`"
+        }
         Rule::lock_line => {
             "a lock is `locktype value [manual] [inherit]`; `_` as the value is a placeholder"
         }

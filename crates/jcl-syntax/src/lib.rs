@@ -29,6 +29,22 @@
 //!   quote; `true false null`; arrays `[1, 'a']`; objects `{tries: 3, 'max interval': '1
 //!   hour'}` whose keys are words or strings; trailing commas are allowed. Several settings may
 //!   share a line: `max_steps = 200, max_depth = 5`. Literals are constants, not expressions.
+//! - **Schedules** (ours): a workflow's `schedule:` section names one or more schedules, each
+//!   `NAME:` followed by settings written like those of `config:`, after the colon
+//!   (comma-separated) and/or on the lines indented below it:
+//!
+//!   ```text
+//!   schedule:
+//!       nightly: cron = '0 30 2 * * *', tz = 'Europe/Amsterdam', missed = 'catchup', args = {days: 1}
+//!       every_minute:
+//!           cron = '0 * * * * *'
+//!           enabled = false
+//!   ```
+//!
+//!   The compiler knows the keys: `cron` (required: six fields with seconds and an optional
+//!   year, or `@daily`…), `tz` (an IANA time zone, default `'UTC'`), `missed` (`'skip'`, the
+//!   default, or `'catchup'`), `args` (an object of the workflow's inputs, default `{}`) and
+//!   `enabled` (default `true`). A schedule without any setting is an error (JC0103).
 //! - **Expressions** read values through a namespace (`a e v i o t`); a bare word is an error,
 //!   as in the original compiler. Only the left side of an assignment may omit it (the block
 //!   decides: `i.` in an imap, `v.` in an omap or eval, `o.` in a wfomap). `v.a.b` is one path,

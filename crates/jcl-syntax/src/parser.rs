@@ -32,8 +32,8 @@ use pest::iterators::{Pair, Pairs};
 use pest::Parser as _;
 
 use crate::ast::{
-    Assign, Block, Branch, File, FileKind, Flow, FlowKind, LockDecl, MapFlow, Name, Param, Section,
-    Setting, Span, Stmt, StmtKind, Unsubscribe, When,
+    Assign, Block, Branch, File, FileKind, Flow, FlowKind, LockDecl, MapFlow, Name, Param,
+    Schedule, Section, Setting, Span, Stmt, StmtKind, Unsubscribe, When,
 };
 use crate::diagnostic::Diagnostic;
 use crate::expr::{quoted_list, Cx};
@@ -47,7 +47,7 @@ pub(crate) const MAX_LINE_TOKENS: usize = 4000;
 /// recursion of the Pratt parser and of everything that walks the tree.
 pub(crate) const MAX_LINE_OPERATORS: usize = 256;
 
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "in",
     "out",
     "env",
@@ -58,6 +58,7 @@ const SECTIONS: [&str; 10] = [
     "locks",
     "wfomap",
     "do",
+    "schedule",
 ];
 
 const STATEMENTS: [&str; 25] = [
@@ -257,6 +258,7 @@ impl<'s, 'a> P<'s, 'a> {
             locks: None,
             wfomap: None,
             body: None,
+            schedule: None,
         };
         for line in head.children.iter().chain(rest) {
             self.section(&mut file, line)?;
@@ -351,6 +353,7 @@ impl<'s, 'a> P<'s, 'a> {
             "config" => set!(config, self.settings(&items)?),
             "locks" => set!(locks, self.locks(&items)?),
             "wfomap" => set!(wfomap, self.assigns(items.into_iter(), false)?),
+            "schedule" => set!(schedule, self.schedules(&items)?),
             _ => {
                 if let Some(first) = inline.as_ref() {
                     let d = self.src.error(
@@ -468,20 +471,71 @@ impl<'s, 'a> P<'s, 'a> {
             self.no_block(line, "a setting")?;
             let cx = self.cx(line);
             for setting in self.parse_line(Rule::setting_line, line)? {
-                if setting.as_rule() != Rule::setting {
-                    continue;
+                if setting.as_rule() == Rule::setting {
+                    out.push(self.setting(&cx, setting)?);
                 }
-                let span = cx.span(setting.as_span());
-                let mut kv = setting.into_inner().filter(|p| p.as_rule() != Rule::equals);
-                let (Some(k), Some(v)) = (kv.next(), kv.next()) else {
-                    continue;
-                };
-                out.push(Setting {
-                    key: cx.name(k)?,
-                    value: cx.literal(v)?,
-                    span,
-                });
             }
+        }
+        Ok(out)
+    }
+
+    /// A `setting` pair: `key = literal`.
+    fn setting(&self, cx: &Cx<'_, '_>, setting: Pair<'_, Rule>) -> PResult<Setting> {
+        let span = cx.span(setting.as_span());
+        let end = span.end;
+        let mut kv = setting.into_inner().filter(|p| p.as_rule() != Rule::equals);
+        match (kv.next(), kv.next()) {
+            (Some(k), Some(v)) => Ok(Setting {
+                key: cx.name(k)?,
+                value: cx.literal(v)?,
+                span,
+            }),
+            _ => Err(self
+                .src
+                .error("JC0101", span.start, end, "expected `key = literal`")),
+        }
+    }
+
+    /// The lines of `schedule:`: `NAME:` with settings after the colon and/or on the lines
+    /// indented below it.
+    fn schedules(&self, items: &[&Line]) -> PResult<Vec<Schedule>> {
+        let mut out = Vec::new();
+        for line in items {
+            let cx = self.cx(line);
+            let mut name = None;
+            let mut settings = Vec::new();
+            for p in self.parse_line(Rule::schedule_line, line)? {
+                match p.as_rule() {
+                    Rule::name => name = Some(cx.name(p)?),
+                    Rule::setting => settings.push(self.setting(&cx, p)?),
+                    _ => {}
+                }
+            }
+            let Some(name) = name else {
+                return Err(self
+                    .src
+                    .error("JC0101", line.start, line.end, "expected a name"));
+            };
+            if settings.is_empty() && line.children.is_empty() {
+                let d = self.src.error(
+                    "JC0103",
+                    line.start,
+                    line.end,
+                    format!("the schedule `{}` has no settings", name.text),
+                );
+                return Err(hint(
+                    d,
+                    "write its settings after the colon (`cron = '0 0 * * * *'`, …) or on the \
+                     lines below, indented deeper",
+                ));
+            }
+            let children: Vec<&Line> = line.children.iter().collect();
+            settings.extend(self.settings(&children)?);
+            out.push(Schedule {
+                name,
+                settings,
+                span: self.line_span(line),
+            });
         }
         Ok(out)
     }

@@ -165,6 +165,89 @@ fn role_interface_locks() {
 }
 
 #[test]
+fn schedules_on_one_line_or_with_their_settings_indented_below() {
+    let f = ok(
+        "workflow w:\nschedule:\n\tnightly: cron = '0 30 2 * * *', tz = 'Europe/Amsterdam', \
+                missed = 'catchup', args = {input: 1},\n\
+                \t'every minute':\n\t\tcron = \"0 * * * * *\"\n\t\tenabled = false, args = {}\n\
+                \tboth: cron = '@daily'\n\t\ttz = 'UTC'\ndo:\n\treturn\n",
+    );
+    let section = f.schedule.unwrap();
+    assert_eq!(section.span.line, 2);
+    type Settings = Vec<(String, serde_json::Value)>;
+    let got: Vec<(String, u32, Settings)> = section
+        .items
+        .iter()
+        .map(|s| {
+            (
+                s.name.text.clone(),
+                s.span.line,
+                s.settings
+                    .iter()
+                    .map(|x| (x.key.text.clone(), x.value.value.clone()))
+                    .collect(),
+            )
+        })
+        .collect();
+    let kv = |k: &str, v: serde_json::Value| (k.to_owned(), v);
+    assert_eq!(
+        got,
+        [
+            (
+                "nightly".to_owned(),
+                3,
+                vec![
+                    kv("cron", json!("0 30 2 * * *")),
+                    kv("tz", json!("Europe/Amsterdam")),
+                    kv("missed", json!("catchup")),
+                    kv("args", json!({"input": 1})),
+                ]
+            ),
+            (
+                "every minute".to_owned(),
+                4,
+                vec![
+                    kv("cron", json!("0 * * * * *")),
+                    kv("enabled", json!(false)),
+                    kv("args", json!({})),
+                ]
+            ),
+            (
+                "both".to_owned(),
+                7,
+                vec![kv("cron", json!("@daily")), kv("tz", json!("UTC"))]
+            ),
+        ]
+    );
+    // the settings' spans point at their keys' lines and columns
+    let nightly = &section.items[0];
+    assert_eq!(
+        (
+            nightly.settings[1].key.span.line,
+            nightly.settings[1].key.span.col
+        ),
+        (3, 34)
+    );
+    // one schedule may follow the section's colon
+    let f = ok("workflow w:\nschedule: tick: cron = '* * * * * *'\n");
+    assert_eq!(f.schedule.unwrap().items[0].name.text, "tick");
+    // errors: a schedule without settings, a missing colon, a setting that is not a literal,
+    // the section twice
+    let d = err("workflow w:\nschedule:\n\tnightly:\n");
+    assert_eq!((d.code, d.span.line), ("JC0103", 3));
+    assert_eq!(d.message, "the schedule `nightly` has no settings");
+    let d = err("workflow w:\nschedule:\n\tnightly cron = '* * * * * *'\n");
+    assert_eq!(d.code, "JC0101");
+    assert_eq!(d.message, "expected `:` after `nightly`, found `cron`");
+    let d = err("workflow w:\nschedule:\n\tn: cron = a.cron\n");
+    assert_eq!((d.code, d.span.line, d.span.col), ("JC0101", 3, 12));
+    let d = err("workflow w:\nschedule:\n\tn:\n\t\tcron\n");
+    assert_eq!((d.code, d.span.line), ("JC0101", 4));
+    let d = err("workflow w:\nschedule: a: cron = '@daily'\nschedule: b: cron = '@daily'\n");
+    assert_eq!((d.code, d.span.line), ("JC0107", 3));
+}
+
+#[test]
 fn wfomap_and_any_section_order() {
     let f = ok("workflow w:\ndo:\n\treturn\nwfomap:\n\t<result>\n\tlog = ifdef(v.log)\nout:\n\tresult string\n");
     assert_eq!(
