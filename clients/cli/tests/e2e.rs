@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use common::{Gateway, HttpServer, ALICE, ALICE_TOKEN, WORKER};
 use jc_client::{AnnounceOptions, Auth, Client, Config, Endpoint, Error, Handler, TaskError};
-use jcl::build::{lit, path, set, var};
-use jcl::{Model, Ns, SystemAction};
+use jcl::build::{path, set, var};
+use jcl::{Model, Ns};
 use serde_json::{json, Value};
+use testkit::examples;
 use testkit::flow::{action, Flow};
 
 /// `name(inputs) -> outputs` calling action `name` once: the workflow `<name>test`.
@@ -56,57 +57,12 @@ fn one_call(name: &str, inputs: &[(&str, &str)], outputs: &[(&str, &str)]) -> Ve
     vec![a.model(), wf]
 }
 
-/// calltest(input) → add(counter: input, step: 3) → output.
-fn calltest() -> Vec<Model> {
-    let add = action("add")
-        .input("counter", "number")
-        .input("step", "number")
-        .output("counter", "number")
-        .model();
-    let mut f = Flow::workflow("calltest")
-        .input("input", "number")
-        .output("output", "number");
-    f.call(
-        "add",
-        vec![
-            set(path(Ns::I, &["counter"]), var(Ns::A, &["input"])),
-            set(path(Ns::I, &["step"]), lit(3)),
-        ],
-        vec![set(path(Ns::V, &["thing"]), var(Ns::O, &["counter"]))],
-    );
-    let wf = f.end(vec![set(path(Ns::O, &["output"]), var(Ns::V, &["thing"]))]);
-    vec![add, wf]
-}
-
-/// approval(id): subscribe to {type: approval, id} and wait for it; output the event.
-fn approval() -> Model {
-    let mut f = Flow::workflow("approval")
-        .input("id", "number")
-        .output("event", "event");
-    f.system(
-        SystemAction::Subscribe,
-        vec![
-            set(path(Ns::I, &["name"]), lit("appr")),
-            set(path(Ns::I, &["mask", "type"]), lit("approval")),
-            set(path(Ns::I, &["mask", "id"]), var(Ns::A, &["id"])),
-        ],
-    );
-    f.system_with(SystemAction::WaitForEvent, |t| {
-        t.imap = Some(vec![
-            set(path(Ns::I, &["events"]), lit(json!(["appr"]))),
-            set(path(Ns::I, &["timeout"]), lit(60)),
-        ]);
-        t.omap = Some(vec![set(path(Ns::V, &["ev"]), var(Ns::O, &["event"]))]);
-    });
-    f.end(vec![set(path(Ns::O, &["event"]), var(Ns::V, &["ev"]))])
-}
-
 fn models() -> Vec<Model> {
-    let mut m = calltest();
+    let mut m = vec![examples::add(), examples::calltest()];
     m.extend(one_call("fetch", &[("x", "number")], &[("y", "number")]));
     m.extend(one_call("fail", &[("why", "string")], &[]));
     m.extend(one_call("slow", &[("n", "number")], &[]));
-    m.push(approval());
+    m.push(examples::approval());
     m
 }
 
@@ -149,14 +105,20 @@ async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut f: im
 }
 
 async fn announced(gw: &Gateway, n: i64) {
-    eventually("the worker's announcements", || async {
-        let c: i64 = gw
-            .sql
-            .query_one("select count(*) from jobcenter.worker_actions", &[])
-            .await
-            .unwrap()
-            .get(0);
-        c >= n
+    count_until(
+        gw,
+        "the worker's announcements",
+        "select count(*) from jobcenter.worker_actions",
+        |c| c >= n,
+    )
+    .await;
+}
+
+/// Polls the count that `sql` answers until `ok(count)` holds.
+async fn count_until(gw: &Gateway, what: &str, sql: &str, ok: impl Fn(i64) -> bool) {
+    eventually(what, || async {
+        let n: i64 = gw.sql.query_one(sql, &[]).await.unwrap().get(0);
+        ok(n)
     })
     .await;
 }
@@ -333,18 +295,12 @@ async fn jcworker_serves_shell_and_http_actions_to_jcclient() {
     // SIGTERM: the worker stops cleanly and its announcements end.
     let status = worker.stop();
     assert!(status.success(), "jcworker exited with {status}");
-    eventually("the worker to be gone", || async {
-        let c: i64 = gw
-            .sql
-            .query_one(
-                "select count(*) from jobcenter.workers where name = 'e2e-shell' and stopped is null",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        c == 0
-    })
+    count_until(
+        &gw,
+        "the worker to be gone",
+        "select count(*) from jobcenter.workers where name = 'e2e-shell' and stopped is null",
+        |c| c == 0,
+    )
     .await;
 }
 
@@ -403,18 +359,12 @@ async fn jcclient_cancel_retry_events_and_credentials() {
     // Events: a waiting call finishes when a matching event is raised.
     let mut waiting = jcclient(&gw, &["call", "approval", r#"{"id": 7}"#]);
     let waiting = waiting.stdout(Stdio::piped()).spawn().unwrap();
-    eventually("the approval job to wait", || async {
-        let n: i64 = gw
-            .sql
-            .query_one(
-                "select count(*) from jobcenter.jobs where state = 'eventwait'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        n == 1
-    })
+    count_until(
+        &gw,
+        "the approval job to wait",
+        "select count(*) from jobcenter.jobs where state = 'eventwait'",
+        |n| n == 1,
+    )
     .await;
     let data = json!({"type": "approval", "id": 7, "by": "alice"});
     let o = run(jcclient(&gw, &["event", &data.to_string()]));
@@ -479,6 +429,22 @@ fn lib_config(endpoint: Endpoint, (who, password): (&str, &str)) -> Config {
     );
     c.call_timeout = Duration::from_secs(20);
     c
+}
+
+/// Announces `add` on `worker`, answering counter + `plus`, and runs its work loop.
+async fn serve_add(worker: &Client, plus: i64) -> tokio::task::JoinHandle<Result<(), Error>> {
+    worker
+        .announce(
+            "add",
+            Handler::new_sync(move |t| {
+                Ok(json!({"counter": t.inargs["counter"].as_i64().unwrap_or(0) + plus}))
+            }),
+            AnnounceOptions::default(),
+        )
+        .await
+        .unwrap();
+    let w = worker.clone();
+    tokio::spawn(async move { w.work().await })
 }
 
 #[tokio::test]
@@ -679,18 +645,7 @@ async fn clients_over_tls_with_a_password_and_with_a_client_certificate() {
     );
     wc.workername = Some("tls-worker".into());
     let worker = Client::connect(wc).await.unwrap();
-    worker
-        .announce(
-            "add",
-            Handler::new_sync(|t| {
-                Ok(json!({"counter": t.inargs["counter"].as_i64().unwrap_or(0) + 100}))
-            }),
-            AnnounceOptions::default(),
-        )
-        .await
-        .unwrap();
-    let w = worker.clone();
-    let work = tokio::spawn(async move { w.work().await });
+    let work = serve_add(&worker, 100).await;
     let client = Client::connect(lib_config(
         Endpoint::tls("localhost", gw.tls.port(), opts(false)),
         ALICE,
@@ -721,18 +676,7 @@ async fn a_worker_and_a_waiting_client_survive_a_gateway_restart() {
     ));
     wc.workername = Some("phoenix".into());
     let worker = Client::new(wc);
-    worker
-        .announce(
-            "add",
-            Handler::new_sync(|t| {
-                Ok(json!({"counter": t.inargs["counter"].as_i64().unwrap_or(0) + 1}))
-            }),
-            AnnounceOptions::default(),
-        )
-        .await
-        .unwrap();
-    let w = worker.clone();
-    let work = tokio::spawn(async move { w.work().await });
+    let work = serve_add(&worker, 1).await;
     let client = Client::new(fast(lib_config(Endpoint::websocket(gw.ws_url()), ALICE)));
     assert_eq!(
         client.call("calltest", json!({"input": 1})).await.unwrap(),
@@ -746,19 +690,13 @@ async fn a_worker_and_a_waiting_client_survive_a_gateway_restart() {
 
     gw.restart();
     // The worker comes back by itself and announces again.
-    eventually("the worker to announce again", || async {
-        let n: i64 = gw
-            .sql
-            .query_one(
-                "select count(*) from jobcenter.workers w join jobcenter.worker_actions using (worker_id)
+    count_until(
+        &gw,
+        "the worker to announce again",
+        "select count(*) from jobcenter.workers w join jobcenter.worker_actions using (worker_id)
                  where w.name = 'phoenix' and w.stopped is null",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        n == 1
-    })
+        |n| n == 1,
+    )
     .await;
     assert_eq!(
         client.call("calltest", json!({"input": 5})).await.unwrap(),

@@ -28,4 +28,5 @@ mod watchdog;
 pub use cluster::{Cluster, ClusterOptions};
 pub use db::TestDb;
 pub use error::Error;
+pub mod examples;
 pub mod flow;

@@ -14,9 +14,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use jc_proto::{Frame, NetstringCodec};
-use jcl::build::{lit, path, set, var};
-use jcl::{Expr, Model, Ns, SystemAction};
+use jcl::build::{path, set, var};
+use jcl::{Model, Ns};
 use serde_json::{json, Value};
+use testkit::examples::{self, calls, counter_action};
 use testkit::flow::{action, Flow};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
 use tokio::process::{Child, Command};
@@ -34,29 +35,7 @@ pub const BOB_PW: &str = "bob-pw";
 /// `fragiletest`; `nothing` (ends at once); `approval` (waits for an event); `route`
 /// (workers filter on `dest`) called by `routetest`.
 pub fn models() -> Vec<Model> {
-    let add = action("add")
-        .input("counter", "number")
-        .input("step", "number")
-        .output("counter", "number")
-        .model();
-    let calls = |wf: &str, act: &str| {
-        let mut f = Flow::workflow(wf)
-            .input("input", "number")
-            .output("output", "number");
-        f.call(
-            act,
-            vec![
-                set(path(Ns::I, &["counter"]), var(Ns::A, &["input"])),
-                set(path(Ns::I, &["step"]), lit(3)),
-            ],
-            vec![set(path(Ns::V, &["thing"]), var(Ns::O, &["counter"]))],
-        );
-        f.end(vec![set(path(Ns::O, &["output"]), var(Ns::V, &["thing"]))])
-    };
-    let flaky = action("flaky")
-        .input("counter", "number")
-        .input("step", "number")
-        .output("counter", "number")
+    let flaky = counter_action("flaky")
         .config(|c| {
             c.retryable = Some(true);
             c.retry = Some(jcl::model::RetryConfig {
@@ -68,34 +47,11 @@ pub fn models() -> Vec<Model> {
             });
         })
         .model();
-    let fragile = action("fragile")
-        .input("counter", "number")
-        .input("step", "number")
-        .output("counter", "number")
-        .model();
+    let fragile = counter_action("fragile").model();
     let nothing = Flow::workflow("nothing")
         .input("input", "number")
         .output("output", "number")
         .end(vec![set(path(Ns::O, &["output"]), var(Ns::A, &["input"]))]);
-    let mut approval = Flow::workflow("approval")
-        .input("id", "number")
-        .output("event", "event");
-    approval.system(
-        SystemAction::Subscribe,
-        vec![
-            set(path(Ns::I, &["name"]), lit("appr")),
-            set(path(Ns::I, &["mask", "type"]), lit("approval")),
-            set(path(Ns::I, &["mask", "id"]), var(Ns::A, &["id"])),
-        ],
-    );
-    approval.system_with(SystemAction::WaitForEvent, |t| {
-        t.imap = Some(vec![
-            set(path(Ns::I, &["events"]), lit(json!(["appr"]))),
-            set(path(Ns::I, &["timeout"]), lit(60) as Expr),
-        ]);
-        t.omap = Some(vec![set(path(Ns::V, &["ev"]), var(Ns::O, &["event"]))]);
-    });
-    let approval = approval.end(vec![set(path(Ns::O, &["event"]), var(Ns::V, &["ev"]))]);
     let route = action("route")
         .input("dest", "string")
         .input("n", "number")
@@ -118,14 +74,14 @@ pub fn models() -> Vec<Model> {
     vec![
         route,
         routetest,
-        add,
-        calls("calltest", "add"),
+        examples::add(),
+        examples::calltest(),
         flaky,
         calls("flakytest", "flaky"),
         fragile,
         calls("fragiletest", "fragile"),
         nothing,
-        approval,
+        examples::approval(),
     ]
 }
 
@@ -762,7 +718,7 @@ pub fn worker(
 
 /// The `add` action's answer.
 pub fn add(i: &Value) -> Value {
-    json!({"counter": i["counter"].as_i64().unwrap() + i["step"].as_i64().unwrap()})
+    examples::add_answer(i)
 }
 
 /// A logged-in worker connection that announced `action`.

@@ -9,7 +9,50 @@ use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 
 pub use jc_db as db;
-pub use testkit::flow;
+pub use testkit::{examples, flow};
+
+/// Short names for the expressions and statements the tests' models are made of.
+pub mod expr {
+    use jcl::build::{assign, bin, path, var};
+    use jcl::{AssignOp, BinOp, Expr, Ns, Path, Stmt};
+
+    /// `a.<keys>`: a workflow argument.
+    pub fn a(keys: &[&str]) -> Expr {
+        var(Ns::A, keys)
+    }
+    /// `v.<keys>`: a workflow variable.
+    pub fn v(keys: &[&str]) -> Expr {
+        var(Ns::V, keys)
+    }
+    /// `o.<keys>`: an output of the called action.
+    pub fn o(keys: &[&str]) -> Expr {
+        var(Ns::O, keys)
+    }
+    /// `e.<keys>`: the environment.
+    pub fn e(keys: &[&str]) -> Expr {
+        var(Ns::E, keys)
+    }
+    /// The target `v.<keys>`.
+    pub fn vp(keys: &[&str]) -> Path {
+        path(Ns::V, keys)
+    }
+    /// The target `i.<keys>` (an input of the called action).
+    pub fn ip(keys: &[&str]) -> Path {
+        path(Ns::I, keys)
+    }
+    /// The target `o.<keys>` (an output of the workflow).
+    pub fn op(keys: &[&str]) -> Path {
+        path(Ns::O, keys)
+    }
+    /// `l . r`.
+    pub fn cat(l: Expr, r: Expr) -> Expr {
+        bin(BinOp::Concat, l, r)
+    }
+    /// `target <<= value`.
+    pub fn push(target: Path, value: Expr) -> Stmt {
+        assign(target, AssignOp::Push, value)
+    }
+}
 
 /// A fresh database with the extension, and a client on it.
 pub async fn setup() -> (testkit::TestDb, Client) {
@@ -30,6 +73,104 @@ pub async fn load(c: &Client, models: &[jcl::Model]) {
             .await
             .unwrap_or_else(|e| panic!("loading {}: {e}", m.name));
     }
+}
+
+/// Creates a job of `wf` with `args`; returns its id.
+pub async fn create(c: &Client, wf: &str, args: Value) -> i64 {
+    db::create_job(c, wf, &args, Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("create_job {wf}: {e}"))
+        .job_id
+}
+
+/// The output of an ended job (panics while it runs).
+pub async fn output(c: &Client, job: i64) -> Value {
+    db::get_job_status(c, job)
+        .await
+        .expect("get_job_status")
+        .unwrap_or_else(|| panic!("job {job} has not ended"))
+}
+
+/// The engine's error code of a call that must fail.
+pub fn code_of<T: std::fmt::Debug>(r: Result<T, db::Error>) -> db::ErrorCode {
+    let e = r.expect_err("the call should fail");
+    e.code()
+        .unwrap_or_else(|| panic!("not an engine error: {e}"))
+}
+
+/// The id of the newest version of the action or workflow `name`.
+pub async fn action_id(c: &Client, name: &str) -> i32 {
+    c.query_one(
+        "select action_id from jobcenter.actions where name = $1 order by version desc limit 1",
+        &[&name],
+    )
+    .await
+    .expect("action id")
+    .get(0)
+}
+
+/// The children of a job, oldest first.
+pub async fn children(c: &Client, parent: i64) -> Vec<i64> {
+    c.query(
+        "select job_id from jobcenter.jobs where parentjob_id = $1 order by job_id",
+        &[&parent],
+    )
+    .await
+    .expect("children")
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+/// The one child of a job (panics unless there is exactly one).
+pub async fn only_child(c: &Client, parent: i64) -> i64 {
+    let kids = children(c, parent).await;
+    assert_eq!(kids.len(), 1, "children of job {parent}: {kids:?}");
+    kids[0]
+}
+
+/// Makes the job's timeout due now, so the next do_timeout fires it.
+pub async fn make_due(c: &Client, job_id: i64) {
+    c.execute(
+        "update jobcenter.jobs set timeout = now() where job_id = $1",
+        &[&job_id],
+    )
+    .await
+    .expect("make due");
+}
+
+/// Seconds from now to the job's timeout, and the timeout as a Unix epoch.
+pub async fn timeout_of(c: &Client, job: i64) -> (f64, f64) {
+    let r = c
+        .query_one(
+            "select extract(epoch from timeout - now())::float8, \
+             extract(epoch from timeout)::float8 from jobcenter.jobs where job_id = $1",
+            &[&job],
+        )
+        .await
+        .expect("timeout");
+    (r.get(0), r.get(1))
+}
+
+/// Takes the task of `action` of one given job (as worker `w`) and finishes it with
+/// `f(inargs)`; returns the inputs.
+pub async fn work_job(
+    c: &Client,
+    action: &str,
+    job: i64,
+    f: impl FnOnce(&Value) -> Value,
+) -> Value {
+    db::announce(c, "w", action, None, None)
+        .await
+        .expect("announce");
+    let t = db::get_task(c, "w", action, Some(job))
+        .await
+        .expect("get_task")
+        .unwrap_or_else(|| panic!("no ready {action} task for job {job}"));
+    db::task_done(c, t.cookie, &f(&t.inargs))
+        .await
+        .expect("task_done");
+    t.inargs
 }
 
 /// Takes one task of `action` as `worker` (announcing first) and finishes it with `f(inargs)`.

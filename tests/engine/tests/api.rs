@@ -2,7 +2,7 @@
 //! disabled workflows, inspection (get_workflow_info, find_jobs, check_if_lock_exists).
 #![allow(clippy::unwrap_used)]
 
-use engine_tests::{count, db, flow, load, log_states, setup, state, work_one};
+use engine_tests::{code_of, count, db, examples, flow, load, log_states, setup, state, work_one};
 use jcl::build::{bin, lit, path, set, var};
 use jcl::{BinOp, Ns, SystemAction};
 use serde_json::{json, Value};
@@ -49,37 +49,6 @@ async fn snapshot(c: &Client) -> Vec<(String, i64, String)> {
     out
 }
 
-/// The engine's error code of a call that must fail.
-fn code_of<T: std::fmt::Debug>(r: Result<T, db::Error>) -> db::ErrorCode {
-    let e = r.expect_err("the call should fail");
-    e.code()
-        .unwrap_or_else(|| panic!("not an engine error: {e}"))
-}
-
-fn add_action() -> jcl::Model {
-    flow::action("add")
-        .input("counter", "number")
-        .input("step", "number")
-        .output("counter", "number")
-        .model()
-}
-
-/// calltest: one call of `add`, output = the counter it returns.
-fn calltest() -> jcl::Model {
-    let mut f = flow::Flow::workflow("calltest")
-        .input("input", "number")
-        .output("output", "number");
-    f.call(
-        "add",
-        vec![
-            set(path(Ns::I, &["counter"]), var(Ns::A, &["input"])),
-            set(path(Ns::I, &["step"]), lit(3)),
-        ],
-        vec![set(path(Ns::V, &["thing"]), var(Ns::O, &["counter"]))],
-    );
-    f.end(vec![set(path(Ns::O, &["output"]), var(Ns::V, &["thing"]))])
-}
-
 /// sum: no worker needed; total = x + step, step defaults to 5.
 fn sum() -> jcl::Model {
     let f = flow::Flow::workflow("sum")
@@ -93,7 +62,7 @@ fn sum() -> jcl::Model {
 }
 
 async fn standard(c: &Client) {
-    load(c, &[add_action(), calltest(), sum()]).await;
+    load(c, &[examples::add(), examples::calltest(), sum()]).await;
 }
 
 #[tokio::test]
@@ -611,7 +580,7 @@ async fn find_jobs_filters_on_arguments_and_honours_the_state() {
 #[tokio::test]
 async fn check_if_lock_exists_sees_a_held_lock_until_the_job_ends() {
     let (_tdb, c) = setup().await;
-    load(&c, &[add_action()]).await;
+    load(&c, &[examples::add()]).await;
     let mut f = flow::Flow::workflow("locker")
         .input("name", "string")
         .lock_decl("thing", None, true, false);

@@ -2,7 +2,7 @@
 //! one of its jobs (a detached child) is still running; next_timeout is null with no timer.
 #![allow(clippy::unwrap_used)]
 
-use engine_tests::{count, db, flow, load, setup, state};
+use engine_tests::{count, db, flow, load, make_due, only_child, setup, state};
 use jcl::build::{lit, path, set};
 use jcl::Ns;
 use serde_json::json;
@@ -27,14 +27,7 @@ async fn a_tree_with_a_running_detached_child_waits_for_it() {
         .unwrap()
         .job_id;
     assert_eq!(state(&c, parent).await, "finished");
-    let child: i64 = c
-        .query_one(
-            "select job_id from jobcenter.jobs where parentjob_id = $1",
-            &[&parent],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let child = only_child(&c, parent).await;
     assert_eq!(state(&c, child).await, "sleeping");
     let wait = db::next_timeout(&c).await.unwrap().unwrap();
     assert!(wait > 3500.0, "{wait}");
@@ -53,12 +46,7 @@ async fn a_tree_with_a_running_detached_child_waits_for_it() {
     );
     assert_eq!(count(&c, "jobs_archive").await, 0);
 
-    c.execute(
-        "update jobcenter.jobs set timeout = now() where job_id = $1",
-        &[&child],
-    )
-    .await
-    .unwrap();
+    make_due(&c, child).await;
     assert_eq!(db::do_timeout(&c).await.unwrap(), 1);
     assert_eq!(state(&c, child).await, "finished");
     assert_eq!(db::do_archival_and_cleanup(&c).await.unwrap(), 2);

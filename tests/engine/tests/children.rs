@@ -3,60 +3,15 @@
 //! failed parent, max_depth and interface dispatch.
 #![allow(clippy::unwrap_used)]
 
-use engine_tests::flow::{action, Flow};
-use engine_tests::{db, load, log_states, setup, state, work_one, Listener};
-use jcl::build::{assign, bin, idx, lit, path, set, var};
-use jcl::{AssignOp, BinOp, Expr, Model, Ns, Path, Stmt, SystemAction};
+use engine_tests::expr::{a, cat, e, ip, o, op, push, v, vp};
+use engine_tests::flow::Flow;
+use engine_tests::{
+    children, create, db, examples, load, log_states, output, setup, state, work_job, work_one,
+    Listener,
+};
+use jcl::build::{bin, idx, lit, path, set};
+use jcl::{BinOp, Expr, Model, Ns, SystemAction};
 use serde_json::{json, Value};
-use tokio_postgres::Client;
-
-fn a(keys: &[&str]) -> Expr {
-    var(Ns::A, keys)
-}
-fn v(keys: &[&str]) -> Expr {
-    var(Ns::V, keys)
-}
-fn o(keys: &[&str]) -> Expr {
-    var(Ns::O, keys)
-}
-fn e(keys: &[&str]) -> Expr {
-    var(Ns::E, keys)
-}
-fn vp(keys: &[&str]) -> Path {
-    path(Ns::V, keys)
-}
-fn ip(keys: &[&str]) -> Path {
-    path(Ns::I, keys)
-}
-fn op(keys: &[&str]) -> Path {
-    path(Ns::O, keys)
-}
-fn cat(l: Expr, r: Expr) -> Expr {
-    bin(BinOp::Concat, l, r)
-}
-fn push(target: Path, value: Expr) -> Stmt {
-    assign(target, AssignOp::Push, value)
-}
-
-fn add_action() -> Model {
-    action("add")
-        .input("counter", "number")
-        .input("step", "number")
-        .output("counter", "number")
-        .model()
-}
-
-fn div_action() -> Model {
-    action("div")
-        .input("a", "number")
-        .input("b", "number")
-        .output("q", "number")
-        .model()
-}
-
-fn add_worker(i: &Value) -> Value {
-    json!({"counter": i["counter"].as_i64().unwrap() + i["step"].as_i64().unwrap()})
-}
 
 /// `child_add(x) → y`: y = x + 10, computed by the `add` worker.
 fn child_add() -> Model {
@@ -86,44 +41,6 @@ fn child_fail() -> Model {
     f.end(vec![set(op(&["y"]), lit(1))])
 }
 
-async fn create(c: &Client, wf: &str, args: Value) -> i64 {
-    db::create_job(c, wf, &args, Default::default())
-        .await
-        .unwrap_or_else(|e| panic!("create_job {wf}: {e}"))
-        .job_id
-}
-
-async fn output(c: &Client, job: i64) -> Value {
-    db::get_job_status(c, job)
-        .await
-        .unwrap()
-        .unwrap_or_else(|| panic!("job {job} has not ended"))
-}
-
-/// The children of a job, oldest first.
-async fn children(c: &Client, parent: i64) -> Vec<i64> {
-    c.query(
-        "select job_id from jobcenter.jobs where parentjob_id = $1 order by job_id",
-        &[&parent],
-    )
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| r.get(0))
-    .collect()
-}
-
-/// Takes the task of `action` of one given job and finishes it with `f(inargs)`.
-async fn work_job(c: &Client, action: &str, job: i64, f: impl FnOnce(&Value) -> Value) -> Value {
-    db::announce(c, "w", action, None, None).await.unwrap();
-    let t = db::get_task(c, "w", action, Some(job))
-        .await
-        .unwrap()
-        .unwrap_or_else(|| panic!("no ready {action} task for job {job}"));
-    db::task_done(c, t.cookie, &f(&t.inargs)).await.unwrap();
-    t.inargs
-}
-
 // call ------------------------------------------------------------------------------------------
 
 #[tokio::test]
@@ -138,7 +55,7 @@ async fn call_waits_for_the_child_and_reaps_it() {
         vec![set(vp(&["y"]), o(&["y"]))],
     );
     let parent_wf = f.end(vec![set(op(&["result"]), v(&["y"]))]);
-    load(&c, &[add_action(), child_add(), parent_wf]).await;
+    load(&c, &[examples::add(), child_add(), parent_wf]).await;
     let mut l = Listener::new(&tdb, &["job:finished"]).await;
 
     let parent = create(&c, "callparent", json!({"x": 5})).await;
@@ -161,7 +78,7 @@ async fn call_waits_for_the_child_and_reaps_it() {
     assert_eq!(args, json!({"x": 5}));
     assert_eq!(db::get_job_status(&c, parent).await.unwrap(), None);
 
-    let (jid, inargs) = work_one(&c, "w", "add", add_worker).await;
+    let (jid, inargs) = work_one(&c, "w", "add", examples::add_answer).await;
     assert_eq!(jid, child);
     assert_eq!(inargs, json!({"counter": 5, "step": 10}));
     // The child's end woke the parent, which reaped it.
@@ -289,7 +206,7 @@ async fn split_reaps_in_start_order_whatever_the_finishing_order() {
         });
     }
     let wf = f.end(vec![set(op(&["order"]), v(&["order"]))]);
-    load(&c, &[add_action(), child_add(), wf]).await;
+    load(&c, &[examples::add(), child_add(), wf]).await;
 
     let parent = create(&c, "splittest", json!({})).await;
     assert_eq!(state(&c, parent).await, "childwait");
@@ -300,7 +217,7 @@ async fn split_reaps_in_start_order_whatever_the_finishing_order() {
     }
     // Finish them in reverse order.
     for (n, k) in kids.iter().rev().enumerate() {
-        let inargs = work_job(&c, "add", *k, add_worker).await;
+        let inargs = work_job(&c, "add", *k, examples::add_answer).await;
         assert_eq!(inargs["counter"], json!(3 - n));
         if n < 2 {
             assert_eq!(state(&c, *k).await, "zombie");
@@ -390,7 +307,7 @@ fn map_parent() -> Model {
 #[tokio::test]
 async fn map_starts_one_child_per_element_and_collects_in_order() {
     let (_db, c) = setup().await;
-    load(&c, &[add_action(), map_child(), map_parent()]).await;
+    load(&c, &[examples::add(), map_child(), map_parent()]).await;
 
     let parent = create(&c, "mapparent", json!({"list": [10, 20, 30]})).await;
     assert_eq!(state(&c, parent).await, "childwait");
@@ -425,7 +342,7 @@ async fn map_starts_one_child_per_element_and_collects_in_order() {
 
     // Finish them in reverse order; the collect omap still runs in start order.
     for k in kids.iter().rev() {
-        work_job(&c, "add", *k, add_worker).await;
+        work_job(&c, "add", *k, examples::add_answer).await;
     }
     assert_eq!(
         output(&c, parent).await,
@@ -443,7 +360,7 @@ async fn map_starts_one_child_per_element_and_collects_in_order() {
 #[tokio::test]
 async fn map_over_an_empty_list_starts_no_child() {
     let (_db, c) = setup().await;
-    load(&c, &[add_action(), map_child(), map_parent()]).await;
+    load(&c, &[examples::add(), map_child(), map_parent()]).await;
     let parent = create(&c, "mapparent", json!({"list": []})).await;
     assert_eq!(state(&c, parent).await, "finished");
     assert_eq!(output(&c, parent).await, json!({"results": []}));
@@ -467,7 +384,7 @@ async fn a_detached_child_outlives_its_parent() {
     });
     f.eval(vec![set(vp(&["done"]), lit(true))]);
     let wf = f.end(vec![set(op(&["done"]), v(&["done"]))]);
-    load(&c, &[add_action(), child_add(), wf]).await;
+    load(&c, &[examples::add(), child_add(), wf]).await;
 
     let parent = create(&c, "detachparent", json!({"x": 1})).await;
     assert_eq!(state(&c, parent).await, "finished");
@@ -479,7 +396,7 @@ async fn a_detached_child_outlives_its_parent() {
     let child = children(&c, parent).await[0];
     // The parent's end did not abort it.
     assert_eq!(state(&c, child).await, "ready");
-    let (jid, _) = work_one(&c, "w", "add", add_worker).await;
+    let (jid, _) = work_one(&c, "w", "add", examples::add_answer).await;
     assert_eq!(jid, child);
     // Nobody reaps it: it ends finished, not zombie.
     assert_eq!(state(&c, child).await, "finished");
@@ -506,7 +423,7 @@ async fn a_parent_ending_in_error_aborts_its_running_child() {
         vec![set(vp(&["q"]), o(&["q"]))],
     );
     let wf = f.end(vec![set(op(&["q"]), v(&["q"]))]);
-    load(&c, &[add_action(), div_action(), child_add(), wf]).await;
+    load(&c, &[examples::add(), examples::div(), child_add(), wf]).await;
 
     let parent = create(&c, "errparent", json!({})).await;
     assert_eq!(state(&c, parent).await, "ready");
@@ -700,7 +617,7 @@ async fn a_failing_map_child_aborts_its_siblings() {
         |t| t.map_using = Some(a(&["list"])),
     );
     let parent_wf = f.end(vec![set(op(&["qs"]), v(&["qs"]))]);
-    load(&c, &[div_action(), child, parent_wf]).await;
+    load(&c, &[examples::div(), child, parent_wf]).await;
 
     let parent = create(&c, "divmap", json!({"list": [1, 0, 3]})).await;
     let kids = children(&c, parent).await;

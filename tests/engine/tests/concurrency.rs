@@ -5,42 +5,17 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use engine_tests::{count, db, flow, load, log_states, setup, state};
+use engine_tests::{children, count, db, examples, flow, load, log_states, setup, state};
 use jcl::build::{lit, path, set, var};
 use jcl::{Ns, SystemAction};
 use serde_json::{json, Value};
 use tokio::sync::Barrier;
 use tokio_postgres::Client;
 
-fn add_models() -> Vec<jcl::Model> {
-    let add = flow::action("add")
-        .input("counter", "number")
-        .input("step", "number")
-        .output("counter", "number")
-        .model();
-    let mut f = flow::Flow::workflow("calltest")
-        .input("input", "number")
-        .output("output", "number");
-    f.call(
-        "add",
-        vec![
-            set(path(Ns::I, &["counter"]), var(Ns::A, &["input"])),
-            set(path(Ns::I, &["step"]), lit(3)),
-        ],
-        vec![set(path(Ns::V, &["thing"]), var(Ns::O, &["counter"]))],
-    );
-    let wf = f.end(vec![set(path(Ns::O, &["output"]), var(Ns::V, &["thing"]))]);
-    vec![add, wf]
-}
-
-fn add(i: &Value) -> Value {
-    json!({"counter": i["counter"].as_i64().unwrap() + i["step"].as_i64().unwrap()})
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn eight_workers_take_each_of_200_tasks_exactly_once() {
     let (tdb, c) = setup().await;
-    load(&c, &add_models()).await;
+    load(&c, &[examples::add(), examples::calltest()]).await;
     let mut created = vec![];
     for n in 0..200i64 {
         created.push(
@@ -59,7 +34,9 @@ async fn eight_workers_take_each_of_200_tasks_exactly_once() {
             db::announce(&c, &name, "add", None, None).await.unwrap();
             let mut taken = vec![];
             while let Some(t) = db::get_task(&c, &name, "add", None).await.unwrap() {
-                db::task_done(&c, t.cookie, &add(&t.inargs)).await.unwrap();
+                db::task_done(&c, t.cookie, &examples::add_answer(&t.inargs))
+                    .await
+                    .unwrap();
                 taken.push(t.job_id);
             }
             taken
@@ -144,18 +121,6 @@ fn split_models() -> Vec<jcl::Model> {
         set(path(Ns::O, &["b"]), var(Ns::V, &["b"])),
     ]);
     vec![work, child, parent]
-}
-
-async fn children(c: &Client, parent: i64) -> Vec<i64> {
-    c.query(
-        "select job_id from jobcenter.jobs where parentjob_id = $1 order by job_id",
-        &[&parent],
-    )
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| r.get(0))
-    .collect()
 }
 
 /// Finishes a task inside an explicit transaction that starts together with the other one's,
@@ -256,7 +221,7 @@ async fn two_children_finishing_at_once_advance_the_parent_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_cookie_used_twice_at_once_wins_exactly_once() {
     let (tdb, c) = setup().await;
-    load(&c, &add_models()).await;
+    load(&c, &[examples::add(), examples::calltest()]).await;
     let mut c1 = tdb.connect().await.unwrap();
     let mut c2 = tdb.connect().await.unwrap();
     let c3 = tdb.connect().await.unwrap();

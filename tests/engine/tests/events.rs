@@ -4,34 +4,15 @@
 
 use std::time::Duration;
 
-use engine_tests::flow::{action, Flow};
-use engine_tests::{count, db, load, log_states, setup, state, work_one, Listener};
+use engine_tests::expr::{a, ip, vp};
+use engine_tests::flow::Flow;
+use engine_tests::{
+    count, create, db, examples, load, log_states, output, setup, state, timeout_of, work_one,
+    Listener,
+};
 use jcl::build::{lit, path, set, var};
-use jcl::{Expr, Model, Ns, Path, Stmt, SystemAction};
+use jcl::{Expr, Model, Ns, Stmt, SystemAction};
 use serde_json::{json, Value};
-use tokio_postgres::Client;
-
-fn a(keys: &[&str]) -> Expr {
-    var(Ns::A, keys)
-}
-fn vp(keys: &[&str]) -> Path {
-    path(Ns::V, keys)
-}
-fn ip(keys: &[&str]) -> Path {
-    path(Ns::I, keys)
-}
-
-fn add_action() -> Model {
-    action("add")
-        .input("counter", "number")
-        .input("step", "number")
-        .output("counter", "number")
-        .model()
-}
-
-fn add_worker(i: &Value) -> Value {
-    json!({"counter": i["counter"].as_i64().unwrap() + i["step"].as_i64().unwrap()})
-}
 
 /// subscribe: name = 'appr', mask = {type: 'approval', id: a.id}
 fn subscribe(f: &mut Flow) -> u32 {
@@ -69,20 +50,6 @@ fn approval() -> Model {
     subscribe(&mut f);
     wait_for_event(&mut f, json!(["appr"]), a(&["timeout"]));
     f.end(wfomap())
-}
-
-async fn create(c: &Client, wf: &str, args: Value) -> i64 {
-    db::create_job(c, wf, &args, Default::default())
-        .await
-        .unwrap_or_else(|e| panic!("create_job {wf}: {e}"))
-        .job_id
-}
-
-async fn output(c: &Client, job: i64) -> Value {
-    db::get_job_status(c, job)
-        .await
-        .unwrap()
-        .unwrap_or_else(|| panic!("job {job} has not ended"))
 }
 
 #[tokio::test]
@@ -162,7 +129,7 @@ async fn an_event_raised_before_the_wait_is_queued_and_consumed_at_once() {
     );
     wait_for_event(&mut f, json!(["appr"]), lit(60));
     let wf = f.end(wfomap());
-    load(&c, &[add_action(), wf]).await;
+    load(&c, &[examples::add(), wf]).await;
 
     let job = create(&c, "approval_later", json!({"id": 7})).await;
     assert_eq!(state(&c, job).await, "ready");
@@ -175,7 +142,7 @@ async fn an_event_raised_before_the_wait_is_queued_and_consumed_at_once() {
     assert_eq!(count(&c, "queued_events").await, 2);
     assert_eq!(state(&c, job).await, "ready");
 
-    work_one(&c, "w", "add", add_worker).await;
+    work_one(&c, "w", "add", examples::add_answer).await;
     // The oldest queued event is taken without waiting.
     assert_eq!(state(&c, job).await, "finished");
     let out = output(&c, job).await;
@@ -201,15 +168,7 @@ async fn wait_for_event_times_out() {
     let mut l = Listener::new(&tdb, &["timer"]).await;
     let job = create(&c, "approval", json!({"id": 1, "timeout": 1})).await;
     assert_eq!(state(&c, job).await, "eventwait");
-    let r = c
-        .query_one(
-            "select extract(epoch from timeout - now())::float8, \
-             extract(epoch from timeout)::float8 from jobcenter.jobs where job_id = $1",
-            &[&job],
-        )
-        .await
-        .unwrap();
-    let (left, at): (f64, f64) = (r.get(0), r.get(1));
+    let (left, at) = timeout_of(&c, job).await;
     assert!((0.5..=1.5).contains(&left), "timeout in {left} s");
     let (channel, payload) = l.next().await.expect("timer notification");
     assert_eq!(channel, "timer");
@@ -262,7 +221,7 @@ async fn unsubscribe_stops_the_queueing_of_events() {
     );
     add(&mut f);
     let wf = f.end(vec![set(path(Ns::O, &["done"]), lit(true))]);
-    load(&c, &[add_action(), wf]).await;
+    load(&c, &[examples::add(), wf]).await;
 
     let job = create(&c, "unsub", json!({"id": 3})).await;
     assert_eq!(count(&c, "event_subscriptions").await, 1);
@@ -271,7 +230,7 @@ async fn unsubscribe_stops_the_queueing_of_events() {
         .unwrap();
     assert_eq!(count(&c, "queued_events").await, 1);
 
-    work_one(&c, "w", "add", add_worker).await;
+    work_one(&c, "w", "add", examples::add_answer).await;
     assert_eq!(state(&c, job).await, "ready");
     // The subscription and what was queued for it are gone.
     assert_eq!(count(&c, "event_subscriptions").await, 0);
@@ -281,7 +240,7 @@ async fn unsubscribe_stops_the_queueing_of_events() {
         .unwrap();
     assert_eq!(count(&c, "queued_events").await, 0);
 
-    work_one(&c, "w", "add", add_worker).await;
+    work_one(&c, "w", "add", examples::add_answer).await;
     assert_eq!(output(&c, job).await, json!({"done": true}));
     assert_eq!(
         log_states(&c, job).await,

@@ -3,52 +3,13 @@
 //! checks of a workflow's outputs.
 #![allow(clippy::unwrap_used)]
 
-use engine_tests::flow::{action, Flow};
-use engine_tests::{db, load, log_states, setup, state, work_one, Listener};
-use jcl::build::{assign, bin, call, copy, lit, path, set, var};
-use jcl::{AssignOp, BinOp, Expr, Func, Model, Ns, Path, Stmt, SystemAction};
+use engine_tests::expr::{a, cat, ip, op, push, v, vp};
+use engine_tests::flow::Flow;
+use engine_tests::{create, examples, load, log_states, output, setup, state, work_one, Listener};
+use jcl::build::{assign, bin, call, copy, lit, set, var};
+use jcl::{AssignOp, BinOp, Func, Model, Ns, Stmt, SystemAction};
 use serde_json::{json, Value};
 use tokio_postgres::Client;
-
-fn a(keys: &[&str]) -> Expr {
-    var(Ns::A, keys)
-}
-fn v(keys: &[&str]) -> Expr {
-    var(Ns::V, keys)
-}
-fn vp(keys: &[&str]) -> Path {
-    path(Ns::V, keys)
-}
-fn ip(keys: &[&str]) -> Path {
-    path(Ns::I, keys)
-}
-fn op(keys: &[&str]) -> Path {
-    path(Ns::O, keys)
-}
-fn cat(l: Expr, r: Expr) -> Expr {
-    bin(BinOp::Concat, l, r)
-}
-fn push(target: Path, value: Expr) -> Stmt {
-    assign(target, AssignOp::Push, value)
-}
-
-/// `add {counter, step} → {counter}`.
-fn add_action() -> Model {
-    action("add")
-        .input("counter", "number")
-        .input("step", "number")
-        .output("counter", "number")
-        .model()
-}
-
-/// `div {a, b} → {q}`; the worker fails it when b is 0.
-fn div_action() -> Model {
-    action("div")
-        .input("a", "number")
-        .input("b", "number")
-        .output("q", "number")
-        .model()
-}
 
 /// A number as JSON, integral when it is (as a real worker would answer).
 fn num(x: f64) -> Value {
@@ -70,21 +31,6 @@ fn div_worker(i: &Value) -> Value {
     } else {
         json!({"q": num(i["a"].as_f64().unwrap() / b)})
     }
-}
-
-async fn create(c: &Client, wf: &str, args: Value) -> i64 {
-    db::create_job(c, wf, &args, Default::default())
-        .await
-        .unwrap_or_else(|e| panic!("create_job {wf}: {e}"))
-        .job_id
-}
-
-/// The output of an ended job (panics while it runs).
-async fn output(c: &Client, job: i64) -> Value {
-    db::get_job_status(c, job)
-        .await
-        .unwrap()
-        .unwrap_or_else(|| panic!("job {job} has not ended"))
 }
 
 /// The task id (in the database) of the only task of `wf` calling `callee`.
@@ -178,7 +124,7 @@ fn ops_workflow() -> Model {
 #[tokio::test]
 async fn every_assignment_operator_works_in_a_job() {
     let (_db, c) = setup().await;
-    load(&c, &[add_action(), ops_workflow()]).await;
+    load(&c, &[examples::add(), ops_workflow()]).await;
 
     // `name` is not given: its default is used.
     let job = create(&c, "ops", json!({"x": 4})).await;
@@ -313,7 +259,7 @@ fn while_workflow() -> Model {
 #[tokio::test]
 async fn while_loop_calls_add_until_the_condition_fails() {
     let (_db, c) = setup().await;
-    load(&c, &[add_action(), while_workflow()]).await;
+    load(&c, &[examples::add(), while_workflow()]).await;
     let job = create(&c, "whiletest", json!({"input": 1})).await;
     let mut counters = vec![];
     for _ in 0..3 {
@@ -536,7 +482,7 @@ fn try_workflow() -> Model {
 #[tokio::test]
 async fn try_catch_sees_the_error_of_a_failed_task() {
     let (_db, c) = setup().await;
-    load(&c, &[div_action(), try_workflow()]).await;
+    load(&c, &[examples::div(), try_workflow()]).await;
     let div_task = task_id(&c, "trytest", "div").await;
 
     let job = create(&c, "trytest", json!({"a": 6, "b": 0})).await;

@@ -5,38 +5,16 @@
 
 use std::time::Duration;
 
-use engine_tests::flow::{action, Flow};
-use engine_tests::{count, db, load, log_states, setup, state, Listener};
+use engine_tests::expr::{a, ip, vp};
+use engine_tests::flow::Flow;
+use engine_tests::{
+    count, create, db, examples, load, log_states, only_child, output, setup, state, timeout_of,
+    work_job, Listener,
+};
 use jcl::build::{lit, path, set, var};
-use jcl::{Expr, Model, Ns, Path, SystemAction};
+use jcl::{Expr, Model, Ns, SystemAction};
 use serde_json::{json, Value};
 use tokio_postgres::Client;
-
-fn a(keys: &[&str]) -> Expr {
-    var(Ns::A, keys)
-}
-fn vp(keys: &[&str]) -> Path {
-    path(Ns::V, keys)
-}
-fn ip(keys: &[&str]) -> Path {
-    path(Ns::I, keys)
-}
-
-fn add_action() -> Model {
-    action("add")
-        .input("counter", "number")
-        .input("step", "number")
-        .output("counter", "number")
-        .model()
-}
-
-fn div_action() -> Model {
-    action("div")
-        .input("a", "number")
-        .input("b", "number")
-        .output("q", "number")
-        .model()
-}
 
 fn call_add(f: &mut Flow) -> u32 {
     f.call(
@@ -91,32 +69,8 @@ fn zonelock_keep() -> Model {
     f.end(done())
 }
 
-async fn create(c: &Client, wf: &str, args: Value) -> i64 {
-    db::create_job(c, wf, &args, Default::default())
-        .await
-        .unwrap_or_else(|e| panic!("create_job {wf}: {e}"))
-        .job_id
-}
-
-async fn output(c: &Client, job: i64) -> Value {
-    db::get_job_status(c, job)
-        .await
-        .unwrap()
-        .unwrap_or_else(|| panic!("job {job} has not ended"))
-}
-
-/// Finishes the ready task of `action` of job `job` with `out`.
-async fn work_job(c: &Client, action: &str, job: i64, out: Value) {
-    db::announce(c, "w", action, None, None).await.unwrap();
-    let t = db::get_task(c, "w", action, Some(job))
-        .await
-        .unwrap()
-        .unwrap_or_else(|| panic!("no ready {action} task for job {job}"));
-    db::task_done(c, t.cookie, &out).await.unwrap();
-}
-
 async fn finish_add(c: &Client, job: i64) {
-    work_job(c, "add", job, json!({"counter": 2})).await;
+    work_job(c, "add", job, |_| json!({"counter": 2})).await;
 }
 
 /// The job holding lock (zone, value), if any.
@@ -143,7 +97,7 @@ async fn task_state(c: &Client, job: i64) -> Value {
 #[tokio::test]
 async fn a_waiter_takes_the_lock_when_the_holder_unlocks() {
     let (_db, c) = setup().await;
-    load(&c, &[add_action(), zonelock()]).await;
+    load(&c, &[examples::add(), zonelock()]).await;
     let ja = create(&c, "zonelock", json!({"zone": 1})).await;
     assert_eq!(state(&c, ja).await, "ready");
     assert!(db::check_if_lock_exists(&c, "zone", "1").await.unwrap());
@@ -183,7 +137,7 @@ async fn a_waiter_takes_the_lock_when_the_holder_unlocks() {
 #[tokio::test]
 async fn a_waiter_takes_the_lock_when_the_holder_ends() {
     let (_db, c) = setup().await;
-    load(&c, &[add_action(), zonelock_keep()]).await;
+    load(&c, &[examples::add(), zonelock_keep()]).await;
     let ja = create(&c, "zonelock_keep", json!({"zone": 1})).await;
     let jb = create(&c, "zonelock_keep", json!({"zone": 1})).await;
     let jc = create(&c, "zonelock_keep", json!({"zone": 1})).await;
@@ -219,7 +173,7 @@ async fn wait_no_is_a_catchable_lock_error() {
     let mut f = manual("nowait", false);
     lock(&mut f, a(&["zone"]), Some(lit(false)));
     let nowait = f.end(done());
-    load(&c, &[add_action(), zonelock(), trylock, nowait]).await;
+    load(&c, &[examples::add(), zonelock(), trylock, nowait]).await;
 
     // A free lock is simply taken.
     let free = create(&c, "trylock", json!({"zone": 2})).await;
@@ -252,21 +206,13 @@ async fn wait_with_an_interval_times_out_with_a_lock_error() {
     let mut f = manual("waitlock", false);
     lock(&mut f, a(&["zone"]), Some(lit("1 second")));
     let waitlock = f.end(done());
-    load(&c, &[add_action(), zonelock(), waitlock]).await;
+    load(&c, &[examples::add(), zonelock(), waitlock]).await;
     let ja = create(&c, "zonelock", json!({"zone": 1})).await;
     let mut l = Listener::new(&tdb, &["timer"]).await;
 
     let job = create(&c, "waitlock", json!({"zone": 1})).await;
     assert_eq!(state(&c, job).await, "lockwait");
-    let r = c
-        .query_one(
-            "select extract(epoch from timeout - now())::float8, \
-             extract(epoch from timeout)::float8 from jobcenter.jobs where job_id = $1",
-            &[&job],
-        )
-        .await
-        .unwrap();
-    let (left, at): (f64, f64) = (r.get(0), r.get(1));
+    let (left, at) = timeout_of(&c, job).await;
     assert!((0.5..=1.5).contains(&left), "timeout in {left} s");
     let (channel, payload) = l.next().await.expect("timer notification");
     assert_eq!(channel, "timer");
@@ -319,19 +265,16 @@ async fn a_child_may_take_an_inherited_lock() {
     let (_db, c) = setup().await;
     load(
         &c,
-        &[add_action(), lock_child(), lock_parent("inhparent", true)],
+        &[
+            examples::add(),
+            lock_child(),
+            lock_parent("inhparent", true),
+        ],
     )
     .await;
     let parent = create(&c, "inhparent", json!({"zone": 4})).await;
     assert_eq!(state(&c, parent).await, "childwait");
-    let child: i64 = c
-        .query_one(
-            "select job_id from jobcenter.jobs where parentjob_id = $1",
-            &[&parent],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let child = only_child(&c, parent).await;
     // Not lockwait: the child took the parent's lock over.
     assert_eq!(state(&c, child).await, "ready");
     assert_eq!(holder(&c, "4").await, Some(child));
@@ -363,21 +306,14 @@ async fn a_child_waiting_for_its_parents_lock_is_a_deadlock() {
     load(
         &c,
         &[
-            add_action(),
+            examples::add(),
             lock_child(),
             lock_parent("noinhparent", false),
         ],
     )
     .await;
     let parent = create(&c, "noinhparent", json!({"zone": 4})).await;
-    let child: i64 = c
-        .query_one(
-            "select job_id from jobcenter.jobs where parentjob_id = $1",
-            &[&parent],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let child = only_child(&c, parent).await;
     assert_eq!(state(&c, child).await, "error");
     let out = output(&c, child).await;
     assert_eq!(out["error"]["class"], "lock");
@@ -406,7 +342,7 @@ async fn a_two_job_lock_cycle_is_a_deadlock_for_the_second_waiter() {
     call_add(&mut f);
     lock(&mut f, a(&["second"]), None);
     let wf = f.end(done());
-    load(&c, &[add_action(), wf]).await;
+    load(&c, &[examples::add(), wf]).await;
 
     let ja = create(&c, "twolocks", json!({"first": "x", "second": "y"})).await;
     let jb = create(&c, "twolocks", json!({"first": "y", "second": "x"})).await;
@@ -456,7 +392,7 @@ async fn every_lock_is_released_when_a_job_ends_in_error() {
         vec![],
     );
     let wf = f.end(done());
-    load(&c, &[add_action(), div_action(), zonelock(), wf]).await;
+    load(&c, &[examples::add(), examples::div(), zonelock(), wf]).await;
 
     let ja = create(&c, "lockfail", json!({"zone": 1})).await;
     assert_eq!(holder(&c, "1").await, Some(ja));
@@ -466,7 +402,7 @@ async fn every_lock_is_released_when_a_job_ends_in_error() {
     assert_eq!(state(&c, w1).await, "lockwait");
     assert_eq!(state(&c, w2).await, "lockwait");
 
-    work_job(&c, "div", ja, json!({"error": "cannot divide by zero"})).await;
+    work_job(&c, "div", ja, |_| json!({"error": "cannot divide by zero"})).await;
     assert_eq!(state(&c, ja).await, "error");
     assert_eq!(holder(&c, "1").await, Some(w1));
     assert_eq!(holder(&c, "2").await, Some(w2));
@@ -483,7 +419,7 @@ async fn automatic_locks_are_taken_at_start_and_released_at_the_end() {
         .lock_decl("zone", Some(a(&["zone"])), false, false);
     call_add(&mut f);
     let wf = f.end(done());
-    load(&c, &[add_action(), wf]).await;
+    load(&c, &[examples::add(), wf]).await;
 
     let ja = create(&c, "autolock", json!({"zone": 5})).await;
     assert_eq!(state(&c, ja).await, "ready");
@@ -526,7 +462,7 @@ async fn unlocking_a_lock_not_held_is_an_error() {
         ],
     );
     let badtype = f.end(done());
-    load(&c, &[add_action(), zonelock(), badunlock, badtype]).await;
+    load(&c, &[examples::add(), zonelock(), badunlock, badtype]).await;
 
     // Nobody holds it.
     let job = create(&c, "badunlock", json!({"zone": 1})).await;
@@ -565,17 +501,10 @@ async fn a_deadlock_is_found_when_the_parent_starts_waiting_for_its_children() {
     call_add(&mut f);
     f.system_with(SystemAction::WaitForChildren, |_| {});
     let wf = f.end(done());
-    load(&c, &[add_action(), lock_child(), wf]).await;
+    load(&c, &[examples::add(), lock_child(), wf]).await;
 
     let parent = create(&c, "splitlock", json!({"zone": 8})).await;
-    let child: i64 = c
-        .query_one(
-            "select job_id from jobcenter.jobs where parentjob_id = $1",
-            &[&parent],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let child = only_child(&c, parent).await;
     // The parent still runs (it waits for a worker), so the child may wait for the lock.
     assert_eq!(state(&c, parent).await, "ready");
     assert_eq!(state(&c, child).await, "lockwait");
@@ -611,7 +540,7 @@ async fn siblings_take_an_inherited_lock_in_turn() {
     f.system_with(SystemAction::WaitForChildren, |_| {});
     unlock(&mut f, a(&["zone"]));
     let wf = f.end(done());
-    load(&c, &[add_action(), lock_child(), zonelock(), wf]).await;
+    load(&c, &[examples::add(), lock_child(), zonelock(), wf]).await;
 
     let parent = create(&c, "inhsplit", json!({"zone": 3})).await;
     let kids: Vec<i64> = c
@@ -661,7 +590,7 @@ async fn an_inherited_lock_goes_back_to_the_parent_when_the_child_ends() {
     call_add(&mut f);
     unlock(&mut f, a(&["zone"]));
     let parent_wf = f.end(done());
-    load(&c, &[add_action(), child_wf, parent_wf]).await;
+    load(&c, &[examples::add(), child_wf, parent_wf]).await;
 
     let parent = create(&c, "keepparent", json!({"zone": 9})).await;
     assert_eq!(state(&c, parent).await, "ready");

@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use engine_tests::{count, db, flow, load, log_states, setup, state, work_one, Listener};
+use engine_tests::{
+    action_id, count, create, db, examples, flow, load, log_states, setup, state, work_one,
+    Listener,
+};
 use jcl::build::{lit, path, set, var};
 use jcl::{Ns, SystemAction};
 use serde_json::{json, Value};
@@ -13,24 +16,6 @@ use tokio_postgres::Client;
 /// add (action), calltest (calls add once), outer (calls calltest as a child job),
 /// sum (no worker needed), napper (sleeps a.secs seconds).
 fn models() -> Vec<jcl::Model> {
-    let add = flow::action("add")
-        .input("counter", "number")
-        .input("step", "number")
-        .output("counter", "number")
-        .model();
-    let mut f = flow::Flow::workflow("calltest")
-        .input("input", "number")
-        .output("output", "number");
-    f.call(
-        "add",
-        vec![
-            set(path(Ns::I, &["counter"]), var(Ns::A, &["input"])),
-            set(path(Ns::I, &["step"]), lit(3)),
-        ],
-        vec![set(path(Ns::V, &["thing"]), var(Ns::O, &["counter"]))],
-    );
-    let calltest = f.end(vec![set(path(Ns::O, &["output"]), var(Ns::V, &["thing"]))]);
-
     let mut f = flow::Flow::workflow("outer")
         .input("input", "number")
         .output("result", "number");
@@ -52,24 +37,7 @@ fn models() -> Vec<jcl::Model> {
         vec![set(path(Ns::I, &["timeout"]), var(Ns::A, &["secs"]))],
     );
     let napper = f.end(vec![]);
-    vec![add, calltest, outer, sum, napper]
-}
-
-async fn new_job(c: &Client, wf: &str, args: Value) -> i64 {
-    db::create_job(c, wf, &args, Default::default())
-        .await
-        .unwrap()
-        .job_id
-}
-
-async fn action_id(c: &Client, name: &str) -> i32 {
-    c.query_one(
-        "select action_id from jobcenter.actions where name = $1",
-        &[&name],
-    )
-    .await
-    .unwrap()
-    .get(0)
+    vec![examples::add(), examples::calltest(), outer, sum, napper]
 }
 
 async fn ids(c: &Client, sql: &str) -> Vec<i64> {
@@ -98,11 +66,11 @@ async fn crash_recovery_drives_jobs_left_between_steps() {
     load(&c, &models()).await;
     let add_ready = format!("action:{}:ready", action_id(&c, "add").await);
     // a: the worker's step was written, the next step not yet chosen
-    let a = new_job(&c, "calltest", json!({"input": 1})).await;
+    let a = create(&c, "calltest", json!({"input": 1})).await;
     // b: the next task was chosen but not run
-    let b = new_job(&c, "calltest", json!({"input": 2})).await;
+    let b = create(&c, "calltest", json!({"input": 2})).await;
     // a child left 'done' while its parent waits for it
-    let outer = new_job(&c, "outer", json!({"input": 5})).await;
+    let outer = create(&c, "outer", json!({"input": 5})).await;
     let child = ids(
         &c,
         &format!("select job_id from jobcenter.jobs where parentjob_id = {outer}"),
@@ -184,7 +152,7 @@ async fn archival_moves_ended_job_trees_after_their_retention() {
     let detacher = f.end(vec![]);
     load(&c, &[keeper, detacher]).await;
 
-    let outer = new_job(&c, "outer", json!({"input": 1})).await;
+    let outer = create(&c, "outer", json!({"input": 1})).await;
     let child = ids(
         &c,
         &format!("select job_id from jobcenter.jobs where parentjob_id = {outer}"),
@@ -192,15 +160,15 @@ async fn archival_moves_ended_job_trees_after_their_retention() {
     .await[0];
     work_one(&c, "w1", "add", |_| json!({"counter": 4})).await;
     assert_eq!(state(&c, outer).await, "finished");
-    let done = new_job(&c, "sum", json!({"x": 7})).await;
-    let failed = new_job(&c, "calltest", json!({"input": 1})).await;
+    let done = create(&c, "sum", json!({"x": 7})).await;
+    let failed = create(&c, "calltest", json!({"input": 1})).await;
     work_one(&c, "w1", "add", |_| json!({"error": "broken"})).await;
     assert_eq!(state(&c, failed).await, "error");
-    let running = new_job(&c, "calltest", json!({"input": 2})).await;
-    let kept = new_job(&c, "keeper", json!({})).await;
+    let running = create(&c, "calltest", json!({"input": 2})).await;
+    let kept = create(&c, "keeper", json!({})).await;
     assert_eq!(state(&c, kept).await, "finished");
     // a finished job whose detached child still runs
-    let detacher = new_job(&c, "detacher", json!({})).await;
+    let detacher = create(&c, "detacher", json!({})).await;
     assert_eq!(state(&c, detacher).await, "finished");
     let detached = ids(
         &c,
@@ -312,7 +280,7 @@ async fn next_timeout_reports_the_earliest_timeout_and_timer_is_notified() {
     load(&c, &models()).await;
     assert_eq!(db::next_timeout(&c).await.unwrap(), None);
     let mut l = Listener::new(&tdb, &["timer"]).await;
-    let long = new_job(&c, "napper", json!({"secs": 30})).await;
+    let long = create(&c, "napper", json!({"secs": 30})).await;
     assert_eq!(state(&c, long).await, "sleeping");
     let (ch, payload) = l.next().await.expect("timer notification");
     assert_eq!(ch, "timer");
@@ -327,7 +295,7 @@ async fn next_timeout_reports_the_earliest_timeout_and_timer_is_notified() {
     assert!((29.0..=30.0).contains(&next), "{next}");
 
     // an earlier one takes over, and it really fires after its second
-    let short = new_job(&c, "napper", json!({"secs": 1})).await;
+    let short = create(&c, "napper", json!({"secs": 1})).await;
     let next = db::next_timeout(&c).await.unwrap().unwrap();
     assert!((0.5..=1.0).contains(&next), "{next}");
     assert_eq!(db::do_timeout(&c).await.unwrap(), 0);
@@ -349,7 +317,7 @@ async fn two_concurrent_do_timeouts_fire_each_due_job_once() {
     for round in 0..3 {
         let mut jobs = vec![];
         for _ in 0..50 {
-            jobs.push(new_job(&c, "napper", json!({"secs": 3600})).await);
+            jobs.push(create(&c, "napper", json!({"secs": 3600})).await);
         }
         let due = c
             .execute(

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use engine_tests::{count, db, flow, load, log_states, setup, state, Listener};
+use engine_tests::{count, db, flow, load, log_states, make_due, setup, state, Listener};
 use jcl::build::{path, set, var};
 use jcl::Ns;
 use serde_json::{json, Value};
@@ -524,12 +524,7 @@ async fn a_job_with_a_start_time_sleeps_until_do_timeout_starts_it() {
     assert_eq!(db::do_timeout(&c).await.unwrap(), 0, "not due yet");
     assert_eq!(db::get_job_status(&c, job).await.unwrap(), None);
 
-    c.execute(
-        "update jobcenter.jobs set timeout = now() where job_id = $1",
-        &[&job],
-    )
-    .await
-    .unwrap();
+    make_due(&c, job).await;
     assert_eq!(db::do_timeout(&c).await.unwrap(), 1);
     assert_eq!(
         db::get_job_status(&c, job).await.unwrap(),

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use engine_tests::flow::Flow;
-use engine_tests::{db, load, log_states, setup, state, Listener};
+use engine_tests::{db, load, log_states, make_due, setup, state, timeout_of, Listener};
 use jcl::build::{lit, path, set, var};
 use jcl::{Model, Ns, SystemAction};
 use serde_json::{json, Value};
@@ -25,23 +25,7 @@ fn sleeper() -> Model {
 }
 
 async fn create(c: &Client, args: Value) -> i64 {
-    db::create_job(c, "sleeper", &args, Default::default())
-        .await
-        .unwrap()
-        .job_id
-}
-
-/// Seconds from now to the job's timeout, and the timeout as a Unix epoch.
-async fn timeout_of(c: &Client, job: i64) -> (f64, f64) {
-    let r = c
-        .query_one(
-            "select extract(epoch from timeout - now())::float8, \
-             extract(epoch from timeout)::float8 from jobcenter.jobs where job_id = $1",
-            &[&job],
-        )
-        .await
-        .unwrap();
-    (r.get(0), r.get(1))
+    engine_tests::create(c, "sleeper", args).await
 }
 
 #[tokio::test]
@@ -92,12 +76,7 @@ async fn sleep_for_a_number_of_seconds() {
     assert!((59.5..=60.5).contains(&left), "timeout in {left} s");
 
     // Only the due sleeper wakes.
-    c.execute(
-        "update jobcenter.jobs set timeout = now() where job_id = $1",
-        &[&short],
-    )
-    .await
-    .unwrap();
+    make_due(&c, short).await;
     assert_eq!(db::do_timeout(&c).await.unwrap(), 1);
     assert_eq!(state(&c, short).await, "finished");
     assert_eq!(state(&c, long).await, "sleeping");

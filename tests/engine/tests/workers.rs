@@ -4,27 +4,14 @@
 
 use std::time::Duration;
 
-use engine_tests::{count, db, flow, load, log_states, setup, state, work_one, Listener};
+use engine_tests::{
+    action_id, code_of, count, create, db, examples, flow, load, log_states, make_due, setup,
+    state, work_one, Listener,
+};
 use jcl::build::{bin, copy, lit, path, set, var};
 use jcl::{Backoff, BinOp, Ns, RetryConfig};
 use serde_json::{json, Value};
 use tokio_postgres::Client;
-
-fn code_of<T: std::fmt::Debug>(r: Result<T, db::Error>) -> db::ErrorCode {
-    let e = r.expect_err("the call should fail");
-    e.code()
-        .unwrap_or_else(|| panic!("not an engine error: {e}"))
-}
-
-async fn action_id(c: &Client, name: &str) -> i32 {
-    c.query_one(
-        "select action_id from jobcenter.actions where name = $1 order by version desc limit 1",
-        &[&name],
-    )
-    .await
-    .unwrap()
-    .get(0)
-}
 
 /// Seconds from now until the job's timeout.
 async fn secs_to_timeout(c: &Client, job_id: i64) -> f64 {
@@ -50,15 +37,6 @@ async fn job_col(c: &Client, job_id: i64, col: &str) -> Value {
     .unwrap_or(Value::Null)
 }
 
-async fn make_due(c: &Client, job_id: i64) {
-    c.execute(
-        "update jobcenter.jobs set timeout = now() where job_id = $1",
-        &[&job_id],
-    )
-    .await
-    .unwrap();
-}
-
 fn retry(tries: u32, interval: &str) -> RetryConfig {
     RetryConfig {
         tries,
@@ -72,36 +50,25 @@ fn retry(tries: u32, interval: &str) -> RetryConfig {
 /// An action `name` (counter, step → counter) and workflow `name_wf` calling it once with
 /// counter = a.input, step 3; output = the returned counter. `omap` defaults to v.thing.
 fn call_models(name: &str, cfg: impl FnOnce(&mut jcl::Config)) -> Vec<jcl::Model> {
-    let act = flow::action(name)
-        .input("counter", "number")
-        .input("step", "number")
-        .output("counter", "number")
-        .config(cfg)
-        .model();
-    let mut f = flow::Flow::workflow(&format!("{name}_wf"))
-        .input("input", "number")
-        .output("output", "number");
+    vec![
+        examples::counter_action(name).config(cfg).model(),
+        examples::calls(&format!("{name}_wf"), name),
+    ]
+}
+
+/// A workflow `wf(x: number) → {out.0: out.1}` calling `callee` once with `x`; its output is
+/// the callee's output `from`.
+fn call_once(wf: &str, callee: &str, out: (&str, &str), from: &str) -> jcl::Model {
+    let (name, ty) = out;
+    let mut f = flow::Flow::workflow(wf)
+        .input("x", "number")
+        .output(name, ty);
     f.call(
-        name,
-        vec![
-            set(path(Ns::I, &["counter"]), var(Ns::A, &["input"])),
-            set(path(Ns::I, &["step"]), lit(3)),
-        ],
-        vec![set(path(Ns::V, &["thing"]), var(Ns::O, &["counter"]))],
+        callee,
+        vec![set(path(Ns::I, &["x"]), var(Ns::A, &["x"]))],
+        vec![set(path(Ns::V, &[name]), var(Ns::O, &[from]))],
     );
-    let wf = f.end(vec![set(path(Ns::O, &["output"]), var(Ns::V, &["thing"]))]);
-    vec![act, wf]
-}
-
-async fn new_job(c: &Client, wf: &str, args: Value) -> i64 {
-    db::create_job(c, wf, &args, Default::default())
-        .await
-        .unwrap()
-        .job_id
-}
-
-fn add(i: &Value) -> Value {
-    json!({"counter": i["counter"].as_i64().unwrap() + i["step"].as_i64().unwrap()})
+    f.end(vec![set(path(Ns::O, &[name]), var(Ns::V, &[name]))])
 }
 
 #[tokio::test]
@@ -123,7 +90,7 @@ async fn worker_outputs_are_type_checked() {
         (json!("four"), "outputs must be a JSON object"),
     ];
     for (out, what) in bad {
-        let job = new_job(&c, "add_wf", json!({"input": 1})).await;
+        let job = create(&c, "add_wf", json!({"input": 1})).await;
         work_one(&c, "w1", "add", |_| out.clone()).await;
         assert_eq!(state(&c, job).await, "error", "{out}");
         let err = db::get_job_status(&c, job).await.unwrap().unwrap()["error"].clone();
@@ -151,7 +118,7 @@ async fn undeclared_output_keys_are_dropped() {
     );
     let wf = f.end(vec![set(path(Ns::O, &["vars"]), var(Ns::V, &[]))]);
     load(&c, &[act, wf]).await;
-    let job = new_job(&c, "all_out", json!({})).await;
+    let job = create(&c, "all_out", json!({})).await;
     work_one(
         &c,
         "w1",
@@ -179,7 +146,7 @@ async fn undeclared_output_keys_are_dropped() {
 async fn a_task_error_ends_the_job_with_a_normal_error() {
     let (_tdb, c) = setup().await;
     load(&c, &call_models("add", |_| {})).await;
-    let job = new_job(&c, "add_wf", json!({"input": 1})).await;
+    let job = create(&c, "add_wf", json!({"input": 1})).await;
     work_one(&c, "w1", "add", |_| json!({"error": "boom"})).await;
     assert_eq!(state(&c, job).await, "error");
     let err = db::get_job_status(&c, job).await.unwrap().unwrap()["error"].clone();
@@ -190,7 +157,7 @@ async fn a_task_error_ends_the_job_with_a_normal_error() {
 
     // an error object keeps its class and extra keys; without retry config a soft error ends
     // the job too
-    let job = new_job(&c, "add_wf", json!({"input": 1})).await;
+    let job = create(&c, "add_wf", json!({"input": 1})).await;
     work_one(
         &c,
         "w1",
@@ -214,7 +181,7 @@ async fn a_soft_error_is_retried_after_interval_times_sqrt_tries() {
     .await;
     let ready = format!("action:{}:ready", action_id(&c, "flaky").await);
     let mut l = Listener::new(&tdb, &[&ready, "timer"]).await;
-    let job = new_job(&c, "flaky_wf", json!({"input": 1})).await;
+    let job = create(&c, "flaky_wf", json!({"input": 1})).await;
     assert_eq!(l.next().await.unwrap().0, ready);
     let soft = json!({"error": {"class": "soft", "msg": "try again"}});
 
@@ -262,7 +229,7 @@ async fn a_soft_error_is_retried_after_interval_times_sqrt_tries() {
     assert_eq!(db::do_timeout(&c).await.unwrap(), 1);
 
     // try 3 succeeds
-    work_one(&c, "w1", "flaky", add).await;
+    work_one(&c, "w1", "flaky", examples::add_answer).await;
     assert_eq!(
         db::get_job_status(&c, job).await.unwrap(),
         Some(json!({"output": 4}))
@@ -299,7 +266,7 @@ async fn a_soft_error_after_the_last_try_ends_the_job() {
         &call_models("flaky", |cfg| cfg.retry = Some(retry(2, "1 minute"))),
     )
     .await;
-    let job = new_job(&c, "flaky_wf", json!({"input": 1})).await;
+    let job = create(&c, "flaky_wf", json!({"input": 1})).await;
     let soft = json!({"error": {"class": "soft", "msg": "still broken"}});
     work_one(&c, "w1", "flaky", |_| soft.clone()).await;
     assert_eq!(state(&c, job).await, "retrywait");
@@ -315,7 +282,7 @@ async fn a_soft_error_after_the_last_try_ends_the_job() {
         vec!["start:done", "flaky:retrywait", "flaky:error"]
     );
     // a normal error is never retried
-    let job = new_job(&c, "flaky_wf", json!({"input": 1})).await;
+    let job = create(&c, "flaky_wf", json!({"input": 1})).await;
     work_one(&c, "w1", "flaky", |_| json!({"error": "hard"})).await;
     assert_eq!(state(&c, job).await, "error");
 }
@@ -383,7 +350,7 @@ async fn exponential_back_off_sets_the_job_timeouts() {
         }),
     )
     .await;
-    let job = new_job(&c, "flaky_wf", json!({"input": 1})).await;
+    let job = create(&c, "flaky_wf", json!({"input": 1})).await;
     let soft = json!({"error": {"class": "soft", "msg": "again"}});
     for want in [2.0, 4.0, 5.0, 5.0] {
         work_one(&c, "w1", "flaky", |_| soft.clone()).await;
@@ -411,7 +378,7 @@ async fn an_action_timeout_becomes_a_soft_error_and_is_retried() {
     )
     .await;
     let mut l = Listener::new(&tdb, &["timer"]).await;
-    let job = new_job(&c, "slow_wf", json!({"input": 1})).await;
+    let job = create(&c, "slow_wf", json!({"input": 1})).await;
     db::announce(&c, "w1", "slow", None, None).await.unwrap();
     let t1 = db::get_task(&c, "w1", "slow", None).await.unwrap().unwrap();
     assert_eq!(state(&c, job).await, "working");
@@ -435,7 +402,7 @@ async fn an_action_timeout_becomes_a_soft_error_and_is_retried() {
     assert_eq!(db::do_timeout(&c).await.unwrap(), 1);
     assert_eq!(state(&c, job).await, "ready");
 
-    let (jid, _) = work_one(&c, "w2", "slow", add).await;
+    let (jid, _) = work_one(&c, "w2", "slow", examples::add_answer).await;
     assert_eq!(jid, job);
     assert_eq!(
         db::get_job_status(&c, job).await.unwrap(),
@@ -464,7 +431,7 @@ async fn an_action_timeout_without_retry_ends_the_job() {
         &call_models("slow", |cfg| cfg.timeout = Some("1 hour".into())),
     )
     .await;
-    let job = new_job(&c, "slow_wf", json!({"input": 1})).await;
+    let job = create(&c, "slow_wf", json!({"input": 1})).await;
     db::announce(&c, "w1", "slow", None, None).await.unwrap();
     let t = db::get_task(&c, "w1", "slow", None).await.unwrap().unwrap();
     let wait = secs_to_timeout(&c, job).await;
@@ -513,7 +480,7 @@ async fn filters_choose_the_workers_a_task_goes_to() {
     db::announce(&c, "C", "deploy", None, None).await.unwrap();
     let mut l = Listener::new(&tdb, &[&ready]).await;
 
-    let eu = new_job(&c, "deployer", json!({"region": "eu"})).await;
+    let eu = create(&c, "deployer", json!({"region": "eu"})).await;
     let (ch, payload) = l.next().await.unwrap();
     assert_eq!(ch, ready);
     assert_eq!(
@@ -528,7 +495,7 @@ async fn filters_choose_the_workers_a_task_goes_to() {
     );
     assert_eq!(state(&c, eu).await, "ready");
 
-    let us = new_job(&c, "deployer", json!({"region": "us"})).await;
+    let us = create(&c, "deployer", json!({"region": "us"})).await;
     let (_, payload) = l.next().await.unwrap();
     assert_eq!(
         serde_json::from_str::<Value>(&payload).unwrap(),
@@ -561,7 +528,7 @@ async fn filters_choose_the_workers_a_task_goes_to() {
         Some(json!({"ok": false}))
     );
     // a region nobody filters on: only the unfiltered worker is told
-    let asia = new_job(&c, "deployer", json!({"region": "asia"})).await;
+    let asia = create(&c, "deployer", json!({"region": "asia"})).await;
     let (_, payload) = l.next().await.unwrap();
     assert_eq!(
         serde_json::from_str::<Value>(&payload).unwrap(),
@@ -586,15 +553,7 @@ async fn env_inputs_come_from_the_job_environment() {
         .env_input("token", "string")
         .output("seen", "string")
         .model();
-    let mut f = flow::Flow::workflow("envy_wf")
-        .input("x", "number")
-        .output("seen", "string");
-    f.call(
-        "envy",
-        vec![set(path(Ns::I, &["x"]), var(Ns::A, &["x"]))],
-        vec![set(path(Ns::V, &["seen"]), var(Ns::O, &["seen"]))],
-    );
-    let wf = f.end(vec![set(path(Ns::O, &["seen"]), var(Ns::V, &["seen"]))]);
+    let wf = call_once("envy_wf", "envy", ("seen", "string"), "seen");
     load(&c, &[act, wf]).await;
     let env = json!({"token": "s3cret", "other": 1});
     let job = db::create_job(
@@ -626,7 +585,7 @@ async fn env_inputs_come_from_the_job_environment() {
         Some(json!({"seen": "s3cret"}))
     );
     // without the value in the environment the env input is just absent
-    let job = new_job(&c, "envy_wf", json!({"x": 2})).await;
+    let job = create(&c, "envy_wf", json!({"x": 2})).await;
     let t = db::get_task(&c, "w1", "envy", Some(job))
         .await
         .unwrap()
@@ -646,9 +605,9 @@ async fn disconnect_fails_a_retryable_task_softly_and_others_hard() {
     )
     .await;
     load(&c, &call_models("hard_act", |_| {})).await;
-    let soft = new_job(&c, "soft_act_wf", json!({"input": 1})).await;
-    let hard = new_job(&c, "hard_act_wf", json!({"input": 1})).await;
-    let waiting = new_job(&c, "hard_act_wf", json!({"input": 5})).await;
+    let soft = create(&c, "soft_act_wf", json!({"input": 1})).await;
+    let hard = create(&c, "hard_act_wf", json!({"input": 1})).await;
+    let waiting = create(&c, "hard_act_wf", json!({"input": 5})).await;
     db::announce(&c, "w1", "soft_act", None, None)
         .await
         .unwrap();
@@ -696,7 +655,7 @@ async fn disconnect_fails_a_retryable_task_softly_and_others_hard() {
     // the retry goes to another worker
     make_due(&c, soft).await;
     assert_eq!(db::do_timeout(&c).await.unwrap(), 1);
-    work_one(&c, "w2", "soft_act", add).await;
+    work_one(&c, "w2", "soft_act", examples::add_answer).await;
     assert_eq!(
         db::get_job_status(&c, soft).await.unwrap(),
         Some(json!({"output": 4}))
@@ -714,7 +673,7 @@ async fn with_the_requeue_policy_a_dead_workers_task_is_ready_again() {
     .await
     .unwrap();
     let ready = format!("action:{}:ready", action_id(&c, "add").await);
-    let job = new_job(&c, "add_wf", json!({"input": 1})).await;
+    let job = create(&c, "add_wf", json!({"input": 1})).await;
     db::announce(&c, "w1", "add", None, None).await.unwrap();
     let t = db::get_task(&c, "w1", "add", None).await.unwrap().unwrap();
     let mut l = Listener::new(&tdb, &[&ready]).await;
@@ -730,7 +689,7 @@ async fn with_the_requeue_policy_a_dead_workers_task_is_ready_again() {
         code_of(db::task_done(&c, t.cookie, &json!({"counter": 1})).await),
         db::ErrorCode::UnknownCookie
     );
-    let (jid, inargs) = work_one(&c, "w2", "add", add).await;
+    let (jid, inargs) = work_one(&c, "w2", "add", examples::add_answer).await;
     assert_eq!(jid, job);
     assert_eq!(inargs, json!({"counter": 1, "step": 3}));
     assert_eq!(
@@ -753,8 +712,8 @@ async fn withdraw_removes_one_announcement() {
     assert!(db::withdraw(&c, "w1", "add").await.unwrap());
     assert!(!db::withdraw(&c, "w1", "add").await.unwrap());
     assert!(!db::withdraw(&c, "nobody", "add").await.unwrap());
-    new_job(&c, "add_wf", json!({"input": 1})).await;
-    let sub = new_job(&c, "sub_wf", json!({"input": 1})).await;
+    create(&c, "add_wf", json!({"input": 1})).await;
+    let sub = create(&c, "sub_wf", json!({"input": 1})).await;
     assert_eq!(
         code_of(db::get_task(&c, "w1", "add", None).await),
         db::ErrorCode::UnknownWorker
@@ -783,7 +742,7 @@ async fn withdraw_removes_one_announcement() {
 async fn do_worker_check_disconnects_silent_workers() {
     let (_tdb, c) = setup().await;
     load(&c, &call_models("add", |_| {})).await;
-    let job = new_job(&c, "add_wf", json!({"input": 1})).await;
+    let job = create(&c, "add_wf", json!({"input": 1})).await;
     let old = db::announce(&c, "old", "add", None, None).await.unwrap();
     let fresh = db::announce(&c, "fresh", "add", None, None).await.unwrap();
     db::get_task(&c, "old", "add", None).await.unwrap().unwrap();
@@ -856,7 +815,7 @@ async fn a_workflow_role_is_checked_through_nested_membership() {
     )
     .await
     .unwrap();
-    let job = new_job(&c, "secret", json!({})).await;
+    let job = create(&c, "secret", json!({})).await;
     assert_eq!(
         db::get_job_status(&c, job).await.unwrap(),
         Some(json!({"who": "postgres"}))
@@ -974,15 +933,7 @@ async fn a_procedure_runs_inline_without_a_worker() {
         .input("x", "number")
         .output("out", "number")
         .model();
-    let mut f = flow::Flow::workflow("doubler")
-        .input("x", "number")
-        .output("y", "number");
-    f.call(
-        "public.double_it",
-        vec![set(path(Ns::I, &["x"]), var(Ns::A, &["x"]))],
-        vec![set(path(Ns::V, &["y"]), var(Ns::O, &["out"]))],
-    );
-    let doubler = f.end(vec![set(path(Ns::O, &["y"]), var(Ns::V, &["y"]))]);
+    let doubler = call_once("doubler", "public.double_it", ("y", "number"), "out");
 
     // try: call fail_it; catch: v.caught = e._error
     let mut f = flow::Flow::workflow("failer")
@@ -1008,7 +959,7 @@ async fn a_procedure_runs_inline_without_a_worker() {
     let uncaught = f.end(vec![]);
     load(&c, &[double, fail, doubler, failer, uncaught]).await;
 
-    let job = new_job(&c, "doubler", json!({"x": 21})).await;
+    let job = create(&c, "doubler", json!({"x": 21})).await;
     assert_eq!(
         db::get_job_status(&c, job).await.unwrap(),
         Some(json!({"y": 42}))
@@ -1019,7 +970,7 @@ async fn a_procedure_runs_inline_without_a_worker() {
     );
     assert_eq!(count(&c, "workers").await, 0);
 
-    let job = new_job(&c, "failer", json!({"x": 7})).await;
+    let job = create(&c, "failer", json!({"x": 7})).await;
     let out = db::get_job_status(&c, job).await.unwrap().unwrap();
     assert_eq!(out["caught"]["class"], json!("normal"), "{out}");
     let msg = out["caught"]["msg"].as_str().unwrap();
@@ -1037,7 +988,7 @@ async fn a_procedure_runs_inline_without_a_worker() {
         ]
     );
 
-    let job = new_job(&c, "failer_uncaught", json!({"x": 8})).await;
+    let job = create(&c, "failer_uncaught", json!({"x": 8})).await;
     assert_eq!(state(&c, job).await, "error");
     let err = db::get_job_status(&c, job).await.unwrap().unwrap()["error"].clone();
     assert_eq!(err["class"], json!("normal"));
@@ -1048,8 +999,8 @@ async fn a_procedure_runs_inline_without_a_worker() {
 async fn cancel_job_aborts_a_waiting_job_and_voids_its_cookie() {
     let (tdb, c) = setup().await;
     load(&c, &call_models("add", |_| {})).await;
-    let ready_job = new_job(&c, "add_wf", json!({"input": 1})).await;
-    let working_job = new_job(&c, "add_wf", json!({"input": 2})).await;
+    let ready_job = create(&c, "add_wf", json!({"input": 1})).await;
+    let working_job = create(&c, "add_wf", json!({"input": 2})).await;
     db::announce(&c, "w1", "add", None, None).await.unwrap();
     let t = db::get_task(&c, "w1", "add", Some(working_job))
         .await
@@ -1088,11 +1039,7 @@ async fn cancel_job_aborts_a_waiting_job_and_voids_its_cookie() {
 #[tokio::test]
 async fn retry_job_runs_a_failed_job_again_keeping_its_variables() {
     let (_tdb, c) = setup().await;
-    let act = flow::action("add")
-        .input("counter", "number")
-        .input("step", "number")
-        .output("counter", "number")
-        .model();
+    let act = examples::add();
     let mut f = flow::Flow::workflow("counting")
         .output("runs", "number")
         .output("result", "number");
@@ -1114,14 +1061,14 @@ async fn retry_job_runs_a_failed_job_again_keeping_its_variables() {
     );
     let wf = f.end(vec![copy(Ns::V, Ns::O, Some(&["runs", "result"]))]);
     load(&c, &[act, wf]).await;
-    let job = new_job(&c, "counting", json!({})).await;
+    let job = create(&c, "counting", json!({})).await;
     work_one(&c, "w1", "add", |_| json!({"error": "first time fails"})).await;
     assert_eq!(state(&c, job).await, "error");
 
     db::retry_job(&c, job, "try harder").await.unwrap();
     assert_eq!(state(&c, job).await, "ready");
     assert_eq!(db::get_job_status(&c, job).await.unwrap(), None);
-    let (_, inargs) = work_one(&c, "w1", "add", add).await;
+    let (_, inargs) = work_one(&c, "w1", "add", examples::add_answer).await;
     assert_eq!(inargs, json!({"counter": 2, "step": 10}));
     assert_eq!(
         db::get_job_status(&c, job).await.unwrap(),
