@@ -256,7 +256,7 @@ async fn create(
 }
 
 /// The jobs by state, e.g. `finished 1990, ready 10`.
-async fn states(c: &Client) -> anyhow::Result<String> {
+pub async fn states(c: &Client) -> anyhow::Result<String> {
     let rows = c
         .query(
             "select state::text, count(*) from jobcenter.jobs group by 1 order by 1",
@@ -271,7 +271,7 @@ async fn states(c: &Client) -> anyhow::Result<String> {
 }
 
 /// Fails unless all `jobs` jobs finished with output input + step.
-async fn check_jobs(c: &Client, jobs: usize) -> anyhow::Result<()> {
+pub async fn check_jobs(c: &Client, jobs: usize) -> anyhow::Result<()> {
     if let Some(row) = c
         .query_opt(
             "select job_id, state::text, out_args::text from jobcenter.jobs \
