@@ -35,9 +35,6 @@ declare
     v_ids jsonb := '{}';
     v_task jsonb;
     v_task_id integer;
-    v_attr jsonb;
-    v_edge jsonb;
-    v_lock jsonb;
     v_end integer;
     v_n integer := 0;
     k integer;
@@ -91,12 +88,7 @@ begin
         return a_action_id;
     end if;
     delete from jobcenter.workflow_locks where workflow_id = a_action_id;
-    for v_lock in select * from jsonb_array_elements(coalesce(a_model -> 'locks', '[]')) loop
-        insert into jobcenter.locktypes (locktype) values (v_lock ->> 'locktype') on conflict do nothing;
-        insert into jobcenter.workflow_locks (workflow_id, locktype, value, manual, inherit)
-        values (a_action_id, v_lock ->> 'locktype', v_lock -> 'value',
-            coalesce((v_lock ->> 'manual')::boolean, false), coalesce((v_lock ->> 'inherit')::boolean, false));
-    end loop;
+    perform jobcenter.write_locks(a_action_id, a_model);
     select coalesce(array_agg(task_id order by task_id), '{}') into v_old
     from jobcenter.tasks where workflow_id = a_action_id;
     delete from jobcenter.next_tasks where from_task_id = any(v_old) or to_task_id = any(v_old);
@@ -119,22 +111,7 @@ begin
             v_end := v_task_id;
         end if;
     end loop;
-    for v_task in select * from jsonb_array_elements(a_model -> 'tasks') loop
-        v_task_id := (v_ids ->> (v_task ->> 'id'))::integer;
-        v_attr := coalesce(v_task -> 'attributes', '{}');
-        if v_attr ? 'spawn_task' then
-            v_attr := v_attr || jsonb_build_object('spawn_task', (v_ids ->> (v_attr ->> 'spawn_task'))::integer);
-        end if;
-        update jobcenter.tasks set
-            next_task_id = (v_ids ->> (v_task ->> 'next'))::integer,
-            on_error_task_id = (v_ids ->> (v_task ->> 'on_error'))::integer,
-            attributes = v_attr
-        where task_id = v_task_id;
-        for v_edge in select * from jsonb_array_elements(coalesce(v_task -> 'edges', '[]')) loop
-            insert into jobcenter.next_tasks (from_task_id, to_task_id, "when")
-            values (v_task_id, (v_ids ->> (v_edge ->> 'to'))::integer, v_edge ->> 'when');
-        end loop;
-    end loop;
+    perform jobcenter.link_tasks(a_model, v_ids);
     for k in v_n + 1 .. cardinality(v_old) loop
         if exists (select 1 from jobcenter.jobs where task_id = v_old[k] or parenttask_id = v_old[k]) then
             update jobcenter.tasks set action_id = -3, attributes = jsonb_build_object('ir', jobcenter.jcl_ir_version()),

@@ -27,6 +27,49 @@ begin
     return v_id;
 end $$;
 
+-- Writes a workflow model's `locks:` declarations (lock types are created as needed).
+create function jobcenter.write_locks(a_workflow_id integer, a_model jsonb) returns void
+language plpgsql as $$
+declare
+    v_lock jsonb;
+begin
+    for v_lock in select * from jsonb_array_elements(coalesce(a_model -> 'locks', '[]')) loop
+        insert into jobcenter.locktypes (locktype) values (v_lock ->> 'locktype') on conflict do nothing;
+        insert into jobcenter.workflow_locks (workflow_id, locktype, value, manual, inherit)
+        values (a_workflow_id, v_lock ->> 'locktype', v_lock -> 'value',
+            coalesce((v_lock ->> 'manual')::boolean, false), coalesce((v_lock ->> 'inherit')::boolean, false));
+    end loop;
+end $$;
+
+-- The second pass of writing a workflow's tasks: with `a_ids` mapping the model's local task
+-- ids to task rows, sets each row's next and on-error task, its attributes (`spawn_task`
+-- mapped too) and its conditional edges.
+create function jobcenter.link_tasks(a_model jsonb, a_ids jsonb) returns void
+language plpgsql as $$
+declare
+    v_task jsonb;
+    v_task_id integer;
+    v_attr jsonb;
+    v_edge jsonb;
+begin
+    for v_task in select * from jsonb_array_elements(a_model -> 'tasks') loop
+        v_task_id := (a_ids ->> (v_task ->> 'id'))::integer;
+        v_attr := coalesce(v_task -> 'attributes', '{}');
+        if v_attr ? 'spawn_task' then
+            v_attr := v_attr || jsonb_build_object('spawn_task', (a_ids ->> (v_attr ->> 'spawn_task'))::integer);
+        end if;
+        update jobcenter.tasks set
+            next_task_id = (a_ids ->> (v_task ->> 'next'))::integer,
+            on_error_task_id = (a_ids ->> (v_task ->> 'on_error'))::integer,
+            attributes = v_attr
+        where task_id = v_task_id;
+        for v_edge in select * from jsonb_array_elements(coalesce(v_task -> 'edges', '[]')) loop
+            insert into jobcenter.next_tasks (from_task_id, to_task_id, "when")
+            values (v_task_id, (a_ids ->> (v_edge ->> 'to'))::integer, v_edge ->> 'when');
+        end loop;
+    end loop;
+end $$;
+
 create function jobcenter.load_action(a_model jsonb, a_tags text[] default null)
 returns integer language plpgsql as $$
 declare
@@ -37,10 +80,7 @@ declare
     v_task jsonb;
     v_task_id integer;
     v_ids jsonb := '{}';
-    v_attr jsonb;
-    v_lock jsonb;
     v_param jsonb;
-    v_edge jsonb;
 begin
     begin
         perform jobcenter.check_model(a_model);
@@ -85,12 +125,7 @@ begin
     if v_kind <> 'workflow' then
         return v_id;
     end if;
-    for v_lock in select * from jsonb_array_elements(coalesce(a_model -> 'locks', '[]')) loop
-        insert into jobcenter.locktypes (locktype) values (v_lock ->> 'locktype') on conflict do nothing;
-        insert into jobcenter.workflow_locks (workflow_id, locktype, value, manual, inherit)
-        values (v_id, v_lock ->> 'locktype', v_lock -> 'value',
-            coalesce((v_lock ->> 'manual')::boolean, false), coalesce((v_lock ->> 'inherit')::boolean, false));
-    end loop;
+    perform jobcenter.write_locks(v_id, a_model);
     -- first pass: the rows; second pass: the references between them
     for v_task in select * from jsonb_array_elements(a_model -> 'tasks') loop
         insert into jobcenter.tasks (workflow_id, action_id, attributes)
@@ -98,21 +133,6 @@ begin
         returning task_id into v_task_id;
         v_ids := v_ids || jsonb_build_object(v_task ->> 'id', v_task_id);
     end loop;
-    for v_task in select * from jsonb_array_elements(a_model -> 'tasks') loop
-        v_task_id := (v_ids ->> (v_task ->> 'id'))::integer;
-        v_attr := coalesce(v_task -> 'attributes', '{}');
-        if v_attr ? 'spawn_task' then
-            v_attr := v_attr || jsonb_build_object('spawn_task', (v_ids ->> (v_attr ->> 'spawn_task'))::integer);
-        end if;
-        update jobcenter.tasks set
-            next_task_id = (v_ids ->> (v_task ->> 'next'))::integer,
-            on_error_task_id = (v_ids ->> (v_task ->> 'on_error'))::integer,
-            attributes = v_attr
-        where task_id = v_task_id;
-        for v_edge in select * from jsonb_array_elements(coalesce(v_task -> 'edges', '[]')) loop
-            insert into jobcenter.next_tasks (from_task_id, to_task_id, "when")
-            values (v_task_id, (v_ids ->> (v_edge ->> 'to'))::integer, v_edge ->> 'when');
-        end loop;
-    end loop;
+    perform jobcenter.link_tasks(a_model, v_ids);
     return v_id;
 end $$;
