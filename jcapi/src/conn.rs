@@ -32,7 +32,7 @@ use uuid::Uuid;
 use crate::auth;
 use crate::client::{self, ok};
 use crate::config::{AuthMethod, Kind};
-use crate::dispatch::ConnHandle;
+use crate::dispatch::{ConnHandle, Held};
 use crate::metrics::Metrics;
 use crate::server::{action_channel, check_job, lock, wait_timeout, Shared};
 
@@ -71,6 +71,9 @@ enum After {
     /// Send `job_done` when the job ends (a `create_job` time-out in seconds).
     WaitJob(i64, Option<f64>),
     Sweep,
+    /// Free the slot of a `get_task` that found nothing, once its empty answer is queued
+    /// (an offer for the slot must not overtake the answer).
+    Unhold(Held),
 }
 
 struct Conn {
@@ -235,6 +238,7 @@ impl Conn {
             match a {
                 After::Close => self.closing = true,
                 After::Sweep => self.shared.sweep.notify_one(),
+                After::Unhold(held) => lock(&self.shared.dispatch).unhold(held, Instant::now()),
                 After::WaitJob(job_id, timeout) => {
                     let wait = lock(&self.shared.waiters).add(job_id, self.handle.clone());
                     if let Some(secs) = timeout.filter(|s| *s > 0.0 && s.is_finite()) {
@@ -507,11 +511,13 @@ impl Conn {
                 )))
             }
             Ok(None) => {
-                lock(&self.shared.dispatch).not_taken(conn, claim, now);
+                let held = lock(&self.shared.dispatch).not_taken(conn, claim);
+                self.after.push(After::Unhold(held));
                 ok::<GetTask>(None)
             }
             Err(e) => {
-                lock(&self.shared.dispatch).not_taken(conn, claim, now);
+                let held = lock(&self.shared.dispatch).not_taken(conn, claim);
+                self.after.push(After::Unhold(held));
                 Err(e)
             }
         }

@@ -103,6 +103,9 @@ struct ActionEntry {
     workers: VecDeque<WorkerAction>,
     /// Tasks may be ready that no offer covers.
     pending: bool,
+    /// Counts [`Dispatch::set_pending`] calls: a poll that found nothing clears `pending`
+    /// only if no one set it again since the poll was claimed.
+    generation: u64,
 }
 
 #[derive(Debug)]
@@ -137,6 +140,20 @@ pub(crate) struct Claim {
     pub action_id: i32,
     pub group: String,
     pub poll: bool,
+    /// The action's pending generation when the poll was claimed.
+    pub generation: u64,
+}
+
+/// The slot of a `get_task` that found nothing, still counted as used until the empty
+/// answer is queued; then [`Dispatch::unhold`] frees it. Freeing it earlier could queue a
+/// new offer for that slot ahead of the answer, while the worker still counts the slot as
+/// busy (and ignores the offer until it expires).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "the slot stays used until Dispatch::unhold"]
+pub(crate) struct Held {
+    conn: ConnId,
+    group: String,
+    action_id: i32,
 }
 
 /// The dispatcher's state; see the module docs.
@@ -207,6 +224,7 @@ impl Dispatch {
                 name: actionname.to_owned(),
                 workers: VecDeque::new(),
                 pending: false,
+                generation: 0,
             }
         });
         entry.workers.retain(|w| w.handle.id != handle.id);
@@ -376,6 +394,7 @@ impl Dispatch {
     fn set_pending(&mut self, action_id: i32) {
         if let Some(e) = self.actions.get_mut(&action_id) {
             e.pending = true;
+            e.generation += 1;
         }
     }
 
@@ -394,10 +413,12 @@ impl Dispatch {
             return None;
         }
         let o = self.offers.remove(key)?;
+        let generation = self.actions.get(&o.action_id).map_or(0, |e| e.generation);
         Some(Claim {
             action_id: o.action_id,
             group: o.group,
             poll: matches!(key, JobRef::Token(_)),
+            generation,
         })
     }
 
@@ -419,16 +440,30 @@ impl Dispatch {
         }
     }
 
-    /// The database had no task for the claim: the slot is free again.
-    pub fn not_taken(&mut self, conn: ConnId, claim: Claim, now: Instant) {
-        self.release(conn, &claim.group);
+    /// The database had no task for the claim. A poll that found nothing clears `pending`
+    /// unless a ready notification set it again after the claim (its task may have become
+    /// ready after the poll looked). The slot stays used until the empty answer is queued:
+    /// pass the returned [`Held`] to [`Dispatch::unhold`] then.
+    pub fn not_taken(&mut self, conn: ConnId, claim: Claim) -> Held {
         if claim.poll {
             if let Some(e) = self.actions.get_mut(&claim.action_id) {
-                e.pending = false;
+                if e.generation == claim.generation {
+                    e.pending = false;
+                }
             }
-        } else {
-            self.fill(claim.action_id, now);
         }
+        Held {
+            conn,
+            group: claim.group,
+            action_id: claim.action_id,
+        }
+    }
+
+    /// The empty answer to a `get_task` is queued: its slot is free again, for pending work
+    /// too.
+    pub fn unhold(&mut self, held: Held, now: Instant) {
+        self.release(held.conn, &held.group);
+        self.fill(held.action_id, now);
     }
 
     /// `task_done` for `cookie`: frees its slot and offers pending work.
@@ -640,14 +675,18 @@ mod tests {
         assert!(polls.iter().all(|p| matches!(p, JobRef::Token(_))));
         // A poll that finds nothing clears pending.
         let c = d.claim(1, &polls[0]).unwrap();
-        d.not_taken(1, c, now);
+        let held = d.not_taken(1, c);
+        d.unhold(held, now);
         assert_eq!(d.slots(1, "_a"), (2, 3));
+        assert!(!d.actions[&7].pending);
     }
 
     #[derive(Debug, Clone)]
     enum Op {
         Ready(i64, bool),
         GetTask(u64, usize, bool),
+        /// The empty answer to a `get_task` is queued: its held slot is freed.
+        Answer(usize),
         Done(usize),
         Expire(u64),
         Sweep(i64),
@@ -661,6 +700,7 @@ mod tests {
         prop_oneof![
             (0i64..20, any::<bool>()).prop_map(|(j, f)| Op::Ready(j, f)),
             (1u64..5, 0usize..8, any::<bool>()).prop_map(|(c, i, t)| Op::GetTask(c, i, t)),
+            (0usize..8).prop_map(Op::Answer),
             (0usize..8).prop_map(Op::Done),
             (0u64..30).prop_map(Op::Expire),
             (0i64..6).prop_map(Op::Sweep),
@@ -672,13 +712,15 @@ mod tests {
 
     proptest::proptest! {
         /// Any sequence of events keeps the books straight: no slot group is used beyond
-        /// its slots, and every used slot is an outstanding offer or a taken task.
+        /// its slots, and every used slot is an outstanding offer, a taken task or held by
+        /// a `get_task` that found nothing and whose answer is not yet queued.
         #[test]
         fn random_events_keep_slots_consistent(ops in proptest::collection::vec(op(), 1..80)) {
             let start = Instant::now();
             let mut d = Dispatch::new(Duration::from_secs(10), Arc::new(Metrics::default()));
             let mut workers: HashMap<ConnId, Worker> = HashMap::new();
             let mut cookies: Vec<Uuid> = Vec::new();
+            let mut held: Vec<Held> = Vec::new();
             let mut clock = 0u64;
             for op in ops {
                 let now = start + Duration::from_secs(clock);
@@ -701,9 +743,15 @@ mod tests {
                                     cookies.push(cookie);
                                     d.taken(c, cookie, claim, now);
                                 } else {
-                                    d.not_taken(c, claim, now);
+                                    held.push(d.not_taken(c, claim));
                                 }
                             }
+                        }
+                    }
+                    Op::Answer(i) => {
+                        if !held.is_empty() {
+                            let h = held.remove(i % held.len());
+                            d.unhold(h, now);
                         }
                     }
                     Op::Done(i) => {
@@ -721,6 +769,14 @@ mod tests {
                         d.withdraw(c, 7, now);
                     }
                     Op::Disconnect(c) => {
+                        // A connection answers (and unholds) before it is cleaned up.
+                        for h in std::mem::take(&mut held) {
+                            if h.conn == c {
+                                d.unhold(h, now);
+                            } else {
+                                held.push(h);
+                            }
+                        }
                         d.remove_conn(c, now);
                         workers.remove(&c);
                     }
@@ -729,10 +785,65 @@ mod tests {
                     proptest::prop_assert!(g.used <= g.slots, "{conn}/{group}: {g:?}");
                     let offers = d.offers.values().filter(|o| o.conn == *conn).count() as u32;
                     let taken = d.taken.values().filter(|t| t.conn == *conn).count() as u32;
-                    proptest::prop_assert_eq!(g.used, offers + taken, "{}/{}", conn, group);
+                    let holds = held.iter().filter(|h| h.conn == *conn).count() as u32;
+                    proptest::prop_assert_eq!(g.used, offers + taken + holds, "{}/{}", conn, group);
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_empty_get_task_answer_goes_out_before_a_new_offer_for_its_slot() {
+        let now = Instant::now();
+        let (mut d, mut ws) = setup(&[(1, 1)]);
+        d.ready(7, 100, None, now);
+        assert_eq!(ws[0].offers(), vec![JobRef::Id(100)]);
+        // No free slot for job 101: pending.
+        d.ready(7, 101, None, now);
+        assert!(ws[0].offers().is_empty());
+        // Another gateway's worker got job 100 first: the get_task finds nothing.
+        let claim = d.claim(1, &JobRef::Id(100)).unwrap();
+        let held = d.not_taken(1, claim);
+        // Until the empty answer is queued the slot stays used: nothing is queued for it.
+        assert!(ws[0].offers().is_empty(), "an offer ahead of the answer");
+        assert_eq!(d.slots(1, "_a"), (1, 1));
+        d.ready(7, 102, None, now);
+        assert!(ws[0].offers().is_empty(), "an offer ahead of the answer");
+        // The answer is queued: now the worker is offered the pending work.
+        d.unhold(held, now);
+        let polls = ws[0].offers();
+        assert!(matches!(polls.as_slice(), [JobRef::Token(_)]), "{polls:?}");
+        assert_eq!(d.slots(1, "_a"), (1, 1));
+    }
+
+    #[test]
+    fn a_poll_that_found_nothing_keeps_a_wakeup_that_came_after_its_claim() {
+        let now = Instant::now();
+        let (mut d, mut ws) = setup(&[(1, 1), (2, 1)]);
+        d.ready(7, 100, None, now);
+        assert_eq!(ws[0].offers(), vec![JobRef::Id(100)]);
+        d.sweep(&[(7, 2)], now);
+        let polls = ws[1].offers();
+        assert!(matches!(polls.as_slice(), [JobRef::Token(_)]), "{polls:?}");
+        assert!(!d.actions[&7].pending);
+        // Worker 2 claims the poll and asks the database...
+        let claim = d.claim(2, &polls[0]).unwrap();
+        // ...meanwhile job 101 becomes ready and finds no free slot...
+        d.ready(7, 101, None, now);
+        assert!(d.actions[&7].pending);
+        // ...and the poll's query (which started before 101 was ready) finds nothing.
+        let held = d.not_taken(2, claim);
+        assert!(d.actions[&7].pending, "the wake-up for 101 is lost");
+        d.unhold(held, now);
+        let polls = ws[1].offers();
+        assert!(matches!(polls.as_slice(), [JobRef::Token(_)]), "{polls:?}");
+        // That poll finds nothing too, with no wake-up since its claim: pending is cleared.
+        let claim = d.claim(2, &polls[0]).unwrap();
+        let held = d.not_taken(2, claim);
+        assert!(!d.actions[&7].pending);
+        d.unhold(held, now);
+        assert!(ws[1].offers().is_empty());
+        assert_eq!(d.slots(2, "_a"), (0, 1));
     }
 
     #[test]
