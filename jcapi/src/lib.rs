@@ -38,10 +38,8 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tokio_postgres::NoTls;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 
@@ -85,30 +83,8 @@ pub async fn run_with(
             Users::default()
         }
     };
-    let mut pg: tokio_postgres::Config = config.dsn.parse().map_err(Error::Dsn)?;
-    if pg.get_connect_timeout().is_none() {
-        pg.connect_timeout(Duration::from_secs(5));
-    }
-    if pg.get_application_name().is_none() {
-        pg.application_name("jcapi");
-    }
-    // A LISTEN connection that silently died would never say so without keepalives.
-    pg.keepalives(true).keepalives_idle(Duration::from_secs(30));
-    let manager = Manager::from_config(
-        pg.clone(),
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
-    let pool = Pool::builder(manager)
-        .max_size(config.pool_size)
-        .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(Duration::from_secs(10)))
-        .create_timeout(Some(Duration::from_secs(10)))
-        .recycle_timeout(Some(Duration::from_secs(5)))
-        .build()
-        .map_err(|e| Error::Pool(e.to_string()))?;
+    let pg = jc_db::connect_config(&config.dsn, "jcapi").map_err(Error::Dsn)?;
+    let pool = jc_db::pool(&pg, config.pool_size).map_err(|e| Error::Pool(e.to_string()))?;
 
     let mut bound = Vec::new();
     let mut addresses = Addresses {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::Error;
+pub use jc_db::redact;
 
 /// The maestro's settings, resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -244,26 +245,4 @@ impl Config {
         }
         out
     }
-}
-
-/// A connection string with its password replaced by `***` (key-value and URL forms).
-pub fn redact(dsn: &str) -> String {
-    if let Some((scheme, rest)) = dsn.split_once("://") {
-        if let Some((userinfo, host)) = rest.split_once('@') {
-            if let Some((user, _)) = userinfo.split_once(':') {
-                return format!("{scheme}://{user}:***@{host}");
-            }
-        }
-        return dsn.to_owned();
-    }
-    dsn.split_whitespace()
-        .map(|kv| {
-            if kv.starts_with("password=") {
-                "password=***".to_owned()
-            } else {
-                kv.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }

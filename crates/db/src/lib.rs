@@ -4,8 +4,10 @@
 //! maps the extension's SQLSTATEs (class `JC`) to [`ErrorCode`]s, so callers (the gateway, the
 //! compiler, the tools and the tests) see the engine's errors with their meaning intact.
 
+mod connect;
 mod error;
 
+pub use connect::{connect_config, pool, redact};
 pub use error::{Error, ErrorCode};
 
 use std::time::SystemTime;
