@@ -736,6 +736,25 @@ impl<'a> Lowerer<'a> {
         }
     }
 
+    /// Appends a task starting a child job of workflow `name`, continuing to the next task.
+    fn push_workflow_call(&mut self, name: String, attrs: TaskAttributes, ops: Vec<Op>) -> u32 {
+        let id = self.alloc();
+        let callee = Callee::Named {
+            name,
+            kind: Some(ActionKind::Workflow),
+        };
+        self.push(
+            id,
+            callee,
+            attrs,
+            Info {
+                ops,
+                dead_next: false,
+            },
+        );
+        id
+    }
+
     fn push(&mut self, id: u32, callee: Callee, attributes: TaskAttributes, info: Info) -> u32 {
         let idx = self.tasks.len();
         self.tasks.push(Task {
@@ -1409,20 +1428,7 @@ impl<'a> Lowerer<'a> {
                 attrs.imap = Some(im);
                 attrs.wait = false;
                 attrs.detach = true;
-                let id = self.alloc();
-                let c = Callee::Named {
-                    name: callee.text.clone(),
-                    kind: Some(ActionKind::Workflow),
-                };
-                self.push(
-                    id,
-                    c,
-                    attrs,
-                    Info {
-                        ops,
-                        dead_next: false,
-                    },
-                );
+                let id = self.push_workflow_call(callee.text.clone(), attrs, ops);
                 self.single(id)
             }
             StmtKind::Dispatch {
@@ -1488,20 +1494,7 @@ impl<'a> Lowerer<'a> {
                 if name != interface.text {
                     self.deps_add(&name);
                 }
-                let id = self.alloc();
-                let c = Callee::Named {
-                    name,
-                    kind: Some(ActionKind::Workflow),
-                };
-                self.push(
-                    id,
-                    c,
-                    attrs,
-                    Info {
-                        ops,
-                        dead_next: false,
-                    },
-                );
+                let id = self.push_workflow_call(name, attrs, ops);
                 self.single(id)
             }
         }
@@ -1720,20 +1713,7 @@ impl<'a> Lowerer<'a> {
             }
             attrs.imap = Some(im);
             attrs.wait = false;
-            let id = self.alloc();
-            let c = Callee::Named {
-                name: callee.text.clone(),
-                kind: Some(ActionKind::Workflow),
-            };
-            self.push(
-                id,
-                c,
-                attrs,
-                Info {
-                    ops,
-                    dead_next: false,
-                },
-            );
+            let id = self.push_workflow_call(callee.text.clone(), attrs, ops);
             if let Some(p) = prev {
                 self.connect(vec![Hole::Next(p)], id);
             }
