@@ -43,6 +43,7 @@ extension_sql_file!(
     requires = ["loader"]
 );
 extension_sql_file!("../sql/api.sql", name = "api", finalize);
+extension_sql_file!("../sql/admin.sql", name = "admin", requires = ["api"]);
 
 pub use jcl_fns::*;
 pub use schema_check::*;
