@@ -59,6 +59,16 @@ const JOB_ROW: &str = "jsonb_build_object('job_id', j.job_id, 'workflow', a.name
     'version', a.version, 'state', j.state, 'task', ta.name, 'parentjob_id', j.parentjob_id,
     'created', j.job_created, 'finished', j.job_finished, 'archived', false)";
 
+/// The filter and page of `jobs` and `jobs_archive` (as `j`): $1 states, $2 workflow name,
+/// $3 created since, $4 the cursor, $5 the page size.
+const JOB_FILTER: &str =
+    "where ($1::text[] is null or j.state = any($1::text[]::jobcenter.job_state[]))
+    and ($2::text is null or j.workflow_id in
+         (select action_id from jobcenter.actions where name = $2 and type = 'workflow'))
+    and ($3::timestamptz is null or j.job_created >= $3)
+    and ($4::bigint is null or j.job_id < $4)
+    order by j.job_id desc limit $5";
+
 /// Jobs, newest first, and the `before` of the next page (`None` on the last one).
 pub async fn jobs(
     c: &impl GenericClient,
@@ -72,12 +82,7 @@ pub async fn jobs(
          join jobcenter.actions a on a.action_id = j.workflow_id
          join jobcenter.tasks t on t.task_id = j.task_id
          join jobcenter.actions ta on ta.action_id = t.action_id
-         where ($1::text[] is null or j.state = any($1::text[]::jobcenter.job_state[]))
-           and ($2::text is null or j.workflow_id in
-                (select action_id from jobcenter.actions where name = $2 and type = 'workflow'))
-           and ($3::timestamptz is null or j.job_created >= $3)
-           and ($4::bigint is null or j.job_id < $4)
-         order by j.job_id desc limit $5"
+         {JOB_FILTER}"
     );
     let sql = if f.archived {
         format!(
@@ -90,12 +95,7 @@ pub async fn jobs(
                     'finished', j.job_finished, 'archived', true)
                 from jobcenter.jobs_archive j
                 join jobcenter.actions a on a.action_id = j.workflow_id
-                where ($1::text[] is null or j.state = any($1::text[]::jobcenter.job_state[]))
-                  and ($2::text is null or j.workflow_id in
-                       (select action_id from jobcenter.actions where name = $2 and type = 'workflow'))
-                  and ($3::timestamptz is null or j.job_created >= $3)
-                  and ($4::bigint is null or j.job_id < $4)
-                order by j.job_id desc limit $5)
+                {JOB_FILTER})
              ) u order by job_id desc limit $5"
         )
     } else {
