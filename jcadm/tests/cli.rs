@@ -777,3 +777,60 @@ async fn archive_moves_ended_trees_which_stay_visible() {
     );
     assert!(dot.contains("(finished)") && !dot.contains("gold"), "{dot}");
 }
+
+#[tokio::test]
+async fn every_corpus_and_example_workflow_draws_as_dot_and_svg() {
+    let (tdb, mut c) = setup().await;
+    c.batch_execute(
+        "create function jcc_double(a jsonb) returns jsonb language sql as \
+         $$ select jsonb_build_object('x', (a ->> 'x')::numeric * 2) $$",
+    )
+    .await
+    .unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // one compile per directory: both have an `add` and a `calltest`
+    for dir in ["workflows/tests/ok", "workflows/examples"] {
+        let mut sources = vec![];
+        for e in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = e.unwrap().path();
+            if path.extension().is_some_and(|x| x == "jcl") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                sources.push(jcc::SourceFile::new(path.to_string_lossy(), text));
+            }
+        }
+        let (parsed, diags) = jcc::parse(sources);
+        assert!(diags.is_empty(), "{diags:?}");
+        let (out, _) = jcc::db::compile_and_write(&mut c, &parsed, &Default::default())
+            .await
+            .unwrap();
+        assert!(!out.has_errors(), "{dir}: {:?}", out.diagnostics);
+    }
+    let names: Vec<String> = c
+        .query(
+            "select distinct name from jobcenter.actions where type = 'workflow' order by 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(names.len() > 20, "{names:?}");
+    for wf in &names {
+        let v = ok_json(&tdb.dsn, &["graph", wf]);
+        let nodes = v["nodes"].as_array().unwrap().len();
+        let dot = ok(&tdb.dsn, &["graph", wf]);
+        let node_lines = dot
+            .lines()
+            .filter(|l| l.starts_with("  t") && !l.contains(" -> "))
+            .count();
+        assert_eq!(node_lines, nodes, "{wf}:\n{dot}");
+        let svg = ok(&tdb.dsn, &["graph", wf, "--format", "svg"]);
+        let doc = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{wf}: {e}"));
+        let tasks = doc
+            .descendants()
+            .filter(|n| n.attribute("class").is_some_and(|c| c.starts_with("task")))
+            .count();
+        assert_eq!(tasks, nodes, "{wf}");
+    }
+}
