@@ -834,3 +834,74 @@ async fn every_corpus_and_example_workflow_draws_as_dot_and_svg() {
         assert_eq!(tasks, nodes, "{wf}");
     }
 }
+
+/// A connection whose plans are sent back as notices (auto_explain), with sequential scans
+/// made a last resort: a plan that still has one has no index to use.
+async fn explaining(dsn: &str) -> (Client, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use futures_util::StreamExt;
+    let (client, mut conn) = tokio_postgres::connect(dsn, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let plans = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
+    let sink = plans.clone();
+    let mut stream = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+    tokio::spawn(async move {
+        while let Some(Ok(m)) = stream.next().await {
+            if let tokio_postgres::AsyncMessage::Notice(n) = m {
+                sink.lock().unwrap().push(n.message().to_owned());
+            }
+        }
+    });
+    client
+        .batch_execute(
+            "load 'auto_explain'; set auto_explain.log_min_duration = 0;
+             set auto_explain.log_level = notice; set enable_seqscan = off",
+        )
+        .await
+        .unwrap();
+    (client, plans)
+}
+
+#[tokio::test]
+async fn views_of_one_job_and_job_lists_scan_no_job_table() {
+    let (tdb, c, j) = fixture().await;
+    c.batch_execute(
+        "update jobcenter.settings set value = '\"0 seconds\"' where name = 'archive_finished_after'",
+    )
+    .await
+    .unwrap();
+    db::do_archival_and_cleanup(&c).await.unwrap();
+    let with_archive_index = has_admin_procedures(&c).await;
+    let (x, plans) = explaining(&tdb.dsn).await;
+    for id in [j.retrywait, j.finished, j.zombie] {
+        jcadm::queries::job(&x, id).await.unwrap();
+        jcadm::queries::tree(&x, id).await.unwrap();
+        jcadm::queries::source(&x, id).await.unwrap();
+        jcadm::graph::load(&x, "opsdemo", Some(id)).await.unwrap();
+    }
+    jcadm::queries::errors(&x, &[], 50).await.unwrap();
+    jcadm::queries::locks(&x).await.unwrap();
+    let filter = jcadm::queries::JobFilter {
+        states: vec!["error", "ready"],
+        limit: 5,
+        archived: true,
+        ..Default::default()
+    };
+    jcadm::queries::jobs(&x, &filter).await.unwrap();
+    let filter = jcadm::queries::JobFilter {
+        before: Some(j.childwait),
+        limit: 5,
+        ..Default::default()
+    };
+    jcadm::queries::jobs(&x, &filter).await.unwrap();
+    let plans = plans.lock().unwrap();
+    assert!(plans.len() >= 15, "auto_explain sent {} plans", plans.len());
+    for p in plans.iter() {
+        for table in ["jobs", "job_task_log"] {
+            assert!(!p.contains(&format!("Seq Scan on {table} ")), "{p}");
+        }
+        if with_archive_index {
+            assert!(!p.contains("Seq Scan on jobs_archive "), "{p}");
+        }
+    }
+}
