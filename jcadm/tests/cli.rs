@@ -905,3 +905,47 @@ async fn views_of_one_job_and_job_lists_scan_no_job_table() {
         }
     }
 }
+
+/// Runs jcadm on a terminal (a pseudo-terminal by `script`) whose keyboard types `input`.
+fn on_terminal(dsn: &str, args: &str, input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} {args}", env!("CARGO_BIN_EXE_jcadm")),
+            "/dev/null",
+        ])
+        .env("JC_DSN", dsn)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run script");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn on_a_terminal_operations_ask_first() {
+    let (tdb, c, j) = fixture().await;
+    let id = j.ready.to_string();
+    let no = on_terminal(&tdb.dsn, &format!("cancel {id}"), "n\n");
+    let text = String::from_utf8_lossy(&no.stdout);
+    assert_eq!(no.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!("cancel job {id} opsdemo (ready)? [y/N]")),
+        "{text}"
+    );
+    assert!(text.contains("JA106"), "{text}");
+    assert_eq!(state(&c, j.ready).await, "ready");
+    let yes = on_terminal(&tdb.dsn, &format!("cancel {id}"), "y\n");
+    let text = String::from_utf8_lossy(&yes.stdout);
+    assert!(yes.status.success(), "{text}");
+    assert!(text.contains(&format!("job {id}: cancelled")), "{text}");
+    assert_eq!(state(&c, j.ready).await, "error");
+}
