@@ -727,6 +727,21 @@ async fn disable_stops_new_jobs_of_a_workflow_version_and_enable_restores_them()
     assert!(String::from_utf8_lossy(&out.stderr).contains("JC001"));
     let out = jcadm(&tdb.dsn, &["disable", "step:9", "--yes"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("has no version 9"));
+    assert_eq!(
+        ok(&tdb.dsn, &["disable", "step", "--kind", "action", "--yes"]),
+        "action step version 1 disabled\n"
+    );
+    assert_eq!(
+        ok(&tdb.dsn, &["disable", "step", "--yes"]),
+        "action step version 1 disabled (it already was)\n"
+    );
+    let out = jcadm(
+        &tdb.dsn,
+        &["disable", "step", "--kind", "workflow", "--yes"],
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("JC001"));
+    let out = jcadm(&tdb.dsn, &["disable", "start", "--yes"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("JC001"));
 }
 
 #[tokio::test]
