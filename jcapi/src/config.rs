@@ -436,7 +436,7 @@ impl Config {
             .dsn
             .filter(|d| !d.trim().is_empty())
             .ok_or_else(|| Error::Config("no database: give --dsn or JC_DSN".into()))?;
-        dsn.parse::<tokio_postgres::Config>().map_err(Error::Dsn)?;
+        jc_db::connect_config(&dsn, "check").map_err(Error::Dsn)?;
         let pool_size = l.pool_size.unwrap_or(8);
         if pool_size == 0 {
             return Err(Error::Config("pool_size must be at least 1".into()));

@@ -20,7 +20,7 @@ pub enum Error {
     },
     /// The connection string does not parse.
     #[error("bad connection string: {0}")]
-    Dsn(tokio_postgres::Error),
+    Dsn(jc_db::Error),
     /// The users file is unreadable or wrong.
     #[error("users file {path}: {msg}")]
     Users { path: PathBuf, msg: String },

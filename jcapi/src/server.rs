@@ -22,7 +22,7 @@ use jc_proto::{ErrorKind, ErrorObject, Message, Notification};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 use crate::auth::Users;
 use crate::dispatch::{ConnHandle, ConnId, Dispatch};
@@ -279,7 +279,7 @@ fn quote(channel: &str) -> String {
 /// The LISTEN loop; see the module docs.
 pub(crate) async fn listen_loop(
     shared: Arc<Shared>,
-    pg: tokio_postgres::Config,
+    pg: jc_db::Pg,
     mut cmds: mpsc::UnboundedReceiver<ListenCmd>,
 ) {
     let mut stop = shared.stop.clone();
@@ -289,7 +289,7 @@ pub(crate) async fn listen_loop(
         if *stop.borrow() {
             return;
         }
-        let (client, mut connection) = match pg.connect(NoTls).await {
+        let (client, mut connection) = match pg.connect().await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "LISTEN connection failed; retrying");

@@ -16,7 +16,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use jcl::{ActionKind, Destination, Param};
 use jcl_syntax::Diagnostic;
-use tokio_postgres::{Client, GenericClient, NoTls};
+use tokio_postgres::{Client, GenericClient};
 
 use crate::schedule::{self, Schedule};
 use crate::{catalog::Interface, codes, Catalog, Error, Output, Parsed, Unit};
@@ -25,10 +25,11 @@ use crate::{catalog::Interface, codes, Catalog, Error, Output, Parsed, Unit};
 /// whole compile (catalog, checks and writes) is atomic with respect to other compilers.
 const LOCK_SQL: &str = "select pg_advisory_xact_lock(hashtext('jobcenter.load_action'))";
 
-/// Connects with a libpq-style connection string; the connection runs on the current tokio
-/// runtime.
+/// Connects with a libpq-style connection string (TLS parameters included, as the daemons
+/// read them); the connection runs on the current tokio runtime.
 pub async fn connect(dsn: &str) -> Result<Client, Error> {
-    let (client, conn) = tokio_postgres::connect(dsn, NoTls).await?;
+    let pg = jc_db::connect_config(dsn, "jcc")?;
+    let (client, conn) = pg.connect().await?;
     tokio::spawn(async move {
         let _ = conn.await;
     });

@@ -89,6 +89,8 @@ pub mod codes {
 pub enum Error {
     #[error("database: {0}")]
     Db(#[from] tokio_postgres::Error),
+    #[error("database: {0}")]
+    Connect(#[from] jc_db::Error),
     #[error("cannot read {path}: {source}")]
     Io {
         path: String,

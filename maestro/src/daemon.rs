@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep_until, Instant};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 use crate::metrics::{self, Call, Metrics};
 use crate::{Config, Error};
@@ -141,14 +141,14 @@ pub(crate) async fn run(
 /// Keeps a connection LISTENing on `timer`, reconnecting with back-off, and forwards what it
 /// hears to the timer loop. Ends when the timer loop is gone.
 async fn listen(
-    pg: tokio_postgres::Config,
+    pg: jc_db::Pg,
     events: mpsc::UnboundedSender<Event>,
     metrics: Arc<Metrics>,
     reconnect_max: Duration,
 ) {
     let mut backoff = Backoff::new(BACKOFF_MIN, reconnect_max);
     while !events.is_closed() {
-        match pg.connect(NoTls).await {
+        match pg.connect().await {
             Ok((client, mut connection)) => {
                 let forward = events.clone();
                 let driver = tokio::spawn(async move {

@@ -22,7 +22,7 @@ pub enum Error {
     Config(String),
     /// The connection string cannot be parsed.
     #[error("invalid connection string: {0}")]
-    Dsn(tokio_postgres::Error),
+    Dsn(jc_db::Error),
     /// The connection pool could not be built.
     #[error("could not build the connection pool: {0}")]
     Pool(String),

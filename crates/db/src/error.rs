@@ -82,6 +82,9 @@ pub enum Error {
     Postgres(tokio_postgres::Error),
     #[error("cannot serialise: {0}")]
     Json(#[from] serde_json::Error),
+    /// A connection string (or a TLS file it names) that cannot be used.
+    #[error("{0}")]
+    Dsn(String),
 }
 
 impl Error {

@@ -6,9 +6,11 @@
 
 mod connect;
 mod error;
+mod tls;
 
-pub use connect::{connect_config, pool, redact};
+pub use connect::{connect_config, pool, redact, Pg};
 pub use error::{Error, ErrorCode};
+pub use tls::Tls;
 
 use std::time::SystemTime;
 

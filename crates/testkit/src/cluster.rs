@@ -4,6 +4,7 @@
 use std::fs;
 use std::io::Write;
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +33,15 @@ pub struct ClusterOptions {
     /// reflect a real deployment (the benchmark). Off by default: tests never survive a
     /// machine crash and run much faster without flushing.
     pub durable: bool,
+}
+
+/// The files of a cluster that accepts TLS ([`Cluster::enable_tls`]), as PEM text.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    pub cert_pem: String,
+    pub key_pem: String,
+    /// The CA client certificates are checked against (`ssl_ca_file`).
+    pub ca_pem: String,
 }
 
 /// A running PostgreSQL 15 cluster owned by this test process.
@@ -144,6 +154,47 @@ impl Cluster {
     pub async fn restart(&self) -> Result<(), Error> {
         self.stop().await?;
         self.pg_ctl_start().await
+    }
+
+    /// Turns TLS on: writes the server's certificate and key and the CA that client
+    /// certificates must chain to into the data directory, puts the rules `hba` (pg_hba.conf
+    /// lines) before the existing ones, and restarts the server on the same port.
+    pub async fn enable_tls(&self, tls: &ServerTls, hba: &str) -> Result<(), Error> {
+        let files = [
+            ("server.crt", &tls.cert_pem),
+            ("server.key", &tls.key_pem),
+            ("root.crt", &tls.ca_pem),
+        ];
+        for (name, text) in files {
+            let path = self.data.join(name);
+            fs::write(&path, text)
+                .map_err(Error::io(format!("could not write {}", path.display())))?;
+            // PostgreSQL refuses a key file others can read.
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+                .map_err(Error::io(format!("could not chmod {}", path.display())))?;
+        }
+        let settings = "\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n\
+                        ssl_ca_file = 'root.crt'\n";
+        let conf = self.data.join("postgresql.conf");
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&conf)
+            .and_then(|mut file| file.write_all(settings.as_bytes()))
+            .map_err(Error::io(format!("could not write {}", conf.display())))?;
+        let hba_file = self.data.join("pg_hba.conf");
+        let old = fs::read_to_string(&hba_file)
+            .map_err(Error::io(format!("could not read {}", hba_file.display())))?;
+        fs::write(&hba_file, format!("{hba}\n{old}"))
+            .map_err(Error::io(format!("could not write {}", hba_file.display())))?;
+        if self.tools.as_postgres() {
+            let mut chown = Command::new("chown");
+            chown.arg("postgres:");
+            for (name, _) in files {
+                chown.arg(self.data.join(name));
+            }
+            tools::run(chown).await?;
+        }
+        self.restart().await
     }
 
     pub(crate) fn extension(&self) -> &'static str {

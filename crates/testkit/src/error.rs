@@ -44,6 +44,10 @@ pub enum Error {
          run scripts/install-extension first"
     )]
     ExtensionNotInstalled,
+
+    /// A test fixture (a certificate, a setting) could not be made.
+    #[error("{0}")]
+    Setup(String),
 }
 
 impl Error {

@@ -22,11 +22,14 @@
 mod cluster;
 mod db;
 mod error;
+pub mod pki;
+mod tls;
 mod tools;
 mod watchdog;
 
-pub use cluster::{Cluster, ClusterOptions};
+pub use cluster::{Cluster, ClusterOptions, ServerTls};
 pub use db::TestDb;
 pub use error::Error;
+pub use tls::TlsCluster;
 pub mod examples;
 pub mod flow;

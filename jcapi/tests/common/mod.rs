@@ -102,6 +102,11 @@ pub async fn env() -> Env {
         .await
         .expect("database");
     let db = tdb.connect().await.expect("connect");
+    env_on(tdb, db).await
+}
+
+/// [`env`] on a database of the caller's (reached with `tdb.dsn` through `db`).
+pub async fn env_on(tdb: testkit::TestDb, db: tokio_postgres::Client) -> Env {
     for m in models() {
         jc_db::load_model(&db, &m, &[]).await.unwrap();
     }
