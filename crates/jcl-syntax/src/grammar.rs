@@ -290,6 +290,13 @@ pub(crate) fn syntax_error(
         ];
         expected.retain(|e| !operand.contains(e));
     }
+    // Inside parentheses a `:` only separates the members of `object(k: v)`; naming it
+    // beside `,` would mislead.
+    let before_pos = line.get(..pos).unwrap_or("");
+    if before_pos.matches('(').count() > before_pos.matches(')').count() {
+        let colon = describe(Rule::colon);
+        expected.retain(|e| *e != colon);
+    }
     // `[` only ever continues a path; "an operator" says enough.
     if expected.iter().any(|e| e == "an operator") {
         let bracket = describe(Rule::open_bracket);
