@@ -11,7 +11,8 @@
 //! ```
 //!
 //! Diagnostics carry stable codes: `JC01xx` for syntax errors (from `jcl-syntax`), `JC02xx`
-//! for the semantic errors listed in [`codes`]; all are documented in `docs/errors.md`.
+//! for the semantic errors and `JC03xx` for the warnings listed in [`codes`]; all are
+//! documented in `docs/errors.md`. A warning does not stop a compile.
 
 pub mod catalog;
 pub mod db;
@@ -81,6 +82,8 @@ pub mod codes {
     pub const SCHEDULE: &str = "JC0224";
     /// The compiled model fails the loader's structural checks: a compiler bug.
     pub const INTERNAL: &str = "JC0299";
+    /// Warning: `wait_for_event` names an event the workflow never subscribes to.
+    pub const NEVER_SUBSCRIBED: &str = "JC0301";
 }
 
 /// The errors of the compiler's I/O (database, files). Errors in the source are
@@ -410,7 +413,8 @@ pub fn check_and_lower(parsed: &[Parsed], catalog: &Catalog) -> Output {
             continue;
         }
         let l = lower::lower(&p.source.name, &p.source.text, a, me, &res);
-        let clean = l.diagnostics.is_empty() && diags[i].is_empty();
+        let is_error = |d: &Diagnostic| d.severity == jcl_syntax::Severity::Error;
+        let clean = !l.diagnostics.iter().any(is_error) && !diags[i].iter().any(is_error);
         diags[i].extend(l.diagnostics);
         if clean {
             if let Err(e) = l.model.validate() {

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use jcl::ir::{self, Ns};
+use jcl::ir::{self, Func, Ns};
 use jcl::{
     ActionKind, Callee, Config, Destination, Edge, LockDecl, Model, Param, RetryConfig,
     SystemAction, Task, TaskAttributes,
@@ -299,6 +299,11 @@ impl<'a> Lowerer<'a> {
             .push(Diagnostic::error(code, self.file, span, msg));
         let last = self.diags.len() - 1;
         &mut self.diags[last]
+    }
+
+    fn warning(&mut self, code: &'static str, span: Span, msg: impl Into<String>) {
+        self.diags
+            .push(Diagnostic::warning(code, self.file, span, msg));
     }
 
     fn hint(&mut self, hint: impl Into<String>) {
@@ -1375,7 +1380,8 @@ impl<'a> Lowerer<'a> {
                 self.system_call(SystemAction::RaiseEvent, imap, None, span)
             }
             StmtKind::WaitForEvent { imap, into } => {
-                self.system_call(SystemAction::WaitForEvent, imap, into.as_ref(), span)
+                let imap = self.wait_events(imap, span);
+                self.system_call(SystemAction::WaitForEvent, &imap, into.as_ref(), span)
             }
             StmtKind::Lock { locktype, value } => {
                 self.lock_stmt(SystemAction::Lock, locktype, Some(value), &[], span)
@@ -1529,6 +1535,112 @@ impl<'a> Lowerer<'a> {
                 iface.name, cand.name
             ));
         }
+    }
+
+    /// The imap of a `wait_for_event`, as the original read it: without `events` the job
+    /// waits for nothing but the time-out (`events = array()`), and a name the workflow never
+    /// subscribes to cannot match, so it is warned about (JC0301) and left out of a literal
+    /// list. Names are only known when every `subscribe` of the file names a string literal.
+    fn wait_events(&mut self, imap: &[ast::Assign], span: Span) -> Vec<ast::Assign> {
+        let mut imap = imap.to_vec();
+        let is_events = |a: &ast::Assign| match &a.kind {
+            AssignKind::Set { target, .. } => {
+                matches!(target.ns, None | Some(Ns::I))
+                    && matches!(target.segs.first(), Some(ast::Seg::Key { name, .. }) if name == "events")
+            }
+            AssignKind::Copy { names } => names
+                .as_ref()
+                .is_none_or(|n| n.iter().any(|n| n.text == "events")),
+            AssignKind::CopyAll { to, .. } => *to == Ns::I,
+        };
+        let Some(at) = imap.iter().position(is_events) else {
+            imap.insert(
+                0,
+                ast::Assign {
+                    kind: AssignKind::Set {
+                        target: ast::Target {
+                            ns: Some(Ns::I),
+                            segs: vec![ast::Seg::Key {
+                                name: "events".into(),
+                                span,
+                            }],
+                            span,
+                        },
+                        op: ir::AssignOp::Set,
+                        value: ast::Expr {
+                            kind: ExprKind::Call {
+                                func: Func::Array,
+                                name_span: span,
+                                args: vec![],
+                            },
+                            span,
+                        },
+                    },
+                    span,
+                },
+            );
+            return imap;
+        };
+        let mut subscribed = BTreeSet::new();
+        if !subscribed_names(self.ast.statements(), &mut subscribed) {
+            return imap;
+        }
+        let Some(AssignKind::Set {
+            op: ir::AssignOp::Set,
+            value,
+            ..
+        }) = imap.get_mut(at).map(|a| &mut a.kind)
+        else {
+            return imap;
+        };
+        let names: Vec<ast::Expr> = match &value.kind {
+            ExprKind::Lit(Value::String(_)) => vec![value.clone()],
+            ExprKind::Call {
+                func: Func::Array,
+                args,
+                ..
+            } if args
+                .iter()
+                .all(|a| matches!(a.kind, ExprKind::Lit(Value::String(_)))) =>
+            {
+                args.clone()
+            }
+            _ => return imap,
+        };
+        let mut kept = vec![];
+        let mut warnings = vec![];
+        for n in names {
+            match &n.kind {
+                ExprKind::Lit(Value::String(s)) if !subscribed.contains(s) => {
+                    warnings.push((n.span, s.clone()));
+                }
+                _ => kept.push(n),
+            }
+        }
+        if warnings.is_empty() {
+            return imap;
+        }
+        *value = ast::Expr {
+            kind: ExprKind::Call {
+                func: Func::Array,
+                name_span: value.span,
+                args: kept,
+            },
+            span: value.span,
+        };
+        for (at, name) in warnings {
+            self.warning(
+                codes::NEVER_SUBSCRIBED,
+                at,
+                format!(
+                    "the workflow never subscribes to `{name}`, so waiting for it never matches"
+                ),
+            );
+            self.hint(format!(
+                "subscribe first (`subscribe:` with `name = '{name}'`), or remove the name"
+            ));
+        }
+        imap
     }
 
     fn raise_error(&mut self, msg: &ast::Expr, span: Span) -> u32 {
@@ -1941,6 +2053,37 @@ impl<'a> Lowerer<'a> {
                         value: v,
                     });
                 }
+                AssignKind::CopyAll { from, to } => {
+                    if !block.writable().contains(to) || !block.readable().contains(from) {
+                        self.error(
+                            codes::NAMESPACE,
+                            a.span,
+                            format!(
+                                "cannot copy `%{}` into `%{}` in {}",
+                                from.letter(),
+                                to.letter(),
+                                block.describe()
+                            ),
+                        );
+                        self.hint(format!(
+                            "{} reads {} and may set {}",
+                            block.describe(),
+                            ns_list(block.readable()),
+                            ns_list(block.writable())
+                        ));
+                        continue;
+                    }
+                    match to {
+                        Ns::I => assigned.all = true,
+                        Ns::V => ops.push(Op::GenAll),
+                        _ => {}
+                    }
+                    out.push(ir::Stmt::Copy {
+                        from: *from,
+                        to: *to,
+                        names: None,
+                    });
+                }
                 AssignKind::Copy { names } => {
                     let (from, to) = match block {
                         Block::Imap => (Ns::V, Ns::I),
@@ -2244,6 +2387,64 @@ impl<'a> Lowerer<'a> {
             }
             _ => {}
         }
+    }
+}
+
+/// Adds the names of the `subscribe` statements of `stmts` (nested ones too) to `out`; false
+/// when one of them is not a string literal, so the set of names is not known.
+fn subscribed_names(stmts: &[ast::Stmt], out: &mut BTreeSet<String>) -> bool {
+    fn blocks(s: &ast::Stmt) -> Vec<&[ast::Stmt]> {
+        match &s.kind {
+            StmtKind::If {
+                branches,
+                otherwise,
+            } => branches
+                .iter()
+                .map(|b| b.body.as_slice())
+                .chain(otherwise.iter().map(|o| o.items.as_slice()))
+                .collect(),
+            StmtKind::While { body, .. } | StmtKind::Repeat { body, .. } => vec![body],
+            StmtKind::Case {
+                whens, otherwise, ..
+            } => whens
+                .iter()
+                .map(|w| w.body.as_slice())
+                .chain(otherwise.iter().map(|o| o.items.as_slice()))
+                .collect(),
+            StmtKind::Try { body, catch } => vec![body, &catch.items],
+            _ => vec![],
+        }
+    }
+    for s in stmts {
+        if let StmtKind::Subscribe { imap } = &s.kind {
+            for a in imap {
+                match &a.kind {
+                    AssignKind::Set { target, value, .. } if matches!(target.segs.first(), Some(ast::Seg::Key { name, .. }) if name == "name") => {
+                        match &value.kind {
+                            ExprKind::Lit(Value::String(n)) => {
+                                out.insert(n.clone());
+                            }
+                            _ => return false,
+                        }
+                    }
+                    AssignKind::Set { .. } => {}
+                    AssignKind::Copy { .. } | AssignKind::CopyAll { .. } => return false,
+                }
+            }
+        }
+        if !blocks(s).into_iter().all(|b| subscribed_names(b, out)) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Namespaces as "`a.`, `e.` and `v.`".
+fn ns_list(list: &[Ns]) -> String {
+    let names: Vec<String> = list.iter().map(|n| format!("`{}.`", n.letter())).collect();
+    match names.as_slice() {
+        [init @ .., last] if !init.is_empty() => format!("{} and {last}", init.join(", ")),
+        _ => names.join(""),
     }
 }
 

@@ -7,8 +7,8 @@
 //! ```
 //!
 //! The database is named by `--dsn` or `JC_DSN` (a libpq connection string). Exit status: 0
-//! when everything compiled (and was written), 1 when a file has errors, 2 on a usage,
-//! file or database error.
+//! when everything compiled (and was written; warnings are printed but do not stop it), 1 when
+//! a file has errors, 2 on a usage, file or database error.
 
 use std::process::ExitCode;
 
@@ -97,11 +97,21 @@ fn print_diagnostics(out: &jcc::Output, sources: &[SourceFile], json: bool) {
         );
     } else if !out.diagnostics.is_empty() {
         eprintln!("{}", jcc::render(&out.diagnostics, sources));
-        let n = out.diagnostics.len();
-        eprintln!(
-            "jcc: {n} error{} found, nothing written",
-            if n == 1 { "" } else { "s" }
-        );
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        let errors = out
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == jcl_syntax::Severity::Error)
+            .count();
+        let warnings = out.diagnostics.len() - errors;
+        if errors > 0 {
+            eprintln!(
+                "jcc: {errors} error{} found, nothing written",
+                plural(errors)
+            );
+        } else {
+            eprintln!("jcc: {warnings} warning{}", plural(warnings));
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! The `jcc` command against a test database: one transaction for all files, unchanged
 //! sources skipped, `--force`, `--tags`, `--dry-run`, `--replace`, `--stale`, `JC_DSN`,
-//! `--format json`, callees looked up in the database, the exit status on errors, and a
+//! `--format json`, callees looked up in the database, the exit status on errors and warnings, and a
 //! workflow's `schedule:` section (written, fired, replaced, dropped, checked by the
 //! database's cron parser).
 
@@ -637,4 +637,46 @@ async fn the_database_checks_each_schedules_cron_and_time_zone_before_anything_i
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn a_warning_is_printed_like_an_error_but_does_not_stop_the_compile() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = write(
+        tmp.path(),
+        "wait.jcl",
+        "workflow wait:\ndo:\n\tsubscribe:\n\t\tname = 'a'\n\t\tmask = object()\n\
+         \twait_for_event:\n\t\tevents = array('a', 'b')\n",
+    );
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_jcc"))
+            .args(args)
+            .env_remove("JC_DSN")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--dry-run", &f]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("wait.jcl:7:23: warning[JC0301]: the workflow never subscribes to `b`"),
+        "{err}"
+    );
+    assert!(err.contains("jcc: 1 warning\n"), "{err}");
+    assert!(err.contains("workflow wait: ok"), "{err}");
+    let out = run(&["--dry-run", "--format", "json", &f]);
+    assert_eq!(out.status.code(), Some(0));
+    let diags: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(diags[0]["code"], "JC0301");
+    assert_eq!(diags[0]["severity"], "warning");
+    // with an error besides, nothing is written and the status is 1
+    let bad = write(
+        tmp.path(),
+        "bad.jcl",
+        "workflow bad:\ndo:\n\tgoto nowhere\n",
+    );
+    let out = run(&["--dry-run", &f, &bad]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("jcc: 1 error found, nothing written"), "{err}");
 }

@@ -1,7 +1,8 @@
 //! The corpus: every file of `workflows/tests/ok` compiles without a diagnostic (its model is
 //! snapshotted as JSON), every file of `workflows/tests/err` fails with the code, line and
 //! column its first line documents (its rendered diagnostics are snapshotted), and every
-//! example of `workflows/examples` compiles.
+//! example of `workflows/examples` compiles; the original-style files of `workflows/compat`
+//! compile with only their one documented warning (their models are snapshotted too).
 //! Also, offline: the checked schedules of a `schedule:` section with their defaults.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,12 +15,16 @@ fn dir(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
 }
 
-/// The `.jcl` files of a directory, sorted, named by their file name.
+/// The source files of a directory (`.jcl`, and the original's `.wf` and `.ac`), sorted,
+/// named by their file name.
 fn sources(rel: &str) -> Vec<SourceFile> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir(rel))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jcl"))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e == "jcl" || e == "wf" || e == "ac")
+        })
         .collect();
     files.sort();
     files
@@ -47,6 +52,44 @@ fn every_ok_file_compiles_and_its_model_is_stable() {
         let mut m = u.model.clone();
         m.src = None;
         insta::assert_json_snapshot!(format!("ok__{}", u.model.name), m);
+    }
+}
+
+#[test]
+fn the_original_style_files_compile_with_one_warning_and_their_models_are_stable() {
+    let src = sources("workflows/compat");
+    assert!(src.len() >= 20, "the compat files are there");
+    let out = jcc::compile_offline(src.clone());
+    let got: Vec<(&str, &str, jcl_syntax::Severity, u32, u32)> = out
+        .diagnostics
+        .iter()
+        .map(|d| (d.file.as_str(), d.code, d.severity, d.span.line, d.span.col))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(
+            "eventtest.wf",
+            "JC0301",
+            jcl_syntax::Severity::Warning,
+            18,
+            31
+        )],
+        "{}",
+        jcc::render(&out.diagnostics, &src)
+    );
+    assert!(!out.has_errors());
+    assert_eq!(
+        out.diagnostics[0].to_json()["severity"],
+        "warning",
+        "the JSON form carries the severity"
+    );
+    insta::assert_snapshot!("compat__warning", jcc::render(&out.diagnostics, &src));
+    assert_eq!(out.units.len(), src.len());
+    for u in &out.units {
+        u.model.validate().unwrap();
+        let mut m = u.model.clone();
+        m.src = None;
+        insta::assert_json_snapshot!(format!("compat__{}", u.model.name), m);
     }
 }
 

@@ -158,7 +158,8 @@ pub struct Schedule {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LockDecl {
     pub locktype: Name,
-    /// The value to lock; `None` is the `_` placeholder (the value is given by `lock`).
+    /// The value to lock; `None` is the `_` placeholder (the value is given by `lock`). A bare
+    /// word (`foo bar`) is the string literal `'bar'`.
     pub value: Option<Expr>,
     pub manual: bool,
     pub inherit: bool,
@@ -195,6 +196,9 @@ pub enum AssignKind {
     /// `<x>`, `<a,b>` (names given) or `<*>` (`None`): copy same-named values across; the
     /// direction depends on the block (see [`jcl::ir::Stmt::Copy`]).
     Copy { names: Option<Vec<Name>> },
+    /// `%to = %from` in embedded Perl: every key of one namespace copied into another (like
+    /// `<*>`, with both namespaces named).
+    CopyAll { from: Ns, to: Ns },
 }
 
 /// The left side of an assignment: `x`, `v.x`, `i.a.b`, `v.list[0]`. Without a namespace the
@@ -315,7 +319,7 @@ pub enum StmtKind {
     },
     /// `try:` … `catch:` ….
     Try { body: Vec<Stmt>, catch: Block<Stmt> },
-    /// `raise_error E`.
+    /// `raise_error E`, or `raise_error:` with `msg = E` below.
     RaiseError { msg: Expr },
     /// `assert C:` with the message expression on the same line or indented below.
     Assert { cond: Expr, msg: Expr },
@@ -325,7 +329,8 @@ pub enum StmtKind {
     Label { name: Name },
     /// `return`: go to the end of the workflow.
     Return,
-    /// `sleep E`: E is an interval such as `'5 seconds'`.
+    /// `sleep E` (or `sleep:` with `timeout = E` below): E is an interval such as
+    /// `'5 seconds'`.
     Sleep { interval: Expr },
     /// `subscribe:` with `name = …`, `mask = …`.
     Subscribe { imap: Vec<Assign> },
@@ -334,6 +339,7 @@ pub enum StmtKind {
     /// `raise_event:` with `event = …`.
     RaiseEvent { imap: Vec<Assign> },
     /// `wait_for_event:` with `events = …`, `timeout = …`, then optionally `into:` omap.
+    /// Without `events` the compiler waits for nothing but the time-out.
     WaitForEvent {
         imap: Vec<Assign>,
         into: Option<Block<Assign>>,

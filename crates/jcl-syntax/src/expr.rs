@@ -252,6 +252,13 @@ impl Cx<'_, '_> {
             Rule::lit_false => ExprKind::Lit(Value::Bool(false)),
             Rule::lit_null => ExprKind::Lit(Value::Null),
             Rule::func_call => self.call(pair)?,
+            Rule::perl_block => {
+                let (start, end) = self.perl_inner(&pair);
+                return Ok(Operand {
+                    expr: crate::perl::expr(self.src, start, end)?,
+                    paren: true,
+                });
+            }
             Rule::path => ExprKind::Path(self.path(pair)?),
             Rule::bare_word => return Err(self.bare_word(pair)),
             _ => {
@@ -266,6 +273,15 @@ impl Cx<'_, '_> {
             expr: Expr { kind, span },
             paren: false,
         })
+    }
+
+    /// The source range of the text inside a `perl_block` pair's `[[ … ]]`.
+    pub fn perl_inner(&self, pair: &Pair<'_, Rule>) -> (usize, usize) {
+        let s = pair.as_span();
+        (
+            self.base + s.start() + 2,
+            self.base + s.end().saturating_sub(2).max(s.start() + 2),
+        )
     }
 
     fn bare_word(&self, pair: Pair<'_, Rule>) -> Box<crate::Diagnostic> {
@@ -307,10 +323,29 @@ impl Cx<'_, '_> {
             };
             return Err(hint(d, help));
         };
-        let args = inner
-            .filter(|a| a.as_rule() == Rule::expr)
-            .map(|a| self.expr(a))
-            .collect::<PResult<Vec<_>>>()?;
+        let mut args = Vec::new();
+        for a in inner {
+            match a.as_rule() {
+                Rule::expr => args.push(self.expr(a)?),
+                // `key: value`, as the original wrote object members: a colon may only
+                // follow a key of `object(…)`.
+                Rule::colon if func != Func::Object || args.len() % 2 == 0 => {
+                    let d = self.error(
+                        "JC0101",
+                        a.as_span(),
+                        format!("unexpected `:` in the arguments of `{}`", name.as_str()),
+                    );
+                    let help = if func == Func::Object {
+                        "`object(key: value, key: value)`: a colon follows a key, a comma a value"
+                    } else {
+                        "a colon separates a key from its value only in `object(…)`; separate \
+                         arguments with `,`"
+                    };
+                    return Err(hint(d, help));
+                }
+                _ => {}
+            }
+        }
         Ok(ExprKind::Call {
             func,
             name_span: self.span(name.as_span()),
@@ -350,6 +385,11 @@ impl Cx<'_, '_> {
                         .error("JC0101", span.start, span.end, "empty index")
                 })?;
             Ok(Seg::Index(Box::new(self.expr(inner)?)))
+        } else if pair.as_rule() == Rule::string {
+            Ok(Seg::Key {
+                span: self.span(pair.as_span()),
+                name: self.string(pair)?,
+            })
         } else {
             Ok(Seg::Key {
                 name: pair.as_str().to_owned(),
@@ -531,6 +571,18 @@ impl Cx<'_, '_> {
         };
         Ok(match pair.as_rule() {
             Rule::string => Value::String(self.string(pair)?),
+            Rule::perl_block => {
+                let d = self.error(
+                    "JC0109",
+                    pair.as_span(),
+                    "embedded Perl `[[ … ]]` is not a literal",
+                );
+                return Err(hint(
+                    d,
+                    "a literal is a constant; for a nested array put a space between the \
+                     brackets: `[ [1], [2] ]`",
+                ));
+            }
             Rule::lit_number => {
                 let text = pair.as_str();
                 self.number(text, text.starts_with('-'), pair.as_span())?
@@ -579,7 +631,10 @@ impl Cx<'_, '_> {
         let span = self.span(pair.as_span());
         let parts: Vec<Pair<'_, Rule>> = pair.into_inner().collect();
         let ns = match parts.as_slice() {
-            [first, second, ..] if second.as_rule() == Rule::word => {
+            [first, second, ..]
+                if first.as_rule() == Rule::word
+                    && matches!(second.as_rule(), Rule::word | Rule::string) =>
+            {
                 Ns::from_letter(first.as_str())
             }
             _ => None,
@@ -640,7 +695,7 @@ impl Cx<'_, '_> {
     }
 }
 
-fn assign_op(s: &str) -> AssignOp {
+pub(crate) fn assign_op(s: &str) -> AssignOp {
     match s {
         ".=" => AssignOp::Concat,
         ",=" => AssignOp::Push,
@@ -668,7 +723,7 @@ fn signed(v: u64, negative: bool) -> Value {
 }
 
 /// The negation of a number literal (`-5` is folded into the literal).
-fn negate(n: &Number) -> Value {
+pub(crate) fn negate(n: &Number) -> Value {
     if let Some(i) = n.as_i64() {
         if let Some(neg) = i.checked_neg() {
             return Value::from(neg);

@@ -70,6 +70,8 @@ fn describe(rule: Rule) -> String {
         Rule::dotted | Rule::name => "a name",
         Rule::string | Rule::sq_string | Rule::dq_string => "a quoted string",
         Rule::placeholder => "`_`",
+        Rule::semi => "`;`",
+        Rule::lock_word => "a lock value",
         Rule::file_kind => "`workflow`, `action` or `procedure`",
         Rule::type_name => "a type name",
         Rule::setting => "`key = value`",
@@ -94,6 +96,7 @@ fn describe(rule: Rule) -> String {
         | Rule::hex
         | Rule::decimal
         | Rule::func_call
+        | Rule::perl_block
         | Rule::path
         | Rule::bare_word
         | Rule::op_not
@@ -165,12 +168,18 @@ pub(crate) fn usage(rule: Rule) -> &'static str {
         }
         Rule::try_head => "`try:` takes no arguments; its block is followed by `catch:`",
         Rule::catch_head => "`catch:` takes no arguments",
-        Rule::raise_error_line => "`raise_error MESSAGE` where MESSAGE is an expression",
+        Rule::raise_error_line => {
+            "`raise_error MESSAGE` where MESSAGE is an expression, or `raise_error:` with \
+             `msg = MESSAGE` indented below"
+        }
         Rule::assert_head => "`assert CONDITION: MESSAGE` (or the message on the next line)",
         Rule::goto_line => "`goto LABEL` where LABEL is a word",
         Rule::label_line => "`label NAME` where NAME is a word",
         Rule::return_line => "`return` takes no arguments",
-        Rule::sleep_line => "`sleep INTERVAL`, such as `sleep '5 seconds'`",
+        Rule::sleep_line => {
+            "`sleep INTERVAL`, such as `sleep '5 seconds'`, or `sleep:` with `timeout = \
+             INTERVAL` indented below"
+        }
         Rule::subscribe_head => "`subscribe:` with `name = …` and `mask = …` indented below",
         Rule::unsubscribe_line => "`unsubscribe NAME`, or `unsubscribe:` with `name = …` below",
         Rule::raise_event_head => "`raise_event:` with `event = …` indented below",
@@ -255,7 +264,8 @@ pub(crate) fn syntax_error(
             positives,
             negatives,
         } => {
-            for r in positives {
+            // A trailing `;` is optional everywhere it is allowed; naming it adds nothing.
+            for r in positives.iter().filter(|r| **r != Rule::semi) {
                 let d = describe(*r);
                 if !expected.contains(&d) {
                     expected.push(d);
@@ -279,6 +289,13 @@ pub(crate) fn syntax_error(
             describe(Rule::open_paren),
         ];
         expected.retain(|e| !operand.contains(e));
+    }
+    // Inside parentheses a `:` only separates the members of `object(k: v)`; naming it
+    // beside `,` would mislead.
+    let before_pos = line.get(..pos).unwrap_or("");
+    if before_pos.matches('(').count() > before_pos.matches(')').count() {
+        let colon = describe(Rule::colon);
+        expected.retain(|e| *e != colon);
     }
     // `[` only ever continues a path; "an operator" says enough.
     if expected.iter().any(|e| e == "an operator") {

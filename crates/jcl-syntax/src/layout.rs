@@ -5,11 +5,12 @@
 //!
 //! 1. This pass scans the text once, character by character, with a small state machine
 //!    (code, single- or double-quoted string, regex after `~`, `#` comment, `#[[ … #]]`
-//!    comment). It produces a *clean* copy of the text of the same byte length in which every
-//!    comment character is replaced by spaces, so byte offsets stay valid for spans. Along the
-//!    way it reports what only a whole-text view can see: an unterminated string, regex or
-//!    multi-line comment, an embedded Perl block `[[ … ]]`, and brackets nested deeper than
-//!    [`MAX_BRACKET_DEPTH`] (which would otherwise make the recursive-descent grammar overflow
+//!    comment, Perl block `[[ … ]]`). It produces a *clean* copy of the text of the same byte
+//!    length in which every comment character and the inside of every Perl block (its line
+//!    breaks too) is replaced by spaces, so byte offsets stay valid for spans and the parser
+//!    reads a Perl block from the source. Along the way it reports what only a whole-text view
+//!    can see: an unterminated string, regex, multi-line comment or Perl block, and brackets
+//!    nested deeper than [`MAX_BRACKET_DEPTH`] (which would otherwise make the recursive-descent grammar overflow
 //!    the stack).
 //! 2. It then splits the clean text into lines, drops the blank ones, measures each line's
 //!    indentation (a space is one column, a tab advances to the next multiple of 8) and builds
@@ -107,16 +108,22 @@ fn clean(src: &Source<'_>) -> PResult<String> {
                     state = State::LineComment;
                 }
                 '[' if rest.starts_with("[[") => {
-                    let end = rest.find("]]").map_or(i + 2, |e| i + e + 2);
-                    let end = text
-                        .get(i..end)
-                        .and_then(|s| s.find('\n'))
-                        .map_or(end, |n| i + n);
-                    return Err(hint(
-                        src.error("JC0109", i, end, "embedded Perl `[[ … ]]` is not supported"),
-                        "write the code as a JCL expression; for a nested array literal in a \
-                         config value, put a space between the brackets: `[ [`",
-                    ));
+                    // Embedded Perl: its text is blanked here (line breaks too, so a block
+                    // spanning lines is one line of the tree) and translated by the parser
+                    // from the source, which the blanks keep in place.
+                    let Some(close) = rest.find("]]") else {
+                        let end = rest.find('\n').map_or(text.len(), |n| i + n);
+                        return Err(hint(
+                            src.error("JC0110", i, end, "this Perl block `[[` is never closed"),
+                            "end the block with `]]`",
+                        ));
+                    };
+                    out.push_str("[[");
+                    let inner = rest.get(2..close).unwrap_or("");
+                    out.extend(std::iter::repeat_n(' ', inner.len()));
+                    out.push_str("]]");
+                    while chars.next_if(|&(j, _)| j < i + close + 2).is_some() {}
+                    last = Some(']');
                 }
                 '/' if last == Some('~') => {
                     out.push(c);

@@ -48,8 +48,9 @@
 //! - **Expressions** read values through a namespace (`a e v i o t`); a bare word is an error,
 //!   as in the original compiler. Only the left side of an assignment may omit it (the block
 //!   decides: `i.` in an imap, `v.` in an omap or eval, `o.` in a wfomap). `v.a.b` is one path,
-//!   so concatenating two paths needs spaces (`v.a . v.b`); keys that are not words are
-//!   indexed: `v.m['some key']`.
+//!   so concatenating two paths needs spaces (`v.a . v.b`); keys that are not words are quoted
+//!   (`e.'_error'.class`, `v."2nd"`, also on the left: `'2-factor' = 1`) or indexed:
+//!   `v.m['some key']`.
 //! - **Strings** know the escapes `\\ \' \" \n \t \r` (others are an error) and do not
 //!   interpolate `$`.
 //! - **Regexes** are written only after `~`: `v.x ~ /^\d+$/i`. `\/` is a slash; the flags `i m
@@ -69,8 +70,16 @@
 //!   indentation, where the expression E names one of the candidates; then the inputs and an
 //!   optional `into:` as for any call. See [`ast::StmtKind::Dispatch`].
 //! - **Comments**: `#` to the end of the line outside strings and regexes; `#[[ … #]]` anywhere,
-//!   also across lines. A Perl block `[[ … ]]` outside strings and comments is an error
-//!   (JC0109), so a nested array literal is written `[ [1], [2] ]`.
+//!   also across lines.
+//! - **The original's forms** (see `docs/jcl.md`): a trailing `;` after a declaration,
+//!   assignment, setting or lock line; `interface NAME:` as a header line (the section
+//!   `interface: NAME`); `object(k: v)`; a bare word as a lock value (`foo bar`, any letters);
+//!   `raise_error:` and `sleep:` with their one assignment (`msg = …`, `timeout = …`) below.
+//! - **Embedded Perl** `[[ … ]]` (outside strings and comments, possibly across lines) stands
+//!   for an expression or, as a line of an assignment block, for `;`-separated assignments;
+//!   the documented subset is translated into this syntax tree (`perl.rs`), anything else is
+//!   JC0109 at its first untranslated token. So a nested array literal is written
+//!   `[ [1], [2] ]`.
 //! - **Indentation**: a tab advances to the next multiple of 8 columns; all lines of a block
 //!   start at the same column. In spans and messages a column counts characters, so a tab is
 //!   one column there.
@@ -83,6 +92,7 @@ mod expr;
 mod grammar;
 mod layout;
 pub mod parser;
+mod perl;
 mod source;
 
 pub use diagnostic::{Diagnostic, Label, Severity};

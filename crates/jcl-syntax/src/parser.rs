@@ -297,6 +297,16 @@ impl<'s, 'a> P<'s, 'a> {
         if !SECTIONS.contains(&word) {
             return Err(self.unknown_section(line, word));
         }
+        if word == "interface"
+            && !self
+                .text(line)
+                .get(word.len()..)
+                .unwrap_or("")
+                .trim_start()
+                .starts_with(':')
+        {
+            return self.interface_line(file, line);
+        }
         let pairs = self.parse_line(Rule::section_head, line)?;
         let colon_end = pairs
             .filter(|p| p.as_rule() == Rule::colon)
@@ -368,6 +378,29 @@ impl<'s, 'a> P<'s, 'a> {
                 set!(body, self.stmts(&line.children)?)
             }
         }
+        Ok(())
+    }
+
+    /// The original's header line `interface NAME:` (an action file's `interface add:`): the
+    /// same as the section `interface: NAME`.
+    fn interface_line(&self, file: &mut File, line: &Line) -> PResult<()> {
+        self.no_block(line, "`interface NAME:`")?;
+        let mut pairs = self.parse_line(Rule::interface_head, line)?;
+        let name = self.next_name(&self.cx(line), &mut pairs, line)?;
+        let span = self.line_span(line);
+        if let Some(first) = &file.interface {
+            let d = self.src.error(
+                "JC0107",
+                span.start,
+                span.end,
+                "the section `interface:` appears twice",
+            );
+            return Err(hint(
+                label(d, first.span, "first here"),
+                "a file copies the interface of one action or workflow",
+            ));
+        }
+        file.interface = Some(Section { span, items: name });
         Ok(())
     }
 
@@ -560,6 +593,12 @@ impl<'s, 'a> P<'s, 'a> {
                 match p.as_rule() {
                     Rule::name => decl.locktype = cx.name(p)?,
                     Rule::expr => decl.value = Some(cx.expr(p)?),
+                    Rule::lock_word => {
+                        decl.value = Some(crate::ast::Expr::lit(
+                            serde_json::Value::String(p.as_str().to_owned()),
+                            cx.span(p.as_span()),
+                        ))
+                    }
                     Rule::lock_flag => {
                         if p.as_str().starts_with("manual") {
                             decl.manual = true;
@@ -622,8 +661,12 @@ impl<'s, 'a> P<'s, 'a> {
             }
             let inner = self
                 .parse_line(Rule::assign_line, line)?
-                .find(|p| matches!(p.as_rule(), Rule::copy | Rule::set));
+                .find(|p| matches!(p.as_rule(), Rule::copy | Rule::set | Rule::perl_block));
             match inner {
+                Some(p) if p.as_rule() == Rule::perl_block => {
+                    let (start, end) = cx.perl_inner(&p);
+                    out.extend(crate::perl::assigns(self.src, start, end)?);
+                }
                 Some(p) => out.push(cx.assign(p, span)?),
                 None => {
                     return Err(self.src.error(
@@ -770,6 +813,14 @@ impl<'s, 'a> P<'s, 'a> {
             }
             "eval" | "let" => {
                 self.parse_line(Rule::eval_head, line)?;
+                // The original also took a Perl block written below `eval:` at its indentation.
+                if line.children.is_empty() {
+                    if let Some(perl) = iter.next_if(|l| self.text(l).starts_with("[[")) {
+                        return Ok(StmtKind::Eval {
+                            assigns: self.assigns(std::iter::once(perl), false)?,
+                        });
+                    }
+                }
                 self.need_block(line, "the assignments")?;
                 StmtKind::Eval {
                     assigns: self.assigns(line.children.iter(), false)?,
@@ -845,12 +896,9 @@ impl<'s, 'a> P<'s, 'a> {
                     catch: self.block(c, Rule::catch_head)?,
                 }
             }
-            "raise_error" => {
-                self.no_block(line, "`raise_error`")?;
-                StmtKind::RaiseError {
-                    msg: self.expr_of(line, self.parse_line(Rule::raise_error_line, line)?)?,
-                }
-            }
+            "raise_error" => StmtKind::RaiseError {
+                msg: self.one_argument(line, Rule::raise_error_line, "msg")?,
+            },
             "assert" => self.assert(line)?,
             "goto" | "label" => {
                 self.no_block(line, &format!("`{word}`"))?;
@@ -878,12 +926,9 @@ impl<'s, 'a> P<'s, 'a> {
                 self.parse_line(Rule::return_line, line)?;
                 StmtKind::Return
             }
-            "sleep" => {
-                self.no_block(line, "`sleep`")?;
-                StmtKind::Sleep {
-                    interval: self.expr_of(line, self.parse_line(Rule::sleep_line, line)?)?,
-                }
-            }
+            "sleep" => StmtKind::Sleep {
+                interval: self.one_argument(line, Rule::sleep_line, "timeout")?,
+            },
             "subscribe" | "raise_event" | "wait_for_event" => {
                 let rule = match word {
                     "subscribe" => Rule::subscribe_head,
@@ -986,6 +1031,48 @@ impl<'s, 'a> P<'s, 'a> {
             }
             "interface" => self.dispatch(line, iter)?,
             _ => return Err(self.unknown_statement(line, word)),
+        })
+    }
+
+    /// The argument of `raise_error E` / `sleep E`, or of the original's block form
+    /// `raise_error:` / `sleep:` with the one assignment `key = E` indented below.
+    fn one_argument(&self, line: &Line, rule: Rule, key: &str) -> PResult<crate::ast::Expr> {
+        let word = self.word(line);
+        let pairs = self.parse_line(rule, line)?;
+        if !pairs.clone().any(|p| p.as_rule() == Rule::colon) {
+            self.no_block(line, &format!("`{word} E`"))?;
+            return self.expr_of(line, pairs);
+        }
+        self.need_block(line, &format!("`{key} = …`"))?;
+        let assigns = self.assigns(line.children.iter(), false)?;
+        let only = match assigns.as_slice() {
+            [one] => match &one.kind {
+                crate::ast::AssignKind::Set { target, op, value }
+                    if *op == jcl::ir::AssignOp::Set
+                        && matches!(target.ns, None | Some(jcl::ir::Ns::I))
+                        && matches!(target.segs.as_slice(),
+                            [crate::ast::Seg::Key { name, .. }] if name == key) =>
+                {
+                    Some(value.clone())
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        only.ok_or_else(|| {
+            let at = line
+                .children
+                .first()
+                .map_or(self.line_span(line), |c| self.line_span(c));
+            hint(
+                self.src.error(
+                    "JC0119",
+                    at.start,
+                    at.end,
+                    format!("`{word}:` takes one assignment, `{key} = …`"),
+                ),
+                format!("write `{word}:` with `{key} = E` below, or `{word} E` on one line"),
+            )
         })
     }
 

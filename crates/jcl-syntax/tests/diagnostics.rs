@@ -62,7 +62,7 @@ snap!(
 snap!(jc0108_no_header, "in:\n\tx string\n");
 snap!(
     jc0109_perl,
-    "workflow w:\ndo:\n\tif [[ $v{postconfigure} ]]:\n\t\treturn\n"
+    "workflow w:\ndo:\n\tif [[ $v{name} =~ /^www/ ]]:\n\t\treturn\n"
 );
 snap!(
     jc0110_unterminated_string,

@@ -47,7 +47,9 @@ fn operators_without_spaces() {
         "v.a.v.b",
         "a dotted path, not a concatenation"
     );
-    assert_eq!(expr("v.a.'x'"), "(. v.a \"x\")");
+    // A quoted key continues the path, as in the original ("Identifier Quoting").
+    assert_eq!(expr("v.a.'x'"), "v.a.x");
+    assert_eq!(expr("v.a . 'x'"), "(. v.a \"x\")");
     assert_eq!(expr("'x'.v.a"), "(. \"x\" v.a)");
     assert_eq!(expr("v.a//2"), "(// v.a 2)");
     assert_eq!(expr("2**-1"), "(** 2 -1)");

@@ -336,11 +336,11 @@ fn comments() {
 }
 
 #[test]
-fn perl_blocks_are_rejected_with_position() {
-    let d = err("workflow w:\nwfomap: [[ $o{output} = $v{thing}; ]]\n");
-    assert_eq!((d.code, d.span.line, d.span.col), ("JC0109", 2, 9));
+fn perl_outside_the_subset_is_rejected_at_its_token() {
+    let d = err("workflow w:\nwfomap: [[ $o{output} = lc($v{thing}); ]]\n");
+    assert_eq!((d.code, d.span.line, d.span.col), ("JC0109", 2, 25));
     let d = err("workflow w:\ndo:\n\tif [[ @{v{ips}} ]]:\n\t\treturn\n");
-    assert_eq!((d.code, d.span.line, d.span.col), ("JC0109", 3, 5));
+    assert_eq!((d.code, d.span.line, d.span.col), ("JC0109", 3, 8));
     // Not inside strings or comments.
     ok("workflow w:\ndo:\n\teval:\n\t\tx = '[[ fine ]]' # [[ fine ]]\n");
 }

@@ -1,7 +1,7 @@
 //! Helpers of the end-to-end tests: run the `jcc` binary against a test database, answer the
 //! tasks of the corpus's actions like workers would, and run a job to its end.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -13,13 +13,17 @@ use tokio_postgres::Client;
 
 pub use engine_tests::{count, log_states, setup, state};
 
-/// The `.jcl` files of a directory of the repository, sorted.
+/// The source files of a directory of the repository (`.jcl`, and the original's `.wf` and
+/// `.ac`), sorted.
 pub fn files(rel: &str) -> Vec<String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel);
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jcl"))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e == "jcl" || e == "wf" || e == "ac")
+        })
         .collect();
     v.sort();
     v.into_iter()
@@ -75,6 +79,7 @@ fn int(v: &Value) -> i64 {
 pub fn answer(action: &str, i: &Value, env: Option<&Value>) -> Value {
     match action {
         "add" => json!({"counter": int(&i["counter"]) + int(&i["step"])}),
+        "sub" => json!({"counter": int(&i["counter"]) - int(&i["step"])}),
         "square" => json!({"n": int(&i["n"]) * int(&i["n"])}),
         "div" => {
             let b = int(&i["b"]);

@@ -1,5 +1,5 @@
-# expect: JC0109 5:7
+# expect: JC0109 5:10
 workflow err.perl:
 do:
 	eval:
-		x = [[ $a{y} * 2 ]]
+		x = [[ lc($a{y}) ]]

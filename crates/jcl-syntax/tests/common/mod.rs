@@ -124,6 +124,7 @@ pub fn assign(a: &Assign) -> String {
             format!("{} {} {}", target(t), assignop_symbol(*op), sexp(value))
         }
         AssignKind::Copy { names: None } => "<*>".to_owned(),
+        AssignKind::CopyAll { from, to } => format!("%{} = %{}", to.letter(), from.letter()),
         AssignKind::Copy { names: Some(n) } => format!(
             "<{}>",
             n.iter()

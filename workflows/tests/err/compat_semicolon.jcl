@@ -1,0 +1,6 @@
+# expect: JC0101 6:9
+# a second `;` after an assignment
+workflow err.semicolon:
+do:
+	eval:
+		x = 1;;
