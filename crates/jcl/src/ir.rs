@@ -284,10 +284,32 @@ impl Func {
         }
     }
 
-    /// Looks a function up by its source name.
+    /// Looks a function up by its source name, or by one of the original's other names for it
+    /// ([`Func::ALIASES`]).
     pub fn from_name(name: &str) -> Option<Func> {
-        Func::ALL.into_iter().find(|f| f.name() == name)
+        Func::ALL
+            .into_iter()
+            .find(|f| f.name() == name)
+            .or_else(|| {
+                Func::ALIASES
+                    .iter()
+                    .find(|(a, _)| *a == name)
+                    .map(|(_, f)| *f)
+            })
     }
+
+    /// The original JobCenter's other names for built-in functions, accepted in source so that
+    /// its workflows compile unchanged.
+    pub const ALIASES: [(&'static str, Func); 8] = [
+        ("tojson", Func::EncodeJson),
+        ("to_json", Func::EncodeJson),
+        ("fromjson", Func::DecodeJson),
+        ("from_json", Func::DecodeJson),
+        ("b64encode", Func::EncodeBase64),
+        ("b64decode", Func::DecodeBase64),
+        ("md5", Func::Md5Hex),
+        ("md5b64", Func::Md5Base64),
+    ];
 
     /// The accepted argument counts: (minimum, maximum; `None` = unbounded).
     pub fn arity(self) -> (usize, Option<usize>) {
@@ -385,6 +407,26 @@ impl Code {
         Code {
             ir: IR_VERSION,
             stmts,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_the_originals_aliases_resolve() {
+        for f in Func::ALL {
+            assert_eq!(Func::from_name(f.name()), Some(f));
+        }
+        assert_eq!(Func::from_name("tojson"), Some(Func::EncodeJson));
+        assert_eq!(Func::from_name("fromjson"), Some(Func::DecodeJson));
+        assert_eq!(Func::from_name("md5"), Some(Func::Md5Hex));
+        assert_eq!(Func::from_name("nosuch"), None);
+        // An alias never shadows a function of the same name.
+        for (alias, _) in Func::ALIASES {
+            assert!(Func::ALL.iter().all(|f| f.name() != alias), "{alias}");
         }
     }
 }
