@@ -351,6 +351,52 @@ pub enum Expr {
     Match { expr: Box<Expr>, regex: String },
 }
 
+impl Expr {
+    /// This expression as one whose value is its string form, for a place that compares
+    /// strings (a `case`), when it may give Perl's computed false: that must compare as `""`
+    /// there too, as in Perl (`case 1 > 2` takes `when '':`).
+    pub fn into_text(self) -> Expr {
+        if self.may_be_perl_false() {
+            Expr::Call {
+                func: Func::Tostring,
+                args: vec![self],
+            }
+        } else {
+            self
+        }
+    }
+
+    fn may_be_perl_false(&self) -> bool {
+        match self {
+            Expr::Unary { op: UnOp::Not, .. } | Expr::Match { .. } => true,
+            Expr::Binary { op, left, right } => match op {
+                BinOp::And | BinOp::Or | BinOp::DefinedOr => {
+                    left.may_be_perl_false() || right.may_be_perl_false()
+                }
+                BinOp::NumLt
+                | BinOp::NumLe
+                | BinOp::NumGt
+                | BinOp::NumGe
+                | BinOp::NumEq
+                | BinOp::NumNe
+                | BinOp::StrLt
+                | BinOp::StrLe
+                | BinOp::StrGt
+                | BinOp::StrGe
+                | BinOp::StrEq
+                | BinOp::StrNe
+                | BinOp::Xor => true,
+                _ => false,
+            },
+            Expr::Call { func, .. } => matches!(
+                func,
+                Func::Defined | Func::StartsWith | Func::EndsWith | Func::Contains | Func::Exists
+            ),
+            Expr::Lit(_) | Expr::Path(_) | Expr::Unary { .. } => false,
+        }
+    }
+}
+
 /// Assignment operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
