@@ -70,7 +70,11 @@ pub(crate) fn call_texts(
         },
         Func::Tostring => Value::String(text(0)),
         // The original's tonumber is Perl's `0 + x`.
-        Func::Tonumber => to_num(arg(0)).map_err(|e| err(e.message))?.into_value()?,
+        Func::Tonumber => arith(
+            Arith::Add,
+            Num::Int(0),
+            to_num(arg(0)).map_err(|e| err(e.message))?,
+        )?,
         Func::Array => Value::Array(args.to_vec()),
         Func::Object => {
             if !args.len().is_multiple_of(2) {

@@ -362,6 +362,9 @@ pub(crate) fn arith(op: Arith, a: Num, b: Num) -> Result<Value, EvalError> {
     }
 }
 
+/// 2^64, from which Perl's `%` stops truncating its operands.
+const UV_LIMIT: f64 = 18_446_744_073_709_551_616.0;
+
 /// Perl's `%`: both operands are truncated to integers and the result has the sign of the
 /// right operand (`-7 % 3` is 2, `7 % -3` is -2).
 fn perl_mod(a: Num, b: Num) -> Result<Value, EvalError> {
@@ -378,7 +381,14 @@ fn perl_mod(a: Num, b: Num) -> Result<Value, EvalError> {
         };
         return Ok(Value::from(r));
     }
-    let (x, y) = (a.as_f64().trunc(), b.as_f64().trunc());
+    // As Perl: with an operand of 2^64 or more the remainder is taken of the floats as they
+    // are (`2.5 % 1e300` is 2.5), else of their integer parts.
+    let (x, y) = (a.as_f64(), b.as_f64());
+    let (x, y) = if x.abs() >= UV_LIMIT || y.abs() >= UV_LIMIT {
+        (x, y)
+    } else {
+        (x.trunc(), y.trunc())
+    };
     if y == 0.0 {
         return Err(division_by_zero());
     }
@@ -390,9 +400,10 @@ fn perl_mod(a: Num, b: Num) -> Result<Value, EvalError> {
     })
 }
 
-/// Numeric negation, exact for integers other than `i64::MIN`.
+/// Numeric negation, exact for integers other than `i64::MIN`. Unlike the binary operators it
+/// keeps a float a float, as Perl's does (`-(1e15)` prints as `-1e+15`).
 pub(crate) fn negate(a: Num) -> Result<Value, EvalError> {
-    match a.iv_please() {
+    match a {
         Num::Int(i) => match i.checked_neg() {
             Some(n) => Ok(Value::from(n)),
             None => number_value(-(i as f64)),
@@ -686,15 +697,26 @@ mod tests {
             arith(Arith::Mod, Float(-1e20), Int(7)),
             number_value(7.0 + (-1e20 % 7.0))
         );
+        assert_eq!(arith(Arith::Mod, Float(2.5), Float(1e300)), Ok(json!(2.5)));
+        assert_eq!(
+            arith(Arith::Mod, Float(-2.5), Float(1e300)),
+            Ok(json!(1e300))
+        );
+        assert_eq!(
+            arith(Arith::Mod, Float(3.7), Float(-1e20)),
+            Ok(json!(-1e20))
+        );
+        assert_eq!(
+            arith(Arith::Mod, Float(1.5e20), Float(1e20)),
+            Ok(json!(5e19))
+        );
         assert_eq!(arith(Arith::Mod, Int(1), Int(0)), Err(division_by_zero()));
         assert_eq!(
             arith(Arith::Mod, Int(1), Float(0.5)),
             Err(division_by_zero())
         );
-        assert_eq!(
-            arith(Arith::Mod, Float(1e20), Float(0.5)),
-            Err(division_by_zero())
-        );
+        // Perl: 1e20 % 0.5 is 0, since 1e20 is not truncated.
+        assert_eq!(arith(Arith::Mod, Float(1e20), Float(0.5)), Ok(json!(0)));
     }
 
     #[test]
