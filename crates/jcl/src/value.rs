@@ -209,7 +209,7 @@ pub(crate) fn to_num(v: &Value) -> Result<Num, EvalError> {
     }
 }
 
-/// The strict number form used by `tonumber` and array indexes: a number, a boolean, or a
+/// The strict number form used by array indexes and `exists`: a number, a boolean, or a
 /// string that is a number and nothing else (surrounding whitespace allowed).
 pub(crate) fn strict_num(v: &Value) -> Option<Num> {
     match v {
