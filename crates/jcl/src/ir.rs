@@ -136,6 +136,28 @@ pub enum BinOp {
     Xor,
 }
 
+impl BinOp {
+    /// Whether the operator always gives a boolean: the comparisons and `xor`.
+    pub fn is_boolean(self) -> bool {
+        matches!(
+            self,
+            BinOp::NumLt
+                | BinOp::NumLe
+                | BinOp::NumGt
+                | BinOp::NumGe
+                | BinOp::NumEq
+                | BinOp::NumNe
+                | BinOp::StrLt
+                | BinOp::StrLe
+                | BinOp::StrGt
+                | BinOp::StrGe
+                | BinOp::StrEq
+                | BinOp::StrNe
+                | BinOp::Xor
+        )
+    }
+}
+
 /// Built-in functions. The names are the ones used in source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -373,20 +395,7 @@ impl Expr {
                 BinOp::And | BinOp::Or | BinOp::DefinedOr => {
                     left.may_be_perl_false() || right.may_be_perl_false()
                 }
-                BinOp::NumLt
-                | BinOp::NumLe
-                | BinOp::NumGt
-                | BinOp::NumGe
-                | BinOp::NumEq
-                | BinOp::NumNe
-                | BinOp::StrLt
-                | BinOp::StrLe
-                | BinOp::StrGt
-                | BinOp::StrGe
-                | BinOp::StrEq
-                | BinOp::StrNe
-                | BinOp::Xor => true,
-                _ => false,
+                op => op.is_boolean(),
             },
             Expr::Call { func, .. } => matches!(
                 func,
