@@ -2,7 +2,7 @@
 //! gateway until SIGTERM or SIGINT. `--hash-password` and `--hash-token` print values for the
 //! users file.
 
-use std::io::BufRead as _;
+use std::io::{BufRead as _, IsTerminal as _};
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -144,7 +144,8 @@ fn main() -> anyhow::Result<()> {
         .with_context(|| format!("log_level {:?}", config.log_level))?;
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match config.log_format {
         LogFormat::Json => logs.json().init(),
         LogFormat::Pretty => logs.init(),

@@ -1160,7 +1160,7 @@ impl<'a> Lowerer<'a> {
                 let mut ops = vec![];
                 let v = self.expr(value, self.cond_cx("a case value"), &mut ops);
                 let attrs = TaskAttributes {
-                    value: Some(v),
+                    value: Some(v.into_text()),
                     ..TaskAttributes::default()
                 };
                 let id = self.system(

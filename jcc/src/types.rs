@@ -113,9 +113,13 @@ pub fn infer(expr: &Expr, path_type: &dyn Fn(&jcl_syntax::ast::Path) -> Ty) -> T
     match &expr.kind {
         ExprKind::Lit(v) => Ty::of_value(v),
         ExprKind::Path(p) => path_type(p),
-        ExprKind::Unary { op, .. } => match op {
+        ExprKind::Unary { op, expr } => match op {
             UnOp::Not => Ty::Boolean,
-            UnOp::Neg => Ty::Number,
+            // As in Perl, `-'foo'` is the string "-foo".
+            UnOp::Neg => match infer(expr, path_type) {
+                Ty::String | Ty::Unknown => Ty::Unknown,
+                _ => Ty::Number,
+            },
         },
         ExprKind::Binary { op, left, right } => match op {
             BinOp::Pow | BinOp::Mul | BinOp::Div | BinOp::Mod | BinOp::Add | BinOp::Sub => {
@@ -152,6 +156,8 @@ pub fn infer(expr: &Expr, path_type: &dyn Fn(&jcl_syntax::ast::Path) -> Ty) -> T
 
 #[cfg(test)]
 mod tests {
+    use jcl_syntax::ast::Span;
+
     use super::*;
 
     #[test]
@@ -164,5 +170,20 @@ mod tests {
         assert!(Ty::Unknown.fits("boolean"));
         assert!(Ty::Array.fits("my_schema_type"));
         assert!(!Ty::Number.fits("event"));
+    }
+
+    #[test]
+    fn negating_a_string_is_not_a_number() {
+        let neg = |v: Value| Expr {
+            kind: ExprKind::Unary {
+                op: UnOp::Neg,
+                expr: Box::new(Expr::lit(v, Span::default())),
+            },
+            span: Span::default(),
+        };
+        let no_paths = |_: &jcl_syntax::ast::Path| Ty::Unknown;
+        assert_eq!(infer(&neg(Value::from("foo")), &no_paths), Ty::Unknown);
+        assert_eq!(infer(&neg(Value::from(true)), &no_paths), Ty::Number);
+        assert_eq!(infer(&neg(Value::from(2.5)), &no_paths), Ty::Number);
     }
 }

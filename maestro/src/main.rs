@@ -1,6 +1,7 @@
 //! The `maestro` command: reads the layered configuration, sets up logging, and runs the
 //! maestro library until SIGTERM or SIGINT.
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -77,7 +78,8 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
         .with_context(|| format!("bad log_level {:?}", config.log_level))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match config.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Pretty => builder.init(),

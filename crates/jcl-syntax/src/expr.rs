@@ -48,7 +48,7 @@ static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
             | Op::infix(Rule::op_mod, Left)
             | Op::infix(Rule::op_repeat, Left))
         .op(Op::postfix(Rule::match_op))
-        .op(Op::prefix(Rule::op_bang) | Op::prefix(Rule::op_neg))
+        .op(Op::prefix(Rule::op_bang) | Op::prefix(Rule::op_neg) | Op::prefix(Rule::op_plus))
         .op(Op::infix(Rule::op_pow, Right))
 });
 
@@ -146,6 +146,13 @@ impl Cx<'_, '_> {
             .map_primary(|p| self.primary(p))
             .map_prefix(|op, rhs| {
                 let rhs = rhs?;
+                // Unary `+` does nothing, as in Perl (`+'foo'` is `'foo'`).
+                if op.as_rule() == Rule::op_plus {
+                    return Ok(Operand {
+                        expr: rhs.expr,
+                        paren: false,
+                    });
+                }
                 let span = self.join(self.span(op.as_span()), rhs.expr.span);
                 let un = if op.as_rule() == Rule::op_neg {
                     UnOp::Neg

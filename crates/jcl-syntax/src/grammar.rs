@@ -21,6 +21,7 @@ pub(crate) fn is_operator(rule: Rule) -> bool {
         Rule::op_not
             | Rule::op_bang
             | Rule::op_neg
+            | Rule::op_plus
             | Rule::match_op
             | Rule::op_pow
             | Rule::op_mul
@@ -101,7 +102,8 @@ fn describe(rule: Rule) -> String {
         | Rule::bare_word
         | Rule::op_not
         | Rule::op_bang
-        | Rule::op_neg => "an expression",
+        | Rule::op_neg
+        | Rule::op_plus => "an expression",
         Rule::match_op => "an operator",
         Rule::regex | Rule::regex_body => "a regular expression `/…/`",
         Rule::regex_flags => "regular expression flags",

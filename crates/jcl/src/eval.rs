@@ -15,9 +15,9 @@ use regex::Regex;
 use serde_json::{Map, Value};
 
 use crate::functions;
-use crate::ir::{AssignOp, BinOp, Code, Expr, Ns, Path, Seg, Stmt, UnOp, IR_VERSION};
+use crate::ir::{AssignOp, BinOp, Code, Expr, Func, Ns, Path, Seg, Stmt, UnOp, IR_VERSION};
 use crate::value::{
-    arith, negate, num_cmp, strict_num, to_num, to_string, truthy, type_name, Arith, Num,
+    arith, negate, num_partial_cmp, strict_num, to_num, to_string, truthy, type_name, Arith, Num,
 };
 
 /// An evaluation error: a message for the user, turned into a catchable `normal` error by the
@@ -87,57 +87,152 @@ const REGEX_CACHE_SIZE: usize = 256;
 /// Evaluates an expression. `Ok(None)` is "undefined" (only `ifdef` of a missing or null value
 /// produces it); an assignment of an undefined value leaves its target untouched.
 pub fn eval(expr: &Expr, ctx: &Context) -> Result<Option<Value>, EvalError> {
-    match expr {
-        Expr::Lit(v) => Ok(Some(v.clone())),
-        Expr::Path(path) => read_path(path, ctx).map(Some),
+    Ok(scalar(expr, ctx)?.map(|s| s.value))
+}
+
+/// A value during evaluation. `no` marks Perl's computed false, what comparisons, `!`, `not`,
+/// `xor`, `~` and the predicate functions give when false: it is JSON `false` (and stored as
+/// such) but prints as `""`, as Perl's does, wherever a string is taken of it within the
+/// expression (`(2 < 1) . ''` is `""`).
+#[derive(Debug, Clone)]
+struct Scalar {
+    value: Value,
+    no: bool,
+}
+
+impl Scalar {
+    fn json(value: Value) -> Scalar {
+        Scalar { value, no: false }
+    }
+
+    fn boolean(b: bool) -> Scalar {
+        Scalar {
+            value: Value::Bool(b),
+            no: !b,
+        }
+    }
+
+    /// The string form, Perl's.
+    fn text(&self) -> String {
+        if self.no {
+            String::new()
+        } else {
+            to_string(&self.value)
+        }
+    }
+}
+
+fn scalar(expr: &Expr, ctx: &Context) -> Result<Option<Scalar>, EvalError> {
+    let s = match expr {
+        Expr::Lit(v) => Scalar::json(v.clone()),
+        Expr::Path(path) => Scalar::json(read_path(path, ctx)?),
         Expr::Unary { op, expr } => {
-            let v = value(expr, ctx)?;
+            let v = operand(expr, ctx)?;
             match op {
-                UnOp::Not => Ok(Some(Value::Bool(!truthy(&v)))),
-                UnOp::Neg => negate(to_num(&v)?).map(Some),
+                UnOp::Not => Scalar::boolean(!truthy(&v.value)),
+                UnOp::Neg => Scalar::json(perl_negate(&v)?),
             }
         }
         Expr::Binary { op, left, right } => {
-            let l = value(left, ctx)?;
+            let l = operand(left, ctx)?;
             // The logical operators evaluate their right operand only when it decides.
             let decided = match op {
-                BinOp::And => !truthy(&l),
-                BinOp::Or => truthy(&l),
-                BinOp::DefinedOr => !l.is_null(),
+                BinOp::And => !truthy(&l.value),
+                BinOp::Or => truthy(&l.value),
+                BinOp::DefinedOr => !l.value.is_null(),
                 _ => false,
             };
             if decided {
                 return Ok(Some(l));
             }
-            let r = value(right, ctx)?;
-            binary(*op, l, r).map(Some)
+            let r = operand(right, ctx)?;
+            binary(*op, l, r)?
         }
         Expr::Call { func, args } => {
-            let args = args
-                .iter()
-                .map(|a| value(a, ctx))
-                .collect::<Result<Vec<_>, _>>()?;
-            functions::call(*func, &args)
+            let mut values = Vec::with_capacity(args.len());
+            let mut no = Vec::with_capacity(args.len());
+            for a in args {
+                // `list(x)` among arguments gives its elements, as Perl's list does.
+                if let Expr::Call {
+                    func: Func::List,
+                    args: inner,
+                } = a
+                {
+                    let inner = inner
+                        .iter()
+                        .map(|e| operand(e, ctx).map(|s| s.value))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    if let Some(Value::Array(items)) = functions::call(Func::List, &inner)? {
+                        no.resize(no.len() + items.len(), false);
+                        values.extend(items);
+                        continue;
+                    }
+                }
+                let s = operand(a, ctx)?;
+                no.push(s.no);
+                values.push(s.value);
+            }
+            let Some(v) = functions::call_texts(*func, &values, &no)? else {
+                return Ok(None);
+            };
+            match (func, v) {
+                (
+                    Func::Defined
+                    | Func::StartsWith
+                    | Func::EndsWith
+                    | Func::Contains
+                    | Func::Exists,
+                    Value::Bool(b),
+                ) => Scalar::boolean(b),
+                (_, v) => Scalar::json(v),
+            }
         }
         Expr::Match { expr, regex } => {
-            let s = to_string(&value(expr, ctx)?);
-            Ok(Some(Value::Bool(compiled_regex(regex)?.is_match(&s))))
+            let s = operand(expr, ctx)?.text();
+            Scalar::boolean(compiled_regex(regex)?.is_match(&s))
         }
-    }
+    };
+    Ok(Some(s))
 }
 
 /// Evaluates an operand: inside operators and function arguments, undefined is null.
+fn operand(expr: &Expr, ctx: &Context) -> Result<Scalar, EvalError> {
+    Ok(scalar(expr, ctx)?.unwrap_or(Scalar::json(Value::Null)))
+}
+
+/// Evaluates an operand to a plain value.
 fn value(expr: &Expr, ctx: &Context) -> Result<Value, EvalError> {
-    Ok(eval(expr, ctx)?.unwrap_or(Value::Null))
+    operand(expr, ctx).map(|s| s.value)
+}
+
+/// Perl's unary minus: a string that is not a number is negated as a string (`-'foo'` is
+/// `"-foo"`, `-'-foo'` is `"+foo"`, `-'+12'` is `"-12"`); everything else numerically.
+fn perl_negate(v: &Scalar) -> Result<Value, EvalError> {
+    if let (Value::String(s), false) = (&v.value, v.no) {
+        let first = s.as_bytes().first().copied();
+        let number = strict_num(&v.value).is_some();
+        let swapped = |sign: &str| Value::String(format!("{sign}{}", s.get(1..).unwrap_or("")));
+        match first {
+            Some(c) if c.is_ascii_alphabetic() || c == b'_' => {
+                return Ok(Value::String(format!("-{s}")))
+            }
+            Some(b'+') => return Ok(swapped("-")),
+            Some(b'-') if !number => return Ok(swapped("+")),
+            _ => {}
+        }
+    }
+    negate(to_num(&v.value)?)
 }
 
 /// Applies a binary operator to two evaluated operands.
-fn binary(op: BinOp, l: Value, r: Value) -> Result<Value, EvalError> {
-    let numeric = |op| arith(op, to_num(&l)?, to_num(&r)?);
-    let compare = |f: fn(Ordering) -> bool| -> Result<Value, EvalError> {
-        Ok(Value::Bool(f(num_cmp(to_num(&l)?, to_num(&r)?))))
+fn binary(op: BinOp, l: Scalar, r: Scalar) -> Result<Scalar, EvalError> {
+    let numeric = |op| arith(op, to_num(&l.value)?, to_num(&r.value)?).map(Scalar::json);
+    // Perl's numeric comparisons: with a NaN only `!=` is true.
+    let compare = |f: fn(Ordering) -> bool| -> Result<Scalar, EvalError> {
+        let ord = num_partial_cmp(to_num(&l.value)?, to_num(&r.value)?);
+        Ok(Scalar::boolean(ord.map_or(op == BinOp::NumNe, f)))
     };
-    let compare_str = |f: fn(Ordering) -> bool| Value::Bool(f(to_string(&l).cmp(&to_string(&r))));
+    let compare_str = |f: fn(Ordering) -> bool| Ok(Scalar::boolean(f(l.text().cmp(&r.text()))));
     match op {
         BinOp::Pow => numeric(Arith::Pow),
         BinOp::Mul => numeric(Arith::Mul),
@@ -145,24 +240,24 @@ fn binary(op: BinOp, l: Value, r: Value) -> Result<Value, EvalError> {
         BinOp::Mod => numeric(Arith::Mod),
         BinOp::Add => numeric(Arith::Add),
         BinOp::Sub => numeric(Arith::Sub),
-        BinOp::Repeat => repeat(&to_string(&l), to_num(&r)?),
-        BinOp::Concat => Ok(Value::String(to_string(&l) + &to_string(&r))),
+        BinOp::Repeat => repeat(&l.text(), to_num(&r.value)?).map(Scalar::json),
+        BinOp::Concat => Ok(Scalar::json(Value::String(l.text() + &r.text()))),
         BinOp::NumLt => compare(Ordering::is_lt),
         BinOp::NumLe => compare(Ordering::is_le),
         BinOp::NumGt => compare(Ordering::is_gt),
         BinOp::NumGe => compare(Ordering::is_ge),
         BinOp::NumEq => compare(Ordering::is_eq),
         BinOp::NumNe => compare(Ordering::is_ne),
-        BinOp::StrLt => Ok(compare_str(Ordering::is_lt)),
-        BinOp::StrLe => Ok(compare_str(Ordering::is_le)),
-        BinOp::StrGt => Ok(compare_str(Ordering::is_gt)),
-        BinOp::StrGe => Ok(compare_str(Ordering::is_ge)),
-        BinOp::StrEq => Ok(compare_str(Ordering::is_eq)),
-        BinOp::StrNe => Ok(compare_str(Ordering::is_ne)),
-        BinOp::And => Ok(if truthy(&l) { r } else { l }),
-        BinOp::Or => Ok(if truthy(&l) { l } else { r }),
-        BinOp::DefinedOr => Ok(if l.is_null() { r } else { l }),
-        BinOp::Xor => Ok(Value::Bool(truthy(&l) != truthy(&r))),
+        BinOp::StrLt => compare_str(Ordering::is_lt),
+        BinOp::StrLe => compare_str(Ordering::is_le),
+        BinOp::StrGt => compare_str(Ordering::is_gt),
+        BinOp::StrGe => compare_str(Ordering::is_ge),
+        BinOp::StrEq => compare_str(Ordering::is_eq),
+        BinOp::StrNe => compare_str(Ordering::is_ne),
+        BinOp::And => Ok(if truthy(&l.value) { r } else { l }),
+        BinOp::Or => Ok(if truthy(&l.value) { l } else { r }),
+        BinOp::DefinedOr => Ok(if l.value.is_null() { r } else { l }),
+        BinOp::Xor => Ok(Scalar::boolean(truthy(&l.value) != truthy(&r.value))),
     }
 }
 
@@ -185,7 +280,7 @@ fn compiled_regex(pattern: &str) -> Result<Regex, EvalError> {
     if let Some(re) = CACHE.with(|c| c.borrow().get(pattern).cloned()) {
         return Ok(re);
     }
-    let re = Regex::new(pattern)
+    let re = Regex::new(&perl_dollar(pattern))
         .map_err(|e| EvalError::new(format!("invalid regex /{pattern}/: {e}")))?;
     CACHE.with(|c| {
         let mut cache = c.borrow_mut();
@@ -195,6 +290,62 @@ fn compiled_regex(pattern: &str) -> Result<Regex, EvalError> {
         cache.insert(pattern.to_owned(), re.clone());
     });
     Ok(re)
+}
+
+/// Gives `$` Perl's meaning outside multi-line mode: the end of the text or just before a
+/// final newline (`'abc\n' ~ /c$/` matches). Only matching is asked of a regex, so `$` may
+/// consume that newline.
+fn perl_dollar(pattern: &str) -> Cow<'_, str> {
+    let multi_line = pattern
+        .strip_prefix("(?")
+        .and_then(|rest| rest.split_once(')'))
+        .is_some_and(|(flags, _)| flags.contains('m'));
+    if multi_line || !pattern.contains('$') {
+        return Cow::Borrowed(pattern);
+    }
+    let mut out = String::with_capacity(pattern.len() + 8);
+    let mut chars = pattern.chars().peekable();
+    let mut in_class = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                out.push(c);
+                if let Some(next) = chars.next() {
+                    out.push(next);
+                }
+            }
+            '[' if !in_class => {
+                in_class = true;
+                out.push(c);
+                // A `]` right after `[` or `[^` is a literal.
+                if chars.peek() == Some(&'^') {
+                    out.push('^');
+                    chars.next();
+                }
+                if chars.peek() == Some(&']') {
+                    out.push(']');
+                    chars.next();
+                }
+            }
+            '[' if chars.peek() == Some(&':') => {
+                // A POSIX class such as `[:alpha:]` inside a bracket.
+                out.push(c);
+                for p in chars.by_ref() {
+                    out.push(p);
+                    if p == ']' {
+                        break;
+                    }
+                }
+            }
+            ']' if in_class => {
+                in_class = false;
+                out.push(c);
+            }
+            '$' if !in_class => out.push_str("(?:\n?\\z)"),
+            _ => out.push(c),
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// A path segment whose index expression has been evaluated.
@@ -322,8 +473,14 @@ fn assign(target: &Path, op: AssignOp, expr: &Expr, ctx: &mut Context) -> Result
             read_only(target.ns)
         )));
     }
-    let Some(new) = eval(expr, ctx)? else {
+    let Some(new) = scalar(expr, ctx)? else {
         return Ok(());
+    };
+    // `.=` appends the string form, Perl's; anything else stores the JSON value.
+    let new = if op == AssignOp::Concat && new.no {
+        Value::String(String::new())
+    } else {
+        new.value
     };
     let whole;
     let old = if steps.is_empty() {
@@ -1287,6 +1444,133 @@ mod tests {
         assert_eq!(err_of(&e), "length() takes 1 argument, got 0");
         let e = call(Func::Length, vec![bin(BinOp::Div, lit(1), lit(0))]);
         assert_eq!(err_of(&e), "division by zero");
+    }
+
+    #[test]
+    fn a_computed_false_prints_as_perls() {
+        let lt = || bin(BinOp::NumLt, lit(2), lit(1));
+        let cat = |e: Expr| bin(BinOp::Concat, e, lit(""));
+        // `(2 < 1) . ''` is "", like Perl; `!`, `not`, `xor`, `defined`, `~` likewise.
+        for e in [
+            lt(),
+            un(UnOp::Not, lit(1)),
+            bin(BinOp::Xor, lit(1), lit(1)),
+            bin(BinOp::StrEq, lit("a"), lit("b")),
+            call(Func::Defined, vec![var(Ns::V, &["missing"])]),
+            matches(lit("abc"), "x"),
+            bin(BinOp::Or, lit(0), lt()),
+            bin(BinOp::And, lt(), lit(1)),
+        ] {
+            assert_eq!(val(&cat(e.clone())), json!(""), "{e:?}");
+            // It stays false, numifies to 0, and is stored as JSON false.
+            assert_eq!(val(&e), json!(false), "{e:?}");
+            assert_eq!(val(&bin(BinOp::Add, e.clone(), lit(0))), json!(0));
+            assert_eq!(val(&un(UnOp::Neg, e.clone())), json!(0));
+        }
+        // Its string form everywhere a string is taken.
+        assert_eq!(val(&call(Func::Tostring, vec![lt()])), json!(""));
+        assert_eq!(
+            val(&call(Func::Concat, vec![lit("a"), lt(), lit("b")])),
+            json!("ab")
+        );
+        assert_eq!(val(&call(Func::Length, vec![lt()])), json!(0));
+        assert_eq!(val(&bin(BinOp::StrEq, lt(), lit(""))), json!(true));
+        assert_eq!(val(&bin(BinOp::Repeat, lt(), lit(3))), json!(""));
+        assert_eq!(val(&matches(lt(), "^$")), json!(true));
+        assert_eq!(
+            val(&call(Func::Md5Hex, vec![lt()])),
+            json!("d41d8cd98f00b204e9800998ecf8427e")
+        );
+        let v = v_after(&[assign(path(Ns::V, &["s"]), AssignOp::Concat, lt())]);
+        assert_eq!(v["s"], json!("text"));
+        // A true comparison prints "1"; a JSON false (a literal, a value read) still "0".
+        assert_eq!(val(&cat(bin(BinOp::NumLt, lit(1), lit(2)))), json!("1"));
+        assert_eq!(val(&cat(lit(false))), json!("0"));
+        assert_eq!(val(&cat(var(Ns::V, &["flag"]))), json!("0"));
+        // A case compares the string form, so `case 1 > 2` takes `when '':`.
+        assert_eq!(val(&lt().into_text()), json!(""));
+        assert_eq!(lit(1).into_text(), lit(1));
+    }
+
+    #[test]
+    fn hex_strings_numify_to_zero() {
+        assert_eq!(val(&bin(BinOp::Add, lit("0x1A"), lit(0))), json!(0));
+        assert_eq!(val(&call(Func::Tonumber, vec![lit("0x1A")])), json!(0));
+    }
+
+    #[test]
+    fn perl_numbers_in_expressions() {
+        let add = bin(BinOp::Add, lit(0.1), lit(0.2));
+        assert_eq!(val(&bin(BinOp::Concat, add.clone(), lit(""))), json!("0.3"));
+        assert_eq!(
+            val(&bin(BinOp::StrEq, add.clone(), lit("0.3"))),
+            json!(true)
+        );
+        assert_eq!(val(&bin(BinOp::NumEq, add, lit(0.3))), json!(false));
+        let third = bin(BinOp::Div, lit(10), lit(3));
+        assert_eq!(
+            val(&call(Func::Tostring, vec![third])),
+            json!("3.33333333333333")
+        );
+        assert_eq!(val(&call(Func::Tostring, vec![lit(1e15)])), json!("1e+15"));
+        // 'inf' and 'nan' numify like Perl's; a NaN compares unequal to everything.
+        assert_eq!(val(&bin(BinOp::NumGt, lit("inf"), lit(1e300))), json!(true));
+        let nan = || lit("nan");
+        assert_eq!(val(&bin(BinOp::NumEq, nan(), nan())), json!(false));
+        assert_eq!(val(&bin(BinOp::NumNe, nan(), nan())), json!(true));
+        assert_eq!(val(&bin(BinOp::NumLt, nan(), lit(1))), json!(false));
+        assert_eq!(val(&bin(BinOp::NumGe, nan(), lit(1))), json!(false));
+        assert_eq!(
+            err_of(&bin(BinOp::Add, lit("inf"), lit(0))),
+            "the result is not a finite number (Inf)"
+        );
+    }
+
+    #[test]
+    fn negating_a_string_is_perls() {
+        let neg = |s: &str| val(&un(UnOp::Neg, lit(s)));
+        assert_eq!(neg("foo"), json!("-foo"));
+        assert_eq!(neg("_x"), json!("-_x"));
+        assert_eq!(neg("-foo"), json!("+foo"));
+        assert_eq!(neg("+foo"), json!("-foo"));
+        assert_eq!(neg("+12"), json!("-12"));
+        assert_eq!(neg("-12"), json!(12));
+        assert_eq!(neg("12abc"), json!(-12));
+        assert_eq!(neg(" 12"), json!(-12));
+        assert_eq!(neg(""), json!(0));
+        assert_eq!(neg("é"), json!(0));
+        assert_eq!(val(&un(UnOp::Neg, lit(true))), json!(-1));
+    }
+
+    #[test]
+    fn list_flattens_into_arguments() {
+        let list = |e: Expr| call(Func::List, vec![e]);
+        let arr = |items: Vec<Expr>| call(Func::Array, items);
+        let e = arr(vec![list(arr(vec![lit(1), lit(2)])), lit(3)]);
+        assert_eq!(val(&e), json!([1, 2, 3]));
+        let e = arr(vec![
+            list(var(Ns::A, &["list"])),
+            list(var(Ns::V, &["null"])),
+        ]);
+        assert_eq!(val(&e), json!([10, 20, 30]));
+        assert_eq!(
+            val(&call(Func::Max, vec![list(var(Ns::A, &["list"])), lit(25)])),
+            json!(30)
+        );
+        // On its own, list gives an array.
+        assert_eq!(val(&list(var(Ns::A, &["list"]))), json!([10, 20, 30]));
+    }
+
+    #[test]
+    fn regex_dollar_is_perls() {
+        assert_eq!(val(&matches(lit("abc\n"), "c$")), json!(true));
+        assert_eq!(val(&matches(lit("abc\n\n"), "c$")), json!(false));
+        assert_eq!(val(&matches(lit("abc"), "c$")), json!(true));
+        assert_eq!(val(&matches(lit("a$c"), r"a\$c")), json!(true));
+        assert_eq!(val(&matches(lit("a$"), "a[$]")), json!(true));
+        assert_eq!(val(&matches(lit("ab\ncd"), "(?m)b$")), json!(true));
+        assert_eq!(perl_dollar("[]$]x$"), "[]$]x(?:\n?\\z)");
+        assert_eq!(perl_dollar("[[:alpha:]$]$"), "[[:alpha:]$](?:\n?\\z)");
     }
 
     #[test]

@@ -7,16 +7,15 @@
 //!
 //! Choices a user notices: null is an empty collection for `list`, `length`, `merge`,
 //! `contains` and `exists` and an error elsewhere; `substr` and `slice` clamp to the input
-//! and never fail; `split` of `""` is `[]`; `concat()` is `""`; `tonumber` is strict where
-//! implicit numification is not; `decode_base64` ignores whitespace and missing padding;
-//! `unique` compares nested arrays and objects by their JSON text.
+//! and never fail; `split` of `""` is `[]`; `unique` compares nested arrays and objects by
+//! their JSON text. The original's functions behave as its Perl did: `concat` joins string
+//! forms, `tonumber` is `0 + x`, `md5_*` and `*_base64` work on characters below U+0100 as
+//! bytes, `decode_base64` is lenient, `encode_json` prints numbers as Perl does (see
+//! `docs/jcl.md`, "Values and expressions: differences from the original").
 
 use std::collections::HashSet;
 
-use base64::engine::general_purpose::{
-    GeneralPurpose, GeneralPurposeConfig, STANDARD, STANDARD_NO_PAD,
-};
-use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine;
 use md5::{Digest, Md5};
 use serde_json::{Map, Value};
@@ -24,23 +23,35 @@ use serde_json::{Map, Value};
 use crate::eval::{EvalError, MAX_STRING_BYTES};
 use crate::ir::Func;
 use crate::value::{
-    arith, json_eq, num_cmp, number_value, strict_num, to_num, to_string, type_name, Arith, Num,
+    arith, format_number, json_eq, num_cmp, number_value, strict_num, to_num, to_string, type_name,
+    Arith, Num,
 };
 
 static NULL: Value = Value::Null;
 
-/// Standard alphabet; padding optional when decoding, since Perl's decoder does not insist.
-const BASE64_LENIENT: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
-
 /// Calls a built-in function. Returns `None` (undefined) only for `ifdef` of null.
 pub fn call(func: Func, args: &[Value]) -> Result<Option<Value>, EvalError> {
+    call_texts(func, args, &[])
+}
+
+/// [`call`], where `no[i]` marks an argument that is Perl's computed false: it is `false`,
+/// but its string form is `""`.
+pub(crate) fn call_texts(
+    func: Func,
+    args: &[Value],
+    no: &[bool],
+) -> Result<Option<Value>, EvalError> {
     check_arity(func, args.len())?;
     let arg = |i: usize| args.get(i).unwrap_or(&NULL);
     let err = |msg: String| EvalError::new(format!("{}: {msg}", func.name()));
-    let text = |i: usize| to_string(arg(i));
+    let text = |i: usize| {
+        if no.get(i).copied().unwrap_or(false) {
+            String::new()
+        } else {
+            to_string(arg(i))
+        }
+    };
+    let bytes = |i: usize| latin1_bytes(&text(i)).map_err(err);
     let array = |i: usize| match arg(i) {
         Value::Array(a) => Ok(a),
         other => Err(err(format!("expected an array, got {}", a_type(other)))),
@@ -50,36 +61,20 @@ pub fn call(func: Func, args: &[Value]) -> Result<Option<Value>, EvalError> {
         other => Err(err(format!("expected an object, got {}", a_type(other)))),
     };
     let v = match func {
-        Func::Concat => {
-            if !args.is_empty() && args.iter().all(Value::is_array) {
-                Value::Array(
-                    args.iter()
-                        .filter_map(Value::as_array)
-                        .flatten()
-                        .cloned()
-                        .collect(),
-                )
-            } else {
-                Value::String(args.iter().map(to_string).collect())
-            }
-        }
+        // The original's concat is Perl's `.` between its arguments.
+        Func::Concat => Value::String((0..args.len()).map(text).collect()),
         Func::Defined => Value::Bool(!arg(0).is_null()),
         Func::Ifdef => match arg(0) {
             Value::Null => return Ok(None),
             v => v.clone(),
         },
         Func::Tostring => Value::String(text(0)),
-        Func::Tonumber => match strict_num(arg(0)) {
-            Some(n) => n.into_value()?,
-            None => {
-                return Err(err(format!(
-                    "not a number: {}",
-                    serde_json::to_string(arg(0))
-                        .unwrap_or_default()
-                        .replace('"', "'")
-                )))
-            }
-        },
+        // The original's tonumber is Perl's `0 + x`.
+        Func::Tonumber => arith(
+            Arith::Add,
+            Num::Int(0),
+            to_num(arg(0)).map_err(|e| err(e.message))?,
+        )?,
         Func::Array => Value::Array(args.to_vec()),
         Func::Object => {
             if !args.len().is_multiple_of(2) {
@@ -97,28 +92,18 @@ pub fn call(func: Func, args: &[Value]) -> Result<Option<Value>, EvalError> {
             Value::Object(m)
         }
         Func::EncodeJson => {
-            Value::String(serde_json::to_string(arg(0)).map_err(|e| err(e.to_string()))?)
+            let mut out = String::new();
+            encode_json(arg(0), &mut out);
+            Value::String(out)
         }
-        Func::DecodeJson => {
-            serde_json::from_str(&text(0)).map_err(|e| err(format!("invalid JSON: {e}")))?
-        }
-        Func::EncodeBase64 => Value::String(STANDARD.encode(text(0))),
-        Func::DecodeBase64 => {
-            // MIME encoders, Perl's among them, break lines; whitespace carries no data.
-            let compact: String = text(0).split_whitespace().collect();
-            let bytes = BASE64_LENIENT
-                .decode(compact)
-                .map_err(|e| err(format!("invalid base64: {e}")))?;
-            Value::String(
-                String::from_utf8(bytes)
-                    .map_err(|_| err("the decoded bytes are not UTF-8 text".to_owned()))?,
-            )
-        }
+        Func::DecodeJson => decode_json(&text(0)).map_err(err)?,
+        Func::EncodeBase64 => Value::String(STANDARD.encode(bytes(0)?)),
+        Func::DecodeBase64 => Value::String(decode_base64(&text(0))),
         Func::Md5Hex => {
-            let digest = Md5::digest(text(0));
+            let digest = Md5::digest(bytes(0)?);
             Value::String(digest.iter().map(|b| format!("{b:02x}")).collect())
         }
-        Func::Md5Base64 => Value::String(STANDARD_NO_PAD.encode(Md5::digest(text(0)))),
+        Func::Md5Base64 => Value::String(STANDARD_NO_PAD.encode(Md5::digest(bytes(0)?))),
         Func::List => match arg(0) {
             Value::Array(_) => arg(0).clone(),
             Value::Null => Value::Array(Vec::new()),
@@ -141,7 +126,7 @@ pub fn call(func: Func, args: &[Value]) -> Result<Option<Value>, EvalError> {
                 Value::String(s) => s.chars().count(),
                 Value::Array(a) => a.len(),
                 Value::Object(m) => m.len(),
-                v @ (Value::Bool(_) | Value::Number(_)) => to_string(v).chars().count(),
+                Value::Bool(_) | Value::Number(_) => text(0).chars().count(),
             };
             Value::from(n)
         }
@@ -335,6 +320,126 @@ pub fn call(func: Func, args: &[Value]) -> Result<Option<Value>, EvalError> {
         Func::Typeof => Value::String(type_name(arg(0)).to_owned()),
     };
     Ok(Some(v))
+}
+
+/// The bytes of a string as Perl's byte functions (Digest::MD5, MIME::Base64) take them:
+/// one per character, which must be below 256 ("Wide character" otherwise, as in Perl).
+fn latin1_bytes(s: &str) -> Result<Vec<u8>, String> {
+    s.chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(|| {
+            "Wide character: only characters below U+0100 are bytes (encode the text first)"
+                .to_owned()
+        })
+}
+
+/// MIME::Base64's decoder: characters outside the alphabet are skipped, decoding stops at the
+/// first `=`, and an incomplete last group gives the bytes it holds. Each byte becomes the
+/// character of that code (Perl's byte string).
+fn decode_base64(s: &str) -> String {
+    let mut out = String::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => break,
+            _ => continue,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(char::from(((acc >> bits) & 0xff) as u8));
+        }
+    }
+    out
+}
+
+/// JSON text with the original's layout (JSON::PP, canonical): sorted keys, no spaces, and
+/// numbers printed as Perl prints them.
+fn encode_json(v: &Value, out: &mut String) {
+    match v {
+        Value::Number(n) => out.push_str(&format_number(n)),
+        Value::Array(a) => {
+            out.push('[');
+            for (i, e) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                encode_json(e, out);
+            }
+            out.push(']');
+        }
+        Value::Object(m) => {
+            out.push('{');
+            let mut entries: Vec<_> = m.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            for (i, (k, e)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                encode_json(e, out);
+            }
+            out.push('}');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// Parses JSON text. A number too large for a double is, as in Perl, an infinity; JSON cannot
+/// hold one, so it becomes the string Perl prints for it (`"Inf"`, `"-Inf"`).
+fn decode_json(text: &str) -> Result<Value, String> {
+    match serde_json::from_str(text) {
+        Ok(v) => Ok(v),
+        Err(e) if e.to_string().starts_with("number out of range") => {
+            serde_json::from_str(&infinities_quoted(text)).map_err(|e| format!("invalid JSON: {e}"))
+        }
+        Err(e) => Err(format!("invalid JSON: {e}")),
+    }
+}
+
+/// `text` with each number outside strings that overflows a double replaced by `"Inf"` or
+/// `"-Inf"`.
+fn infinities_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut in_string = false;
+    while let Some(c) = rest.chars().next() {
+        if in_string {
+            let len = if c == '\\' {
+                rest.chars().take(2).map(char::len_utf8).sum()
+            } else {
+                c.len_utf8()
+            };
+            in_string = c != '"';
+            out.push_str(rest.get(..len).unwrap_or(rest));
+            rest = rest.get(len..).unwrap_or("");
+        } else if c == '-' || c.is_ascii_digit() {
+            let len = rest
+                .find(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c)))
+                .unwrap_or(rest.len());
+            let (number, tail) = rest.split_at(len);
+            match number.parse::<f64>() {
+                Ok(f) if f.is_infinite() => {
+                    out.push_str(if f > 0.0 { "\"Inf\"" } else { "\"-Inf\"" });
+                }
+                _ => out.push_str(number),
+            }
+            rest = tail;
+        } else {
+            in_string = c == '"';
+            out.push(c);
+            rest = rest.get(c.len_utf8()..).unwrap_or("");
+        }
+    }
+    out
 }
 
 fn check_arity(func: Func, n: usize) -> Result<(), EvalError> {
@@ -553,9 +658,10 @@ mod tests {
             ok(Func::Concat, json!(["a", 1, null, true, 0.5])),
             json!("a110.5")
         );
+        // The original's concat is Perl's `.`: arrays give their string form.
         assert_eq!(
             ok(Func::Concat, json!([[1], [], [2, [3]]])),
-            json!([1, 2, [3]])
+            json!("[1][][2,[3]]")
         );
         assert_eq!(ok(Func::Concat, json!([[1], "x"])), json!("[1]x"));
         assert_eq!(ok(Func::Concat, json!([])), json!(""));
@@ -583,31 +689,19 @@ mod tests {
     }
 
     #[test]
-    fn tonumber_is_strict() {
+    fn tonumber_is_perls_numification() {
         assert_eq!(ok(Func::Tonumber, json!([" 42 "])), json!(42));
         assert_eq!(ok(Func::Tonumber, json!(["-1.5e1"])), json!(-15));
-        assert_eq!(ok(Func::Tonumber, json!(["0x1f"])), json!(31));
+        assert_eq!(ok(Func::Tonumber, json!(["0x1A"])), json!(0));
+        assert_eq!(ok(Func::Tonumber, json!(["12abc"])), json!(12));
+        assert_eq!(ok(Func::Tonumber, json!(["abc"])), json!(0));
+        assert_eq!(ok(Func::Tonumber, json!([""])), json!(0));
+        assert_eq!(ok(Func::Tonumber, json!([null])), json!(0));
         assert_eq!(ok(Func::Tonumber, json!([7.5])), json!(7.5));
         assert_eq!(ok(Func::Tonumber, json!([true])), json!(1));
         assert_eq!(
-            fails(Func::Tonumber, json!(["abc"])),
-            "tonumber: not a number: 'abc'"
-        );
-        assert_eq!(
-            fails(Func::Tonumber, json!(["12abc"])),
-            "tonumber: not a number: '12abc'"
-        );
-        assert_eq!(
-            fails(Func::Tonumber, json!([""])),
-            "tonumber: not a number: ''"
-        );
-        assert_eq!(
-            fails(Func::Tonumber, json!([null])),
-            "tonumber: not a number: null"
-        );
-        assert_eq!(
             fails(Func::Tonumber, json!([[1]])),
-            "tonumber: not a number: [1]"
+            "tonumber: cannot use an array as a number"
         );
         assert!(call(Func::Tonumber, &[json!("1e999")]).is_err());
     }
@@ -648,28 +742,48 @@ mod tests {
             msg.starts_with("decode_json: invalid JSON: key must be a string"),
             "{msg}"
         );
+        // Numbers print as Perl's JSON::PP prints them.
+        assert_eq!(
+            ok(Func::EncodeJson, json!([[0.1 + 0.2, 1e15, 3, {"k": 1e-7}]])),
+            json!(r#"[0.3,1e+15,3,{"k":1e-07}]"#)
+        );
+        // Too large for a double: Perl's infinity, as the string Perl prints for it.
+        assert_eq!(
+            ok(Func::DecodeJson, json!([r#"[1e400, -1E+999, "1e400", 2]"#])),
+            json!(["Inf", "-Inf", "1e400", 2])
+        );
+        assert!(fails(Func::DecodeJson, json!(["[1e400"])).starts_with("decode_json: invalid JSON"));
         // serde_json's recursion limit keeps hostile input from exhausting the stack.
         let deep = "[".repeat(100_000);
         assert!(call(Func::DecodeJson, &[json!(deep)]).is_err());
     }
 
     #[test]
-    fn base64() {
+    fn base64_works_on_perls_bytes() {
         assert_eq!(ok(Func::EncodeBase64, json!(["hello"])), json!("aGVsbG8="));
-        assert_eq!(ok(Func::EncodeBase64, json!(["é"])), json!("w6k="));
+        // A character below U+0100 is one byte, as in Perl; a wider one is an error.
+        assert_eq!(ok(Func::EncodeBase64, json!(["é"])), json!("6Q=="));
+        assert!(
+            fails(Func::EncodeBase64, json!(["€"])).starts_with("encode_base64: Wide character")
+        );
         assert_eq!(ok(Func::EncodeBase64, json!([""])), json!(""));
         assert_eq!(ok(Func::DecodeBase64, json!(["aGVsbG8="])), json!("hello"));
+        assert_eq!(ok(Func::DecodeBase64, json!(["6Q=="])), json!("é"));
+        assert_eq!(ok(Func::DecodeBase64, json!(["/w=="])), json!("\u{ff}"));
+        // UTF-8 text comes back as its bytes, one character each, as Perl's does.
+        assert_eq!(
+            ok(Func::DecodeBase64, json!(["w6k="])),
+            json!("\u{c3}\u{a9}")
+        );
+        // Lenient like MIME::Base64: no padding, line breaks, stray characters, stop at `=`.
         assert_eq!(ok(Func::DecodeBase64, json!(["aGVsbG8"])), json!("hello"));
         assert_eq!(
             ok(Func::DecodeBase64, json!(["aGVs\nbG8=\n"])),
             json!("hello")
         );
-        assert!(fails(Func::DecodeBase64, json!(["not base64!"]))
-            .starts_with("decode_base64: invalid base64"));
-        assert_eq!(
-            fails(Func::DecodeBase64, json!(["/w=="])),
-            "decode_base64: the decoded bytes are not UTF-8 text"
-        );
+        assert_eq!(ok(Func::DecodeBase64, json!(["!!aG!Vs"])), json!("hel"));
+        assert_eq!(ok(Func::DecodeBase64, json!(["aGVs=bG8="])), json!("hel"));
+        assert_eq!(ok(Func::DecodeBase64, json!(["a"])), json!(""));
     }
 
     #[test]
@@ -686,6 +800,12 @@ mod tests {
             ok(Func::Md5Hex, json!([12])),
             ok(Func::Md5Hex, json!(["12"]))
         );
+        // Perl's md5_hex of the character é digests the byte 0xE9; a wide character dies.
+        assert_eq!(
+            ok(Func::Md5Hex, json!(["é"])),
+            json!("3406877694691ddd1dfb0aca54681407")
+        );
+        assert!(fails(Func::Md5Hex, json!(["€"])).starts_with("md5_hex: Wide character"));
         // Perl's Digest::MD5::md5_base64: no padding.
         assert_eq!(
             ok(Func::Md5Base64, json!([""])),

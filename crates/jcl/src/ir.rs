@@ -136,6 +136,28 @@ pub enum BinOp {
     Xor,
 }
 
+impl BinOp {
+    /// Whether the operator always gives a boolean: the comparisons and `xor`.
+    pub fn is_boolean(self) -> bool {
+        matches!(
+            self,
+            BinOp::NumLt
+                | BinOp::NumLe
+                | BinOp::NumGt
+                | BinOp::NumGe
+                | BinOp::NumEq
+                | BinOp::NumNe
+                | BinOp::StrLt
+                | BinOp::StrLe
+                | BinOp::StrGt
+                | BinOp::StrGe
+                | BinOp::StrEq
+                | BinOp::StrNe
+                | BinOp::Xor
+        )
+    }
+}
+
 /// Built-in functions. The names are the ones used in source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -284,10 +306,32 @@ impl Func {
         }
     }
 
-    /// Looks a function up by its source name.
+    /// Looks a function up by its source name, or by one of the original's other names for it
+    /// ([`Func::ALIASES`]).
     pub fn from_name(name: &str) -> Option<Func> {
-        Func::ALL.into_iter().find(|f| f.name() == name)
+        Func::ALL
+            .into_iter()
+            .find(|f| f.name() == name)
+            .or_else(|| {
+                Func::ALIASES
+                    .iter()
+                    .find(|(a, _)| *a == name)
+                    .map(|(_, f)| *f)
+            })
     }
+
+    /// The original JobCenter's other names for built-in functions, accepted in source so that
+    /// its workflows compile unchanged.
+    pub const ALIASES: [(&'static str, Func); 8] = [
+        ("tojson", Func::EncodeJson),
+        ("to_json", Func::EncodeJson),
+        ("fromjson", Func::DecodeJson),
+        ("from_json", Func::DecodeJson),
+        ("b64encode", Func::EncodeBase64),
+        ("b64decode", Func::DecodeBase64),
+        ("md5", Func::Md5Hex),
+        ("md5b64", Func::Md5Base64),
+    ];
 
     /// The accepted argument counts: (minimum, maximum; `None` = unbounded).
     pub fn arity(self) -> (usize, Option<usize>) {
@@ -327,6 +371,39 @@ pub enum Expr {
     Call { func: Func, args: Vec<Expr> },
     /// `expr ~ /regex/`: true when the string form of `expr` matches.
     Match { expr: Box<Expr>, regex: String },
+}
+
+impl Expr {
+    /// This expression as one whose value is its string form, for a place that compares
+    /// strings (a `case`), when it may give Perl's computed false: that must compare as `""`
+    /// there too, as in Perl (`case 1 > 2` takes `when '':`).
+    pub fn into_text(self) -> Expr {
+        if self.may_be_perl_false() {
+            Expr::Call {
+                func: Func::Tostring,
+                args: vec![self],
+            }
+        } else {
+            self
+        }
+    }
+
+    fn may_be_perl_false(&self) -> bool {
+        match self {
+            Expr::Unary { op: UnOp::Not, .. } | Expr::Match { .. } => true,
+            Expr::Binary { op, left, right } => match op {
+                BinOp::And | BinOp::Or | BinOp::DefinedOr => {
+                    left.may_be_perl_false() || right.may_be_perl_false()
+                }
+                op => op.is_boolean(),
+            },
+            Expr::Call { func, .. } => matches!(
+                func,
+                Func::Defined | Func::StartsWith | Func::EndsWith | Func::Contains | Func::Exists
+            ),
+            Expr::Lit(_) | Expr::Path(_) | Expr::Unary { .. } => false,
+        }
+    }
 }
 
 /// Assignment operators.
@@ -385,6 +462,26 @@ impl Code {
         Code {
             ir: IR_VERSION,
             stmts,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_the_originals_aliases_resolve() {
+        for f in Func::ALL {
+            assert_eq!(Func::from_name(f.name()), Some(f));
+        }
+        assert_eq!(Func::from_name("tojson"), Some(Func::EncodeJson));
+        assert_eq!(Func::from_name("fromjson"), Some(Func::DecodeJson));
+        assert_eq!(Func::from_name("md5"), Some(Func::Md5Hex));
+        assert_eq!(Func::from_name("nosuch"), None);
+        // An alias never shadows a function of the same name.
+        for (alias, _) in Func::ALIASES {
+            assert!(Func::ALL.iter().all(|f| f.name() != alias), "{alias}");
         }
     }
 }
