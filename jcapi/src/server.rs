@@ -24,8 +24,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use crate::auth::Users;
 use crate::dispatch::{ConnHandle, ConnId, Dispatch};
+use crate::guard::{ConnLimits, Gate, RateLog};
 use crate::metrics::Metrics;
 use crate::Config;
 
@@ -89,6 +89,11 @@ impl Waiters {
         Some(h)
     }
 
+    /// Whether `conn` waits for a job.
+    pub fn has_conn(&self, conn: ConnId) -> bool {
+        self.by_job.values().flatten().any(|(_, h)| h.id == conn)
+    }
+
     pub fn remove_conn(&mut self, conn: ConnId) {
         for list in self.by_job.values_mut() {
             list.retain(|(_, h)| h.id != conn);
@@ -106,7 +111,11 @@ impl Waiters {
 pub(crate) struct Shared {
     pub config: Config,
     pub pool: Pool,
-    pub users: Arc<Users>,
+    /// The users and the throttling of their logins.
+    pub gate: Gate,
+    pub conn_limits: Arc<ConnLimits>,
+    /// Log lines about peers refused before auth.
+    pub refusals: RateLog,
     pub metrics: Arc<Metrics>,
     pub dispatch: Mutex<Dispatch>,
     pub waiters: Mutex<Waiters>,

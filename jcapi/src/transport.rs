@@ -2,8 +2,13 @@
 //! carries one JSON-RPC message per text (or binary) frame. Each accepted socket becomes a
 //! stream of [`Inbound`] messages and a writer for the connection's outgoing queue; the
 //! connection itself does not know which transport it runs on.
+//!
+//! A connection is admitted only within the listener's and the peer address's connection
+//! limits; its TLS and WebSocket handshakes count against the pre-auth time-out; a
+//! WebSocket request from a browser (an `Origin` header) needs an allowed origin.
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,8 +19,9 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use jc_proto::{CodecError, ErrorKind, Frame, NetstringCodec};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 use tokio_util::codec::{FramedRead, FramedWrite};
@@ -23,11 +29,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Kind, Listener};
 use crate::conn::{serve, Inbound, Peer};
+use crate::dispatch::QueueRx;
+use crate::guard::{refused, shown};
+use crate::metrics::Metrics;
 use crate::server::Shared;
-use crate::tls::peer_cn;
-
-/// A TLS or WebSocket handshake must be done within this.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::tls::peer_names;
 
 /// A bound listener, ready to accept.
 pub(crate) struct Bound {
@@ -39,6 +45,7 @@ pub(crate) struct Bound {
 /// Accepts connections until the gateway stops; each is served on `tracker`.
 pub(crate) async fn accept_loop(shared: Arc<Shared>, bound: Bound, tracker: TaskTracker) {
     let mut stop = shared.stop.clone();
+    let open = Arc::new(AtomicUsize::new(0));
     loop {
         let accepted = tokio::select! {
             a = bound.socket.accept() => a,
@@ -46,13 +53,27 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, bound: Bound, tracker: Task
         };
         match accepted {
             Ok((socket, addr)) => {
+                let admitted =
+                    match shared
+                        .conn_limits
+                        .admit(&open, addr.ip(), &shared.config.limits)
+                    {
+                        Ok(a) => a,
+                        Err(why) => {
+                            Metrics::inc(&shared.metrics.connections_refused);
+                            refused!(shared.refusals, peer = %addr, why, "connection refused");
+                            continue;
+                        }
+                    };
                 let _ = socket.set_nodelay(true);
                 let (shared, config, tls) =
                     (shared.clone(), bound.config.clone(), bound.tls.clone());
                 tracker.spawn(async move {
-                    if let Err(why) = handle(shared, socket, addr, config, tls).await {
-                        tracing::info!(peer = %addr, why, "connection refused");
+                    if let Err(why) = handle(shared.clone(), socket, addr, config, tls).await {
+                        refused!(shared.refusals, peer = %addr, why = %shown(&why),
+                            "connection refused");
                     }
+                    drop(admitted);
                 });
             }
             Err(e) => {
@@ -72,31 +93,36 @@ async fn handle(
     tls: Option<TlsAcceptor>,
 ) -> Result<(), String> {
     let max = shared.config.max_message_size;
+    // Raised to max_message_size by a successful hello.
+    let limit = Arc::new(AtomicUsize::new(shared.config.limits.pre_auth_max_message));
+    let handshake = shared.config.limits.pre_auth_timeout;
+    let origins = &shared.config.ws_origins;
     let mut peer = Peer {
         addr,
         kind: config.kind,
         auth: config.auth.clone(),
-        cn: None,
+        names: Vec::new(),
+        limit: limit.clone(),
     };
     match (config.kind, tls) {
         (Kind::Tcp, _) => {
-            let (inbound, writer) = netstring(socket, max);
+            let (inbound, writer) = netstring(socket, limit);
             serve(shared, peer, inbound, writer).await;
         }
         (Kind::Ws, _) => {
-            let (inbound, writer) = websocket(socket, max).await?;
+            let (inbound, writer) = websocket(socket, max, handshake, origins).await?;
             serve(shared, peer, inbound, writer).await;
         }
         (Kind::Tls, Some(acceptor)) => {
-            let stream = tls_accept(&acceptor, socket).await?;
-            peer.cn = peer_cn(stream.get_ref().1);
-            let (inbound, writer) = netstring(stream, max);
+            let stream = tls_accept(&acceptor, socket, handshake).await?;
+            peer.names = peer_names(stream.get_ref().1);
+            let (inbound, writer) = netstring(stream, limit);
             serve(shared, peer, inbound, writer).await;
         }
         (Kind::Wss, Some(acceptor)) => {
-            let stream = tls_accept(&acceptor, socket).await?;
-            peer.cn = peer_cn(stream.get_ref().1);
-            let (inbound, writer) = websocket(stream, max).await?;
+            let stream = tls_accept(&acceptor, socket, handshake).await?;
+            peer.names = peer_names(stream.get_ref().1);
+            let (inbound, writer) = websocket(stream, max, handshake, origins).await?;
             serve(shared, peer, inbound, writer).await;
         }
         (Kind::Tls | Kind::Wss, None) => return Err("TLS listener without TLS".into()),
@@ -104,26 +130,27 @@ async fn handle(
     Ok(())
 }
 
-async fn tls_accept(
+pub(crate) async fn tls_accept(
     acceptor: &TlsAcceptor,
     socket: TcpStream,
+    within: Duration,
 ) -> Result<tokio_rustls::server::TlsStream<TcpStream>, String> {
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
+    match tokio::time::timeout(within, acceptor.accept(socket)).await {
         Ok(Ok(s)) => Ok(s),
         Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
         Err(_) => Err("TLS handshake timed out".into()),
     }
 }
 
-type Writer = Box<dyn FnOnce(mpsc::Receiver<Bytes>) -> BoxFuture<'static, ()> + Send>;
+type Writer = Box<dyn FnOnce(QueueRx) -> BoxFuture<'static, ()> + Send>;
 
-/// Netstring framing over a byte stream.
-fn netstring<S>(stream: S, max: usize) -> (BoxStream<'static, Inbound>, Writer)
+/// Netstring framing over a byte stream; frames up to `limit` bytes as it is at the time.
+fn netstring<S>(stream: S, limit: Arc<AtomicUsize>) -> (BoxStream<'static, Inbound>, Writer)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (r, w) = tokio::io::split(stream);
-    let inbound = FramedRead::new(r, NetstringCodec::new(max))
+    let inbound = FramedRead::new(r, NetstringCodec::with_limit(limit))
         .filter_map(|item| async move {
             match item {
                 Ok(Frame::Message(b)) => Some(Inbound::Message(b)),
@@ -134,15 +161,15 @@ where
             }
         })
         .boxed();
-    let writer: Writer = Box::new(move |mut rx: mpsc::Receiver<Bytes>| {
+    let writer: Writer = Box::new(move |mut rx: QueueRx| {
         async move {
-            let mut sink = FramedWrite::new(w, NetstringCodec::new(max));
+            let mut sink = FramedWrite::new(w, NetstringCodec::default());
             while let Some(first) = rx.recv().await {
                 if sink.feed(first).await.is_err() {
                     return;
                 }
                 // Write out whatever else is queued in one go.
-                while let Ok(more) = rx.try_recv() {
+                while let Some(more) = rx.try_recv() {
                     if sink.feed(more).await.is_err() {
                         return;
                     }
@@ -158,10 +185,22 @@ where
     (inbound, writer)
 }
 
+/// Whether a WebSocket request may go on: no `Origin` (not a browser) or an allowed one.
+fn origin_allowed(req: &Request, allowed: &[String]) -> bool {
+    match req.headers().get("origin") {
+        None => true,
+        Some(o) => o
+            .to_str()
+            .is_ok_and(|o| allowed.iter().any(|a| a.eq_ignore_ascii_case(o))),
+    }
+}
+
 /// WebSocket: the handshake, then one message per frame.
 async fn websocket<S>(
     stream: S,
     max: usize,
+    within: Duration,
+    origins: &[String],
 ) -> Result<(BoxStream<'static, Inbound>, Writer), String>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -169,9 +208,19 @@ where
     let config = WebSocketConfig::default()
         .max_message_size(Some(max))
         .max_frame_size(Some(max));
+    // The callback's type is tungstenite's.
+    #[allow(clippy::result_large_err)]
+    let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        if origin_allowed(req, origins) {
+            return Ok(resp);
+        }
+        let mut refusal = ErrorResponse::new(Some("origin not allowed".into()));
+        *refusal.status_mut() = StatusCode::FORBIDDEN;
+        Err(refusal)
+    };
     let ws = tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
-        tokio_tungstenite::accept_async_with_config(stream, Some(config)),
+        within,
+        tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(config)),
     )
     .await
     .map_err(|_| "WebSocket handshake timed out".to_owned())?
@@ -192,11 +241,11 @@ where
         .take_while(|x| std::future::ready(x.is_some()))
         .filter_map(|x| std::future::ready(x.flatten()))
         .boxed();
-    let writer: Writer = Box::new(move |mut rx: mpsc::Receiver<Bytes>| {
+    let writer: Writer = Box::new(move |mut rx: QueueRx| {
         async move {
             while let Some(first) = rx.recv().await {
                 let mut batch = vec![first];
-                while let Ok(more) = rx.try_recv() {
+                while let Some(more) = rx.try_recv() {
                     batch.push(more);
                 }
                 for b in batch {

@@ -135,7 +135,7 @@ fn jcapi_hello(users: &jcapi::Users, pw: &str) -> bool {
                 who: "a",
                 method: "password",
                 token: pw,
-                peer_cn: None,
+                peer_names: &[],
             },
             &[jcapi::AuthMethod::Password],
         )

@@ -349,6 +349,11 @@ impl Rpc {
 }
 
 impl Rpc {
+    /// A netstring connection over `stream`, not greeted.
+    pub fn raw_netstring(stream: tokio::net::TcpStream) -> Rpc {
+        Rpc::netstring(stream)
+    }
+
     fn websocket<S>(ws: tokio_tungstenite::WebSocketStream<S>) -> Rpc
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
