@@ -64,6 +64,8 @@ pub(crate) struct Peer {
     pub names: Vec<String>,
     /// The largest message the transport takes now (raised by a successful `hello`).
     pub limit: Arc<AtomicUsize>,
+    /// Bytes the peer may still send before a successful `hello` (then `usize::MAX`).
+    pub budget: Arc<AtomicUsize>,
 }
 
 #[derive(Debug)]
@@ -390,6 +392,7 @@ impl Conn {
                 self.peer
                     .limit
                     .store(self.shared.config.max_message_size, Ordering::Relaxed);
+                self.peer.budget.store(usize::MAX, Ordering::Relaxed);
                 self.handle
                     .set_limits(limits.write_queue_bytes, limits.write_timeout);
                 ok::<Hello>(HelloResult(true, msg))

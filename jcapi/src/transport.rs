@@ -4,12 +4,15 @@
 //! connection itself does not know which transport it runs on.
 //!
 //! A connection is admitted only within the listener's and the peer address's connection
-//! limits; its TLS and WebSocket handshakes count against the pre-auth time-out; a
-//! WebSocket request from a browser (an `Origin` header) needs an allowed origin.
+//! limits; its TLS and WebSocket handshakes count against the pre-auth time-out, and it may
+//! send only so many bytes before its `hello` succeeds; a WebSocket request from a browser
+//! (an `Origin` header) needs an allowed origin.
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,7 +20,7 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use jc_proto::{CodecError, ErrorKind, Frame, NetstringCodec};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
@@ -97,12 +100,21 @@ async fn handle(
     let limit = Arc::new(AtomicUsize::new(shared.config.limits.pre_auth_max_message));
     let handshake = shared.config.limits.pre_auth_timeout;
     let origins = &shared.config.ws_origins;
+    // Lifted by a successful hello.
+    let budget = Arc::new(AtomicUsize::new(
+        shared.config.limits.pre_auth_max_message * PRE_AUTH_BUDGET,
+    ));
+    let socket = Budget {
+        inner: socket,
+        left: budget.clone(),
+    };
     let mut peer = Peer {
         addr,
         kind: config.kind,
         auth: config.auth.clone(),
         names: Vec::new(),
         limit: limit.clone(),
+        budget,
     };
     match (config.kind, tls) {
         (Kind::Tcp, _) => {
@@ -130,11 +142,64 @@ async fn handle(
     Ok(())
 }
 
-pub(crate) async fn tls_accept(
+/// Bytes a connection may send before its `hello` succeeds, in `pre_auth_max_message`s
+/// (handshakes included): a WebSocket frame is read whole before it can be refused.
+const PRE_AUTH_BUDGET: usize = 64;
+
+/// A stream that fails its reads once `left` bytes are used up.
+struct Budget<S> {
+    inner: S,
+    left: Arc<AtomicUsize>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Budget<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = &polled {
+            let n = buf.filled().len() - before;
+            let left = self.left.load(Ordering::Relaxed);
+            if left != usize::MAX {
+                if n > left {
+                    return Poll::Ready(Err(std::io::Error::other("too many bytes before hello")));
+                }
+                self.left.fetch_sub(n, Ordering::Relaxed);
+            }
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Budget<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+pub(crate) async fn tls_accept<S>(
     acceptor: &TlsAcceptor,
-    socket: TcpStream,
+    socket: S,
     within: Duration,
-) -> Result<tokio_rustls::server::TlsStream<TcpStream>, String> {
+) -> Result<tokio_rustls::server::TlsStream<S>, String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     match tokio::time::timeout(within, acceptor.accept(socket)).await {
         Ok(Ok(s)) => Ok(s),
         Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),

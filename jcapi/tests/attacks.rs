@@ -105,6 +105,42 @@ async fn a_huge_password_before_hello_is_refused_fast() {
 }
 
 #[tokio::test]
+async fn large_websocket_frames_before_hello_are_cut_off() {
+    use futures_util::SinkExt as _;
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+    let env = env().await;
+    let g = Gateway::start(&env, &[]).await;
+    let (_, peak_before) = memory(&g);
+    let frame = "x".repeat(4 << 20);
+    let mut sends = Vec::new();
+    for _ in 0..20 {
+        let url = format!("ws://{}/", g.addr("ws"));
+        let frame = frame.clone();
+        sends.push(tokio::spawn(async move {
+            let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+            // Cut off part way: the send fails, or the stream ends.
+            let _ = ws.send(WsMessage::text(frame)).await;
+            let _ = tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut ws)).await;
+        }));
+    }
+    for s in sends {
+        s.await.unwrap();
+    }
+    let (_, peak_after) = memory(&g);
+    // Buffered whole, the frames would take 80 MiB.
+    assert!(
+        peak_after < peak_before + 32 * 1024,
+        "peak {peak_before} KiB, then {peak_after} KiB"
+    );
+    still_serves(&g).await;
+}
+
+async fn still_serves(g: &Gateway) {
+    let mut c = login(g, "ws", "alice", ALICE_PW).await;
+    assert_eq!(c.call("ping", json!({})).await, json!("pong"));
+}
+
+#[tokio::test]
 async fn connections_are_limited_per_peer_and_per_listener() {
     let env = env().await;
     let g = Gateway::start(&env, &["--max-connections-per-peer", "3"]).await;
