@@ -85,10 +85,11 @@ pub struct Limits {
     /// Open connections per peer address (IPv6 per /64), over all listeners.
     pub max_connections_per_peer: usize,
     /// A connection without a successful `hello` (and TLS/WebSocket handshake) is closed
-    /// after this.
+    /// after this; also the time an HTTP connection gets for a request's head and may idle
+    /// between requests.
     pub pre_auth_timeout: Duration,
     /// A logged-in client that sends nothing for this long, is no worker and waits for no
-    /// job is closed; also the keep-alive time-out of HTTP connections.
+    /// job is closed.
     pub idle_timeout: Duration,
     /// Bytes of answers queued for a connection before it counts as not reading and is
     /// closed; `pre_auth_write_queue_bytes` before a successful `hello`.
@@ -870,6 +871,37 @@ mod tests {
     }
 
     #[test]
+    fn limits_have_safe_defaults_and_http_follows_the_listeners() {
+        let c = Config::resolve([layer("dsn = \"host=/tmp\"\n")]).unwrap();
+        assert_eq!(c.limits.pre_auth_max_message, 4096);
+        assert_eq!(c.limits.max_password, 1024);
+        assert_eq!(c.limits.pre_auth_timeout, Duration::from_secs(10));
+        assert_eq!(c.limits.max_slots, 1000);
+        assert_eq!(c.http_auth, vec![AuthMethod::Password, AuthMethod::Token]);
+        assert!(c.ws_origins.is_empty());
+        let tokens_only = layer(
+            "dsn = \"host=/tmp\"\n[[listen]]\nkind = \"tcp\"\naddress = \"x\"\n\
+             auth = [\"token\"]\n[[listen]]\nkind = \"ws\"\naddress = \"y\"\n",
+        );
+        let c = Config::resolve([tokens_only.clone()]).unwrap();
+        assert_eq!(c.http_auth, vec![AuthMethod::Token]);
+        let env = Layer::from_env(|v| match v {
+            "JC_MAX_CONNECTIONS_PER_PEER" => Some("5".into()),
+            "JC_HTTP_AUTH" => Some("password, token".into()),
+            "JC_WS_ORIGINS" => Some("https://a.example,https://b.example".into()),
+            _ => None,
+        })
+        .unwrap();
+        let c = Config::resolve([tokens_only, env]).unwrap();
+        assert_eq!(c.limits.max_connections_per_peer, 5);
+        assert_eq!(c.http_auth, vec![AuthMethod::Password, AuthMethod::Token]);
+        assert_eq!(c.ws_origins.len(), 2);
+        let mut back = layer(&c.dump());
+        back.dsn = Some(c.dsn.clone());
+        assert_eq!(Config::resolve([back]).unwrap(), c);
+    }
+
+    #[test]
     fn bad_settings_are_refused() {
         let dsn = "dsn = \"host=/tmp\"\n";
         for (bad, why) in [
@@ -887,6 +919,20 @@ mod tests {
             ("ping_interval = \"0s\"\n", "more than zero"),
             ("max_message_size = 10\n", "max_message_size"),
             ("listen = []\n", "no listeners"),
+            ("max_connections = 0\n", "max_connections"),
+            ("pre_auth_max_message = 100\n", "pre_auth_max_message"),
+            (
+                "max_message_size = 2048\npre_auth_max_message = 4096\n",
+                "not be over",
+            ),
+            ("http_tls_cert = \"c.pem\"\n", "go together"),
+            ("http_auth = [\"clientcert\"]\n", "no client certificates"),
+            ("idle_timeout = \"soon\"\n", "idle_timeout"),
+            (
+                "[[listen]]\nkind = \"tls\"\naddress = \"x\"\ntls_cert = \"c\"\ntls_key = \"k\"\n\
+                 crl = \"r.pem\"\n",
+                "crl needs client_ca",
+            ),
         ] {
             let text = if bad.is_empty() {
                 String::new()

@@ -6,8 +6,9 @@
 //! need a connection and are refused.
 //!
 //! HTTP/1.1 with keep-alive and chunked bodies, optionally over TLS. Limits: the connection
-//! limits of the stream listeners, a header buffer of [`MAX_HEAD`], the idle time-out
-//! between requests (hyper's header read time-out), and a body of at most
+//! limits of the stream listeners, a header buffer of [`MAX_HEAD`], the pre-auth time-out
+//! for a request's head and between requests (hyper's header read time-out, which starts
+//! again once a response is sent), and a body of at most
 //! `max_message_size`, read only once the credentials are checked, within
 //! [`BODY_TIMEOUT`].
 //!
@@ -129,7 +130,7 @@ where
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(shared.config.limits.idle_timeout)
+        .header_read_timeout(shared.config.limits.pre_auth_timeout)
         .max_buf_size(MAX_HEAD)
         .max_headers(MAX_HEADERS);
     let conn = builder.serve_connection(TokioIo::new(io), service);

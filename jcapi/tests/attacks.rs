@@ -184,11 +184,23 @@ async fn silent_connections_are_closed() {
         assert!(c.closed(Duration::from_secs(5)).await, "{kind}: no hello");
         assert!(started.elapsed() >= Duration::from_millis(900));
     }
-    // A half-open TCP connection without a word (not even the TLS or WebSocket handshake).
-    let mut s = TcpStream::connect(g.addr("ws")).await.unwrap();
-    let mut buf = [0u8; 16];
-    let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
-    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
+    // A connection without a word (not even the WebSocket handshake), and an HTTP one
+    // sending half a request head.
+    for (kind, sent) in [("ws", ""), ("http", "POST / HTTP/1.1\r\nHost: x\r\n")] {
+        let mut s = TcpStream::connect(g.addr(kind)).await.unwrap();
+        s.write_all(sent.as_bytes()).await.unwrap();
+        let mut buf = [0u8; 256];
+        let read = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return true,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert_eq!(read, Ok(true), "{kind}: still open");
+    }
 
     let worker = announced(&g, "tcp", "quiet", "add", 1).await;
     let mut idle = login(&g, "tcp", "alice", ALICE_PW).await;
