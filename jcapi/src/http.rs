@@ -81,18 +81,9 @@ pub(crate) async fn http_loop(
         };
         match accepted {
             Ok((socket, addr)) => {
-                let admitted =
-                    match shared
-                        .conn_limits
-                        .admit(&open, addr.ip(), &shared.config.limits)
-                    {
-                        Ok(a) => a,
-                        Err(why) => {
-                            Metrics::inc(&shared.metrics.connections_refused);
-                            refused!(shared.refusals, peer = %addr, why, "http connection refused");
-                            continue;
-                        }
-                    };
+                let Some(admitted) = shared.admit(&open, addr) else {
+                    continue;
+                };
                 let (shared, routes, tls) = (shared.clone(), routes.clone(), tls.clone());
                 tracker.spawn(async move {
                     match tls {

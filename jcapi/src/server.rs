@@ -11,7 +11,8 @@
 //! - the expiry loop: offers not taken in time go to the next worker.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -25,7 +26,7 @@ use tokio::time::Instant;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::dispatch::{ConnHandle, ConnId, Dispatch};
-use crate::guard::{ConnLimits, Gate, RateLog};
+use crate::guard::{refused, Admitted, ConnLimits, Gate, RateLog};
 use crate::metrics::Metrics;
 use crate::Config;
 
@@ -162,6 +163,19 @@ impl Shared {
                 Metrics::inc(&self.metrics.db_errors);
                 tracing::warn!(error = %e, "database call failed");
                 ErrorObject::new(ErrorKind::InternalError, e.to_string())
+            }
+        }
+    }
+
+    /// Admits a connection from `addr` to a listener with `open` connections, or counts and
+    /// logs its refusal.
+    pub fn admit(&self, open: &Arc<AtomicUsize>, addr: SocketAddr) -> Option<Admitted> {
+        match self.conn_limits.admit(open, addr.ip(), &self.config.limits) {
+            Ok(a) => Some(a),
+            Err(why) => {
+                Metrics::inc(&self.metrics.connections_refused);
+                refused!(self.refusals, peer = %addr, why, "connection refused");
+                None
             }
         }
     }

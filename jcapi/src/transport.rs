@@ -34,7 +34,6 @@ use crate::config::{Kind, Listener};
 use crate::conn::{serve, Inbound, Peer};
 use crate::dispatch::QueueRx;
 use crate::guard::{refused, shown};
-use crate::metrics::Metrics;
 use crate::server::Shared;
 use crate::tls::peer_names;
 
@@ -56,18 +55,9 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, bound: Bound, tracker: Task
         };
         match accepted {
             Ok((socket, addr)) => {
-                let admitted =
-                    match shared
-                        .conn_limits
-                        .admit(&open, addr.ip(), &shared.config.limits)
-                    {
-                        Ok(a) => a,
-                        Err(why) => {
-                            Metrics::inc(&shared.metrics.connections_refused);
-                            refused!(shared.refusals, peer = %addr, why, "connection refused");
-                            continue;
-                        }
-                    };
+                let Some(admitted) = shared.admit(&open, addr) else {
+                    continue;
+                };
                 let _ = socket.set_nodelay(true);
                 let (shared, config, tls) =
                     (shared.clone(), bound.config.clone(), bound.tls.clone());

@@ -132,12 +132,7 @@ async fn large_websocket_frames_before_hello_are_cut_off() {
         peak_after < peak_before + 32 * 1024,
         "peak {peak_before} KiB, then {peak_after} KiB"
     );
-    still_serves(&g).await;
-}
-
-async fn still_serves(g: &Gateway) {
-    let mut c = login(g, "ws", "alice", ALICE_PW).await;
-    assert_eq!(c.call("ping", json!({})).await, json!("pong"));
+    still_serving(&g).await;
 }
 
 #[tokio::test]
@@ -512,23 +507,26 @@ async fn slots_per_announce_are_bounded() {
     assert_eq!(r, json!([true, "success"]));
 }
 
+/// bob announces `add` as worker `payroll`; the answer.
+async fn bob_as_payroll(g: &Gateway) -> Value {
+    let mut bob = login(g, "tcp", "bob", BOB_PW).await;
+    bob.call(
+        "announce",
+        json!({"actionname": "add", "workername": "payroll"}),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn worker_names_are_bound_to_their_user() {
     let env = env().await;
     let g = Gateway::start(&env, &[]).await;
     let victim = announced(&g, "tcp", "payroll", "add", 1).await;
-    let mut bob = login(&g, "tcp", "bob", BOB_PW).await;
-    let r = bob
-        .call(
-            "announce",
-            json!({"actionname": "add", "workername": "payroll"}),
-        )
-        .await;
+    // bob's connection closes once he is refused.
     assert_eq!(
-        r,
+        bob_as_payroll(&g).await,
         json!([false, "worker name payroll belongs to another user"])
     );
-    drop(bob);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let stopped = env
         .db
@@ -550,13 +548,7 @@ async fn worker_names_are_bound_to_their_user() {
     serving.abort();
     // The name stays alice's after her worker is gone.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut bob = login(&g, "tcp", "bob", BOB_PW).await;
-    let r = bob
-        .call(
-            "announce",
-            json!({"actionname": "add", "workername": "payroll"}),
-        )
-        .await;
+    let r = bob_as_payroll(&g).await;
     assert_eq!(r[0], false, "{r}");
 }
 

@@ -15,11 +15,6 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-async fn still_serving(g: &Gateway) {
-    let mut c = login(g, "tcp", "alice", ALICE_PW).await;
-    assert_eq!(c.call("ping", json!({})).await, json!("pong"));
-}
-
 #[tokio::test]
 async fn malformed_frames_get_a_parse_error_and_a_close() {
     let env = env().await;

@@ -593,6 +593,12 @@ pub async fn login(g: &Gateway, kind: &str, who: &str, password: &str) -> Rpc {
     c
 }
 
+/// Checks that the gateway still logs in and answers.
+pub async fn still_serving(g: &Gateway) {
+    let mut c = login(g, "tcp", "alice", ALICE_PW).await;
+    assert_eq!(c.call("ping", json!({})).await, json!("pong"));
+}
+
 /// A certificate authority and certificates it signs, as PEM files in `dir`.
 pub struct Pki {
     pub ca_pem: String,
