@@ -6,17 +6,21 @@
 //! [users.alice]
 //! password = "$argon2id$v=19$m=19456,t=2,p=1$…"   # argon2, or crypt-style: $6$ / $5$ sha-crypt
 //! tokens = ["9f86d081884c7d65…"]                 # API tokens, as SHA-256 hex digests
-//! certs = ["alice-laptop"]                       # TLS client certificate CNs that are alice
+//! certs = ["alice-laptop"]                       # TLS client certificate names that are alice
 //! ```
 //!
-//! A client certificate whose CN is a user's name logs in as that user even without `certs`.
+//! A verified client certificate logs in as a user only when one of its names — every
+//! common name of its subject and every DNS, e-mail and URI subject alternative name — is in
+//! that user's `certs` (a name equal to the user's name counts for nothing by itself).
+//! A password `hello` for an unknown user (or one without a password) is checked against
+//! another user's hash and refused, so it costs as long as a wrong password.
 //! `jcapi --hash-password` and `--hash-token` print the values to put in the file.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::Argon2;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -51,8 +55,10 @@ struct User {
 #[derive(Debug, Clone, Default)]
 pub struct Users {
     users: HashMap<String, User>,
-    /// Certificate CN -> user.
+    /// Certificate name -> user.
     certs: HashMap<String, String>,
+    /// A password hash of the file, verified (and ignored) for unknown users.
+    dummy: Option<String>,
 }
 
 /// What `hello` presented.
@@ -61,8 +67,8 @@ pub struct Hello<'a> {
     pub who: &'a str,
     pub method: &'a str,
     pub token: &'a str,
-    /// The CN of the verified TLS client certificate, if any.
-    pub peer_cn: Option<&'a str>,
+    /// The names of the verified TLS client certificate (empty without one).
+    pub peer_names: &'a [String],
 }
 
 fn parse_digest(hex: &str) -> Option<[u8; 32]> {
@@ -94,14 +100,55 @@ pub fn hash_password(password: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+thread_local! {
+    /// The argon2 working memory of this thread, kept for its next check: a fresh (aligned)
+    /// allocation per check fragments the heap so that every check takes new memory.
+    static ARGON2_MEMORY: std::cell::RefCell<Vec<argon2::Block>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// An argon2 hash checked in this thread's working memory.
+fn verify_argon2(password: &str, hash: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params)) = (
+        argon2::Algorithm::try_from(parsed.algorithm),
+        argon2::Params::try_from(&parsed),
+    ) else {
+        return false;
+    };
+    let version = match parsed.version.map(argon2::Version::try_from) {
+        None => argon2::Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    let mut out = vec![0u8; expected.len()];
+    let hashed = ARGON2_MEMORY.with_borrow_mut(|memory| {
+        if memory.len() < blocks {
+            memory.resize(blocks, argon2::Block::default());
+        }
+        Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+            password.as_bytes(),
+            salt,
+            &mut out,
+            &mut memory[..blocks],
+        )
+    });
+    hashed.is_ok() && same(&out, expected.as_bytes())
+}
+
 fn verify_password(password: &str, hash: &str) -> bool {
     if hash.starts_with("$argon2") {
-        match PasswordHash::new(hash) {
-            Ok(parsed) => Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok(),
-            Err(_) => false,
-        }
+        verify_argon2(password, hash)
     } else {
         pwhash::unix::verify(password, hash)
     }
@@ -126,7 +173,10 @@ impl Users {
     pub fn parse(text: &str) -> Result<Users, String> {
         let file: UsersFile = toml::from_str(text).map_err(|e| e.to_string())?;
         let mut users = Users::default();
-        for (name, entry) in file.users {
+        let mut entries: Vec<_> = file.users.into_iter().collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        users.dummy = entries.iter().find_map(|(_, e)| e.password.clone());
+        for (name, entry) in entries {
             if let Some(p) = &entry.password {
                 if p.starts_with("$argon2") && PasswordHash::new(p).is_err() {
                     return Err(format!("user {name}: the argon2 hash does not parse"));
@@ -181,7 +231,14 @@ impl Users {
             AuthMethod::Password => {
                 match self.users.get(hello.who).and_then(|u| u.password.as_ref()) {
                     Some(hash) if verify_password(hello.token, hash) => Ok(()),
-                    _ => denied(),
+                    Some(_) => denied(),
+                    None => {
+                        // As costly as a wrong password, so timing does not tell who exists.
+                        if let Some(hash) = &self.dummy {
+                            verify_password(hello.token, hash);
+                        }
+                        denied()
+                    }
                 }
             }
             AuthMethod::Token => {
@@ -195,20 +252,20 @@ impl Users {
                 }
             }
             AuthMethod::ClientCert => {
-                let Some(cn) = hello.peer_cn else {
+                if hello.peer_names.is_empty() {
                     return Err("no verified client certificate".into());
-                };
-                let user = self
-                    .certs
-                    .get(cn)
-                    .map(String::as_str)
-                    .or_else(|| self.users.contains_key(cn).then_some(cn));
-                match user {
-                    Some(u) if u == hello.who => Ok(()),
-                    _ => Err(format!(
-                        "the client certificate ({cn}) does not belong to {}",
+                }
+                let owned = hello
+                    .peer_names
+                    .iter()
+                    .any(|n| self.certs.get(n).is_some_and(|u| u == hello.who));
+                if owned {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "the client certificate does not belong to {}",
                         hello.who
-                    )),
+                    ))
                 }
             }
         }
@@ -231,7 +288,7 @@ mod tests {
             who,
             method,
             token,
-            peer_cn: None,
+            peer_names: &[],
         }
     }
 
@@ -271,21 +328,20 @@ mod tests {
             .check(hello("alice", "token", "tok-1"), &[AuthMethod::Password])
             .unwrap_err();
         assert!(e.contains("not accepted"), "{e}");
-        let cert = |who, cn| Hello {
-            peer_cn: cn,
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let cert = |who, n: &'static [String]| Hello {
+            peer_names: n,
             ..hello(who, "clientcert", "")
         };
-        assert!(users
-            .check(cert("alice", Some("alice-laptop")), &ALL)
-            .is_ok());
+        let laptop: &'static [String] = names(&["x", "alice-laptop"]).leak();
+        let bob: &'static [String] = names(&["bob"]).leak();
+        assert!(users.check(cert("alice", laptop), &ALL).is_ok(), "any name");
         assert!(
-            users.check(cert("bob", Some("bob")), &ALL).is_ok(),
-            "CN = user name"
+            users.check(cert("bob", bob), &ALL).is_err(),
+            "CN = user name is not enough"
         );
-        assert!(users
-            .check(cert("bob", Some("alice-laptop")), &ALL)
-            .is_err());
-        assert!(users.check(cert("alice", None), &ALL).is_err());
+        assert!(users.check(cert("bob", laptop), &ALL).is_err());
+        assert!(users.check(cert("alice", &[]), &ALL).is_err());
     }
 
     #[test]

@@ -63,6 +63,52 @@ pub struct Config {
     pub write_queue: usize,
     pub log_format: LogFormat,
     pub log_level: String,
+    /// The limits that protect the gateway from its peers (see SECURITY.md).
+    pub limits: Limits,
+    /// The HTTP listener's auth methods and TLS.
+    pub http_auth: Vec<AuthMethod>,
+    pub http_tls: Option<Tls>,
+    /// Browser origins allowed to open WebSocket connections (a request without an
+    /// `Origin` header, as non-browser clients send, is always allowed).
+    pub ws_origins: Vec<String>,
+}
+
+/// Limits on what peers may cost the gateway; every one has a safe default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// The largest message before a successful `hello`, in bytes.
+    pub pre_auth_max_message: usize,
+    /// The longest password or token `hello` (or HTTP Basic) may present, in bytes.
+    pub max_password: usize,
+    /// Open connections per listener (the HTTP listener counts as one).
+    pub max_connections: usize,
+    /// Open connections per peer address (IPv6 per /64), over all listeners.
+    pub max_connections_per_peer: usize,
+    /// A connection without a successful `hello` (and TLS/WebSocket handshake) is closed
+    /// after this; also the time an HTTP connection gets for a request's head and may idle
+    /// between requests.
+    pub pre_auth_timeout: Duration,
+    /// A logged-in client that sends nothing for this long, is no worker and waits for no
+    /// job is closed.
+    pub idle_timeout: Duration,
+    /// Bytes of answers queued for a connection before it counts as not reading and is
+    /// closed; `pre_auth_write_queue_bytes` before a successful `hello`.
+    pub write_queue_bytes: usize,
+    pub pre_auth_write_queue_bytes: usize,
+    /// A connection whose queue stays full this long is closed.
+    pub write_timeout: Duration,
+    /// Password checks running at once (each argon2 check takes its memory cost).
+    pub password_checks: usize,
+    /// Failed logins per peer address before it is refused, and the time that gives one
+    /// back (a token bucket).
+    pub login_failures: usize,
+    pub login_failure_refill: Duration,
+    /// The longest peer-supplied string put in a log line, in characters.
+    pub log_field_max: usize,
+    /// Log lines per second about refused peers before auth (the rest are counted).
+    pub pre_auth_log_rate: usize,
+    /// The most `slots` one `announce` or `create_slotgroup` may ask for.
+    pub max_slots: u32,
 }
 
 /// How log lines look.
@@ -160,6 +206,8 @@ pub struct Tls {
     pub client_ca: Option<PathBuf>,
     /// Refuse clients without a valid certificate.
     pub require_client_cert: bool,
+    /// A PEM file of certificate revocation lists of the client CA.
+    pub crl: Option<PathBuf>,
 }
 
 /// A listener as a layer gives it.
@@ -173,6 +221,7 @@ pub struct ListenLayer {
     pub tls_key: Option<PathBuf>,
     pub client_ca: Option<PathBuf>,
     pub require_client_cert: Option<bool>,
+    pub crl: Option<PathBuf>,
 }
 
 impl ListenLayer {
@@ -206,10 +255,29 @@ pub struct Layer {
     pub write_queue: Option<usize>,
     pub log_format: Option<String>,
     pub log_level: Option<String>,
+    pub pre_auth_max_message: Option<usize>,
+    pub max_password: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_peer: Option<usize>,
+    pub pre_auth_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub write_queue_bytes: Option<usize>,
+    pub pre_auth_write_queue_bytes: Option<usize>,
+    pub write_timeout: Option<String>,
+    pub password_checks: Option<usize>,
+    pub login_failures: Option<usize>,
+    pub login_failure_refill: Option<String>,
+    pub log_field_max: Option<usize>,
+    pub pre_auth_log_rate: Option<usize>,
+    pub max_slots: Option<usize>,
+    pub http_auth: Option<Vec<String>>,
+    pub http_tls_cert: Option<PathBuf>,
+    pub http_tls_key: Option<PathBuf>,
+    pub ws_origins: Option<Vec<String>>,
 }
 
 /// The environment variables read by [`Layer::from_env`].
-pub const ENV_VARS: [&str; 13] = [
+pub const ENV_VARS: [&str; 32] = [
     "JC_DSN",
     "JC_POOL_SIZE",
     "JC_LISTEN",
@@ -223,7 +291,34 @@ pub const ENV_VARS: [&str; 13] = [
     "JC_WRITE_QUEUE",
     "JC_LOG_FORMAT",
     "JC_LOG_LEVEL",
+    "JC_PRE_AUTH_MAX_MESSAGE",
+    "JC_MAX_PASSWORD",
+    "JC_MAX_CONNECTIONS",
+    "JC_MAX_CONNECTIONS_PER_PEER",
+    "JC_PRE_AUTH_TIMEOUT",
+    "JC_IDLE_TIMEOUT",
+    "JC_WRITE_QUEUE_BYTES",
+    "JC_PRE_AUTH_WRITE_QUEUE_BYTES",
+    "JC_WRITE_TIMEOUT",
+    "JC_PASSWORD_CHECKS",
+    "JC_LOGIN_FAILURES",
+    "JC_LOGIN_FAILURE_REFILL",
+    "JC_LOG_FIELD_MAX",
+    "JC_PRE_AUTH_LOG_RATE",
+    "JC_MAX_SLOTS",
+    "JC_HTTP_AUTH",
+    "JC_HTTP_TLS_CERT",
+    "JC_HTTP_TLS_KEY",
+    "JC_WS_ORIGINS",
 ];
+
+fn list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
 
 fn number(var: &str, value: &str) -> Result<usize, Error> {
     value
@@ -252,6 +347,25 @@ impl Layer {
             write_queue: Some(4096),
             log_format: Some("pretty".into()),
             log_level: Some("info".into()),
+            pre_auth_max_message: Some(4096),
+            max_password: Some(1024),
+            max_connections: Some(1024),
+            max_connections_per_peer: Some(64),
+            pre_auth_timeout: Some("10s".into()),
+            idle_timeout: Some("5m".into()),
+            write_queue_bytes: Some(64 << 20),
+            pre_auth_write_queue_bytes: Some(64 << 10),
+            write_timeout: Some("30s".into()),
+            password_checks: Some(4),
+            login_failures: Some(10),
+            login_failure_refill: Some("6s".into()),
+            log_field_max: Some(200),
+            pre_auth_log_rate: Some(20),
+            max_slots: Some(1000),
+            http_auth: None,
+            http_tls_cert: None,
+            http_tls_key: None,
+            ws_origins: Some(Vec::new()),
         }
     }
 
@@ -272,13 +386,25 @@ impl Layer {
                 *p = base.join(&*p);
             }
         };
-        if let Some(u) = layer.users_file.as_mut() {
-            rel(u);
+        for p in [
+            &mut layer.users_file,
+            &mut layer.http_tls_cert,
+            &mut layer.http_tls_key,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            rel(p);
         }
         for l in layer.listen.iter_mut().flatten() {
-            for p in [&mut l.tls_cert, &mut l.tls_key, &mut l.client_ca]
-                .into_iter()
-                .flatten()
+            for p in [
+                &mut l.tls_cert,
+                &mut l.tls_key,
+                &mut l.client_ca,
+                &mut l.crl,
+            ]
+            .into_iter()
+            .flatten()
             {
                 rel(p);
             }
@@ -313,6 +439,29 @@ impl Layer {
                 "JC_WRITE_QUEUE" => l.write_queue = Some(number(var, &v)?),
                 "JC_LOG_FORMAT" => l.log_format = Some(v),
                 "JC_LOG_LEVEL" => l.log_level = Some(v),
+                "JC_PRE_AUTH_MAX_MESSAGE" => l.pre_auth_max_message = Some(number(var, &v)?),
+                "JC_MAX_PASSWORD" => l.max_password = Some(number(var, &v)?),
+                "JC_MAX_CONNECTIONS" => l.max_connections = Some(number(var, &v)?),
+                "JC_MAX_CONNECTIONS_PER_PEER" => {
+                    l.max_connections_per_peer = Some(number(var, &v)?)
+                }
+                "JC_PRE_AUTH_TIMEOUT" => l.pre_auth_timeout = Some(v),
+                "JC_IDLE_TIMEOUT" => l.idle_timeout = Some(v),
+                "JC_WRITE_QUEUE_BYTES" => l.write_queue_bytes = Some(number(var, &v)?),
+                "JC_PRE_AUTH_WRITE_QUEUE_BYTES" => {
+                    l.pre_auth_write_queue_bytes = Some(number(var, &v)?)
+                }
+                "JC_WRITE_TIMEOUT" => l.write_timeout = Some(v),
+                "JC_PASSWORD_CHECKS" => l.password_checks = Some(number(var, &v)?),
+                "JC_LOGIN_FAILURES" => l.login_failures = Some(number(var, &v)?),
+                "JC_LOGIN_FAILURE_REFILL" => l.login_failure_refill = Some(v),
+                "JC_LOG_FIELD_MAX" => l.log_field_max = Some(number(var, &v)?),
+                "JC_PRE_AUTH_LOG_RATE" => l.pre_auth_log_rate = Some(number(var, &v)?),
+                "JC_MAX_SLOTS" => l.max_slots = Some(number(var, &v)?),
+                "JC_HTTP_AUTH" => l.http_auth = Some(list(&v)),
+                "JC_HTTP_TLS_CERT" => l.http_tls_cert = Some(v.into()),
+                "JC_HTTP_TLS_KEY" => l.http_tls_key = Some(v.into()),
+                "JC_WS_ORIGINS" => l.ws_origins = Some(list(&v)),
                 _ => {}
             }
         }
@@ -335,6 +484,29 @@ impl Layer {
             write_queue: over.write_queue.or(self.write_queue),
             log_format: over.log_format.or(self.log_format),
             log_level: over.log_level.or(self.log_level),
+            pre_auth_max_message: over.pre_auth_max_message.or(self.pre_auth_max_message),
+            max_password: over.max_password.or(self.max_password),
+            max_connections: over.max_connections.or(self.max_connections),
+            max_connections_per_peer: over
+                .max_connections_per_peer
+                .or(self.max_connections_per_peer),
+            pre_auth_timeout: over.pre_auth_timeout.or(self.pre_auth_timeout),
+            idle_timeout: over.idle_timeout.or(self.idle_timeout),
+            write_queue_bytes: over.write_queue_bytes.or(self.write_queue_bytes),
+            pre_auth_write_queue_bytes: over
+                .pre_auth_write_queue_bytes
+                .or(self.pre_auth_write_queue_bytes),
+            write_timeout: over.write_timeout.or(self.write_timeout),
+            password_checks: over.password_checks.or(self.password_checks),
+            login_failures: over.login_failures.or(self.login_failures),
+            login_failure_refill: over.login_failure_refill.or(self.login_failure_refill),
+            log_field_max: over.log_field_max.or(self.log_field_max),
+            pre_auth_log_rate: over.pre_auth_log_rate.or(self.pre_auth_log_rate),
+            max_slots: over.max_slots.or(self.max_slots),
+            http_auth: over.http_auth.or(self.http_auth),
+            http_tls_cert: over.http_tls_cert.or(self.http_tls_cert),
+            http_tls_key: over.http_tls_key.or(self.http_tls_key),
+            ws_origins: over.ws_origins.or(self.ws_origins),
         }
     }
 }
@@ -347,6 +519,27 @@ fn duration(key: &str, value: Option<String>) -> Result<Duration, Error> {
         return Err(Error::Config(format!("{key} must be more than zero")));
     }
     Ok(d)
+}
+
+fn auth_methods(names: &[String]) -> Result<Vec<AuthMethod>, Error> {
+    names
+        .iter()
+        .map(|n| {
+            AuthMethod::parse(n).ok_or_else(|| {
+                Error::Config(format!(
+                    "auth method {n:?} is not password, token or clientcert"
+                ))
+            })
+        })
+        .collect()
+}
+
+fn limit(key: &str, value: Option<usize>, min: usize) -> Result<usize, Error> {
+    let value = value.ok_or_else(|| Error::Config(format!("{key} is not set")))?;
+    if value < min {
+        return Err(Error::Config(format!("{key} must be at least {min}")));
+    }
+    Ok(value)
 }
 
 fn listener(l: ListenLayer) -> Result<Listener, Error> {
@@ -364,16 +557,7 @@ fn listener(l: ListenLayer) -> Result<Listener, Error> {
             AuthMethod::ClientCert,
         ],
         None => vec![AuthMethod::Password, AuthMethod::Token],
-        Some(names) => names
-            .iter()
-            .map(|n| {
-                AuthMethod::parse(n).ok_or_else(|| {
-                    Error::Config(format!(
-                        "auth method {n:?} is not password, token or clientcert"
-                    ))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?,
+        Some(names) => auth_methods(&names)?,
     };
     if auth.is_empty() {
         return Err(Error::Config(format!(
@@ -395,14 +579,18 @@ fn listener(l: ListenLayer) -> Result<Listener, Error> {
                 "require_client_cert needs client_ca".to_owned(),
             ));
         }
+        if l.crl.is_some() && l.client_ca.is_none() {
+            return Err(Error::Config("crl needs client_ca".to_owned()));
+        }
         Some(Tls {
             cert,
             key,
             client_ca: l.client_ca,
             require_client_cert: require,
+            crl: l.crl,
         })
     } else {
-        if l.tls_cert.is_some() || l.tls_key.is_some() || l.client_ca.is_some() {
+        if l.tls_cert.is_some() || l.tls_key.is_some() || l.client_ca.is_some() || l.crl.is_some() {
             return Err(Error::Config(format!(
                 "the {} listener on {} is not TLS: use kind tls or wss",
                 kind.name(),
@@ -469,6 +657,68 @@ impl Config {
                 )))
             }
         };
+        let max_slots = limit("max_slots", l.max_slots, 1)?;
+        let limits = Limits {
+            pre_auth_max_message: limit("pre_auth_max_message", l.pre_auth_max_message, 256)?,
+            max_password: limit("max_password", l.max_password, 16)?,
+            max_connections: limit("max_connections", l.max_connections, 1)?,
+            max_connections_per_peer: limit(
+                "max_connections_per_peer",
+                l.max_connections_per_peer,
+                1,
+            )?,
+            pre_auth_timeout: duration("pre_auth_timeout", l.pre_auth_timeout)?,
+            idle_timeout: duration("idle_timeout", l.idle_timeout)?,
+            write_queue_bytes: limit("write_queue_bytes", l.write_queue_bytes, 64 << 10)?,
+            pre_auth_write_queue_bytes: limit(
+                "pre_auth_write_queue_bytes",
+                l.pre_auth_write_queue_bytes,
+                4096,
+            )?,
+            write_timeout: duration("write_timeout", l.write_timeout)?,
+            password_checks: limit("password_checks", l.password_checks, 1)?,
+            login_failures: limit("login_failures", l.login_failures, 1)?,
+            login_failure_refill: duration("login_failure_refill", l.login_failure_refill)?,
+            log_field_max: limit("log_field_max", l.log_field_max, 16)?,
+            pre_auth_log_rate: limit("pre_auth_log_rate", l.pre_auth_log_rate, 1)?,
+            max_slots: u32::try_from(max_slots)
+                .map_err(|_| Error::Config("max_slots is too large".into()))?,
+        };
+        if limits.pre_auth_max_message > max_message_size {
+            return Err(Error::Config(
+                "pre_auth_max_message must not be over max_message_size".into(),
+            ));
+        }
+        // By default HTTP accepts what every stream listener accepts (it has no client
+        // certificates): a token-only or certificate-only deployment takes no passwords
+        // over HTTP either.
+        let http_auth = match &l.http_auth {
+            Some(names) => auth_methods(names)?,
+            None => [AuthMethod::Password, AuthMethod::Token]
+                .into_iter()
+                .filter(|m| listeners.iter().all(|l| l.auth.contains(m)))
+                .collect(),
+        };
+        if http_auth.contains(&AuthMethod::ClientCert) {
+            return Err(Error::Config(
+                "http_auth: the HTTP listener takes no client certificates".into(),
+            ));
+        }
+        let http_tls = match (l.http_tls_cert, l.http_tls_key) {
+            (Some(cert), Some(key)) => Some(Tls {
+                cert,
+                key,
+                client_ca: None,
+                require_client_cert: false,
+                crl: None,
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(Error::Config(
+                    "http_tls_cert and http_tls_key go together".into(),
+                ))
+            }
+        };
         Ok(Config {
             dsn,
             pool_size,
@@ -483,6 +733,10 @@ impl Config {
             write_queue,
             log_format,
             log_level: l.log_level.unwrap_or_else(|| "info".into()),
+            limits,
+            http_auth,
+            http_tls,
+            ws_origins: l.ws_origins.unwrap_or_default(),
         })
     }
 
@@ -512,17 +766,54 @@ impl Config {
         };
         let _ = writeln!(out, "log_format = {}", q(format));
         let _ = writeln!(out, "log_level = {}", q(&self.log_level));
+        let m = &self.limits;
+        for (key, n) in [
+            ("pre_auth_max_message", m.pre_auth_max_message),
+            ("max_password", m.max_password),
+            ("max_connections", m.max_connections),
+            ("max_connections_per_peer", m.max_connections_per_peer),
+            ("write_queue_bytes", m.write_queue_bytes),
+            ("pre_auth_write_queue_bytes", m.pre_auth_write_queue_bytes),
+            ("password_checks", m.password_checks),
+            ("login_failures", m.login_failures),
+            ("log_field_max", m.log_field_max),
+            ("pre_auth_log_rate", m.pre_auth_log_rate),
+            ("max_slots", m.max_slots as usize),
+        ] {
+            let _ = writeln!(out, "{key} = {n}");
+        }
+        for (key, d) in [
+            ("pre_auth_timeout", m.pre_auth_timeout),
+            ("idle_timeout", m.idle_timeout),
+            ("write_timeout", m.write_timeout),
+            ("login_failure_refill", m.login_failure_refill),
+        ] {
+            let _ = writeln!(out, "{key} = {}", dur(d));
+        }
+        let names = |ms: &[AuthMethod]| {
+            let v: Vec<String> = ms.iter().map(|a| q(a.name())).collect();
+            format!("[{}]", v.join(", "))
+        };
+        let _ = writeln!(out, "http_auth = {}", names(&self.http_auth));
+        if let Some(t) = &self.http_tls {
+            let _ = writeln!(out, "http_tls_cert = {}", p(&t.cert));
+            let _ = writeln!(out, "http_tls_key = {}", p(&t.key));
+        }
+        let origins: Vec<String> = self.ws_origins.iter().map(|o| q(o)).collect();
+        let _ = writeln!(out, "ws_origins = [{}]", origins.join(", "));
         for l in &self.listeners {
             let _ = writeln!(out, "\n[[listen]]");
             let _ = writeln!(out, "kind = {}", q(l.kind.name()));
             let _ = writeln!(out, "address = {}", q(&l.address));
-            let auth: Vec<String> = l.auth.iter().map(|a| q(a.name())).collect();
-            let _ = writeln!(out, "auth = [{}]", auth.join(", "));
+            let _ = writeln!(out, "auth = {}", names(&l.auth));
             if let Some(t) = &l.tls {
                 let _ = writeln!(out, "tls_cert = {}", p(&t.cert));
                 let _ = writeln!(out, "tls_key = {}", p(&t.key));
                 if let Some(ca) = &t.client_ca {
                     let _ = writeln!(out, "client_ca = {}", p(ca));
+                }
+                if let Some(crl) = &t.crl {
+                    let _ = writeln!(out, "crl = {}", p(crl));
                 }
                 let _ = writeln!(out, "require_client_cert = {}", t.require_client_cert);
             }
@@ -580,6 +871,37 @@ mod tests {
     }
 
     #[test]
+    fn limits_have_safe_defaults_and_http_follows_the_listeners() {
+        let c = Config::resolve([layer("dsn = \"host=/tmp\"\n")]).unwrap();
+        assert_eq!(c.limits.pre_auth_max_message, 4096);
+        assert_eq!(c.limits.max_password, 1024);
+        assert_eq!(c.limits.pre_auth_timeout, Duration::from_secs(10));
+        assert_eq!(c.limits.max_slots, 1000);
+        assert_eq!(c.http_auth, vec![AuthMethod::Password, AuthMethod::Token]);
+        assert!(c.ws_origins.is_empty());
+        let tokens_only = layer(
+            "dsn = \"host=/tmp\"\n[[listen]]\nkind = \"tcp\"\naddress = \"x\"\n\
+             auth = [\"token\"]\n[[listen]]\nkind = \"ws\"\naddress = \"y\"\n",
+        );
+        let c = Config::resolve([tokens_only.clone()]).unwrap();
+        assert_eq!(c.http_auth, vec![AuthMethod::Token]);
+        let env = Layer::from_env(|v| match v {
+            "JC_MAX_CONNECTIONS_PER_PEER" => Some("5".into()),
+            "JC_HTTP_AUTH" => Some("password, token".into()),
+            "JC_WS_ORIGINS" => Some("https://a.example,https://b.example".into()),
+            _ => None,
+        })
+        .unwrap();
+        let c = Config::resolve([tokens_only, env]).unwrap();
+        assert_eq!(c.limits.max_connections_per_peer, 5);
+        assert_eq!(c.http_auth, vec![AuthMethod::Password, AuthMethod::Token]);
+        assert_eq!(c.ws_origins.len(), 2);
+        let mut back = layer(&c.dump());
+        back.dsn = Some(c.dsn.clone());
+        assert_eq!(Config::resolve([back]).unwrap(), c);
+    }
+
+    #[test]
     fn bad_settings_are_refused() {
         let dsn = "dsn = \"host=/tmp\"\n";
         for (bad, why) in [
@@ -597,6 +919,20 @@ mod tests {
             ("ping_interval = \"0s\"\n", "more than zero"),
             ("max_message_size = 10\n", "max_message_size"),
             ("listen = []\n", "no listeners"),
+            ("max_connections = 0\n", "max_connections"),
+            ("pre_auth_max_message = 100\n", "pre_auth_max_message"),
+            (
+                "max_message_size = 2048\npre_auth_max_message = 4096\n",
+                "not be over",
+            ),
+            ("http_tls_cert = \"c.pem\"\n", "go together"),
+            ("http_auth = [\"clientcert\"]\n", "no client certificates"),
+            ("idle_timeout = \"soon\"\n", "idle_timeout"),
+            (
+                "[[listen]]\nkind = \"tls\"\naddress = \"x\"\ntls_cert = \"c\"\ntls_key = \"k\"\n\
+                 crl = \"r.pem\"\n",
+                "crl needs client_ca",
+            ),
         ] {
             let text = if bad.is_empty() {
                 String::new()

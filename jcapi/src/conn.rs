@@ -8,9 +8,15 @@
 //! when an answer takes longer than `ping_timeout`. However a worker connection ends, the
 //! engine is told (`disconnect`), so the tasks it held follow their action's `retryable`
 //! policy.
+//!
+//! Before a successful `hello` a connection is held to the pre-auth limits: small messages
+//! (a larger one closes it), a small write queue, and the pre-auth time-out. After it, a
+//! client that is no worker, waits for no job and sends nothing for the idle time-out is
+//! closed. A `task_done` counts only from the connection that took the task.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -29,10 +35,10 @@ use tokio::time::{Instant, Interval};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::auth;
 use crate::client::{self, ok};
 use crate::config::{AuthMethod, Kind};
-use crate::dispatch::{ConnHandle, Held};
+use crate::dispatch::{ConnHandle, Held, NameTaken, QueueRx};
+use crate::guard::{refused, shown, Login};
 use crate::metrics::Metrics;
 use crate::server::{action_channel, check_job, lock, wait_timeout, Shared};
 
@@ -54,8 +60,12 @@ pub(crate) struct Peer {
     pub addr: SocketAddr,
     pub kind: Kind,
     pub auth: Vec<AuthMethod>,
-    /// The CN of the verified TLS client certificate.
-    pub cn: Option<String>,
+    /// The names of the verified TLS client certificate.
+    pub names: Vec<String>,
+    /// The largest message the transport takes now (raised by a successful `hello`).
+    pub limit: Arc<AtomicUsize>,
+    /// Bytes the peer may still send before a successful `hello` (then `usize::MAX`).
+    pub budget: Arc<AtomicUsize>,
 }
 
 #[derive(Debug)]
@@ -101,13 +111,15 @@ pub(crate) async fn serve(
     shared: Arc<Shared>,
     peer: Peer,
     mut inbound: BoxStream<'static, Inbound>,
-    writer: impl FnOnce(mpsc::Receiver<Bytes>) -> futures_util::future::BoxFuture<'static, ()>,
+    writer: impl FnOnce(QueueRx) -> futures_util::future::BoxFuture<'static, ()>,
 ) {
     let (tx, rx) = mpsc::channel(shared.config.write_queue);
     let kill = CancellationToken::new();
     let id = shared.next_conn_id();
+    let limits = &shared.config.limits;
     let handle = ConnHandle::new(id, tx, kill.clone(), shared.metrics.clone());
-    let mut writer = tokio::spawn(writer(rx));
+    handle.set_limits(limits.pre_auth_write_queue_bytes, limits.write_timeout);
+    let mut writer = tokio::spawn(writer(handle.queue_rx(rx)));
     // At shutdown a connection stuck writing to a peer that does not read is cut off too.
     let mut stopping = shared.stop.clone();
     let cut = kill.clone();
@@ -142,19 +154,34 @@ pub(crate) async fn serve(
         conn.send(g.into()).await;
     }
     let mut pinger: Option<Interval> = None;
+    let pre_auth_until = Instant::now() + shared.config.limits.pre_auth_timeout;
+    let idle = shared.config.limits.idle_timeout;
+    let mut last_in = Instant::now();
     while !*stop.borrow() {
         let deadline = conn.ping.map(|(_, d)| d);
+        let timer = if conn.who.is_none() {
+            pre_auth_until
+        } else {
+            last_in + idle
+        };
         tokio::select! {
             _ = kill.cancelled() => break,
             _ = stop.changed() => break,
             item = inbound.next() => match item {
                 None => break,
-                Some(Inbound::Message(bytes)) => conn.on_message(&bytes).await,
+                Some(Inbound::Message(bytes)) => {
+                    last_in = Instant::now();
+                    conn.on_message(&bytes).await
+                }
                 Some(Inbound::TooLarge(len)) => {
+                    last_in = Instant::now();
                     Metrics::inc(&shared.metrics.bad_messages);
-                    let max = shared.config.max_message_size;
+                    let max = conn.peer.limit.load(Ordering::Relaxed);
                     conn.send(Response::error(None, error(ErrorKind::TooLarge,
                         format!("a message of {len} bytes is over the limit of {max}"))).into()).await;
+                    if conn.who.is_none() {
+                        break;
+                    }
                 }
                 Some(Inbound::Fatal(kind, why)) => {
                     Metrics::inc(&shared.metrics.bad_messages);
@@ -174,6 +201,24 @@ pub(crate) async fn serve(
                 tracing::info!(conn = id, worker = conn.worker.as_ref().map(|w| w.name.as_str()),
                     "no answer to ping: disconnecting");
                 break;
+            }
+            _ = tokio::time::sleep_until(timer) => {
+                if conn.who.is_none() {
+                    Metrics::inc(&shared.metrics.connections_refused);
+                    refused!(shared.refusals, conn = id, peer = %conn.peer.addr,
+                        "no hello in time: closing");
+                    conn.send(Response::error(None, error(ErrorKind::NotAuthenticated,
+                        "no hello in time")).into()).await;
+                    break;
+                }
+                // Workers are pinged, and a client waiting for a job has reason to be quiet.
+                let waits = lock(&shared.waiters).has_conn(id);
+                if conn.worker.is_none() && !waits {
+                    Metrics::inc(&shared.metrics.connections_refused);
+                    tracing::info!(conn = id, "idle: closing");
+                    break;
+                }
+                last_in = Instant::now();
             }
         }
         if conn.closing {
@@ -209,6 +254,19 @@ impl Conn {
 
     async fn on_message(&mut self, bytes: &[u8]) {
         Metrics::inc(&self.shared.metrics.messages_in);
+        // WebSocket frames come whole up to max_message_size: held to the pre-auth size here.
+        let limit = self.peer.limit.load(Ordering::Relaxed);
+        if bytes.len() > limit {
+            Metrics::inc(&self.shared.metrics.bad_messages);
+            let msg = format!(
+                "a message of {} bytes is over the limit of {limit}",
+                bytes.len()
+            );
+            self.send(Response::error(None, error(ErrorKind::TooLarge, msg)).into())
+                .await;
+            self.closing = self.who.is_none();
+            return;
+        }
         match Message::parse(bytes) {
             Err(e) => {
                 Metrics::inc(&self.shared.metrics.bad_messages);
@@ -313,35 +371,37 @@ impl Conn {
                 format!("already authenticated as {who}"),
             ));
         }
-        let users = self.shared.users.clone();
-        let accepted = self.peer.auth.clone();
-        let cn = self.peer.cn.clone();
-        let (who, method, token) = (p.who.clone(), p.method.clone(), p.token.clone());
-        let checked = tokio::task::spawn_blocking(move || {
-            users.check(
-                auth::Hello {
-                    who: &who,
-                    method: &method,
-                    token: &token,
-                    peer_cn: cn.as_deref(),
-                },
-                &accepted,
-            )
-        })
-        .await
-        .unwrap_or_else(|e| Err(format!("authentication failed: {e}")));
+        let login = Login {
+            who: p.who.clone(),
+            method: p.method.clone(),
+            token: p.token.clone(),
+            peer_names: self.peer.names.clone(),
+        };
+        let checked = self
+            .shared
+            .gate
+            .check(self.peer.addr.ip(), login, &self.peer.auth)
+            .await;
         match checked {
             Ok(()) => {
-                tracing::info!(conn = self.handle.id, who = %p.who, method = %p.method,
-                    peer = %self.peer.addr, "hello");
+                tracing::info!(conn = self.handle.id, who = %shown(&p.who),
+                    method = %shown(&p.method), peer = %self.peer.addr, "hello");
                 let msg = format!("welcome to the clientapi {}!", p.who);
                 self.who = Some(p.who);
+                let limits = &self.shared.config.limits;
+                self.peer
+                    .limit
+                    .store(self.shared.config.max_message_size, Ordering::Relaxed);
+                self.peer.budget.store(usize::MAX, Ordering::Relaxed);
+                self.handle
+                    .set_limits(limits.write_queue_bytes, limits.write_timeout);
                 ok::<Hello>(HelloResult(true, msg))
             }
             Err(why) => {
                 Metrics::inc(&self.shared.metrics.auth_failures);
-                tracing::info!(conn = self.handle.id, who = %p.who, method = %p.method,
-                    peer = %self.peer.addr, why, "hello refused");
+                refused!(self.shared.refusals, conn = self.handle.id, who = %shown(&p.who),
+                    method = %shown(&p.method), peer = %self.peer.addr, why = %shown(&why),
+                    "hello refused");
                 self.after.push(After::Close);
                 ok::<Hello>(HelloResult(false, why))
             }
@@ -350,10 +410,11 @@ impl Conn {
 
     fn create_slotgroup(&mut self, r: &Request) -> Result<Value, ErrorObject> {
         let p = r.params::<CreateSlotgroup>()?;
-        if p.slots == 0 {
+        let max = self.shared.config.limits.max_slots;
+        if p.slots == 0 || p.slots > max {
             return Err(error(
                 ErrorKind::InvalidParams,
-                "slots should be a positive number",
+                format!("slots should be a number from 1 to {max}"),
             ));
         }
         if !lock(&self.shared.dispatch).create_group(self.handle.id, &p.name, p.slots) {
@@ -378,8 +439,9 @@ impl Conn {
             }
         }
         let slots = p.slots.unwrap_or(1);
-        if slots == 0 {
-            return refuse("slots should be a positive number".into());
+        let max = self.shared.config.limits.max_slots;
+        if slots == 0 || slots > max {
+            return refuse(format!("slots should be a number from 1 to {max}"));
         }
         if p.filter.as_ref().is_some_and(|f| !f.is_object()) {
             return refuse("filter must be a JSON object".into());
@@ -397,10 +459,16 @@ impl Conn {
         if self.actions.contains_key(&p.actionname) {
             return refuse(format!("{} is already announced", p.actionname));
         }
-        if !lock(&self.shared.dispatch).claim_name(conn, &name) {
-            return refuse(format!(
-                "worker name {name} is in use by another connection"
-            ));
+        match lock(&self.shared.dispatch).claim_name(conn, who, &name) {
+            Ok(()) => {}
+            Err(NameTaken::OtherUser) => {
+                return refuse(format!("worker name {name} belongs to another user"))
+            }
+            Err(NameTaken::OtherConnection) => {
+                return refuse(format!(
+                    "worker name {name} is in use by another connection"
+                ))
+            }
         }
         let announced = async {
             let db = self.shared.db().await?;
@@ -449,7 +517,8 @@ impl Conn {
         if new {
             self.shared.listen_on(action_channel(action_id)).await;
         }
-        tracing::info!(conn, worker = %name, action = %p.actionname, action_id, slots, "announce");
+        tracing::info!(conn, worker = %shown(&name), action = %shown(&p.actionname), action_id,
+            slots, "announce");
         self.after.push(After::Sweep);
         ok::<Announce>(AnnounceResult(true, "success".into()))
     }
@@ -525,7 +594,8 @@ impl Conn {
 
     async fn notification(&mut self, n: Notification) {
         if n.method != TaskDone::NAME {
-            tracing::debug!(conn = self.handle.id, method = %n.method, "notification ignored");
+            tracing::debug!(conn = self.handle.id, method = %shown(&n.method),
+                "notification ignored");
             return;
         }
         if self.who.is_none() {
@@ -534,23 +604,33 @@ impl Conn {
         }
         let p = match n.params::<TaskDone>() {
             Ok(p) => p,
-            Err(e) => {
+            // The error would quote the params (outargs): not logged.
+            Err(_) => {
                 Metrics::inc(&self.shared.metrics.bad_messages);
-                tracing::warn!(conn = self.handle.id, error = %e, "bad task_done");
+                tracing::warn!(conn = self.handle.id, "bad task_done");
                 return;
             }
         };
         let Ok(cookie) = Uuid::parse_str(&p.cookie) else {
             Metrics::inc(&self.shared.metrics.bad_messages);
-            tracing::warn!(conn = self.handle.id, cookie = %p.cookie, "task_done: not a cookie");
+            tracing::warn!(conn = self.handle.id, "task_done: not a cookie");
             return;
         };
+        if !lock(&self.shared.dispatch).took(self.handle.id, &cookie) {
+            Metrics::inc(&self.shared.metrics.bad_messages);
+            tracing::info!(
+                conn = self.handle.id,
+                "task_done refused: the task was not taken on this connection"
+            );
+            return;
+        }
         Metrics::inc(&self.shared.metrics.tasks_done);
         match self.shared.db().await {
             Ok(db) => {
                 if let Err(e) = jc_db::task_done(&**db, cookie, &p.outargs).await {
                     let e = self.shared.db_error(e);
-                    tracing::info!(conn = self.handle.id, %cookie, error = %e, "task_done refused");
+                    tracing::info!(conn = self.handle.id, error = %shown(&e.message),
+                        "task_done refused");
                 }
             }
             Err(e) => tracing::warn!(conn = self.handle.id, error = %e, "task_done lost"),
@@ -601,16 +681,16 @@ impl Conn {
                 .metrics
                 .workers
                 .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::info!(conn, worker = %w.name, "worker gone: disconnect");
+            tracing::info!(conn, worker = %shown(&w.name), "worker gone: disconnect");
             match self.shared.db().await {
                 Ok(db) => {
                     if let Err(e) = jc_db::disconnect(&**db, &w.name).await {
                         let e = self.shared.db_error(e);
-                        tracing::info!(conn, worker = %w.name, error = %e, "disconnect");
+                        tracing::info!(conn, worker = %shown(&w.name), error = %e, "disconnect");
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(conn, worker = %w.name, error = %e, "disconnect lost")
+                    tracing::warn!(conn, worker = %shown(&w.name), error = %e, "disconnect lost")
                 }
             }
         }

@@ -17,6 +17,7 @@
 //! closed rather than allowed to block dispatch for everyone.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +33,15 @@ use crate::metrics::Metrics;
 
 pub(crate) type ConnId = u64;
 
+/// A connection's queue accounting: the bytes queued and how many may be.
+#[derive(Debug)]
+struct QueueBytes {
+    queued: AtomicUsize,
+    max: AtomicUsize,
+    /// How long the connection's own task waits for room, in milliseconds.
+    wait_ms: AtomicU64,
+}
+
 /// The way to a connection's writer.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnHandle {
@@ -39,6 +49,28 @@ pub(crate) struct ConnHandle {
     tx: mpsc::Sender<Bytes>,
     kill: CancellationToken,
     metrics: Arc<Metrics>,
+    bytes: Arc<QueueBytes>,
+}
+
+/// The writer's end of a connection's queue; it counts the bytes back out.
+#[derive(Debug)]
+pub(crate) struct QueueRx {
+    rx: mpsc::Receiver<Bytes>,
+    bytes: Arc<QueueBytes>,
+}
+
+impl QueueRx {
+    pub async fn recv(&mut self) -> Option<Bytes> {
+        let b = self.rx.recv().await?;
+        self.bytes.queued.fetch_sub(b.len(), Ordering::Relaxed);
+        Some(b)
+    }
+
+    pub fn try_recv(&mut self) -> Option<Bytes> {
+        let b = self.rx.try_recv().ok()?;
+        self.bytes.queued.fetch_sub(b.len(), Ordering::Relaxed);
+        Some(b)
+    }
 }
 
 impl ConnHandle {
@@ -53,38 +85,102 @@ impl ConnHandle {
             tx,
             kill,
             metrics,
+            bytes: Arc::new(QueueBytes {
+                queued: AtomicUsize::new(0),
+                max: AtomicUsize::new(usize::MAX),
+                wait_ms: AtomicU64::new(u64::MAX),
+            }),
         }
+    }
+
+    /// The receiving end of `rx` (this handle's queue), counting bytes.
+    pub fn queue_rx(&self, rx: mpsc::Receiver<Bytes>) -> QueueRx {
+        QueueRx {
+            rx,
+            bytes: self.bytes.clone(),
+        }
+    }
+
+    /// At most `max` bytes queued; the connection's own sends wait at most `wait` for room.
+    pub fn set_limits(&self, max: usize, wait: Duration) {
+        self.bytes.max.store(max, Ordering::Relaxed);
+        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        self.bytes.wait_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Closes the connection: its peer does not read.
+    fn not_reading(&self, why: &str) {
+        if !self.kill.is_cancelled() {
+            tracing::warn!(conn = self.id, why, "closing a client that does not read");
+            Metrics::inc(&self.metrics.slow_clients);
+            self.kill.cancel();
+        }
+    }
+
+    /// Counts `len` bytes in; `false` (and the connection closed) when over the limit.
+    fn reserve(&self, len: usize) -> bool {
+        let max = self.bytes.max.load(Ordering::Relaxed);
+        let before = self.bytes.queued.fetch_add(len, Ordering::Relaxed);
+        if before.saturating_add(len) > max {
+            self.bytes.queued.fetch_sub(len, Ordering::Relaxed);
+            self.not_reading("too many bytes queued");
+            return false;
+        }
+        true
+    }
+
+    fn unreserve(&self, len: usize) {
+        self.bytes.queued.fetch_sub(len, Ordering::Relaxed);
     }
 
     /// Queues a message without waiting. A full queue means the peer does not read: the
     /// connection is closed. Returns whether the message was queued.
     pub fn push(&self, msg: &Message) -> bool {
-        match self.tx.try_send(Bytes::from(msg.to_bytes())) {
+        let b = Bytes::from(msg.to_bytes());
+        let len = b.len();
+        if !self.reserve(len) {
+            return false;
+        }
+        match self.tx.try_send(b) {
             Ok(()) => {
                 Metrics::inc(&self.metrics.messages_out);
                 true
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
-                if !self.kill.is_cancelled() {
-                    tracing::warn!(conn = self.id, "write queue full: closing a slow client");
-                    Metrics::inc(&self.metrics.slow_clients);
-                    self.kill.cancel();
-                }
+                self.unreserve(len);
+                self.not_reading("write queue full");
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.unreserve(len);
+                false
+            }
         }
     }
 
     /// Queues a message, waiting for room (only the connection's own task does this); gives
-    /// up when the connection is being closed.
+    /// up when the connection is being closed, and closes it when no room comes in time.
     pub async fn send(&self, msg: &Message) -> bool {
+        let b = Bytes::from(msg.to_bytes());
+        let len = b.len();
+        if !self.reserve(len) {
+            return false;
+        }
+        let wait = Duration::from_millis(self.bytes.wait_ms.load(Ordering::Relaxed));
         let ok = tokio::select! {
-            sent = self.tx.send(Bytes::from(msg.to_bytes())) => sent.is_ok(),
+            sent = tokio::time::timeout(wait, self.tx.send(b)) => match sent {
+                Ok(sent) => sent.is_ok(),
+                Err(_) => {
+                    self.not_reading("the write queue stayed full");
+                    false
+                }
+            },
             _ = self.kill.cancelled() => false,
         };
         if ok {
             Metrics::inc(&self.metrics.messages_out);
+        } else {
+            self.unreserve(len);
         }
         ok
     }
@@ -156,6 +252,20 @@ pub(crate) struct Held {
     action_id: i32,
 }
 
+/// A worker name's owner on this gateway and the connection using it.
+#[derive(Debug)]
+struct NameUse {
+    user: String,
+    conn: Option<ConnId>,
+}
+
+/// Why a worker name cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NameTaken {
+    OtherUser,
+    OtherConnection,
+}
+
 /// The dispatcher's state; see the module docs.
 #[derive(Debug)]
 pub(crate) struct Dispatch {
@@ -163,7 +273,7 @@ pub(crate) struct Dispatch {
     groups: HashMap<(ConnId, String), SlotGroup>,
     offers: HashMap<JobRef, Offer>,
     taken: HashMap<Uuid, Taken>,
-    names: HashMap<String, ConnId>,
+    names: HashMap<String, NameUse>,
     next_token: u64,
     offer_timeout: Duration,
     metrics: Arc<Metrics>,
@@ -183,14 +293,41 @@ impl Dispatch {
         }
     }
 
-    /// Reserves a worker name for `conn`; `false` when another connection has it.
-    pub fn claim_name(&mut self, conn: ConnId, name: &str) -> bool {
-        *self.names.entry(name.to_owned()).or_insert(conn) == conn
+    /// Reserves worker name `name` for `user`'s connection `conn`. A name belongs to the
+    /// first user who announced it on this gateway (for as long as the gateway runs) and is
+    /// used by one connection at a time.
+    pub fn claim_name(&mut self, conn: ConnId, user: &str, name: &str) -> Result<(), NameTaken> {
+        let entry = self
+            .names
+            .entry(name.to_owned())
+            .or_insert_with(|| NameUse {
+                user: user.to_owned(),
+                conn: None,
+            });
+        if entry.user != user {
+            return Err(NameTaken::OtherUser);
+        }
+        match entry.conn {
+            Some(c) if c != conn => Err(NameTaken::OtherConnection),
+            _ => {
+                entry.conn = Some(conn);
+                Ok(())
+            }
+        }
     }
 
-    /// Gives up the worker name `conn` reserved.
+    /// Gives up the worker name `conn` uses (it stays its user's).
     pub fn release_name(&mut self, conn: ConnId) {
-        self.names.retain(|_, c| *c != conn);
+        for n in self.names.values_mut() {
+            if n.conn == Some(conn) {
+                n.conn = None;
+            }
+        }
+    }
+
+    /// Whether connection `conn` took the task with `cookie` (and has not finished it).
+    pub fn took(&self, conn: ConnId, cookie: &Uuid) -> bool {
+        self.taken.get(cookie).is_some_and(|t| t.conn == conn)
     }
 
     /// Creates a slot group; `false` when the connection has one of that name.
@@ -270,7 +407,7 @@ impl Dispatch {
 
     /// Forgets a closed connection; returns the actions left without workers.
     pub fn remove_conn(&mut self, conn: ConnId, now: Instant) -> Vec<i32> {
-        self.names.retain(|_, c| *c != conn);
+        self.release_name(conn);
         self.taken.retain(|_, t| t.conn != conn);
         for entry in self.actions.values_mut() {
             entry.workers.retain(|w| w.handle.id != conn);

@@ -1,34 +1,79 @@
-//! The HTTP listener: `GET /metrics` (Prometheus) and JSON-RPC over `POST /` for the
-//! request/response client methods (`create_job` without `job_done`, `get_job_status`,
-//! `find_jobs`, `check_if_lock_exists`, `cancel_job`, `retry_job`, `raise_event`, `get_job`,
-//! `ping`), authenticated per request with HTTP Basic (user and password, or user and API
-//! token). Worker methods need a connection and are refused.
+//! The HTTP listener, on axum and hyper: `GET /metrics` (Prometheus) and JSON-RPC over
+//! `POST /` (or `/rpc`) for the request/response client methods (`create_job` without
+//! `job_done`, `get_job_status`, `find_jobs`, `check_if_lock_exists`, `cancel_job`,
+//! `retry_job`, `raise_event`, `get_job`, `ping`), authenticated per request with HTTP Basic
+//! (user and password, or user and API token) by the methods of `http_auth`. Worker methods
+//! need a connection and are refused.
 //!
-//! A small HTTP/1.1 responder: one request per connection, `Content-Length` bodies only.
+//! HTTP/1.1 with keep-alive and chunked bodies, optionally over TLS. Limits: the connection
+//! limits of the stream listeners, a header buffer of [`MAX_HEAD`], the pre-auth time-out
+//! for a request's head and between requests (hyper's header read time-out, which starts
+//! again once a response is sent), and a body of at most
+//! `max_message_size`, read only once the credentials are checked, within
+//! [`BODY_TIMEOUT`].
+//!
+//! [`router`] is the one place routes are added.
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
 use base64::Engine as _;
-use jc_proto::{ErrorKind, ErrorObject, Message, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use jc_proto::{ErrorKind, ErrorObject, Message};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
+use tower::Service as _;
 
-use crate::auth;
 use crate::client;
 use crate::config::AuthMethod;
+use crate::guard::{refused, shown, Login};
 use crate::metrics::Metrics;
 use crate::server::Shared;
+use crate::transport::tls_accept;
 
+/// The most bytes of request line and headers (hyper's read buffer; at least 8 KiB).
 const MAX_HEAD: usize = 16 * 1024;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most header fields of a request.
+const MAX_HEADERS: usize = 64;
+/// A request body must arrive within this.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The peer of an HTTP request.
+#[derive(Debug, Clone, Copy)]
+struct Peer(SocketAddr);
+
+/// The HTTP routes.
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/", post(rpc_post))
+        .route("/rpc", post(rpc_post))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+        .with_state(shared)
+}
 
 /// Accepts HTTP connections until the gateway stops.
-pub(crate) async fn http_loop(shared: Arc<Shared>, listener: TcpListener, tracker: TaskTracker) {
+pub(crate) async fn http_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    tracker: TaskTracker,
+) {
     let mut stop = shared.stop.clone();
+    let open = Arc::new(AtomicUsize::new(0));
+    let routes = router(shared.clone());
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -36,12 +81,23 @@ pub(crate) async fn http_loop(shared: Arc<Shared>, listener: TcpListener, tracke
         };
         match accepted {
             Ok((socket, addr)) => {
-                let shared = shared.clone();
+                let Some(admitted) = shared.admit(&open, addr) else {
+                    continue;
+                };
+                let (shared, routes, tls) = (shared.clone(), routes.clone(), tls.clone());
                 tracker.spawn(async move {
-                    let served = tokio::time::timeout(REQUEST_TIMEOUT, serve(shared, socket, addr));
-                    if let Ok(Err(e)) = served.await {
-                        tracing::debug!(peer = %addr, error = %e, "http");
+                    match tls {
+                        None => serve(shared, socket, addr, routes).await,
+                        Some(acceptor) => {
+                            let within = shared.config.limits.pre_auth_timeout;
+                            match tls_accept(&acceptor, socket, within).await {
+                                Ok(stream) => serve(shared, stream, addr, routes).await,
+                                Err(why) => refused!(shared.refusals, peer = %addr,
+                                    why = %shown(&why), "http connection refused"),
+                            }
+                        }
                     }
+                    drop(admitted);
                 });
             }
             Err(e) => {
@@ -52,188 +108,128 @@ pub(crate) async fn http_loop(shared: Arc<Shared>, listener: TcpListener, tracke
     }
 }
 
-struct Head {
-    method: String,
-    path: String,
-    content_length: usize,
-    authorization: Option<String>,
-}
-
-fn parse_head(head: &str) -> Option<Head> {
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next()?.split(' ');
-    let method = first.next()?.to_owned();
-    let path = first.next()?.to_owned();
-    let mut content_length = 0;
-    let mut authorization = None;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            content_length = value.parse().ok()?;
-        } else if name.eq_ignore_ascii_case("authorization") {
-            authorization = Some(value.to_owned());
+/// Serves one HTTP connection (keep-alive) until it closes, idles out or the gateway stops.
+async fn serve<S>(shared: Arc<Shared>, io: S, addr: SocketAddr, routes: Router)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(Peer(addr));
+        let mut routes = routes.clone();
+        async move { routes.call(req).await }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.config.limits.pre_auth_timeout)
+        .max_buf_size(MAX_HEAD)
+        .max_headers(MAX_HEADERS);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let mut stop = shared.stop.clone();
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(peer = %addr, error = %shown(&e.to_string()), "http");
+            }
+        }
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
         }
     }
-    Some(Head {
-        method,
-        path,
-        content_length,
-        authorization,
-    })
 }
 
-async fn reply(
-    socket: &mut TcpStream,
-    status: &str,
-    content_type: &str,
-    extra: &str,
-    body: &[u8],
-) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Connection: close\r\n{extra}\r\n",
-        body.len()
-    );
-    socket.write_all(head.as_bytes()).await?;
-    socket.write_all(body).await?;
-    socket.shutdown().await
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        shared.metrics.render(),
+    )
+        .into_response()
 }
 
-async fn serve(
-    shared: Arc<Shared>,
-    mut socket: TcpStream,
-    addr: SocketAddr,
-) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(4096);
-    let end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        if buf.len() > MAX_HEAD {
-            return reply(
-                &mut socket,
-                "431 Request Header Fields Too Large",
-                "text/plain",
-                "",
-                b"",
-            )
-            .await;
-        }
-        let mut chunk = [0u8; 4096];
-        let n = socket.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let Some(head) = std::str::from_utf8(&buf[..end]).ok().and_then(parse_head) else {
-        return reply(
-            &mut socket,
-            "400 Bad Request",
-            "text/plain",
-            "",
-            b"bad request\n",
+fn plain(status: StatusCode, body: &'static str) -> Response {
+    (status, body).into_response()
+}
+
+/// JSON-RPC over POST: the credentials first, then (and only then) the body.
+async fn rpc_post(
+    State(shared): State<Arc<Shared>>,
+    Extension(Peer(addr)): Extension<Peer>,
+    req: Request,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let Some(who) = authenticate(&shared, addr, &parts.headers).await else {
+        Metrics::inc(&shared.metrics.auth_failures);
+        refused!(shared.refusals, peer = %addr, "http: authentication failed");
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"jobcenter\"")],
+            "authentication failed\n",
         )
-        .await;
+            .into_response();
     };
-    match (head.method.as_str(), head.path.as_str()) {
-        ("GET", "/metrics") => {
-            let body = shared.metrics.render();
-            reply(
-                &mut socket,
-                "200 OK",
-                "text/plain; version=0.0.4",
-                "",
-                body.as_bytes(),
-            )
-            .await
+    let max = shared.config.max_message_size;
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        Metrics::inc(&shared.metrics.bad_messages);
+        return plain(StatusCode::PAYLOAD_TOO_LARGE, "");
+    }
+    let body = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, max)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
+            Metrics::inc(&shared.metrics.bad_messages);
+            return plain(StatusCode::PAYLOAD_TOO_LARGE, "");
         }
-        ("POST", "/" | "/rpc") => {
-            let max = shared.config.max_message_size;
-            if head.content_length > max {
-                Metrics::inc(&shared.metrics.bad_messages);
-                return reply(&mut socket, "413 Payload Too Large", "text/plain", "", b"").await;
-            }
-            let mut body = buf[end + 4..].to_vec();
-            while body.len() < head.content_length {
-                let mut chunk = vec![0u8; (head.content_length - body.len()).min(65536)];
-                let n = socket.read(&mut chunk).await?;
-                if n == 0 {
-                    return Ok(());
-                }
-                body.extend_from_slice(&chunk[..n]);
-            }
-            body.truncate(head.content_length);
-            let Some(who) = authenticate(&shared, head.authorization.as_deref()).await else {
-                Metrics::inc(&shared.metrics.auth_failures);
-                tracing::info!(peer = %addr, "http: authentication failed");
-                return reply(
-                    &mut socket,
-                    "401 Unauthorized",
-                    "text/plain",
-                    "WWW-Authenticate: Basic realm=\"jobcenter\"\r\n",
-                    b"authentication failed\n",
-                )
-                .await;
-            };
-            match rpc(&shared, &who, &body).await {
-                Some(msg) => {
-                    reply(
-                        &mut socket,
-                        "200 OK",
-                        "application/json",
-                        "",
-                        &msg.to_bytes(),
-                    )
-                    .await
-                }
-                None => reply(&mut socket, "204 No Content", "text/plain", "", b"").await,
-            }
-        }
-        _ => {
-            reply(
-                &mut socket,
-                "404 Not Found",
-                "text/plain",
-                "",
-                b"not found\n",
-            )
-            .await
-        }
+        Err(_) => return plain(StatusCode::REQUEST_TIMEOUT, ""),
+    };
+    match rpc(&shared, &who, &body).await {
+        Some(msg) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            Body::from(msg.to_bytes()),
+        )
+            .into_response(),
+        None => plain(StatusCode::NO_CONTENT, ""),
     }
 }
 
-/// The user of a Basic `authorization` header (password or API token).
-async fn authenticate(shared: &Shared, authorization: Option<&str>) -> Option<String> {
-    let encoded = authorization?.strip_prefix("Basic ")?;
+/// The user of a Basic `authorization` header, checked by the HTTP listener's methods
+/// (password or API token).
+async fn authenticate(shared: &Shared, addr: SocketAddr, headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let encoded = value.strip_prefix("Basic ")?;
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
         .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (who, secret) = text.split_once(':')?;
-    let (who, secret) = (who.to_owned(), secret.to_owned());
-    let users = shared.users.clone();
-    tokio::task::spawn_blocking(move || {
-        let accepted = [AuthMethod::Password, AuthMethod::Token];
-        let check = |method| {
-            users.check(
-                auth::Hello {
-                    who: &who,
-                    method,
-                    token: &secret,
-                    peer_cn: None,
-                },
-                &accepted,
-            )
+    let accepted = &shared.config.http_auth;
+    // A token is tried first (it is cheap); a request that fails counts as one failure.
+    let methods: Vec<AuthMethod> = [AuthMethod::Token, AuthMethod::Password]
+        .into_iter()
+        .filter(|m| accepted.contains(m))
+        .collect();
+    for (i, method) in methods.iter().enumerate() {
+        let login = Login {
+            who: who.to_owned(),
+            method: method.name().to_owned(),
+            token: secret.to_owned(),
+            peer_names: Vec::new(),
         };
-        (check("token").is_ok() || check("password").is_ok()).then_some(who)
-    })
-    .await
-    .ok()
-    .flatten()
+        let checked = if i + 1 == methods.len() {
+            shared.gate.check(addr.ip(), login, accepted).await
+        } else {
+            shared.gate.try_check(addr.ip(), login, accepted).await
+        };
+        if checked.is_ok() {
+            return Some(who.to_owned());
+        }
+    }
+    None
 }
 
 /// Answers one JSON-RPC message for `who`; `None` for a notification.
@@ -261,7 +257,7 @@ async fn rpc(shared: &Shared, who: &str, body: &[u8]) -> Option<Message> {
     shared.metrics.requests.observe(started.elapsed());
     Metrics::inc(&shared.metrics.messages_out);
     Some(
-        Response {
+        jc_proto::Response {
             id: Some(r.id),
             outcome,
         }

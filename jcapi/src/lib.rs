@@ -26,6 +26,7 @@ pub mod config;
 mod conn;
 mod dispatch;
 mod error;
+mod guard;
 mod http;
 pub mod metrics;
 mod server;
@@ -114,6 +115,10 @@ pub async fn run_with(
             tls,
         });
     }
+    let http_tls = match &config.http_tls {
+        Some(t) => Some(TlsAcceptor::from(tls::server_config(t)?)),
+        None => None,
+    };
     let http = match &config.http {
         Some(a) => {
             let socket = TcpListener::bind(a).await.map_err(|source| Error::Bind {
@@ -124,7 +129,8 @@ pub async fn run_with(
                 address: a.clone(),
                 source,
             })?;
-            tracing::info!(%addr, "http (/metrics, JSON-RPC over POST)");
+            tracing::info!(%addr, tls = http_tls.is_some(), auth = ?config.http_auth,
+                "http (/metrics, JSON-RPC over POST)");
             addresses.http = Some(addr);
             Some(socket)
         }
@@ -133,11 +139,14 @@ pub async fn run_with(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let (listen_tx, listen_rx) = mpsc::unbounded_channel();
+    guard::set_field_max(config.limits.log_field_max);
     let shared = Arc::new(Shared {
         dispatch: Mutex::new(Dispatch::new(config.offer_timeout, metrics.clone())),
+        gate: guard::Gate::new(users, config.limits.clone()),
+        conn_limits: Arc::default(),
+        refusals: guard::RateLog::new(config.limits.pre_auth_log_rate),
         config,
         pool,
-        users: Arc::new(users),
         metrics,
         waiters: Mutex::new(Waiters::default()),
         listen: listen_tx,
@@ -149,6 +158,7 @@ pub async fn run_with(
         tokio::spawn(server::listen_loop(shared.clone(), pg, listen_rx)),
         tokio::spawn(server::sweep_loop(shared.clone())),
         tokio::spawn(server::expiry_loop(shared.clone())),
+        tokio::spawn(reload_loop(shared.clone())),
     ];
     let tracker = TaskTracker::new();
     let mut acceptors = Vec::new();
@@ -163,6 +173,7 @@ pub async fn run_with(
         acceptors.push(tokio::spawn(http::http_loop(
             shared.clone(),
             socket,
+            http_tls,
             tracker.clone(),
         )));
     }
@@ -187,4 +198,27 @@ pub async fn run_with(
     shared.pool.close();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reloads the users file on SIGHUP; a file that does not load leaves the users as they were.
+async fn reload_loop(shared: Arc<Shared>) {
+    let Some(path) = shared.config.users_file.clone() else {
+        return;
+    };
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot catch SIGHUP: the users file is not reloaded");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        match Users::load(&path) {
+            Ok(users) => {
+                shared.gate.set_users(users);
+                tracing::info!(path = %path.display(), "users file reloaded");
+            }
+            Err(e) => tracing::warn!(error = %e, "users file not reloaded"),
+        }
+    }
 }

@@ -15,8 +15,9 @@ use jcapi::{Config, Layer, ListenLayer, LogFormat};
 /// Settings come from the defaults, then --config FILE (TOML), then JC_ environment
 /// variables (JC_DSN, JC_POOL_SIZE, JC_LISTEN, JC_USERS_FILE, JC_HTTP, JC_MAX_MESSAGE_SIZE,
 /// JC_PING_INTERVAL, JC_PING_TIMEOUT, JC_OFFER_TIMEOUT, JC_SWEEP_INTERVAL, JC_WRITE_QUEUE,
-/// JC_LOG_FORMAT, JC_LOG_LEVEL), then these flags. The database role must be allowed to
-/// impersonate the users (rows in jobcenter.jc_impersonate_roles).
+/// JC_LOG_FORMAT, JC_LOG_LEVEL and one JC_ variable per limit below, e.g.
+/// JC_MAX_CONNECTIONS), then these flags. The database role must be allowed to impersonate
+/// the users (rows in jobcenter.jc_impersonate_roles). SIGHUP reloads the users file.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -65,6 +66,64 @@ struct Args {
     /// A tracing filter, e.g. info or jcapi=debug.
     #[arg(long)]
     log_level: Option<String>,
+    /// The largest message before a successful hello, in bytes (default 4096).
+    #[arg(long, value_name = "BYTES")]
+    pre_auth_max_message: Option<usize>,
+    /// The longest password or token accepted, in bytes (default 1024).
+    #[arg(long, value_name = "BYTES")]
+    max_password: Option<usize>,
+    /// Open connections per listener (default 1024).
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Open connections per peer address, IPv6 per /64 (default 64).
+    #[arg(long, value_name = "N")]
+    max_connections_per_peer: Option<usize>,
+    /// A connection not logged in within this is closed (default 10s).
+    #[arg(long, value_name = "DURATION")]
+    pre_auth_timeout: Option<String>,
+    /// A client silent this long (no worker, no waited job) is closed (default 5m).
+    #[arg(long, value_name = "DURATION")]
+    idle_timeout: Option<String>,
+    /// Bytes queued for a connection before it counts as not reading (default 64 MiB).
+    #[arg(long, value_name = "BYTES")]
+    write_queue_bytes: Option<usize>,
+    /// The same before a successful hello (default 64 KiB).
+    #[arg(long, value_name = "BYTES")]
+    pre_auth_write_queue_bytes: Option<usize>,
+    /// A connection whose queue stays full this long is closed (default 30s).
+    #[arg(long, value_name = "DURATION")]
+    write_timeout: Option<String>,
+    /// Password checks running at once (default 4).
+    #[arg(long, value_name = "N")]
+    password_checks: Option<usize>,
+    /// Failed logins per peer address before it is refused (default 10) ...
+    #[arg(long, value_name = "N")]
+    login_failures: Option<usize>,
+    /// ... and the time that gives one back (default 6s).
+    #[arg(long, value_name = "DURATION")]
+    login_failure_refill: Option<String>,
+    /// The longest peer-supplied string in a log line, in characters (default 200).
+    #[arg(long, value_name = "N")]
+    log_field_max: Option<usize>,
+    /// Log lines per second about peers refused before auth (default 20).
+    #[arg(long, value_name = "N")]
+    pre_auth_log_rate: Option<usize>,
+    /// The most slots one announce or slot group may have (default 1000).
+    #[arg(long, value_name = "N")]
+    max_slots: Option<usize>,
+    /// The HTTP listener's auth methods, comma-separated (default: those every listener
+    /// accepts, of password and token).
+    #[arg(long, value_name = "METHODS", value_delimiter = ',')]
+    http_auth: Option<Vec<String>>,
+    /// TLS for the HTTP listener: its certificate chain (PEM) ...
+    #[arg(long, value_name = "FILE", requires = "http_tls_key")]
+    http_tls_cert: Option<PathBuf>,
+    /// ... and its key.
+    #[arg(long, value_name = "FILE", requires = "http_tls_cert")]
+    http_tls_key: Option<PathBuf>,
+    /// A browser origin allowed to open WebSocket connections (repeatable).
+    #[arg(long = "ws-origin", value_name = "ORIGIN")]
+    ws_origins: Vec<String>,
     /// Print the resolved configuration as TOML and exit.
     #[arg(long)]
     dump_config: bool,
@@ -102,6 +161,25 @@ impl Args {
             write_queue: self.write_queue,
             log_format: self.log_format.clone(),
             log_level: self.log_level.clone(),
+            pre_auth_max_message: self.pre_auth_max_message,
+            max_password: self.max_password,
+            max_connections: self.max_connections,
+            max_connections_per_peer: self.max_connections_per_peer,
+            pre_auth_timeout: self.pre_auth_timeout.clone(),
+            idle_timeout: self.idle_timeout.clone(),
+            write_queue_bytes: self.write_queue_bytes,
+            pre_auth_write_queue_bytes: self.pre_auth_write_queue_bytes,
+            write_timeout: self.write_timeout.clone(),
+            password_checks: self.password_checks,
+            login_failures: self.login_failures,
+            login_failure_refill: self.login_failure_refill.clone(),
+            log_field_max: self.log_field_max,
+            pre_auth_log_rate: self.pre_auth_log_rate,
+            max_slots: self.max_slots,
+            http_auth: self.http_auth.clone(),
+            http_tls_cert: self.http_tls_cert.clone(),
+            http_tls_key: self.http_tls_key.clone(),
+            ws_origins: (!self.ws_origins.is_empty()).then(|| self.ws_origins.clone()),
         })
     }
 }
@@ -140,12 +218,16 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
 
+    // The database driver logs every statement's parameters (inargs, outargs, cookies) at
+    // debug: never, whatever the level asked for.
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
-        .with_context(|| format!("log_level {:?}", config.log_level))?;
+        .with_context(|| format!("log_level {:?}", config.log_level))?
+        .add_directive("tokio_postgres=info".parse()?);
+    // Colour codes only for a terminal: a log file gets plain text.
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
     match config.log_format {
         LogFormat::Json => logs.json().init(),
         LogFormat::Pretty => logs.init(),

@@ -69,6 +69,8 @@ pub struct Metrics {
     pub slow_clients: AtomicU64,
     pub db_errors: AtomicU64,
     pub listen_connects: AtomicU64,
+    /// Connections refused or closed by a limit (connections, time-outs).
+    pub connections_refused: AtomicU64,
     pub workers: AtomicI64,
     /// Time to answer a request.
     pub requests: Histogram,
@@ -82,7 +84,7 @@ impl Metrics {
     /// The metrics in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 15] = [
+        let counters: [(&str, &str, &AtomicU64); 16] = [
             (
                 "jcapi_connections_total",
                 "Connections accepted.",
@@ -157,6 +159,11 @@ impl Metrics {
                 "jcapi_listen_connects_total",
                 "Connections of the LISTEN connection, the first one included.",
                 &self.listen_connects,
+            ),
+            (
+                "jcapi_connections_refused_total",
+                "Connections refused or closed by a limit: connection counts, time-outs.",
+                &self.connections_refused,
             ),
         ];
         for (name, help, c) in counters {

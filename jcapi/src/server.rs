@@ -11,7 +11,8 @@
 //! - the expiry loop: offers not taken in time go to the next worker.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -24,8 +25,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_postgres::AsyncMessage;
 
-use crate::auth::Users;
 use crate::dispatch::{ConnHandle, ConnId, Dispatch};
+use crate::guard::{refused, Admitted, ConnLimits, Gate, RateLog};
 use crate::metrics::Metrics;
 use crate::Config;
 
@@ -89,6 +90,11 @@ impl Waiters {
         Some(h)
     }
 
+    /// Whether `conn` waits for a job.
+    pub fn has_conn(&self, conn: ConnId) -> bool {
+        self.by_job.values().flatten().any(|(_, h)| h.id == conn)
+    }
+
     pub fn remove_conn(&mut self, conn: ConnId) {
         for list in self.by_job.values_mut() {
             list.retain(|(_, h)| h.id != conn);
@@ -106,7 +112,11 @@ impl Waiters {
 pub(crate) struct Shared {
     pub config: Config,
     pub pool: Pool,
-    pub users: Arc<Users>,
+    /// The users and the throttling of their logins.
+    pub gate: Gate,
+    pub conn_limits: Arc<ConnLimits>,
+    /// Log lines about peers refused before auth.
+    pub refusals: RateLog,
     pub metrics: Arc<Metrics>,
     pub dispatch: Mutex<Dispatch>,
     pub waiters: Mutex<Waiters>,
@@ -153,6 +163,19 @@ impl Shared {
                 Metrics::inc(&self.metrics.db_errors);
                 tracing::warn!(error = %e, "database call failed");
                 ErrorObject::new(ErrorKind::InternalError, e.to_string())
+            }
+        }
+    }
+
+    /// Admits a connection from `addr` to a listener with `open` connections, or counts and
+    /// logs its refusal.
+    pub fn admit(&self, open: &Arc<AtomicUsize>, addr: SocketAddr) -> Option<Admitted> {
+        match self.conn_limits.admit(open, addr.ip(), &self.config.limits) {
+            Ok(a) => Some(a),
+            Err(why) => {
+                Metrics::inc(&self.metrics.connections_refused);
+                refused!(self.refusals, peer = %addr, why, "connection refused");
+                None
             }
         }
     }

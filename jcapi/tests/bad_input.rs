@@ -15,11 +15,6 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-async fn still_serving(g: &Gateway) {
-    let mut c = login(g, "tcp", "alice", ALICE_PW).await;
-    assert_eq!(c.call("ping", json!({})).await, json!("pong"));
-}
-
 #[tokio::test]
 async fn malformed_frames_get_a_parse_error_and_a_close() {
     let env = env().await;
@@ -197,7 +192,7 @@ async fn post(addr: SocketAddr, auth: Option<&str>, body: &str) -> (u16, String)
         })
         .unwrap_or_default();
     let req = format!(
-        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+        "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).await.unwrap();
@@ -243,7 +238,7 @@ async fn json_rpc_over_http_post_and_metrics() {
     )
     .await;
     let r: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(r["error"]["code"], 1004, "{r}");
+    assert_eq!(r["error"]["code"], 1005, "{r}");
     for auth in [None, Some("alice:wrong"), Some("nobody:x")] {
         let (status, _) = post(http, auth, &call("ping", json!({}))).await;
         assert_eq!(status, 401, "{auth:?}");
@@ -261,7 +256,9 @@ async fn json_rpc_over_http_post_and_metrics() {
     assert_eq!(r["error"]["code"], -32700);
 
     let mut s = tokio::net::TcpStream::connect(http).await.unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     for line in [

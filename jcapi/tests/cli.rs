@@ -1,5 +1,6 @@
 //! The `jcapi` command line: layered configuration (`--dump-config`, flags over `JC_`
-//! variables over the file), refusals of bad settings, and the users-file helpers.
+//! variables over the file), refusals of bad settings, and the users-file helpers
+//! (`--hash-password`, `--hash-token`, `scripts/jcapi-adduser`).
 #![allow(clippy::unwrap_used)]
 
 use std::io::Write as _;
@@ -121,23 +122,67 @@ fn hash_helpers_make_users_file_values() {
     let hash = text(&out.stdout).trim().to_owned();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
     let users = jcapi::Users::parse(&format!("[users.a]\npassword = {hash:?}\n")).unwrap();
-    let hello = |pw| jcapi_hello(&users, pw);
+    let hello = |pw| jcapi_hello(&users, "a", pw);
     assert!(hello("s3cret"));
     assert!(!hello("s3cret\n"));
     let out = jcapi(&["--hash-token"], &[], "tok\n");
     assert_eq!(text(&out.stdout).trim(), jcapi::token_digest("tok"));
 }
 
-fn jcapi_hello(users: &jcapi::Users, pw: &str) -> bool {
+fn jcapi_hello(users: &jcapi::Users, who: &str, pw: &str) -> bool {
     users
         .check(
             jcapi::Hello {
-                who: "a",
+                who,
                 method: "password",
                 token: pw,
-                peer_cn: None,
+                peer_names: &[],
             },
             &[jcapi::AuthMethod::Password],
         )
         .is_ok()
+}
+
+#[tokio::test]
+async fn adduser_writes_a_private_users_file_where_it_is_told() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tdb = testkit::Cluster::shared()
+        .await
+        .unwrap()
+        .new_db()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/jcapi-adduser");
+    let adduser = |name: &str, secret: &str| {
+        let mut child = Command::new(script)
+            .args(["users.toml", name])
+            .current_dir(dir.path())
+            .env("JC_DSN", &tdb.dsn)
+            .env("JCAPI", env!("CARGO_BIN_EXE_jcapi"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(format!("{secret}\n").as_bytes()).unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+    let out = adduser("ops.team@example", "pw-1");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let file = dir.path().join("users.toml");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the users file is private");
+    // The name with its dots reads back as one user who can log in.
+    let users = jcapi::Users::parse(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert!(jcapi_hello(&users, "ops.team@example", "pw-1"));
+    for bad in ["a\"b", "x]\n[users.root", "a b"] {
+        let out = adduser(bad, "pw");
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", text(&out.stderr));
+    }
+    let again = adduser("ops.team@example", "pw-2");
+    assert!(!again.status.success(), "a second entry for one user");
+    assert!(jcapi::Users::parse(&std::fs::read_to_string(&file).unwrap()).is_ok());
 }

@@ -68,11 +68,22 @@ async fn whole_protocol(kind: &str) {
         json!([])
     );
 
-    // Bob reaches none of alice's jobs.
+    // Bob reaches none of alice's jobs, and is told what no job at all would tell him.
     let mut bob = login(&g, kind, "bob", BOB_PW).await;
     for method in ["get_job_status", "get_job", "cancel_job", "retry_job"] {
         let e = bob.call_err(method, json!({"job_id": job})).await;
-        assert_eq!(e["code"], 1004, "{method}: {e}");
+        let none = bob.call_err(method, json!({"job_id": 1i64 << 40})).await;
+        assert_eq!(e["code"], 1005, "{method}: {e}");
+        assert_eq!(e["code"], none["code"], "{method}");
+        let msg = e["message"]
+            .as_str()
+            .unwrap()
+            .replace(&job.to_string(), "N");
+        let none_msg = none["message"]
+            .as_str()
+            .unwrap()
+            .replace(&(1i64 << 40).to_string(), "N");
+        assert_eq!(msg, none_msg, "{method}");
     }
     assert_eq!(
         bob.call("find_jobs", json!({"filter": {"input": 1}})).await,
@@ -253,7 +264,7 @@ async fn hello_accepts_passwords_and_tokens_and_refuses_the_rest() {
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
         .await
         .unwrap();
     let mut out = String::new();

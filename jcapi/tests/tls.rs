@@ -1,7 +1,9 @@
 //! TLS through the real `jcapi` binary: netstrings over TLS without client certificates,
-//! with optional and with required client certificates verified against a CA (the
-//! certificate's CN logs in with `clientcert`), certificates from another CA refused, and
-//! WebSocket over TLS. Certificates are made in the test with rcgen.
+//! with optional and with required client certificates verified against a CA (a name of the
+//! certificate, CN or alternative name, listed in a user's `certs` logs in with
+//! `clientcert`), certificates from another CA or revoked by the CRL refused, the users file
+//! reloaded on SIGHUP, WebSocket over TLS and the HTTP listener over TLS. Certificates are
+//! made in the test with rcgen.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -148,8 +150,10 @@ async fn optional_client_certificates_log_in_by_their_cn() {
     let r = c.hello("alice", "clientcert", "").await;
     assert_eq!(r[0], false, "{r}");
     assert!(c.closed(WAIT).await);
+    // A CN equal to a user's name is not enough: alice's certs list no name of it.
     let mut c = tls(addr, &s.pki.ca_pem, as_ref(&s.alice)).await;
-    assert_eq!(c.hello("alice", "clientcert", "").await[0], true);
+    let r = c.hello("alice", "clientcert", "").await;
+    assert_eq!(r[0], false, "{r}");
 
     // Without a certificate: passwords still work, clientcert does not.
     let mut c = tls(addr, &s.pki.ca_pem, None).await;
@@ -239,4 +243,97 @@ async fn websocket_over_tls_with_a_client_certificate() {
         r["result"],
         json!([true, "welcome to the clientapi carol!"])
     );
+}
+
+#[tokio::test]
+async fn a_certificate_logs_in_by_any_listed_name_unless_revoked() {
+    let s = setup().await;
+    let dir = s.env.dir.path();
+    // CN "laptop-7", carol's listed name as a DNS alternative name.
+    let by_san = s.pki.issue_with("laptop-7", &["carol-laptop"], 7, "by-san");
+    let revoked = s.pki.issue_with("carol-laptop", &[], 8, "revoked");
+    let crl = s.pki.crl(&[8], "crl");
+    let server = |ext: &str| dir.join(format!("server.{ext}")).display().to_string();
+    let config = format!(
+        "[[listen]]\nkind = \"tls\"\naddress = \"127.0.0.1:0\"\nauth = [\"clientcert\"]\n\
+         tls_cert = {:?}\ntls_key = {:?}\nclient_ca = {:?}\ncrl = {:?}\n",
+        server("pem"),
+        server("key"),
+        s.pki.ca_file("ca").display().to_string(),
+        crl.display().to_string(),
+    );
+    let file = dir.join("jcapi-crl.toml");
+    std::fs::write(&file, config).unwrap();
+    let mut g = Gateway::start(&s.env, &["--config", file.to_str().unwrap()]).await;
+    let addr = g.addr("tls");
+    let mut c = tls(addr, &s.pki.ca_pem, as_ref(&by_san)).await;
+    assert_eq!(c.hello("carol", "clientcert", "").await[0], true);
+    let refused = match tls_raw(addr, &s.pki.ca_pem, as_ref(&revoked)).await {
+        Err(_) => true,
+        Ok(mut c) => c.recv(WAIT).await.is_none(),
+    };
+    assert!(refused, "a revoked certificate was served");
+
+    // alice's own certificate names nobody in the users file, until it is reloaded.
+    let mut c = tls(addr, &s.pki.ca_pem, as_ref(&s.alice)).await;
+    assert_eq!(c.hello("alice", "clientcert", "").await[0], false);
+    let text = std::fs::read_to_string(&s.env.users_file).unwrap();
+    let text = text.replacen("[users.alice]\n", "[users.alice]\ncerts = [\"alice\"]\n", 1);
+    std::fs::write(&s.env.users_file, text).unwrap();
+    let pid = rustix::process::Pid::from_raw(g.child.id().unwrap() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
+    let reloaded = eventually(WAIT, || async {
+        let mut c = tls(addr, &s.pki.ca_pem, as_ref(&s.alice)).await;
+        c.hello("alice", "clientcert", "").await[0] == true
+    })
+    .await;
+    assert!(reloaded, "the reloaded users file was not used");
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn the_http_listener_speaks_tls() {
+    let s = setup().await;
+    let dir = s.env.dir.path();
+    let server = |ext: &str| dir.join(format!("server.{ext}")).display().to_string();
+    let g = Gateway::start(
+        &s.env,
+        &[
+            "--http-tls-cert",
+            &server("pem"),
+            "--http-tls-key",
+            &server("key"),
+        ],
+    )
+    .await;
+    use rustls::pki_types::pem::PemObject;
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_slice(s.pki.ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(g.addr("http"))
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut stream = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    let _ = stream.read_to_string(&mut out).await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(out.contains("jcapi_connections_total"));
 }

@@ -6,12 +6,22 @@
 //! and go on. A broken frame (a length that is not digits, a missing `,`) cannot be skipped,
 //! since nothing says where the next frame starts: that is a [`CodecError::Malformed`], after
 //! which the peer should be told and the connection closed.
+//!
+//! The maximum can be shared ([`NetstringCodec::with_limit`]) so that a server can raise it
+//! once a peer has logged in. Memory is taken as bytes arrive, never for the declared
+//! length alone.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 /// The default maximum frame: 16 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// The most buffer reserved ahead of the bytes of a frame.
+const MAX_RESERVE: usize = 64 * 1024;
 
 /// The most digits a length may have (enough for any `u64`).
 const MAX_DIGITS: usize = 20;
@@ -46,7 +56,7 @@ enum State {
 /// The netstring codec; see the module docs.
 #[derive(Debug, Clone)]
 pub struct NetstringCodec {
-    max: usize,
+    max: Arc<AtomicUsize>,
     state: State,
 }
 
@@ -59,6 +69,11 @@ impl Default for NetstringCodec {
 impl NetstringCodec {
     /// A codec accepting frames of at most `max` bytes.
     pub fn new(max: usize) -> NetstringCodec {
+        NetstringCodec::with_limit(Arc::new(AtomicUsize::new(max)))
+    }
+
+    /// A codec whose maximum is `max` as it is when each frame's length is read.
+    pub fn with_limit(max: Arc<AtomicUsize>) -> NetstringCodec {
         NetstringCodec {
             max,
             state: State::Head,
@@ -67,7 +82,7 @@ impl NetstringCodec {
 
     /// The largest payload accepted.
     pub fn max_frame(&self) -> usize {
-        self.max
+        self.max.load(Ordering::Relaxed)
     }
 }
 
@@ -124,7 +139,7 @@ impl Decoder for NetstringCodec {
                         acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
                     });
                     let len = len.unwrap_or(u64::MAX);
-                    if len > self.max as u64 {
+                    if len > self.max_frame() as u64 {
                         buf.advance(colon + 1);
                         self.state = State::Skip(len);
                         return Ok(Some(Frame::TooLarge { len }));
@@ -133,7 +148,8 @@ impl Decoder for NetstringCodec {
                     let len = len as usize;
                     let need = colon + 1 + len + 1;
                     if buf.len() < need {
-                        buf.reserve(need - buf.len());
+                        // A peer declaring a large frame gets memory as it sends bytes.
+                        buf.reserve((need - buf.len()).min(MAX_RESERVE));
                         return Ok(None);
                     }
                     if buf[need - 1] != b',' {
@@ -221,6 +237,25 @@ mod tests {
         }
         assert_eq!(got.len(), 2);
         assert_eq!(got[0], Frame::Message(Bytes::from_static(b"hello world")));
+    }
+
+    #[test]
+    fn a_declared_length_reserves_no_memory_before_its_bytes() {
+        let mut c = NetstringCodec::new(16 << 20);
+        let mut buf = BytesMut::from(&b"16000000:abc"[..]);
+        assert!(c.decode(&mut buf).unwrap().is_none());
+        assert!(buf.capacity() <= 2 * MAX_RESERVE, "{}", buf.capacity());
+    }
+
+    #[test]
+    fn a_shared_limit_applies_from_the_next_frame() {
+        let limit = Arc::new(AtomicUsize::new(4));
+        let mut c = NetstringCodec::with_limit(limit.clone());
+        let frames = decode_all(&mut c, b"6:abcdef,").unwrap();
+        assert_eq!(frames, vec![Frame::TooLarge { len: 6 }]);
+        limit.store(100, Ordering::Relaxed);
+        let frames = decode_all(&mut c, b"6:abcdef,").unwrap();
+        assert_eq!(frames, vec![Frame::Message(Bytes::from_static(b"abcdef"))]);
     }
 
     #[test]

@@ -354,6 +354,11 @@ impl Rpc {
 }
 
 impl Rpc {
+    /// A netstring connection over `stream`, not greeted.
+    pub fn raw_netstring(stream: tokio::net::TcpStream) -> Rpc {
+        Rpc::netstring(stream)
+    }
+
     fn websocket<S>(ws: tokio_tungstenite::WebSocketStream<S>) -> Rpc
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -593,6 +598,12 @@ pub async fn login(g: &Gateway, kind: &str, who: &str, password: &str) -> Rpc {
     c
 }
 
+/// Checks that the gateway still logs in and answers.
+pub async fn still_serving(g: &Gateway) {
+    let mut c = login(g, "tcp", "alice", ALICE_PW).await;
+    assert_eq!(c.call("ping", json!({})).await, json!("pong"));
+}
+
 /// A certificate authority and certificates it signs, as PEM files in `dir`.
 pub struct Pki {
     pub ca_pem: String,
@@ -625,9 +636,21 @@ impl Pki {
     /// A certificate for `cn` (valid for localhost and 127.0.0.1): (cert PEM, key PEM),
     /// also written to `<file>.pem` and `<file>.key`.
     pub fn issue(&self, cn: &str, file: &str) -> (String, String) {
-        let mut params =
-            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-                .unwrap();
+        self.issue_with(cn, &[], 1, file)
+    }
+
+    /// [`Pki::issue`] with more DNS names (subject alternative names) and a serial number.
+    pub fn issue_with(
+        &self,
+        cn: &str,
+        names: &[&str],
+        serial: u64,
+        file: &str,
+    ) -> (String, String) {
+        let mut sans = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+        sans.extend(names.iter().map(|n| n.to_string()));
+        let mut params = rcgen::CertificateParams::new(sans).unwrap();
+        params.serial_number = Some(rcgen::SerialNumber::from(serial));
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, cn);
@@ -637,6 +660,36 @@ impl Pki {
         std::fs::write(self.dir.join(format!("{file}.pem")), &c).unwrap();
         std::fs::write(self.dir.join(format!("{file}.key")), &k).unwrap();
         (c, k)
+    }
+}
+
+impl Pki {
+    /// A revocation list of this CA revoking the `serials`, written to `<file>.pem`.
+    pub fn crl(&self, serials: &[u64], file: &str) -> PathBuf {
+        let now = time::OffsetDateTime::now_utc();
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: now - time::Duration::hours(1),
+            next_update: now + time::Duration::days(30),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: serials
+                .iter()
+                .map(|s| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from(*s),
+                    revocation_time: now - time::Duration::minutes(30),
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        let path = self.dir.join(format!("{file}.pem"));
+        std::fs::write(
+            &path,
+            params.signed_by(&self.issuer).unwrap().pem().unwrap(),
+        )
+        .unwrap();
+        path
     }
 }
 
