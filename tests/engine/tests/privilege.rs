@@ -78,6 +78,17 @@ async fn gateway_users(c: &Client, users: &[&str]) {
     }
 }
 
+/// The approval example loaded, and connections of two client roles `PREFIX_alice` and
+/// `PREFIX_bob`.
+async fn approval_clients(tdb: &testkit::TestDb, c: &Client, prefix: &str) -> (Client, Client) {
+    load(c, &[examples::approval()]).await;
+    let alice = format!("{prefix}_alice");
+    let bob = format!("{prefix}_bob");
+    api_role(c, &alice, "jobcenter_client").await;
+    api_role(c, &bob, "jobcenter_client").await;
+    (connect_as(tdb, &alice).await, connect_as(tdb, &bob).await)
+}
+
 fn sqlstate(e: &tokio_postgres::Error) -> Option<&SqlState> {
     e.code()
 }
@@ -173,11 +184,7 @@ async fn a_procedure_step_runs_as_the_role_that_loaded_the_workflow() {
 #[tokio::test]
 async fn an_api_caller_cannot_touch_the_tables_or_other_users_jobs() {
     let (tdb, c) = setup().await;
-    load(&c, &[examples::approval()]).await;
-    api_role(&c, "p13_alice", "jobcenter_client").await;
-    api_role(&c, "p13_bob", "jobcenter_client").await;
-    let alice = connect_as(&tdb, "p13_alice").await;
-    let bob = connect_as(&tdb, "p13_bob").await;
+    let (alice, bob) = approval_clients(&tdb, &c, "p13").await;
     let job = create(&alice, "approval", json!({"id": 13})).await;
     assert_eq!(state(&c, job).await, "eventwait");
 
@@ -267,11 +274,7 @@ async fn an_api_caller_cannot_touch_the_tables_or_other_users_jobs() {
 #[tokio::test]
 async fn an_event_reaches_only_jobs_its_raiser_may_raise_to() {
     let (tdb, c) = setup().await;
-    load(&c, &[examples::approval()]).await;
-    api_role(&c, "p14_alice", "jobcenter_client").await;
-    api_role(&c, "p14_bob", "jobcenter_client").await;
-    let alice = connect_as(&tdb, "p14_alice").await;
-    let bob = connect_as(&tdb, "p14_bob").await;
+    let (alice, bob) = approval_clients(&tdb, &c, "p14").await;
     let job = create(&alice, "approval", json!({"id": 14})).await;
 
     let ev = json!({"type": "approval", "id": 14, "by": "bob"});
@@ -310,11 +313,11 @@ async fn an_event_reaches_only_jobs_its_raiser_may_raise_to() {
     approved.role = Some("p14_approvers".to_owned());
     load(&c, &[approved]).await;
     let carol = connect_for(&tdb, "p14_carol").await;
-    let dave = connect_for(&tdb, "p14_dave").await;
     let erin = connect_for(&tdb, "p14_erin").await;
     let job = create(&carol, "p14_approved", json!({"id": 41})).await;
     let ev = json!({"type": "approval", "id": 41});
-    db::raise_event(&dave, &ev).await.unwrap();
+    // (as a gateway raises for its user)
+    db::raise_event_as(&c, &ev, "p14_dave").await.unwrap();
     assert_eq!(state(&c, job).await, "eventwait");
     db::raise_event(&erin, &ev).await.unwrap();
     assert_eq!(state(&c, job).await, "finished");
