@@ -179,6 +179,47 @@ async fn a_procedure_step_runs_as_the_role_that_loaded_the_workflow() {
     );
 }
 
+/// A procedure step calling the API does so as its owner: one that may only compile cannot
+/// start jobs, though the session driving the job could.
+#[tokio::test]
+async fn a_procedure_steps_api_calls_are_its_owners() {
+    let (tdb, c) = setup().await;
+    api_role(&c, "p12b_dev", "jobcenter_compiler").await;
+    c.batch_execute("grant create on schema public to p12b_dev")
+        .await
+        .unwrap();
+    let dev = connect_as(&tdb, "p12b_dev").await;
+    dev.batch_execute(
+        "create function public.p12b_start(a jsonb) returns jsonb language plpgsql as $$
+         begin
+             perform jobcenter.create_job('calltest', '{\"input\": 1}');
+             return '{}';
+         end $$",
+    )
+    .await
+    .unwrap();
+    let start = engine_tests::flow::procedure("public.p12b_start").model();
+    let mut f = Flow::workflow("p12b_starter");
+    f.call("public.p12b_start", vec![], vec![]);
+    let wf = f.end(vec![]);
+    load(&c, &[examples::add(), examples::calltest()]).await;
+    load(&dev, &[start, wf]).await;
+    let job = create(&c, "p12b_starter", json!({})).await;
+    let out = output(&c, job).await;
+    assert!(
+        out["error"]["msg"]
+            .as_str()
+            .is_some_and(|m| m.contains("permission denied for function create_job")),
+        "the step started a job as the driving session: {out}"
+    );
+    let jobs: i64 = c
+        .query_one("select count(*) from jobcenter.jobs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(jobs, 1, "only the starter job exists");
+}
+
 /// Item 13: a role that may call the API has no access to the tables: it cannot rewrite a
 /// job or read another user's, and the API itself answers only for its own jobs.
 #[tokio::test]
@@ -391,4 +432,85 @@ async fn worker_names_and_taken_tasks_belong_to_their_user() {
     db::announce(&alice, "p3_worker", "add", None, None)
         .await
         .unwrap();
+}
+
+/// The daemons as the roles they log in with, not superusers: a gateway in
+/// `jobcenter_gateway` acting for its users, and a maestro in `jobcenter_admin`; each of the
+/// queries they make works, and a user's task goes through the gateway's calls.
+#[tokio::test]
+async fn the_gateway_and_the_maestro_work_as_their_roles() {
+    let (tdb, c) = setup().await;
+    load(&c, &[examples::add(), examples::calltest()]).await;
+    api_role(&c, "pd_gateway", "jobcenter_gateway").await;
+    api_role(&c, "pd_maestro", "jobcenter_admin").await;
+    c.batch_execute(
+        "insert into jobcenter.jc_roles values ('pd_alice'); \
+         insert into jobcenter.jc_impersonate_roles (rolename, impersonates) \
+         values ('pd_gateway', 'pd_alice'), ('pd_maestro', 'pd_alice')",
+    )
+    .await
+    .unwrap();
+    let gw = connect_as(&tdb, "pd_gateway").await;
+    let opts = db::CreateJob {
+        impersonate: Some("pd_alice"),
+        ..Default::default()
+    };
+    let job = db::create_job(&gw, "calltest", &json!({"input": 2}), opts)
+        .await
+        .unwrap()
+        .job_id;
+    let worker_id = db::announce(&gw, "pd_worker", "add", Some("pd_alice"), None)
+        .await
+        .unwrap();
+    let action_id = db::announced_action(&gw, worker_id, "add")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        db::ready_counts(&gw, &[action_id]).await.unwrap(),
+        vec![(action_id, 1)]
+    );
+    let task = db::get_task(&gw, "pd_worker", "add", None)
+        .await
+        .unwrap()
+        .unwrap();
+    db::task_done(&gw, task.cookie, &examples::add_answer(&task.inargs))
+        .await
+        .unwrap();
+    assert_eq!(
+        db::job_client(&gw, job).await.unwrap().as_deref(),
+        Some("pd_alice")
+    );
+    assert_eq!(
+        db::find_client_jobs(&gw, &json!({}), None, "pd_alice")
+            .await
+            .unwrap(),
+        vec![job]
+    );
+    let info = db::job_info(&gw, job).await.unwrap().unwrap();
+    assert_eq!(info["output"], json!({"output": 5}));
+    assert_eq!(
+        db::ended_jobs(&gw, &[job]).await.unwrap(),
+        vec![(job, json!({"output": 5}))]
+    );
+    db::raise_event_as(&gw, &json!({"type": "x"}), "pd_alice")
+        .await
+        .unwrap();
+    db::disconnect(&gw, "pd_worker").await.unwrap();
+
+    let maestro = connect_as(&tdb, "pd_maestro").await;
+    maestro
+        .batch_execute(
+            "insert into jobcenter.settings (name, value) values ('worker_timeout', '\"1 minute\"') \
+             on conflict (name) do update set value = excluded.value",
+        )
+        .await
+        .unwrap();
+    db::do_timeout(&maestro).await.unwrap();
+    db::do_crash_recovery(&maestro).await.unwrap();
+    db::do_worker_check(&maestro).await.unwrap();
+    db::do_archival_and_cleanup(&maestro).await.unwrap();
+    db::do_schedules(&maestro).await.unwrap();
+    db::next_timeout(&maestro).await.unwrap();
+    db::next_schedule(&maestro).await.unwrap();
 }
