@@ -46,7 +46,7 @@ pub(crate) async fn call(
         CheckIfLockExists::NAME => check_if_lock_exists(shared, r).await,
         CancelJob::NAME => cancel_job(shared, who, r).await,
         RetryJob::NAME => retry_job(shared, who, r).await,
-        RaiseEvent::NAME => raise_event(shared, r).await,
+        RaiseEvent::NAME => raise_event(shared, who, r).await,
         GetJob::NAME => get_job(shared, who, r).await,
         _ => return None,
     })
@@ -140,10 +140,11 @@ async fn retry_job(shared: &Shared, who: &str, r: &Request) -> Result<Value, Err
     ok::<RetryJob>(true)
 }
 
-async fn raise_event(shared: &Shared, r: &Request) -> Result<Value, ErrorObject> {
+/// Raised as the user, so it reaches only the jobs the user may raise events to.
+async fn raise_event(shared: &Shared, who: &str, r: &Request) -> Result<Value, ErrorObject> {
     let p = r.params::<RaiseEvent>()?;
     let db = shared.db().await?;
-    let id = jc_db::raise_event(&**db, &p.event)
+    let id = jc_db::raise_event_as(&**db, &p.event, who)
         .await
         .map_err(|e| shared.db_error(e))?;
     ok::<RaiseEvent>(id)

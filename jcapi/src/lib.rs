@@ -6,9 +6,10 @@
 //! extension's procedures, made *on behalf of* the authenticated user — the gateway's
 //! database role passes the user as `impersonate`, so that role needs a row in
 //! `jobcenter.jc_impersonate_roles` for every user (and each user is a `jobcenter.jc_roles`
-//! row):
+//! row), and is itself a member of `jobcenter_gateway` (ARCHITECTURE.md, "Privileges"):
 //!
 //! ```sql
+//! grant jobcenter_gateway to jcapi;
 //! insert into jobcenter.jc_roles values ('alice');
 //! insert into jobcenter.jc_impersonate_roles (rolename, impersonates) values ('jcapi', 'alice');
 //! ```

@@ -107,9 +107,10 @@ begin
     select state, out_args into v_state, v_out from jobcenter.jobs where job_id = a_job_id;
     if not found then
         select state, out_args into v_state, v_out from jobcenter.jobs_archive where job_id = a_job_id;
-        if not found then
-            return jsonb_build_object('error', jobcenter.error_obj('normal', format('no job %s', a_job_id)));
-        end if;
+    end if;
+    -- another user's job is answered as no job, so the answer tells nothing about it
+    if not found or not jobcenter.may_see_job(a_job_id) then
+        return jsonb_build_object('error', jobcenter.error_obj('normal', format('no job %s', a_job_id)));
     end if;
     if v_state in ('finished', 'error', 'zombie') then
         return v_out;
@@ -159,11 +160,7 @@ begin
             end if;
         end loop;
     end if;
-    select worker_id into v_worker_id from jobcenter.workers
-    where name = a_workername and stopped is null;
-    if not found then
-        insert into jobcenter.workers (name) values (a_workername) returning worker_id into v_worker_id;
-    end if;
+    v_worker_id := jobcenter.claim_worker(a_workername, v_who);
     insert into jobcenter.worker_actions (worker_id, action_id, filter)
     values (v_worker_id, v_action.action_id, a_filter)
     on conflict (worker_id, action_id) do update set filter = excluded.filter;
@@ -173,6 +170,7 @@ end $$;
 create function jobcenter.withdraw(a_workername text, a_actionname text) returns boolean
 language plpgsql as $$
 begin
+    perform jobcenter.check_worker_access(a_workername);
     delete from jobcenter.worker_actions wa using jobcenter.workers w, jobcenter.actions a
     where wa.worker_id = w.worker_id and w.name = a_workername and w.stopped is null
       and wa.action_id = a.action_id and a.name = a_actionname and a.type = 'action';
@@ -187,6 +185,7 @@ language plpgsql as $$
 declare
     v_worker_id bigint;
 begin
+    perform jobcenter.check_worker_access(a_workername);
     update jobcenter.workers set stopped = now()
     where name = a_workername and stopped is null returning worker_id into v_worker_id;
     if not found then
@@ -239,6 +238,7 @@ declare
     v_filter jsonb;
     j jobcenter.jobs;
     v_timeout timestamptz;
+    v_taker text;
 begin
     select w.worker_id, a.action_id, wa.filter into v_worker_id, v_action_id, v_filter
     from jobcenter.workers w
@@ -252,6 +252,7 @@ begin
             message = format('worker %s has not announced action %s', a_workername, a_actionname),
             hint = 'call announce first';
     end if;
+    v_taker := jobcenter.check_worker_access(a_workername);
     select jb.* into j from jobcenter.jobs jb
     where jb.state = 'ready' and jb.ready_action_id = v_action.action_id
       and (a_job_id is null or jb.job_id = a_job_id)
@@ -266,7 +267,8 @@ begin
         state = 'working', cookie = gen_random_uuid(), worker_id = v_worker_id,
         task_started = clock_timestamp(), timeout = v_timeout,
         task_state = task_state || jsonb_build_object('tries',
-            coalesce((task_state ->> 'tries')::integer, 0) + 1, 'worker', a_workername)
+            coalesce((task_state ->> 'tries')::integer, 0) + 1, 'worker', a_workername,
+            'taken_by', v_taker)
     where job_id = j.job_id;
     if v_timeout is not null then
         perform jobcenter.notify_timer(v_timeout);
@@ -288,6 +290,10 @@ begin
             message = format('no task holds cookie %s', a_cookie),
             detail = 'the task was already done, timed out, or the cookie is wrong';
     end if;
+    if not jobcenter.may_act_for(jobcenter.caller(null), j.task_state ->> 'taken_by') then
+        raise exception using errcode = 'JC004',
+            message = format('%s did not take the task with cookie %s', jobcenter.caller(null), a_cookie);
+    end if;
     select * into t from jobcenter.tasks where task_id = j.task_id;
     if a_out_args is not null and jsonb_typeof(a_out_args) = 'object' and a_out_args ? 'error' then
         perform jobcenter.drive(jobcenter.task_failed(j, jobcenter.outargs_error(j, a_out_args -> 'error')));
@@ -306,7 +312,7 @@ begin
     if a_eventdata is null or jsonb_typeof(a_eventdata) <> 'object' then
         raise exception using errcode = 'JC002', message = 'event data must be a JSON object';
     end if;
-    v_wake := jobcenter.deliver_event(a_eventdata);
+    v_wake := jobcenter.deliver_event(a_eventdata, jobcenter.caller(null));
     perform jobcenter.drive(v_wake);
     return currval(pg_get_serial_sequence('jobcenter.job_events', 'event_id'));
 end $$;
@@ -318,7 +324,7 @@ declare
     j jobcenter.jobs;
 begin
     select * into j from jobcenter.jobs where job_id = a_job_id for no key update;
-    if not found then
+    if not found or not jobcenter.may_see_job(a_job_id) then
         raise exception using errcode = 'JC005', message = format('no job %s', a_job_id);
     end if;
     if j.state in ('finished', 'error', 'zombie') then
@@ -338,7 +344,7 @@ declare
     v_start integer;
 begin
     select * into j from jobcenter.jobs where job_id = a_job_id for no key update;
-    if not found then
+    if not found or not jobcenter.may_see_job(a_job_id) then
         raise exception using errcode = 'JC005',
             message = format('no live job %s', a_job_id), hint = 'archived jobs cannot be retried';
     end if;
@@ -368,6 +374,7 @@ returns setof bigint language sql stable as $$
     ) j
     where j.arguments @> coalesce(a_filter, '{}')
       and (a_state is null or j.state::text = a_state)
+      and jobcenter.may_see_job(j.job_id)
     order by job_id
 $$;
 

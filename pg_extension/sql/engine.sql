@@ -158,20 +158,26 @@ language sql stable as $$
     select a_role is null or exists (select 1 from m where role = a_role)
 $$;
 
--- The identity a call acts as: the impersonated role when the session may impersonate it.
+-- The identity a call acts as: the impersonated role (the argument, else the transaction's
+-- `jobcenter.impersonate` setting) when the calling role may impersonate it, else the calling
+-- role itself (jobcenter.invoker(), see privileges.sql: the API functions are SECURITY
+-- DEFINER, so current_user is the extension's owner there).
 create function jobcenter.caller(a_impersonate text) returns text
 language plpgsql stable as $$
+declare
+    v_me text := jobcenter.invoker();
+    v_as text := coalesce(a_impersonate, nullif(current_setting('jobcenter.impersonate', true), ''));
 begin
-    if a_impersonate is null then
-        return current_user::text;
+    if v_as is null or v_as = v_me then
+        return v_me;
     end if;
     if not exists (select 1 from jobcenter.jc_impersonate_roles
-                   where rolename = current_user::text and impersonates = a_impersonate) then
+                   where rolename = v_me and impersonates = v_as) then
         raise exception using errcode = 'JC004',
-            message = format('%s may not impersonate %s', current_user, a_impersonate),
+            message = format('%s may not impersonate %s', v_me, v_as),
             hint = 'grant it with a row in jobcenter.jc_impersonate_roles';
     end if;
-    return a_impersonate;
+    return v_as;
 end $$;
 
 -- Logging -----------------------------------------------------------------------------------------
@@ -518,7 +524,8 @@ begin
     return jobcenter.finish_step(a_job, v_vars -> 'v', null, a_inargs, v_checked -> 'out');
 end $$;
 
--- Procedures: actions run inline as PostgreSQL functions `name(jsonb) returns jsonb`.
+-- Procedures: actions run inline as PostgreSQL functions `name(jsonb) returns jsonb`, as the
+-- role that owns the workflow (call_procedure in privileges.sql).
 create function jobcenter.do_procedure_task(a_job jobcenter.jobs, a_task jobcenter.tasks,
     a_action jobcenter.actions)
 returns bigint[] language plpgsql as $$
@@ -535,7 +542,7 @@ begin
             format('procedure name %s is not a function name', a_action.name)));
     end if;
     begin
-        execute format('select %s($1)', a_action.name) into v_out using v_checked -> 'args';
+        v_out := jobcenter.call_procedure(a_job.workflow_id, a_action.name, v_checked -> 'args');
     exception when others then
         return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal',
             format('procedure %s failed: %s', a_action.name, sqlerrm)));

@@ -179,7 +179,7 @@ begin
         if v_now - v_due <= v_misfire or s.missed = 'catchup' then
             begin
                 select o_job_id into v_job from jobcenter.create_job(s.wfname, s.args, s.tag,
-                    nullif(s.run_as, current_user::text),
+                    nullif(s.run_as, jobcenter.invoker()),
                     coalesce(s.env, '{}') || jsonb_build_object('jcschedule', s.name,
                         'jcscheduled', v_due));
                 update jobcenter.schedules set last_run = v_now, last_job_id = v_job,

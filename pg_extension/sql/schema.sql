@@ -50,6 +50,9 @@ create table jobcenter.actions (
     srcmd5 text,
     disabled boolean not null default false,
     created timestamptz not null default now(),
+    -- the role that loaded it (privileges.sql sets the default): a workflow's procedure
+    -- steps run as this role, and only it (or an admin) loads new versions
+    owner text,
     unique (type, name, version)
 );
 create index actions_name on jobcenter.actions (name, version desc);
@@ -195,8 +198,11 @@ create table jobcenter.workers (
     name text not null,
     started timestamptz not null default now(),
     stopped timestamptz,
-    last_ping timestamptz not null default now()
+    last_ping timestamptz not null default now(),
+    -- the identity that announced it: the name is that user's (see claim_worker)
+    owner text
 );
+create index workers_name on jobcenter.workers (name, worker_id);
 create unique index workers_live on jobcenter.workers (name) where stopped is null;
 
 create table jobcenter.worker_actions (
@@ -219,7 +225,8 @@ create index event_subscriptions_mask on jobcenter.event_subscriptions using gin
 create table jobcenter.job_events (
     event_id bigserial primary key,
     eventdata jsonb not null,
-    "when" timestamptz not null default now()
+    "when" timestamptz not null default now(),
+    raised_by text        -- the identity that raised it (a user, or a job's client)
 );
 
 create table jobcenter.queued_events (

@@ -70,7 +70,7 @@ begin
         return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal', v_in ->> 'msg'));
     when -12 then  -- raise_event
         return jobcenter.finish_step(a_job, a_job.variables, null, v_in)
-            || jobcenter.deliver_event(v_in -> 'event');
+            || jobcenter.deliver_event(v_in -> 'event', a_job.environment ->> 'jcclient');
     when -14 then
         return jobcenter.do_lock(a_job, a_task, v_in);
     when -15 then
@@ -124,18 +124,20 @@ end $$;
 
 -- Events ----------------------------------------------------------------------------------------
 
--- Queues an event for every subscription whose mask it contains; returns the jobs to wake
--- (those waiting for one of the matched subscriptions).
-create function jobcenter.deliver_event(a_eventdata jsonb) returns bigint[]
+-- Queues an event raised by `a_raised_by` for every subscription whose mask it contains and
+-- whose job that identity may raise events to (jobcenter.may_raise_to); returns the jobs to
+-- wake (those waiting for one of the matched subscriptions).
+create function jobcenter.deliver_event(a_eventdata jsonb, a_raised_by text) returns bigint[]
 language plpgsql as $$
 declare
     v_event_id bigint;
     v_wake bigint[];
 begin
-    insert into jobcenter.job_events (eventdata) values (a_eventdata) returning event_id into v_event_id;
+    insert into jobcenter.job_events (eventdata, raised_by) values (a_eventdata, a_raised_by)
+    returning event_id into v_event_id;
     insert into jobcenter.queued_events (subscription_id, event_id)
-    select subscription_id, v_event_id from jobcenter.event_subscriptions
-    where a_eventdata @> mask;
+    select subscription_id, v_event_id from jobcenter.event_subscriptions s
+    where a_eventdata @> s.mask and jobcenter.may_raise_to(a_raised_by, s.job_id);
     with woken as (
         update jobcenter.jobs j set state = 'plotting', timeout = null
         where j.state = 'eventwait' and exists (

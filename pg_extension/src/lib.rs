@@ -3,13 +3,15 @@
 //! The tables and the stored procedures of the job state machine live in `sql/` and are
 //! loaded in order by `extension_sql_file!`. This crate adds the functions that need Rust:
 //! evaluating compiled JCL (the `jcl` crate, the same code `jcc` type-checks with), checking
-//! values against JSON Schemas (the `jsonschema` crate) and validating workflow models.
+//! values against JSON Schemas (the `jsonschema` crate), validating workflow models and
+//! running a procedure step as its workflow's owner (`run_as`).
 
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
 mod cron;
 mod jcl_fns;
+mod run_as;
 mod schema_check;
 
 ::pgrx::pg_module_magic!(name, version);
@@ -42,8 +44,14 @@ extension_sql_file!(
     name = "compiler",
     requires = ["loader"]
 );
-extension_sql_file!("../sql/api.sql", name = "api", finalize);
+extension_sql_file!(
+    "../sql/api.sql",
+    name = "api",
+    requires = ["compiler", "schedules"]
+);
 extension_sql_file!("../sql/admin.sql", name = "admin", requires = ["api"]);
+// Last: it alters and grants every function above (SQL and Rust).
+extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
 
 pub use jcl_fns::*;
 pub use schema_check::*;

@@ -160,6 +160,24 @@ pub async fn raise_event(c: &impl GenericClient, event: &Value) -> Result<i64, E
     Ok(row.try_get(0)?)
 }
 
+/// Publishes an event as identity `who` (the session role must be allowed to impersonate
+/// it): the event reaches only the jobs `who` may raise events to; returns its id.
+pub async fn raise_event_as(
+    c: &impl GenericClient,
+    event: &Value,
+    who: &str,
+) -> Result<i64, Error> {
+    // The impersonation is set for this statement's transaction only, before the call runs.
+    let row = c
+        .query_one(
+            "with s as materialized (select set_config('jobcenter.impersonate', $2, true)) \
+             select jobcenter.raise_event($1) from s",
+            &[event, &who],
+        )
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
 /// Cancels a live job.
 pub async fn cancel_job(c: &impl GenericClient, job_id: i64, reason: &str) -> Result<(), Error> {
     c.execute("select jobcenter.cancel_job($1, $2)", &[&job_id, &reason])
