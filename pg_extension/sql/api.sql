@@ -8,7 +8,7 @@
 
 -- The newest version of workflow `a_wfname` for tag list `a_tag` ('a:b' tries a, then b, then
 -- the untagged versions).
-create function jobcenter.find_workflow(a_wfname text, a_tag text default null)
+create or replace function jobcenter.find_workflow(a_wfname text, a_tag text default null)
 returns jobcenter.actions language plpgsql stable as $$
 declare
     v_wf jobcenter.actions;
@@ -41,7 +41,7 @@ end $$;
 -- Starts a job. With a_start_at in the future (ours: delayed start) the job waits in state
 -- 'sleeping' at its start task until then (timeout = a_start_at, task_state {"delayed": true});
 -- do_timeout starts it.
-create function jobcenter.create_job(
+create or replace function jobcenter.create_job(
     a_wfname text, a_args jsonb, a_tag text default null, a_impersonate text default null,
     a_env jsonb default null, a_start_at timestamptz default null)
 returns table (o_job_id bigint, o_listenstring text) language plpgsql as $$
@@ -98,7 +98,7 @@ begin
 end $$;
 
 -- The job's output when it has ended, null while it runs, an error object for an unknown job.
-create function jobcenter.get_job_status(a_job_id bigint) returns jsonb
+create or replace function jobcenter.get_job_status(a_job_id bigint) returns jsonb
 language plpgsql stable as $$
 declare
     v_state jobcenter.job_state;
@@ -118,7 +118,7 @@ begin
 end $$;
 
 -- The newest version of action `a_actionname`.
-create function jobcenter.find_action(a_actionname text) returns jobcenter.actions
+create or replace function jobcenter.find_action(a_actionname text) returns jobcenter.actions
 language plpgsql stable as $$
 declare
     v_action jobcenter.actions;
@@ -131,7 +131,7 @@ begin
     return v_action;
 end $$;
 
-create function jobcenter.announce(a_workername text, a_actionname text,
+create or replace function jobcenter.announce(a_workername text, a_actionname text,
     a_impersonate text default null, a_filter jsonb default null)
 returns bigint language plpgsql as $$
 declare
@@ -170,7 +170,7 @@ begin
     return v_worker_id;
 end $$;
 
-create function jobcenter.withdraw(a_workername text, a_actionname text) returns boolean
+create or replace function jobcenter.withdraw(a_workername text, a_actionname text) returns boolean
 language plpgsql as $$
 begin
     delete from jobcenter.worker_actions wa using jobcenter.workers w, jobcenter.actions a
@@ -182,7 +182,7 @@ end $$;
 -- A worker is gone: its announcements end, and the tasks it held fail: with a soft error when
 -- the action is retryable, else per the `dead_worker_policy` setting ('error': a normal error;
 -- 'requeue': back to ready for another worker).
-create function jobcenter.disconnect(a_workername text) returns void
+create or replace function jobcenter.disconnect(a_workername text) returns void
 language plpgsql as $$
 declare
     v_worker_id bigint;
@@ -196,7 +196,7 @@ begin
     perform jobcenter.fail_worker_tasks(v_worker_id, format('worker %s disconnected', a_workername));
 end $$;
 
-create function jobcenter.fail_worker_tasks(a_worker_id bigint, a_msg text) returns void
+create or replace function jobcenter.fail_worker_tasks(a_worker_id bigint, a_msg text) returns void
 language plpgsql as $$
 declare
     j jobcenter.jobs;
@@ -219,7 +219,7 @@ begin
     perform jobcenter.drive(v_wake);
 end $$;
 
-create function jobcenter.ping(a_worker_id bigint) returns void language plpgsql as $$
+create or replace function jobcenter.ping(a_worker_id bigint) returns void language plpgsql as $$
 begin
     update jobcenter.workers set last_ping = now() where worker_id = a_worker_id and stopped is null;
     if not found then
@@ -229,7 +229,7 @@ end $$;
 
 -- Takes a ready task of an action the worker announced: the given job's, or the oldest (highest
 -- priority first). Returns no row when there is none (another worker was faster).
-create function jobcenter.get_task(a_workername text, a_actionname text, a_job_id bigint default null)
+create or replace function jobcenter.get_task(a_workername text, a_actionname text, a_job_id bigint default null)
 returns table (o_job_id bigint, o_cookie uuid, o_in_args jsonb, o_env jsonb)
 language plpgsql as $$
 declare
@@ -276,7 +276,7 @@ begin
 end $$;
 
 -- A worker finished a task. An `error` key in the outputs means the task failed.
-create function jobcenter.task_done(a_cookie uuid, a_out_args jsonb) returns void
+create or replace function jobcenter.task_done(a_cookie uuid, a_out_args jsonb) returns void
 language plpgsql as $$
 declare
     j jobcenter.jobs;
@@ -298,7 +298,7 @@ begin
 end $$;
 
 -- Publishes an event to every subscription whose mask it contains. Returns the event id.
-create function jobcenter.raise_event(a_eventdata jsonb) returns bigint
+create or replace function jobcenter.raise_event(a_eventdata jsonb) returns bigint
 language plpgsql as $$
 declare
     v_wake bigint[];
@@ -312,7 +312,7 @@ begin
 end $$;
 
 -- Cancels a live job: an uncatchable error of class 'abort'; its children are aborted too.
-create function jobcenter.cancel_job(a_job_id bigint, a_reason text default 'cancelled')
+create or replace function jobcenter.cancel_job(a_job_id bigint, a_reason text default 'cancelled')
 returns boolean language plpgsql as $$
 declare
     j jobcenter.jobs;
@@ -331,7 +331,7 @@ begin
 end $$;
 
 -- Restarts a job that ended in error from its start, keeping its variables.
-create function jobcenter.retry_job(a_job_id bigint, a_reason text default null)
+create or replace function jobcenter.retry_job(a_job_id bigint, a_reason text default null)
 returns bigint language plpgsql as $$
 declare
     j jobcenter.jobs;
@@ -359,7 +359,7 @@ begin
 end $$;
 
 -- Jobs (live and archived) whose arguments contain `a_filter`, optionally in state `a_state`.
-create function jobcenter.find_jobs(a_filter jsonb, a_state text default null)
+create or replace function jobcenter.find_jobs(a_filter jsonb, a_state text default null)
 returns setof bigint language sql stable as $$
     select job_id from (
         select job_id, state, arguments from jobcenter.jobs
@@ -371,14 +371,14 @@ returns setof bigint language sql stable as $$
     order by job_id
 $$;
 
-create function jobcenter.check_if_lock_exists(a_locktype text, a_lockvalue text)
+create or replace function jobcenter.check_if_lock_exists(a_locktype text, a_lockvalue text)
 returns boolean language sql stable as $$
     select exists (select 1 from jobcenter.locks where locktype = a_locktype and lockvalue = a_lockvalue)
 $$;
 
 -- The interface and settings of the workflow version create_job would run for the same name
 -- and tag list (as the original: without a tag, the newest untagged version).
-create function jobcenter.get_workflow_info(a_wfname text, a_tag text default null) returns jsonb
+create or replace function jobcenter.get_workflow_info(a_wfname text, a_tag text default null) returns jsonb
 language plpgsql stable as $$
 declare
     v_wf jobcenter.actions;
