@@ -126,7 +126,8 @@ async fn cancel_job(shared: &Shared, who: &str, r: &Request) -> Result<Value, Er
     own_job(shared, who, p.job_id).await?;
     let reason = p.reason.unwrap_or_else(|| format!("cancelled by {who}"));
     let db = shared.db().await?;
-    jc_db::cancel_job(&**db, p.job_id, &reason)
+    // The gateway's cancel_job (ours) ends a job whatever it waits for, a worker included.
+    jc_db::cancel_job(&**db, p.job_id, &reason, true)
         .await
         .map_err(|e| shared.db_error(e))?;
     ok::<CancelJob>(true)

@@ -178,7 +178,7 @@ begin
             jobcenter.cron_prev(s.cron, v_now + interval '1 microsecond', s.timezone));
         if v_now - v_due <= v_misfire or s.missed = 'catchup' then
             begin
-                select o_job_id into v_job from jobcenter.create_job(s.wfname, s.args, s.tag,
+                select job_id into v_job from jobcenter.create_job(s.wfname, s.args, s.tag,
                     nullif(s.run_as, current_user::text),
                     coalesce(s.env, '{}') || jsonb_build_object('jcschedule', s.name,
                         'jcscheduled', v_due));
