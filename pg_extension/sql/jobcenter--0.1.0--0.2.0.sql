@@ -2170,6 +2170,15 @@ begin
         coalesce(a_out_args, '{}')));
 end $$;
 
+-- The original's call for a worker whose task failed: as task_done with outputs
+-- {"error": {"class": "normal", "msg": a_errmsg}}.
+create or replace function jobcenter.task_failed(a_cookie text, a_errmsg text) returns void
+language plpgsql as $$
+begin
+    perform jobcenter.task_done(a_cookie, jsonb_build_object('error',
+        jsonb_build_object('class', 'normal', 'msg', a_errmsg)));
+end $$;
+
 -- Publishes an event to every subscription whose mask it contains. As the original, returns
 -- true; raise_event_id (ours) returns the event's id.
 create or replace function jobcenter.raise_event(a_eventdata jsonb) returns boolean

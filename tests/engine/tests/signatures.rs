@@ -186,6 +186,36 @@ async fn a_raw_sql_worker_written_for_the_original_runs_a_job() {
 }
 
 #[tokio::test]
+async fn task_failed_fails_the_task_with_the_message() {
+    let (_tdb, c) = setup().await;
+    load(&c, &[examples::add(), examples::calltest()]).await;
+    let public: Vec<_> = df(&c, "task_failed")
+        .await
+        .into_iter()
+        .filter(|(args, _)| args == "a_cookie text, a_errmsg text")
+        .collect();
+    assert_eq!(
+        public,
+        vec![("a_cookie text, a_errmsg text".to_owned(), "void".to_owned())]
+    );
+    let job = db::create_job(&c, "calltest", &json!({"input": 1}), Default::default())
+        .await
+        .unwrap()
+        .job_id;
+    db::announce(&c, "w1", "add", None, None).await.unwrap();
+    let t = db::get_task(&c, "w1", "add", None).await.unwrap().unwrap();
+    c.execute(
+        "select jobcenter.task_failed($1, 'disk full')",
+        &[&t.cookie],
+    )
+    .await
+    .unwrap();
+    let err = db::get_job_status(&c, job).await.unwrap().unwrap()["error"].clone();
+    assert_eq!(err["class"], json!("normal"), "{err}");
+    assert_eq!(err["msg"], json!("disk full"), "{err}");
+}
+
+#[tokio::test]
 async fn a_cookie_that_is_no_uuid_holds_no_task() {
     let (_tdb, c) = setup().await;
     load(&c, &[examples::add(), examples::calltest()]).await;
