@@ -216,7 +216,7 @@ async fn work(
         match task {
             Some(task) => {
                 let out = workload::add(&task.inargs)?;
-                jc_db::task_done(c, task.cookie, &out)
+                jc_db::task_done(c, &task.cookie, &out)
                     .await
                     .with_context(|| format!("task_done of worker {name}"))?;
             }

@@ -94,16 +94,33 @@ async fn get_job_status(shared: &Shared, who: &str, r: &Request) -> Result<Value
     ok::<GetJobStatus>(JobStatus(p.job_id, out))
 }
 
+/// The filter of `find_jobs`: a JSON object, or a string holding one, as the original Perl
+/// client sends it (the original gateway passed the string on to SQL).
+fn find_filter(filter: Value) -> Result<Value, ErrorObject> {
+    let refuse = |why: String| {
+        ErrorObject::new(
+            ErrorKind::InvalidParams,
+            format!("find_jobs: filter must be a JSON object or a string holding one: {why}"),
+        )
+    };
+    let filter = match filter {
+        Value::String(s) => {
+            serde_json::from_str(&s).map_err(|e| refuse(format!("the string is not JSON ({e})")))?
+        }
+        other => other,
+    };
+    if filter.is_object() {
+        Ok(filter)
+    } else {
+        Err(refuse(format!("got {filter}")))
+    }
+}
+
 async fn find_jobs(shared: &Shared, who: &str, r: &Request) -> Result<Value, ErrorObject> {
     let p = r.params::<FindJobs>()?;
-    if !p.filter.is_object() {
-        return Err(ErrorObject::new(
-            ErrorKind::InvalidParams,
-            "find_jobs: filter must be a JSON object",
-        ));
-    }
+    let filter = find_filter(p.filter)?;
     let db = shared.db().await?;
-    let ids = jc_db::find_client_jobs(&**db, &p.filter, p.state.as_deref(), who)
+    let ids = jc_db::find_client_jobs(&**db, &filter, p.state.as_deref(), who)
         .await
         .map_err(|e| shared.db_error(e))?;
     ok::<FindJobs>(ids)
@@ -123,7 +140,8 @@ async fn cancel_job(shared: &Shared, who: &str, r: &Request) -> Result<Value, Er
     own_job(shared, who, p.job_id).await?;
     let reason = p.reason.unwrap_or_else(|| format!("cancelled by {who}"));
     let db = shared.db().await?;
-    jc_db::cancel_job(&**db, p.job_id, &reason)
+    // The gateway's cancel_job (ours) ends a job whatever it waits for, a worker included.
+    jc_db::cancel_job(&**db, p.job_id, &reason, true)
         .await
         .map_err(|e| shared.db_error(e))?;
     ok::<CancelJob>(true)

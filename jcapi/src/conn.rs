@@ -571,10 +571,10 @@ impl Conn {
         let now = Instant::now();
         match taken {
             Ok(Some(task)) => {
-                lock(&self.shared.dispatch).taken(conn, task.cookie, claim, now);
+                lock(&self.shared.dispatch).taken(conn, task.cookie.clone(), claim, now);
                 ok::<GetTask>(Some(TaskGiven(
                     task.job_id,
-                    task.cookie.to_string(),
+                    task.cookie,
                     task.inargs,
                     task.env,
                 )))
@@ -611,12 +611,12 @@ impl Conn {
                 return;
             }
         };
-        let Ok(cookie) = Uuid::parse_str(&p.cookie) else {
+        if Uuid::parse_str(&p.cookie).is_err() {
             Metrics::inc(&self.shared.metrics.bad_messages);
             tracing::warn!(conn = self.handle.id, "task_done: not a cookie");
             return;
-        };
-        if !lock(&self.shared.dispatch).took(self.handle.id, &cookie) {
+        }
+        if !lock(&self.shared.dispatch).took(self.handle.id, &p.cookie) {
             Metrics::inc(&self.shared.metrics.bad_messages);
             tracing::info!(
                 conn = self.handle.id,
@@ -627,7 +627,7 @@ impl Conn {
         Metrics::inc(&self.shared.metrics.tasks_done);
         match self.shared.db().await {
             Ok(db) => {
-                if let Err(e) = jc_db::task_done(&**db, cookie, &p.outargs).await {
+                if let Err(e) = jc_db::task_done(&**db, &p.cookie, &p.outargs).await {
                     let e = self.shared.db_error(e);
                     tracing::info!(conn = self.handle.id, error = %shown(&e.message),
                         "task_done refused");
@@ -635,7 +635,7 @@ impl Conn {
             }
             Err(e) => tracing::warn!(conn = self.handle.id, error = %e, "task_done lost"),
         }
-        lock(&self.shared.dispatch).done(cookie, Instant::now());
+        lock(&self.shared.dispatch).done(&p.cookie, Instant::now());
     }
 
     fn response(&mut self, r: Response) {
@@ -649,8 +649,14 @@ impl Conn {
             let (shared, worker_id) = (self.shared.clone(), w.id);
             tokio::spawn(async move {
                 if let Ok(db) = shared.db().await {
-                    if let Err(e) = jc_db::ping(&**db, worker_id).await {
-                        shared.db_error(e);
+                    match jc_db::ping(&**db, worker_id).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(worker_id, "ping: the worker is no longer live")
+                        }
+                        Err(e) => {
+                            shared.db_error(e);
+                        }
                     }
                 }
             });
@@ -683,12 +689,14 @@ impl Conn {
                 .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             tracing::info!(conn, worker = %shown(&w.name), "worker gone: disconnect");
             match self.shared.db().await {
-                Ok(db) => {
-                    if let Err(e) = jc_db::disconnect(&**db, &w.name).await {
+                Ok(db) => match jc_db::disconnect(&**db, &w.name).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::info!(conn, worker = %w.name, "disconnect: already gone"),
+                    Err(e) => {
                         let e = self.shared.db_error(e);
                         tracing::info!(conn, worker = %shown(&w.name), error = %e, "disconnect");
                     }
-                }
+                },
                 Err(e) => {
                     tracing::warn!(conn, worker = %shown(&w.name), error = %e, "disconnect lost")
                 }

@@ -27,7 +27,6 @@ use jc_proto::{Message, Notification};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use crate::metrics::Metrics;
 
@@ -272,7 +271,7 @@ pub(crate) struct Dispatch {
     actions: HashMap<i32, ActionEntry>,
     groups: HashMap<(ConnId, String), SlotGroup>,
     offers: HashMap<JobRef, Offer>,
-    taken: HashMap<Uuid, Taken>,
+    taken: HashMap<String, Taken>,
     names: HashMap<String, NameUse>,
     next_token: u64,
     offer_timeout: Duration,
@@ -326,7 +325,7 @@ impl Dispatch {
     }
 
     /// Whether connection `conn` took the task with `cookie` (and has not finished it).
-    pub fn took(&self, conn: ConnId, cookie: &Uuid) -> bool {
+    pub fn took(&self, conn: ConnId, cookie: &str) -> bool {
         self.taken.get(cookie).is_some_and(|t| t.conn == conn)
     }
 
@@ -560,7 +559,7 @@ impl Dispatch {
     }
 
     /// The worker got the task with `cookie`: its slot stays used until `task_done`.
-    pub fn taken(&mut self, conn: ConnId, cookie: Uuid, claim: Claim, now: Instant) {
+    pub fn taken(&mut self, conn: ConnId, cookie: String, claim: Claim, now: Instant) {
         Metrics::inc(&self.metrics.tasks_taken);
         let action_id = claim.action_id;
         self.taken.insert(
@@ -604,8 +603,8 @@ impl Dispatch {
     }
 
     /// `task_done` for `cookie`: frees its slot and offers pending work.
-    pub fn done(&mut self, cookie: Uuid, now: Instant) {
-        if let Some(t) = self.taken.remove(&cookie) {
+    pub fn done(&mut self, cookie: &str, now: Instant) {
+        if let Some(t) = self.taken.remove(cookie) {
             self.release(t.conn, &t.group);
             self.fill(t.action_id, now);
         }
@@ -752,9 +751,8 @@ mod tests {
             b[0].clone()
         };
         let claim = d.claim(first, &key).unwrap();
-        let cookie = Uuid::new_v4();
-        d.taken(first, cookie, claim, now);
-        d.done(cookie, now);
+        d.taken(first, "c1".into(), claim, now);
+        d.done("c1", now);
         let polls = ws[first as usize - 1].offers();
         assert!(matches!(polls.as_slice(), [JobRef::Token(_)]), "{polls:?}");
     }
@@ -856,7 +854,8 @@ mod tests {
             let start = Instant::now();
             let mut d = Dispatch::new(Duration::from_secs(10), Arc::new(Metrics::default()));
             let mut workers: HashMap<ConnId, Worker> = HashMap::new();
-            let mut cookies: Vec<Uuid> = Vec::new();
+            let mut cookies: Vec<String> = Vec::new();
+            let mut next_cookie = 0u64;
             let mut held: Vec<Held> = Vec::new();
             let mut clock = 0u64;
             for op in ops {
@@ -876,8 +875,9 @@ mod tests {
                         if let Some(key) = offers.get(i % offers.len().max(1)) {
                             if let Some(claim) = d.claim(c, key) {
                                 if found {
-                                    let cookie = Uuid::new_v4();
-                                    cookies.push(cookie);
+                                    next_cookie += 1;
+                                    let cookie = format!("c{next_cookie}");
+                                    cookies.push(cookie.clone());
                                     d.taken(c, cookie, claim, now);
                                 } else {
                                     held.push(d.not_taken(c, claim));
@@ -894,7 +894,7 @@ mod tests {
                     Op::Done(i) => {
                         if !cookies.is_empty() {
                             let cookie = cookies.remove(i % cookies.len());
-                            d.done(cookie, now);
+                            d.done(&cookie, now);
                         }
                     }
                     Op::Expire(secs) => {

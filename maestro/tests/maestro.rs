@@ -120,11 +120,11 @@ async fn a_worker_that_never_answers_gets_a_soft_error_at_the_time_out_and_the_r
     let second = take(&c, Duration::from_secs(4)).await;
     let waited = taken.elapsed().as_secs_f64();
     assert!((1.4..2.5).contains(&waited), "retried after {waited} s");
-    let late = db::task_done(&c, first.cookie, &json!({"ok": false}))
+    let late = db::task_done(&c, &first.cookie, &json!({"ok": false}))
         .await
         .expect_err("the first try timed out");
     assert_eq!(late.code(), Some(db::ErrorCode::UnknownCookie));
-    db::task_done(&c, second.cookie, &json!({"ok": true}))
+    db::task_done(&c, &second.cookie, &json!({"ok": true}))
         .await
         .unwrap();
     assert_eq!(
@@ -172,7 +172,7 @@ async fn retries_back_off_as_configured() {
     for _ in 0..3 {
         db::task_done(
             &c,
-            task.cookie,
+            &task.cookie,
             &json!({"error": {"class": "soft", "msg": "busy"}}),
         )
         .await
@@ -181,7 +181,7 @@ async fn retries_back_off_as_configured() {
         task = take(&c, Duration::from_secs(3)).await;
         gaps.push(failed.elapsed().as_secs_f64());
     }
-    db::task_done(&c, task.cookie, &json!({"ok": true}))
+    db::task_done(&c, &task.cookie, &json!({"ok": true}))
         .await
         .unwrap();
     assert_eq!(

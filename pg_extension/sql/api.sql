@@ -8,7 +8,7 @@
 
 -- The newest version of workflow `a_wfname` for tag list `a_tag` ('a:b' tries a, then b, then
 -- the untagged versions).
-create function jobcenter.find_workflow(a_wfname text, a_tag text default null)
+create or replace function jobcenter.find_workflow(a_wfname text, a_tag text default null)
 returns jobcenter.actions language plpgsql stable as $$
 declare
     v_wf jobcenter.actions;
@@ -38,14 +38,22 @@ begin
     return v_wf;
 end $$;
 
--- Starts a job. With a_start_at in the future (ours: delayed start) the job waits in state
--- 'sleeping' at its start task until then (timeout = a_start_at, task_state {"delayed": true});
--- do_timeout starts it.
-create function jobcenter.create_job(
-    a_wfname text, a_args jsonb, a_tag text default null, a_impersonate text default null,
-    a_env jsonb default null, a_start_at timestamptz default null)
-returns table (o_job_id bigint, o_listenstring text) language plpgsql as $$
+-- Starts a job; returns its id and the channel notified when it ends. The parameter and
+-- column names are the original's. With a_start_at in the future (ours: delayed start) the job
+-- waits in state 'sleeping' at its start task until then (timeout = a_start_at, task_state
+-- {"delayed": true}); do_timeout starts it.
+create or replace function jobcenter.create_job(
+    wfname text, args jsonb, tag text default null, impersonate text default null,
+    env jsonb default null, a_start_at timestamptz default null,
+    out job_id bigint, out listenstring text)
+returns record language plpgsql as $$
+#variable_conflict use_column
 declare
+    a_wfname alias for $1;
+    a_args alias for $2;
+    a_tag alias for $3;
+    a_impersonate alias for $4;
+    a_env alias for $5;
     v_wf jobcenter.actions;
     v_who text;
     v_checked jsonb;
@@ -94,32 +102,36 @@ begin
     else
         perform jobcenter.drive(array[v_job_id]);
     end if;
-    return query select v_job_id, 'job:' || v_job_id || ':finished';
+    job_id := v_job_id;
+    listenstring := 'job:' || v_job_id || ':finished';
 end $$;
 
--- The job's output when it has ended, null while it runs, an error object for an unknown job.
-create function jobcenter.get_job_status(a_job_id bigint) returns jsonb
-language plpgsql stable as $$
+-- The job's output once it has ended, as the original: (a_job_id, o_out_args) for an ended job,
+-- (null, null) while it runs, (null, {"error": …}) for an unknown one.
+create or replace function jobcenter.get_job_status(inout a_job_id bigint, out o_out_args jsonb)
+returns record language plpgsql stable as $$
 declare
     v_state jobcenter.job_state;
-    v_out jsonb;
 begin
-    select state, out_args into v_state, v_out from jobcenter.jobs where job_id = a_job_id;
+    select state, out_args into v_state, o_out_args from jobcenter.jobs where job_id = a_job_id;
     if not found then
-        select state, out_args into v_state, v_out from jobcenter.jobs_archive where job_id = a_job_id;
+        select state, out_args into v_state, o_out_args from jobcenter.jobs_archive where job_id = a_job_id;
     end if;
     -- another user's job is answered as no job, so the answer tells nothing about it
     if not found or not jobcenter.may_see_job(a_job_id) then
-        return jsonb_build_object('error', jobcenter.error_obj('normal', format('no job %s', a_job_id)));
+        o_out_args := jsonb_build_object('error',
+            jobcenter.error_obj('normal', format('no job %s', a_job_id)));
+        a_job_id := null;
+        return;
     end if;
-    if v_state in ('finished', 'error', 'zombie') then
-        return v_out;
+    if v_state not in ('finished', 'error', 'zombie') then
+        a_job_id := null;
+        o_out_args := null;
     end if;
-    return null;
 end $$;
 
 -- The newest version of action `a_actionname`.
-create function jobcenter.find_action(a_actionname text) returns jobcenter.actions
+create or replace function jobcenter.find_action(a_actionname text) returns jobcenter.actions
 language plpgsql stable as $$
 declare
     v_action jobcenter.actions;
@@ -132,10 +144,18 @@ begin
     return v_action;
 end $$;
 
-create function jobcenter.announce(a_workername text, a_actionname text,
-    a_impersonate text default null, a_filter jsonb default null)
-returns bigint language plpgsql as $$
+-- The worker performs the action (with a filter: only tasks whose inputs contain it); returns
+-- the worker's id and the channel notified when a task of the action is ready.
+create or replace function jobcenter.announce(workername text, actionname text,
+    impersonate text default null, filter jsonb default null,
+    out worker_id bigint, out listenstring text)
+returns record language plpgsql as $$
+#variable_conflict use_column
 declare
+    a_workername alias for $1;
+    a_actionname alias for $2;
+    a_impersonate alias for $3;
+    a_filter alias for $4;
     v_action jobcenter.actions;
     v_who text;
     v_worker_id bigint;
@@ -164,10 +184,11 @@ begin
     insert into jobcenter.worker_actions (worker_id, action_id, filter)
     values (v_worker_id, v_action.action_id, a_filter)
     on conflict (worker_id, action_id) do update set filter = excluded.filter;
-    return v_worker_id;
+    worker_id := v_worker_id;
+    listenstring := 'action:' || v_action.action_id || ':ready';
 end $$;
 
-create function jobcenter.withdraw(a_workername text, a_actionname text) returns boolean
+create or replace function jobcenter.withdraw(a_workername text, a_actionname text) returns boolean
 language plpgsql as $$
 begin
     perform jobcenter.check_worker_access(a_workername);
@@ -179,8 +200,8 @@ end $$;
 
 -- A worker is gone: its announcements end, and the tasks it held fail: with a soft error when
 -- the action is retryable, else per the `dead_worker_policy` setting ('error': a normal error;
--- 'requeue': back to ready for another worker).
-create function jobcenter.disconnect(a_workername text) returns void
+-- 'requeue': back to ready for another worker). False when no live worker has that name.
+create or replace function jobcenter.disconnect(a_workername text) returns boolean
 language plpgsql as $$
 declare
     v_worker_id bigint;
@@ -189,13 +210,14 @@ begin
     update jobcenter.workers set stopped = now()
     where name = a_workername and stopped is null returning worker_id into v_worker_id;
     if not found then
-        raise exception using errcode = 'JC006', message = format('no live worker named %s', a_workername);
+        return false;
     end if;
     delete from jobcenter.worker_actions where worker_id = v_worker_id;
     perform jobcenter.fail_worker_tasks(v_worker_id, format('worker %s disconnected', a_workername));
+    return true;
 end $$;
 
-create function jobcenter.fail_worker_tasks(a_worker_id bigint, a_msg text) returns void
+create or replace function jobcenter.fail_worker_tasks(a_worker_id bigint, a_msg text) returns void
 language plpgsql as $$
 declare
     j jobcenter.jobs;
@@ -218,19 +240,23 @@ begin
     perform jobcenter.drive(v_wake);
 end $$;
 
-create function jobcenter.ping(a_worker_id bigint) returns void language plpgsql as $$
+-- A worker is alive: 'pong', or null when no live worker has that id.
+create or replace function jobcenter.ping(a_worker_id bigint) returns text language plpgsql as $$
 begin
     update jobcenter.workers set last_ping = now() where worker_id = a_worker_id and stopped is null;
     if not found then
-        raise exception using errcode = 'JC006', message = format('no live worker %s', a_worker_id);
+        return null;
     end if;
+    return 'pong';
 end $$;
 
 -- Takes a ready task of an action the worker announced: the given job's, or the oldest (highest
--- priority first). Returns no row when there is none (another worker was faster).
-create function jobcenter.get_task(a_workername text, a_actionname text, a_job_id bigint default null)
-returns table (o_job_id bigint, o_cookie uuid, o_in_args jsonb, o_env jsonb)
-language plpgsql as $$
+-- priority first). As the original, one row: all null when there is none (another worker was
+-- faster).
+create or replace function jobcenter.get_task(a_workername text, a_actionname text,
+    a_job_id bigint default null,
+    out o_job_id bigint, out o_job_cookie text, out o_in_args jsonb, out o_env jsonb)
+returns record language plpgsql as $$
 declare
     v_worker_id bigint;
     v_action_id integer;
@@ -273,21 +299,26 @@ begin
     if v_timeout is not null then
         perform jobcenter.notify_timer(v_timeout);
     end if;
-    return query select jb.job_id, jb.cookie, jb.task_state -> 'inargs', jb.task_state -> 'env'
-        from jobcenter.jobs jb where jb.job_id = j.job_id;
+    select jb.job_id, jb.cookie::text, jb.task_state -> 'inargs', jb.task_state -> 'env'
+    into o_job_id, o_job_cookie, o_in_args, o_env
+    from jobcenter.jobs jb where jb.job_id = j.job_id;
 end $$;
 
--- A worker finished a task. An `error` key in the outputs means the task failed.
-create function jobcenter.task_done(a_cookie uuid, a_out_args jsonb) returns void
+-- A worker finished a task. An `error` key in the outputs means the task failed. The cookie
+-- is text, as get_task's o_job_cookie: one that is no UUID holds no task either.
+create or replace function jobcenter.task_done(a_jobcookie text, a_out_args jsonb) returns void
 language plpgsql as $$
 declare
     j jobcenter.jobs;
     t jobcenter.tasks;
 begin
-    select * into j from jobcenter.jobs where cookie = a_cookie and state = 'working' for no key update;
-    if not found then
+    if a_jobcookie ~* '^[0-9a-f]{8}-?([0-9a-f]{4}-?){3}[0-9a-f]{12}$' then
+        select * into j from jobcenter.jobs
+        where cookie = a_jobcookie::uuid and state = 'working' for no key update;
+    end if;
+    if j.job_id is null then
         raise exception using errcode = 'JC003',
-            message = format('no task holds cookie %s', a_cookie),
+            message = format('no task holds cookie %s', a_jobcookie),
             detail = 'the task was already done, timed out, or the cookie is wrong';
     end if;
     if not jobcenter.may_act_for(jobcenter.caller(null), j.task_state ->> 'taken_by') then
@@ -303,23 +334,46 @@ begin
         coalesce(a_out_args, '{}')));
 end $$;
 
--- Publishes an event to every subscription whose mask it contains. Returns the event id.
-create function jobcenter.raise_event(a_eventdata jsonb) returns bigint
+-- The original's call for a worker whose task failed: as task_done with outputs
+-- {"error": {"class": "normal", "msg": a_errmsg}}.
+create or replace function jobcenter.task_failed(a_cookie text, a_errmsg text) returns void
+language plpgsql as $$
+begin
+    perform jobcenter.task_done(a_cookie, jsonb_build_object('error',
+        jsonb_build_object('class', 'normal', 'msg', a_errmsg)));
+end $$;
+
+-- Publishes an event to every subscription whose mask it contains. As the original, returns
+-- true; raise_event_id (ours) returns the event's id.
+create or replace function jobcenter.raise_event(a_eventdata jsonb) returns boolean
+language plpgsql as $$
+begin
+    perform jobcenter.raise_event_id(a_eventdata);
+    return true;
+end $$;
+
+create or replace function jobcenter.raise_event_id(a_eventdata jsonb) returns bigint
 language plpgsql as $$
 declare
     v_wake bigint[];
+    v_event_id bigint;
 begin
     if a_eventdata is null or jsonb_typeof(a_eventdata) <> 'object' then
         raise exception using errcode = 'JC002', message = 'event data must be a JSON object';
     end if;
     v_wake := jobcenter.deliver_event(a_eventdata, jobcenter.caller(null));
+    -- before drive: a woken job may raise events of its own
+    v_event_id := currval(pg_get_serial_sequence('jobcenter.job_events', 'event_id'));
     perform jobcenter.drive(v_wake);
-    return currval(pg_get_serial_sequence('jobcenter.job_events', 'event_id'));
+    return v_event_id;
 end $$;
 
 -- Cancels a live job: an uncatchable error of class 'abort'; its children are aborted too.
-create function jobcenter.cancel_job(a_job_id bigint, a_reason text default 'cancelled')
-returns boolean language plpgsql as $$
+-- As the original, a job whose task a worker is running is only cancelled with a_force (the
+-- worker's task_done then finds no task). Returns 'job <id> cancelled'.
+create or replace function jobcenter.cancel_job(a_job_id bigint, a_reason text default '',
+    a_force boolean default false)
+returns text language plpgsql as $$
 declare
     j jobcenter.jobs;
 begin
@@ -331,14 +385,20 @@ begin
         raise exception using errcode = 'JC007',
             message = format('job %s has already ended (%s)', a_job_id, j.state);
     end if;
+    if j.state = 'working' and not coalesce(a_force, false) then
+        raise exception using errcode = 'JC007',
+            message = format('job %s is working: a worker is running its task', a_job_id),
+            hint = 'cancel it with a_force => true';
+    end if;
     perform jobcenter.drive(jobcenter.end_job(j, 'error', jsonb_build_object('error',
-        jobcenter.task_error_obj(j, 'abort', coalesce(a_reason, 'cancelled')))));
-    return true;
+        jobcenter.task_error_obj(j, 'abort', coalesce(nullif(a_reason, ''), 'cancelled')))));
+    return format('job %s cancelled', a_job_id);
 end $$;
 
--- Restarts a job that ended in error from its start, keeping its variables.
-create function jobcenter.retry_job(a_job_id bigint, a_reason text default null)
-returns bigint language plpgsql as $$
+-- Restarts a job that ended in error from its start, keeping its variables. Returns, as the
+-- original, 'retry initiated'.
+create or replace function jobcenter.retry_job(a_job_id bigint, a_reason text default '')
+returns text language plpgsql as $$
 declare
     j jobcenter.jobs;
     v_start integer;
@@ -354,20 +414,21 @@ begin
     end if;
     select task_id into v_start from jobcenter.tasks where workflow_id = j.workflow_id and action_id = -1;
     perform jobcenter.log_step(j, 'plotting', j.variables, null, null,
-        jsonb_strip_nulls(jsonb_build_object('retry', true, 'reason', a_reason)));
+        jsonb_strip_nulls(jsonb_build_object('retry', true, 'reason', nullif(a_reason, ''))));
     update jobcenter.jobs set
         state = 'plotting', task_id = v_start, out_args = null, job_finished = null,
         stepcounter = 0, task_state = '{}', environment = environment - '_error',
         task_entered = clock_timestamp(), job_state = job_state - 'reaped'
     where job_id = a_job_id;
     perform jobcenter.drive(array[a_job_id]);
-    return a_job_id;
+    return 'retry initiated';
 end $$;
 
--- Jobs (live and archived) whose arguments contain `a_filter`, optionally in state `a_state`.
-create function jobcenter.find_jobs(a_filter jsonb, a_state text default null)
-returns setof bigint language sql stable as $$
-    select job_id from (
+-- Jobs (live and archived) whose arguments contain `a_filter`, optionally in state `a_state`;
+-- an array in job id order, as the original.
+create or replace function jobcenter.find_jobs(a_filter jsonb, a_state text default null)
+returns bigint[] language sql stable as $$
+    select coalesce(array_agg(job_id order by job_id), '{}') from (
         select job_id, state, arguments from jobcenter.jobs
         union all
         select job_id, state, arguments from jobcenter.jobs_archive
@@ -375,17 +436,16 @@ returns setof bigint language sql stable as $$
     where j.arguments @> coalesce(a_filter, '{}')
       and (a_state is null or j.state::text = a_state)
       and jobcenter.may_see_job(j.job_id)
-    order by job_id
 $$;
 
-create function jobcenter.check_if_lock_exists(a_locktype text, a_lockvalue text)
+create or replace function jobcenter.check_if_lock_exists(a_locktype text, a_lockvalue text)
 returns boolean language sql stable as $$
     select exists (select 1 from jobcenter.locks where locktype = a_locktype and lockvalue = a_lockvalue)
 $$;
 
 -- The interface and settings of the workflow version create_job would run for the same name
 -- and tag list (as the original: without a tag, the newest untagged version).
-create function jobcenter.get_workflow_info(a_wfname text, a_tag text default null) returns jsonb
+create or replace function jobcenter.get_workflow_info(a_wfname text, a_tag text default null) returns jsonb
 language plpgsql stable as $$
 declare
     v_wf jobcenter.actions;

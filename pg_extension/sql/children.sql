@@ -3,7 +3,7 @@
 
 -- Creates a child job of `a_parent` at the start task of workflow `a_wf`. Returns its id, or
 -- raises a job error in the parent (returned as {"_error": …} by the caller's check).
-create function jobcenter.new_child(a_parent jobcenter.jobs, a_task jobcenter.tasks,
+create or replace function jobcenter.new_child(a_parent jobcenter.jobs, a_task jobcenter.tasks,
     a_wf jobcenter.actions, a_args jsonb, a_env jsonb, a_detach boolean)
 returns bigint language plpgsql as $$
 declare
@@ -24,7 +24,7 @@ end $$;
 
 -- A task calling a workflow: start the child job(s); when the task waits (`call`), wait for
 -- them and then map each one's outputs in order.
-create function jobcenter.do_workflow_task(a_job jobcenter.jobs, a_task jobcenter.tasks,
+create or replace function jobcenter.do_workflow_task(a_job jobcenter.jobs, a_task jobcenter.tasks,
     a_wf jobcenter.actions)
 returns bigint[] language plpgsql as $$
 declare
@@ -106,7 +106,7 @@ begin
 end $$;
 
 -- Children of `a_job` started by task `a_task_id` (or by any task when null) not yet reaped.
-create function jobcenter.unreaped_children(a_job_id bigint, a_task_id integer)
+create or replace function jobcenter.unreaped_children(a_job_id bigint, a_task_id integer)
 returns setof jobcenter.jobs language sql stable as $$
     select * from jobcenter.jobs
     where parentjob_id = a_job_id and not detached and not (job_state ? 'reaped')
@@ -116,7 +116,7 @@ $$;
 
 -- Checks the children of a wait: null when all have finished; otherwise the step result
 -- (still waiting, or a childerror raised in the parent).
-create function jobcenter.children_pending(a_job jobcenter.jobs, a_task_id integer)
+create or replace function jobcenter.children_pending(a_job jobcenter.jobs, a_task_id integer)
 returns bigint[] language plpgsql as $$
 declare
     c jobcenter.jobs;
@@ -176,7 +176,7 @@ begin
 end $$;
 
 -- The waiting `call` of a workflow, woken: when all its children are done, map their outputs.
-create function jobcenter.collect_children(a_job jobcenter.jobs, a_task jobcenter.tasks)
+create or replace function jobcenter.collect_children(a_job jobcenter.jobs, a_task jobcenter.tasks)
 returns bigint[] language plpgsql as $$
 declare
     v_pending bigint[];
@@ -190,7 +190,7 @@ end $$;
 
 -- Applies the omap of `a_task` to each finished child of `a_spawn_task`, in the order they
 -- were started, and marks them reaped.
-create function jobcenter.reap(a_job jobcenter.jobs, a_task jobcenter.tasks, a_spawn_task integer)
+create or replace function jobcenter.reap(a_job jobcenter.jobs, a_task jobcenter.tasks, a_spawn_task integer)
 returns bigint[] language plpgsql as $$
 declare
     c jobcenter.jobs;
@@ -214,7 +214,7 @@ begin
 end $$;
 
 -- wait_for_children: wait until every started, attached child has ended.
-create function jobcenter.do_wait_for_children(a_job jobcenter.jobs, a_task jobcenter.tasks)
+create or replace function jobcenter.do_wait_for_children(a_job jobcenter.jobs, a_task jobcenter.tasks)
 returns bigint[] language plpgsql as $$
 declare
     v_pending bigint[];
@@ -227,7 +227,7 @@ begin
 end $$;
 
 -- reap_child: map the outputs of the children started by task `spawn_task`.
-create function jobcenter.do_reap_child(a_job jobcenter.jobs, a_task jobcenter.tasks)
+create or replace function jobcenter.do_reap_child(a_job jobcenter.jobs, a_task jobcenter.tasks)
 returns bigint[] language plpgsql as $$
 begin
     return jobcenter.reap(a_job, a_task, (a_task.attributes ->> 'spawn_task')::integer);

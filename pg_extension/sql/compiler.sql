@@ -2,7 +2,7 @@
 -- action or workflow that keeps its interface (inputs and outputs).
 
 -- The declared inputs of a model, in the shape of jobcenter.action_inputs rows.
-create function jobcenter.model_inputs(a_model jsonb) returns jsonb
+create or replace function jobcenter.model_inputs(a_model jsonb) returns jsonb
 language sql immutable as $$
     select coalesce(jsonb_agg(jsonb_build_object(
             'name', p ->> 'name', 'type', p ->> 'type',
@@ -13,7 +13,7 @@ language sql immutable as $$
     from jsonb_array_elements(coalesce(a_model -> 'inputs', '[]')) p
 $$;
 
-create function jobcenter.model_outputs(a_model jsonb) returns jsonb
+create or replace function jobcenter.model_outputs(a_model jsonb) returns jsonb
 language sql immutable as $$
     select coalesce(jsonb_agg(jsonb_build_object(
             'name', p ->> 'name', 'type', p ->> 'type',
@@ -27,7 +27,7 @@ $$;
 -- a workflow's task rows are reused in order (ended jobs keep pointing at valid rows), rows
 -- are added as needed, and rows left over are deleted, or made a no_op leading to the end
 -- when an ended job still refers to them. Returns the action id.
-create function jobcenter.replace_action(a_action_id integer, a_model jsonb)
+create or replace function jobcenter.replace_action(a_action_id integer, a_model jsonb)
 returns integer language plpgsql as $$
 declare
     v_act jobcenter.actions;

@@ -11,13 +11,13 @@
 
 -- Error objects -------------------------------------------------------------------------------
 
-create function jobcenter.error_obj(a_class text, a_msg text, a_extra jsonb default '{}')
+create or replace function jobcenter.error_obj(a_class text, a_msg text, a_extra jsonb default '{}')
 returns jsonb language sql immutable as $$
     select jsonb_build_object('class', a_class, 'msg', a_msg) || coalesce(a_extra, '{}')
 $$;
 
 -- A task's error, with where it happened: workflow, task and source line.
-create function jobcenter.task_error_obj(a_job jobcenter.jobs, a_class text, a_msg text)
+create or replace function jobcenter.task_error_obj(a_job jobcenter.jobs, a_class text, a_msg text)
 returns jsonb language plpgsql stable as $$
 declare
     v_wf text;
@@ -32,12 +32,12 @@ end $$;
 
 -- Settings ------------------------------------------------------------------------------------
 
-create function jobcenter.setting(a_name text) returns jsonb language sql stable as $$
+create or replace function jobcenter.setting(a_name text) returns jsonb language sql stable as $$
     select value from jobcenter.settings where name = a_name
 $$;
 
 -- A duration from JCL: a number of seconds or a PostgreSQL interval string; null if neither.
-create function jobcenter.to_interval(a_value jsonb) returns interval
+create or replace function jobcenter.to_interval(a_value jsonb) returns interval
 language plpgsql immutable as $$
 begin
     if jsonb_typeof(a_value) = 'number' then
@@ -51,14 +51,14 @@ exception when others then
 end $$;
 
 -- Tell timer listeners (the maestro) that a job's timeout was set.
-create function jobcenter.notify_timer(a_timeout timestamptz) returns void
+create or replace function jobcenter.notify_timer(a_timeout timestamptz) returns void
 language sql as $$
     select pg_notify('timer', extract(epoch from a_timeout)::text)
 $$;
 
 -- Evaluation context of a job ------------------------------------------------------------------
 
-create function jobcenter.ctx(a_job jobcenter.jobs, a_extra jsonb default '{}')
+create or replace function jobcenter.ctx(a_job jobcenter.jobs, a_extra jsonb default '{}')
 returns jsonb language sql immutable as $$
     select jsonb_build_object('a', a_job.arguments, 'e', a_job.environment, 'v', a_job.variables)
         || coalesce(a_extra, '{}')
@@ -69,7 +69,7 @@ $$;
 -- Checks arguments against an action's declared inputs (of one destination): fills defaults,
 -- requires the required ones, checks types, refuses unknown names.
 -- Returns {"args": filled} or {"_error": message}.
-create function jobcenter.check_inputs(a_action_id integer, a_args jsonb,
+create or replace function jobcenter.check_inputs(a_action_id integer, a_args jsonb,
     a_destination jobcenter.destination default 'arguments')
 returns jsonb language plpgsql stable as $$
 declare
@@ -113,7 +113,7 @@ end $$;
 
 -- Checks outputs against an action's declared outputs: required ones present, types right.
 -- Undeclared keys are dropped. Returns {"out": checked} or {"_error": message}.
-create function jobcenter.check_outputs(a_action_id integer, a_out jsonb)
+create or replace function jobcenter.check_outputs(a_action_id integer, a_out jsonb)
 returns jsonb language plpgsql stable as $$
 declare
     v_out jsonb := '{}';
@@ -148,7 +148,7 @@ end $$;
 -- Roles -------------------------------------------------------------------------------------------
 
 -- Whether `a_who` is `a_role` or a member of it, at any depth.
-create function jobcenter.has_role(a_who text, a_role text) returns boolean
+create or replace function jobcenter.has_role(a_who text, a_role text) returns boolean
 language sql stable as $$
     with recursive m(role) as (
         select a_who
@@ -162,7 +162,7 @@ $$;
 -- `jobcenter.impersonate` setting) when the calling role may impersonate it, else the calling
 -- role itself (jobcenter.invoker(), see privileges.sql: the API functions are SECURITY
 -- DEFINER, so current_user is the extension's owner there).
-create function jobcenter.caller(a_impersonate text) returns text
+create or replace function jobcenter.caller(a_impersonate text) returns text
 language plpgsql stable as $$
 declare
     v_me text := jobcenter.invoker();
@@ -182,7 +182,7 @@ end $$;
 
 -- Logging -----------------------------------------------------------------------------------------
 
-create function jobcenter.log_step(a_job jobcenter.jobs, a_state jobcenter.job_state,
+create or replace function jobcenter.log_step(a_job jobcenter.jobs, a_state jobcenter.job_state,
     a_variables jsonb, a_inargs jsonb, a_outargs jsonb, a_task_state jsonb)
 returns void language sql as $$
     insert into jobcenter.job_task_log (job_id, workflow_id, task_id, state, variables, inargs,
@@ -197,7 +197,7 @@ $$;
 
 -- The current task of a job finished: log it, store the variables, and make the job 'done'.
 -- `a_next` overrides the task's default next task (branch, switch).
-create function jobcenter.finish_step(a_job jobcenter.jobs, a_variables jsonb,
+create or replace function jobcenter.finish_step(a_job jobcenter.jobs, a_variables jsonb,
     a_next integer default null, a_inargs jsonb default null, a_outargs jsonb default null)
 returns bigint[] language plpgsql as $$
 begin
@@ -216,7 +216,7 @@ end $$;
 -- Ends a job: 'finished' (or 'zombie' when a parent waits for it) or 'error'.
 -- Releases its locks and subscriptions, aborts its unfinished children, notifies, and wakes a
 -- waiting parent.
-create function jobcenter.end_job(a_job jobcenter.jobs, a_state jobcenter.job_state, a_out jsonb)
+create or replace function jobcenter.end_job(a_job jobcenter.jobs, a_state jobcenter.job_state, a_out jsonb)
 returns bigint[] language plpgsql as $$
 declare
     v_state jobcenter.job_state := a_state;
@@ -251,7 +251,7 @@ end $$;
 -- Aborts the unfinished, attached children of a job. Children locked by another transaction
 -- are skipped (waiting for them could deadlock): they abort themselves at their next step,
 -- when they see that their parent has ended.
-create function jobcenter.abort_children(a_job_id bigint, a_reason text) returns void
+create or replace function jobcenter.abort_children(a_job_id bigint, a_reason text) returns void
 language plpgsql as $$
 declare
     c jobcenter.jobs;
@@ -267,7 +267,7 @@ end $$;
 
 -- A task failed with `a_err`. Soft errors of actions with a retry policy wait and retry;
 -- other errors go to the enclosing catch block, or end the job in 'error'.
-create function jobcenter.task_failed(a_job jobcenter.jobs, a_err jsonb) returns bigint[]
+create or replace function jobcenter.task_failed(a_job jobcenter.jobs, a_err jsonb) returns bigint[]
 language plpgsql as $$
 declare
     v_task jobcenter.tasks;
@@ -297,7 +297,7 @@ end $$;
 
 -- The wait before retry number `a_tries` + 1. The original's `interval × sqrt(tries)`, or ours:
 -- fixed, or exponential capped at max_interval; with optional ±25 % jitter.
-create function jobcenter.retry_wait(a_retry jsonb, a_tries integer) returns interval
+create or replace function jobcenter.retry_wait(a_retry jsonb, a_tries integer) returns interval
 language plpgsql volatile as $$
 declare
     v_base interval := coalesce(jobcenter.to_interval(a_retry -> 'interval'), interval '1 minute');
@@ -321,7 +321,7 @@ end $$;
 
 -- Raises an error in a job: to the catch block of the current task (with the error object in
 -- e._error), or, for uncatchable classes and outside any try, the job ends in 'error'.
-create function jobcenter.raise_job_error(a_job jobcenter.jobs, a_err jsonb) returns bigint[]
+create or replace function jobcenter.raise_job_error(a_job jobcenter.jobs, a_err jsonb) returns bigint[]
 language plpgsql as $$
 declare
     v_catch integer;
@@ -343,7 +343,7 @@ end $$;
 
 -- The driver ------------------------------------------------------------------------------------
 
-create function jobcenter.drive(a_jobs bigint[]) returns void language plpgsql as $$
+create or replace function jobcenter.drive(a_jobs bigint[]) returns void language plpgsql as $$
 declare
     v_queue bigint[] := a_jobs;
     v_job bigint;
@@ -356,7 +356,7 @@ begin
 end $$;
 
 -- One step of one job: choose the next task ('done') or run the current one ('plotting').
-create function jobcenter.step(a_job_id bigint) returns bigint[] language plpgsql as $$
+create or replace function jobcenter.step(a_job_id bigint) returns bigint[] language plpgsql as $$
 declare
     j jobcenter.jobs;
     t jobcenter.tasks;
@@ -403,7 +403,7 @@ begin
 end $$;
 
 -- Runs the imap of a task. Returns the inputs, or {"_error": …}.
-create function jobcenter.run_imap(a_job jobcenter.jobs, a_task jobcenter.tasks,
+create or replace function jobcenter.run_imap(a_job jobcenter.jobs, a_task jobcenter.tasks,
     a_extra jsonb default '{}')
 returns jsonb language plpgsql as $$
 declare
@@ -418,7 +418,7 @@ begin
 end $$;
 
 -- Runs the omap of a task with the call's outputs in o. Returns the variables, or {"_error": …}.
-create function jobcenter.run_omap(a_job jobcenter.jobs, a_task jobcenter.tasks, a_out jsonb,
+create or replace function jobcenter.run_omap(a_job jobcenter.jobs, a_task jobcenter.tasks, a_out jsonb,
     a_variables jsonb default null)
 returns jsonb language plpgsql as $$
 declare
@@ -436,7 +436,7 @@ end $$;
 -- Builds and checks the inputs of a call: the task's imap (with `a_extra` namespaces), then the
 -- callee's declared inputs (defaults filled in). Returns {"args": …} or {"_error": message};
 -- with `a_name` the message says which call it was.
-create function jobcenter.call_inputs(a_job jobcenter.jobs, a_task jobcenter.tasks,
+create or replace function jobcenter.call_inputs(a_job jobcenter.jobs, a_task jobcenter.tasks,
     a_action_id integer, a_name text, a_extra jsonb default '{}')
 returns jsonb language plpgsql as $$
 declare
@@ -457,7 +457,7 @@ end $$;
 -- Actions performed by workers ----------------------------------------------------------------
 
 -- Workers (by name) whose announcement of action `a_action_id` accepts a task with `a_inargs`.
-create function jobcenter.eligible_workers(a_action_id integer, a_inargs jsonb) returns jsonb
+create or replace function jobcenter.eligible_workers(a_action_id integer, a_inargs jsonb) returns jsonb
 language sql stable as $$
     select coalesce(jsonb_agg(w.name order by w.worker_id), '[]')
     from jobcenter.worker_actions wa join jobcenter.workers w using (worker_id)
@@ -466,7 +466,7 @@ language sql stable as $$
 $$;
 
 -- Makes a task ready for a worker and tells the workers.
-create function jobcenter.make_ready(a_job jobcenter.jobs, a_action jobcenter.actions,
+create or replace function jobcenter.make_ready(a_job jobcenter.jobs, a_action jobcenter.actions,
     a_inargs jsonb, a_env jsonb, a_tries integer)
 returns void language plpgsql as $$
 declare
@@ -483,7 +483,7 @@ begin
     perform pg_notify('action:' || a_action.action_id || ':ready', v_payload::text);
 end $$;
 
-create function jobcenter.do_action_task(a_job jobcenter.jobs, a_task jobcenter.tasks,
+create or replace function jobcenter.do_action_task(a_job jobcenter.jobs, a_task jobcenter.tasks,
     a_action jobcenter.actions)
 returns bigint[] language plpgsql as $$
 declare
@@ -503,7 +503,7 @@ begin
 end $$;
 
 -- The outputs of a call arrived: check them, run the omap, continue.
-create function jobcenter.call_done(a_job jobcenter.jobs, a_task jobcenter.tasks,
+create or replace function jobcenter.call_done(a_job jobcenter.jobs, a_task jobcenter.tasks,
     a_action_id integer, a_inargs jsonb, a_out jsonb)
 returns bigint[] language plpgsql as $$
 declare
@@ -526,7 +526,7 @@ end $$;
 
 -- Procedures: actions run inline as PostgreSQL functions `name(jsonb) returns jsonb`, as the
 -- role that owns the workflow (call_procedure in privileges.sql).
-create function jobcenter.do_procedure_task(a_job jobcenter.jobs, a_task jobcenter.tasks,
+create or replace function jobcenter.do_procedure_task(a_job jobcenter.jobs, a_task jobcenter.tasks,
     a_action jobcenter.actions)
 returns bigint[] language plpgsql as $$
 declare
@@ -555,7 +555,7 @@ end $$;
 
 -- The error object of an `error` key in outargs: a string is a normal error's message, an
 -- object keeps its class (default normal).
-create function jobcenter.outargs_error(a_job jobcenter.jobs, a_error jsonb) returns jsonb
+create or replace function jobcenter.outargs_error(a_job jobcenter.jobs, a_error jsonb) returns jsonb
 language plpgsql stable as $$
 begin
     if jsonb_typeof(a_error) = 'object' then

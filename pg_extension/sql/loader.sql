@@ -1,7 +1,7 @@
 -- jobcenter loader: writes a compiled workflow model (what `jcc` emits, see the jcl crate's
 -- `model` module) into the tables as a new version of its action or workflow.
 
-create function jobcenter.resolve_callee(a_callee jsonb) returns integer
+create or replace function jobcenter.resolve_callee(a_callee jsonb) returns integer
 language plpgsql stable as $$
 declare
     v_id integer;
@@ -28,7 +28,7 @@ begin
 end $$;
 
 -- Writes a workflow model's `locks:` declarations (lock types are created as needed).
-create function jobcenter.write_locks(a_workflow_id integer, a_model jsonb) returns void
+create or replace function jobcenter.write_locks(a_workflow_id integer, a_model jsonb) returns void
 language plpgsql as $$
 declare
     v_lock jsonb;
@@ -44,7 +44,7 @@ end $$;
 -- The second pass of writing a workflow's tasks: with `a_ids` mapping the model's local task
 -- ids to task rows, sets each row's next and on-error task, its attributes (`spawn_task`
 -- mapped too) and its conditional edges.
-create function jobcenter.link_tasks(a_model jsonb, a_ids jsonb) returns void
+create or replace function jobcenter.link_tasks(a_model jsonb, a_ids jsonb) returns void
 language plpgsql as $$
 declare
     v_task jsonb;
@@ -70,7 +70,7 @@ begin
     end loop;
 end $$;
 
-create function jobcenter.load_action(a_model jsonb, a_tags text[] default null)
+create or replace function jobcenter.load_action(a_model jsonb, a_tags text[] default null)
 returns integer language plpgsql as $$
 declare
     v_kind jobcenter.action_type;

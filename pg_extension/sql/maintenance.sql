@@ -5,7 +5,7 @@
 -- become ready again, event waits get the 'timeout' event, lock waits fail with class 'lock',
 -- and jobs created with a start time (sleeping, task_state {"delayed": true}) start.
 -- Returns how many jobs it handled.
-create function jobcenter.do_timeout() returns integer language plpgsql as $$
+create or replace function jobcenter.do_timeout() returns integer language plpgsql as $$
 declare
     j jobcenter.jobs;
     t jobcenter.tasks;
@@ -70,7 +70,7 @@ begin
 end $$;
 
 -- Seconds until the earliest timeout (0 when one is due), null when none is set.
-create function jobcenter.next_timeout() returns double precision language sql stable as $$
+create or replace function jobcenter.next_timeout() returns double precision language sql stable as $$
     -- greatest() skips nulls, so the null of "no timeout" must not reach it.
     select case when m is not null
         then greatest(extract(epoch from m - clock_timestamp()), 0)::double precision end
@@ -78,7 +78,7 @@ create function jobcenter.next_timeout() returns double precision language sql s
 $$;
 
 -- At start: every job left runnable ('done', 'plotting') is driven on. Returns the count.
-create function jobcenter.do_crash_recovery() returns integer language plpgsql as $$
+create or replace function jobcenter.do_crash_recovery() returns integer language plpgsql as $$
 declare
     v_ids bigint[];
 begin
@@ -90,7 +90,7 @@ begin
 end $$;
 
 -- Disconnects workers silent for longer than the `worker_timeout` setting. Returns the count.
-create function jobcenter.do_worker_check() returns integer language plpgsql as $$
+create or replace function jobcenter.do_worker_check() returns integer language plpgsql as $$
 declare
     r record;
     v_count integer := 0;
@@ -110,7 +110,7 @@ end $$;
 -- `archive_error_after`. A tree with a job still running (a detached child, or a child that has
 -- not yet seen its parent end) waits. Removes consumed events and long-stopped workers. Returns
 -- the number of jobs archived.
-create function jobcenter.do_archival_and_cleanup() returns integer language plpgsql as $$
+create or replace function jobcenter.do_archival_and_cleanup() returns integer language plpgsql as $$
 declare
     v_count integer;
 begin

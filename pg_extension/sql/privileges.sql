@@ -252,9 +252,9 @@ do $$
 declare
     v_api constant jsonb := '{
         "jobcenter_client": ["create_job", "get_job_status", "find_jobs", "cancel_job",
-            "retry_job", "raise_event", "get_workflow_info", "check_if_lock_exists"],
+            "retry_job", "raise_event", "raise_event_id", "get_workflow_info", "check_if_lock_exists"],
         "jobcenter_worker": ["announce", "withdraw", "disconnect", "ping", "get_task",
-            "task_done"],
+            "task_done", "task_failed"],
         "jobcenter_compiler": ["load_action", "replace_action", "create_schedule",
             "drop_schedule", "enable_schedule", "get_workflow_info"],
         "jobcenter_admin": ["do_timeout", "next_timeout", "do_crash_recovery",
@@ -271,6 +271,8 @@ begin
     for r in select p.oid::regprocedure as fn from pg_catalog.pg_proc p
              join pg_catalog.pg_language l on l.oid = p.prolang
              where p.pronamespace = 'jobcenter'::regnamespace and l.lanname in ('sql', 'plpgsql')
+               -- an internal overload (it takes a job row, e.g. task_failed) is not the API
+               and not 'jobcenter.jobs'::regtype::oid = any(p.proargtypes::oid[])
                and p.proname in (select jsonb_array_elements_text(g.value)
                                  from jsonb_each(v_api) g) loop
         execute format('alter function %s security definer set search_path = pg_catalog, jobcenter, pg_temp', r.fn);
@@ -278,6 +280,7 @@ begin
     for v_grp in select jsonb_object_keys(v_api) loop
         for r in select p.oid::regprocedure as fn from pg_catalog.pg_proc p
                  where p.pronamespace = 'jobcenter'::regnamespace
+                   and not 'jobcenter.jobs'::regtype::oid = any(p.proargtypes::oid[])
                    and p.proname in (select jsonb_array_elements_text(v_api -> v_grp)) loop
             execute format('grant execute on function %s to %I', r.fn, v_grp);
         end loop;

@@ -46,7 +46,7 @@ create index schedules_next_run on jobcenter.schedules (next_run) where enabled;
 -- Returns the first run. Errors: JC001 unknown workflow, JC002 bad arguments, expression,
 -- time zone or policy, or the name is taken; JC004 not authorized. a_source says who manages
 -- the schedule ('jcc' for a compiler; replacing sets it too).
-create function jobcenter.create_schedule(
+create or replace function jobcenter.create_schedule(
     a_name text, a_wfname text, a_cron text, a_args jsonb default '{}',
     a_timezone text default 'UTC', a_missed text default 'skip', a_tag text default null,
     a_env jsonb default null, a_impersonate text default null, a_enabled boolean default true,
@@ -115,7 +115,7 @@ begin
 end $$;
 
 -- Removes a schedule; false when there was none.
-create function jobcenter.drop_schedule(a_name text) returns boolean
+create or replace function jobcenter.drop_schedule(a_name text) returns boolean
 language plpgsql as $$
 begin
     delete from jobcenter.schedules where name = a_name;
@@ -124,7 +124,7 @@ end $$;
 
 -- Enables or disables a schedule (JC001 when there is none). Enabling starts from now: the runs
 -- that fell while it was disabled are not missed runs.
-create function jobcenter.enable_schedule(a_name text, a_enabled boolean) returns void
+create or replace function jobcenter.enable_schedule(a_name text, a_enabled boolean) returns void
 language plpgsql as $$
 declare
     s jobcenter.schedules;
@@ -149,7 +149,7 @@ begin
 end $$;
 
 -- Seconds until the earliest run of an enabled schedule (0 when one is due), null when none.
-create function jobcenter.next_schedule() returns double precision language sql stable as $$
+create or replace function jobcenter.next_schedule() returns double precision language sql stable as $$
     select case when m is not null
         then greatest(extract(epoch from m - clock_timestamp()), 0)::double precision end
     from (select min(next_run) as m from jobcenter.schedules where enabled) t
@@ -158,7 +158,7 @@ $$;
 -- Fires every due schedule once and moves its next_run past now. A run that cannot create its
 -- job (the workflow is gone or disabled, the arguments no longer fit, …) is recorded in
 -- last_error and does not stop the others. Returns the number of jobs created.
-create function jobcenter.do_schedules() returns integer language plpgsql as $$
+create or replace function jobcenter.do_schedules() returns integer language plpgsql as $$
 declare
     s jobcenter.schedules;
     v_now timestamptz;
@@ -178,7 +178,7 @@ begin
             jobcenter.cron_prev(s.cron, v_now + interval '1 microsecond', s.timezone));
         if v_now - v_due <= v_misfire or s.missed = 'catchup' then
             begin
-                select o_job_id into v_job from jobcenter.create_job(s.wfname, s.args, s.tag,
+                select job_id into v_job from jobcenter.create_job(s.wfname, s.args, s.tag,
                     nullif(s.run_as, jobcenter.invoker()),
                     coalesce(s.env, '{}') || jsonb_build_object('jcschedule', s.name,
                         'jcscheduled', v_due));

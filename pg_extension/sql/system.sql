@@ -1,6 +1,6 @@
 -- jobcenter system actions: the steps the engine performs itself (negative action ids).
 
-create function jobcenter.do_system_task(a_job jobcenter.jobs, a_task jobcenter.tasks)
+create or replace function jobcenter.do_system_task(a_job jobcenter.jobs, a_task jobcenter.tasks)
 returns bigint[] language plpgsql as $$
 declare
     v_res jsonb;
@@ -83,7 +83,7 @@ begin
 end $$;
 
 -- end: run the workflow output map, check the outputs, finish the job.
-create function jobcenter.do_end(a_job jobcenter.jobs, a_task jobcenter.tasks)
+create or replace function jobcenter.do_end(a_job jobcenter.jobs, a_task jobcenter.tasks)
 returns bigint[] language plpgsql as $$
 declare
     v_res jsonb;
@@ -104,7 +104,7 @@ end $$;
 
 -- Sleep -----------------------------------------------------------------------------------------
 
-create function jobcenter.do_sleep(a_job jobcenter.jobs, a_in jsonb) returns bigint[]
+create or replace function jobcenter.do_sleep(a_job jobcenter.jobs, a_in jsonb) returns bigint[]
 language plpgsql as $$
 declare
     v_wait interval := jobcenter.to_interval(a_in -> 'timeout');
@@ -127,7 +127,7 @@ end $$;
 -- Queues an event raised by `a_raised_by` for every subscription whose mask it contains and
 -- whose job that identity may raise events to (jobcenter.may_raise_to); returns the jobs to
 -- wake (those waiting for one of the matched subscriptions).
-create function jobcenter.deliver_event(a_eventdata jsonb, a_raised_by text) returns bigint[]
+create or replace function jobcenter.deliver_event(a_eventdata jsonb, a_raised_by text) returns bigint[]
 language plpgsql as $$
 declare
     v_event_id bigint;
@@ -150,7 +150,7 @@ begin
 end $$;
 
 -- wait_for_event: take the oldest queued event of the named subscriptions, or wait for one.
-create function jobcenter.do_wait_for_event(a_job jobcenter.jobs, a_task jobcenter.tasks,
+create or replace function jobcenter.do_wait_for_event(a_job jobcenter.jobs, a_task jobcenter.tasks,
     a_in jsonb)
 returns bigint[] language plpgsql as $$
 declare
@@ -191,7 +191,7 @@ begin
 end $$;
 
 -- An event (or the time-out pseudo-event {"name":"timeout"}) ends a wait_for_event.
-create function jobcenter.event_arrived(a_job jobcenter.jobs, a_task jobcenter.tasks,
+create or replace function jobcenter.event_arrived(a_job jobcenter.jobs, a_task jobcenter.tasks,
     a_in jsonb, a_event jsonb)
 returns bigint[] language plpgsql as $$
 declare
@@ -208,7 +208,7 @@ end $$;
 -- Locks -----------------------------------------------------------------------------------------
 
 -- Whether `a_ancestor` is a (transitive) parent of `a_job_id`.
-create function jobcenter.is_ancestor(a_ancestor bigint, a_job_id bigint) returns boolean
+create or replace function jobcenter.is_ancestor(a_ancestor bigint, a_job_id bigint) returns boolean
 language sql stable as $$
     with recursive up(job_id, depth) as (
         select parentjob_id, 1 from jobcenter.jobs where job_id = a_job_id
@@ -223,7 +223,7 @@ $$;
 -- taken over from an ancestor that holds it with `inherit`), else the holder's job id.
 -- An inherited lock moves to the descendant (so siblings take it in turn, as in the original)
 -- and goes back to the ancestor when released (see release_lock).
-create function jobcenter.try_lock(a_job jobcenter.jobs, a_type text, a_value text)
+create or replace function jobcenter.try_lock(a_job jobcenter.jobs, a_type text, a_value text)
 returns bigint language plpgsql as $$
 declare
     v_holder bigint;
@@ -262,7 +262,7 @@ end $$;
 
 -- Whether waiting for a lock held by `a_holder` would never end: the chain of lock waits
 -- leads back to this job, or to an ancestor waiting for its children.
-create function jobcenter.lock_deadlock(a_job_id bigint, a_holder bigint) returns boolean
+create or replace function jobcenter.lock_deadlock(a_job_id bigint, a_holder bigint) returns boolean
 language plpgsql stable as $$
 declare
     v_cur bigint := a_holder;
@@ -288,7 +288,7 @@ end $$;
 
 -- Waits for a lock held by `a_holder`, per `a_wait`: true/'yes' waits for ever, false/'no' is
 -- an error of class 'lock', an interval waits that long.
-create function jobcenter.wait_for_lock(a_job jobcenter.jobs, a_type text, a_value text,
+create or replace function jobcenter.wait_for_lock(a_job jobcenter.jobs, a_type text, a_value text,
     a_holder bigint, a_wait jsonb, a_in jsonb)
 returns bigint[] language plpgsql as $$
 declare
@@ -323,7 +323,7 @@ begin
     return '{}';
 end $$;
 
-create function jobcenter.do_lock(a_job jobcenter.jobs, a_task jobcenter.tasks, a_in jsonb)
+create or replace function jobcenter.do_lock(a_job jobcenter.jobs, a_task jobcenter.tasks, a_in jsonb)
 returns bigint[] language plpgsql as $$
 declare
     v_type text := a_in ->> 'type';
@@ -342,7 +342,7 @@ begin
 end $$;
 
 -- Wakes the jobs waiting for a lock; they retry their lock step in turn.
-create function jobcenter.wake_lock_waiters(a_type text, a_value text) returns bigint[]
+create or replace function jobcenter.wake_lock_waiters(a_type text, a_value text) returns bigint[]
 language sql as $$
     with woken as (
         update jobcenter.jobs set state = 'plotting', timeout = null
@@ -355,7 +355,7 @@ $$;
 -- Releases lock (type, value) held by job `a_job_id`: an inherited lock goes back to the
 -- nearest job it was inherited from that still runs, any other is deleted. Returns the woken
 -- waiters.
-create function jobcenter.release_lock(a_job_id bigint, a_type text, a_value text)
+create or replace function jobcenter.release_lock(a_job_id bigint, a_type text, a_value text)
 returns bigint[] language plpgsql as $$
 declare
     v_from bigint[];
@@ -380,7 +380,7 @@ begin
     return jobcenter.wake_lock_waiters(a_type, a_value);
 end $$;
 
-create function jobcenter.do_unlock(a_job jobcenter.jobs, a_in jsonb) returns bigint[]
+create or replace function jobcenter.do_unlock(a_job jobcenter.jobs, a_in jsonb) returns bigint[]
 language plpgsql as $$
 declare
     v_type text := a_in ->> 'type';
@@ -401,7 +401,7 @@ begin
 end $$;
 
 -- Releases every lock of an ending job; returns the woken waiters.
-create function jobcenter.release_locks(a_job_id bigint) returns bigint[]
+create or replace function jobcenter.release_locks(a_job_id bigint) returns bigint[]
 language plpgsql as $$
 declare
     r record;
@@ -415,7 +415,7 @@ begin
 end $$;
 
 -- start: take the workflow's non-manual locks (declared in `locks:`), then go on.
-create function jobcenter.do_start(a_job jobcenter.jobs, a_task jobcenter.tasks)
+create or replace function jobcenter.do_start(a_job jobcenter.jobs, a_task jobcenter.tasks)
 returns bigint[] language plpgsql as $$
 declare
     r record;

@@ -16,7 +16,6 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 use tokio_postgres::GenericClient;
-use uuid::Uuid;
 
 /// Options of [`create_job`] beyond the workflow name and arguments.
 #[derive(Debug, Clone, Default)]
@@ -43,7 +42,8 @@ pub struct NewJob {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Task {
     pub job_id: i64,
-    pub cookie: Uuid,
+    /// The task's cookie (a UUID as text, as the original hands it out), for [`task_done`].
+    pub cookie: String,
     pub inargs: Value,
     pub env: Option<Value>,
 }
@@ -57,7 +57,7 @@ pub async fn create_job(
 ) -> Result<NewJob, Error> {
     let row = c
         .query_one(
-            "select o_job_id, o_listenstring from jobcenter.create_job($1, $2, $3, $4, $5, $6)",
+            "select job_id, listenstring from jobcenter.create_job($1, $2, $3, $4, $5, $6)",
             &[
                 &wfname,
                 args,
@@ -77,7 +77,10 @@ pub async fn create_job(
 /// The job's output once it has ended (`{"error": …}` for a job in error), `None` while it runs.
 pub async fn get_job_status(c: &impl GenericClient, job_id: i64) -> Result<Option<Value>, Error> {
     let row = c
-        .query_one("select jobcenter.get_job_status($1)", &[&job_id])
+        .query_one(
+            "select o_out_args from jobcenter.get_job_status($1)",
+            &[&job_id],
+        )
         .await?;
     Ok(row.try_get(0)?)
 }
@@ -92,7 +95,7 @@ pub async fn announce(
 ) -> Result<i64, Error> {
     let row = c
         .query_one(
-            "select jobcenter.announce($1, $2, $3, $4)",
+            "select worker_id from jobcenter.announce($1, $2, $3, $4)",
             &[&worker, &action, &impersonate, &filter],
         )
         .await?;
@@ -107,18 +110,22 @@ pub async fn withdraw(c: &impl GenericClient, worker: &str, action: &str) -> Res
     Ok(row.try_get(0)?)
 }
 
-/// Ends a worker: its announcements go, its running tasks fail.
-pub async fn disconnect(c: &impl GenericClient, worker: &str) -> Result<(), Error> {
-    c.execute("select jobcenter.disconnect($1)", &[&worker])
+/// Ends a worker: its announcements go, its running tasks fail. `false` when no live worker
+/// has that name.
+pub async fn disconnect(c: &impl GenericClient, worker: &str) -> Result<bool, Error> {
+    let row = c
+        .query_one("select jobcenter.disconnect($1)", &[&worker])
         .await?;
-    Ok(())
+    Ok(row.try_get(0)?)
 }
 
-/// Records that a worker is alive.
-pub async fn ping(c: &impl GenericClient, worker_id: i64) -> Result<(), Error> {
-    c.execute("select jobcenter.ping($1)", &[&worker_id])
+/// Records that a worker is alive; `false` when no live worker has that id.
+pub async fn ping(c: &impl GenericClient, worker_id: i64) -> Result<bool, Error> {
+    let row = c
+        .query_one("select jobcenter.ping($1)", &[&worker_id])
         .await?;
-    Ok(())
+    let pong: Option<String> = row.try_get(0)?;
+    Ok(pong.is_some())
 }
 
 /// Takes a ready task of `action` (of `job_id`, or the oldest); `None` when there is none.
@@ -128,34 +135,36 @@ pub async fn get_task(
     action: &str,
     job_id: Option<i64>,
 ) -> Result<Option<Task>, Error> {
-    let row = c
-        .query_opt(
-            "select o_job_id, o_cookie, o_in_args, o_env from jobcenter.get_task($1, $2, $3)",
+    let r = c
+        .query_one(
+            "select o_job_id, o_job_cookie, o_in_args, o_env from jobcenter.get_task($1, $2, $3)",
             &[&worker, &action, &job_id],
         )
         .await?;
-    row.map(|r| {
-        Ok(Task {
-            job_id: r.try_get(0)?,
-            cookie: r.try_get(1)?,
-            inargs: r.try_get(2)?,
-            env: r.try_get(3)?,
-        })
-    })
-    .transpose()
+    // No task is a row of nulls, as the original answers.
+    let Some(job_id) = r.try_get(0)? else {
+        return Ok(None);
+    };
+    Ok(Some(Task {
+        job_id,
+        cookie: r.try_get(1)?,
+        inargs: r.try_get(2)?,
+        env: r.try_get(3)?,
+    }))
 }
 
 /// Finishes the task holding `cookie`; an `error` key in `outargs` fails it.
-pub async fn task_done(c: &impl GenericClient, cookie: Uuid, outargs: &Value) -> Result<(), Error> {
+pub async fn task_done(c: &impl GenericClient, cookie: &str, outargs: &Value) -> Result<(), Error> {
     c.execute("select jobcenter.task_done($1, $2)", &[&cookie, outargs])
         .await?;
     Ok(())
 }
 
-/// Publishes an event; returns its id.
+/// Publishes an event; returns its id (`raise_event_id`; the original's `raise_event` answers
+/// `true`).
 pub async fn raise_event(c: &impl GenericClient, event: &Value) -> Result<i64, Error> {
     let row = c
-        .query_one("select jobcenter.raise_event($1)", &[event])
+        .query_one("select jobcenter.raise_event_id($1)", &[event])
         .await?;
     Ok(row.try_get(0)?)
 }
@@ -171,17 +180,25 @@ pub async fn raise_event_as(
     let row = c
         .query_one(
             "with s as materialized (select set_config('jobcenter.impersonate', $2, true)) \
-             select jobcenter.raise_event($1) from s",
+             select jobcenter.raise_event_id($1) from s",
             &[event, &who],
         )
         .await?;
     Ok(row.try_get(0)?)
 }
 
-/// Cancels a live job.
-pub async fn cancel_job(c: &impl GenericClient, job_id: i64, reason: &str) -> Result<(), Error> {
-    c.execute("select jobcenter.cancel_job($1, $2)", &[&job_id, &reason])
-        .await?;
+/// Cancels a live job; one whose task a worker is running only with `force` (else JC007).
+pub async fn cancel_job(
+    c: &impl GenericClient,
+    job_id: i64,
+    reason: &str,
+    force: bool,
+) -> Result<(), Error> {
+    c.execute(
+        "select jobcenter.cancel_job($1, $2, $3)",
+        &[&job_id, &reason, &force],
+    )
+    .await?;
     Ok(())
 }
 
@@ -198,10 +215,10 @@ pub async fn find_jobs(
     filter: &Value,
     state: Option<&str>,
 ) -> Result<Vec<i64>, Error> {
-    let rows = c
-        .query("select jobcenter.find_jobs($1, $2)", &[filter, &state])
+    let row = c
+        .query_one("select jobcenter.find_jobs($1, $2)", &[filter, &state])
         .await?;
-    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    Ok(row.try_get(0)?)
 }
 
 /// Whether some job holds lock (`locktype`, `lockvalue`).
@@ -397,7 +414,7 @@ pub async fn find_client_jobs(
 ) -> Result<Vec<i64>, Error> {
     let rows = c
         .query(
-            "select f.id from jobcenter.find_jobs($1, $2) as f(id)
+            "select f.id from unnest(jobcenter.find_jobs($1, $2)) as f(id)
              where exists (select 1 from jobcenter.jobs j
                            where j.job_id = f.id and j.environment ->> 'jcclient' = $3)
                 or exists (select 1 from jobcenter.jobs_archive j
@@ -498,9 +515,9 @@ pub async fn ended_jobs(
 ) -> Result<Vec<(i64, Value)>, Error> {
     let rows = c
         .query(
-            "select id, s from unnest($1::bigint[]) as id,
+            "select id, s.o_out_args from unnest($1::bigint[]) as id,
                  lateral jobcenter.get_job_status(id) as s
-             where s is not null",
+             where s.o_out_args is not null",
             &[&job_ids],
         )
         .await?;

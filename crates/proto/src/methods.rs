@@ -76,6 +76,30 @@ fn empty_object() -> Value {
     Value::Object(Map::new())
 }
 
+/// A job id as a number or, as a Perl client may send a value it read as text, a string of
+/// digits (the original gateway let SQL cast it).
+mod job_id {
+    use serde::de::{Deserializer, Error, Unexpected};
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        Number(i64),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        match Given::deserialize(d)? {
+            Given::Number(n) => Ok(n),
+            Given::Text(s) => s
+                .trim()
+                .parse()
+                .map_err(|_| D::Error::invalid_value(Unexpected::Str(&s), &"a job id")),
+        }
+    }
+}
+
 // The handshake -----------------------------------------------------------------------------
 
 notify!(
@@ -184,6 +208,7 @@ method!(
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GetJobStatusParams {
+    #[serde(deserialize_with = "job_id::deserialize")]
     pub job_id: i64,
     /// Also send `job_done` when the job ends — at once when it has ended already.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -204,6 +229,7 @@ method!(
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FindJobsParams {
+    /// A JSON object, or a string holding one (the original Perl client sends that).
     pub filter: Value,
     /// Only jobs in this state (e.g. `error`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -234,6 +260,7 @@ method!(
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CancelJobParams {
+    #[serde(deserialize_with = "job_id::deserialize")]
     pub job_id: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -249,6 +276,7 @@ method!(
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetryJobParams {
+    #[serde(deserialize_with = "job_id::deserialize")]
     pub job_id: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -278,6 +306,7 @@ method!(
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GetJobParams {
+    #[serde(deserialize_with = "job_id::deserialize")]
     pub job_id: i64,
 }
 
@@ -479,5 +508,29 @@ mod tests {
             serde_json::to_value(JobStatus(4, None)).unwrap(),
             json!([4, null])
         );
+    }
+
+    #[test]
+    fn a_job_id_may_come_as_a_string_of_digits() {
+        for given in [
+            json!({"job_id": 12}),
+            json!({"job_id": "12"}),
+            json!([" 12"]),
+        ] {
+            let p: GetJobStatusParams = serde_json::from_value(given.clone()).unwrap();
+            assert_eq!(p.job_id, 12, "{given}");
+        }
+        for bad in [
+            json!({"job_id": "twelve"}),
+            json!({"job_id": 1.5}),
+            json!({}),
+        ] {
+            assert!(
+                serde_json::from_value::<GetJobStatusParams>(bad.clone()).is_err(),
+                "{bad}"
+            );
+        }
+        let e = serde_json::from_value::<CancelJobParams>(json!({"job_id": "x1"})).unwrap_err();
+        assert!(e.to_string().contains("a job id"), "{e}");
     }
 }

@@ -163,7 +163,7 @@ pub async fn work(c: &Client) -> usize {
             }
             while let Some(t) = db::get_task(c, "testworker", &name, None).await.unwrap() {
                 let out = answer(&name, &t.inargs, t.env.as_ref());
-                db::task_done(c, t.cookie, &out).await.unwrap();
+                db::task_done(c, &t.cookie, &out).await.unwrap();
                 n += 1;
             }
         }

@@ -167,7 +167,7 @@ pub async fn work_job(
         .await
         .expect("get_task")
         .unwrap_or_else(|| panic!("no ready {action} task for job {job}"));
-    db::task_done(c, t.cookie, &f(&t.inargs))
+    db::task_done(c, &t.cookie, &f(&t.inargs))
         .await
         .expect("task_done");
     t.inargs
@@ -189,7 +189,7 @@ pub async fn work_one(
         .expect("get_task")
         .unwrap_or_else(|| panic!("no ready task of {action}"));
     let out = f(&task.inargs);
-    db::task_done(c, task.cookie, &out)
+    db::task_done(c, &task.cookie, &out)
         .await
         .expect("task_done");
     (task.job_id, task.inargs)

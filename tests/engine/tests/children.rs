@@ -457,7 +457,7 @@ async fn a_parent_ending_in_error_aborts_its_running_child() {
     );
     assert_eq!(log_states(&c, child).await, ["start:done", "add:error"]);
     // The worker's late answer is refused and changes nothing.
-    let err = db::task_done(&c, held.cookie, &json!({"counter": 11}))
+    let err = db::task_done(&c, &held.cookie, &json!({"counter": 11}))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some(db::ErrorCode::UnknownCookie), "{err}");

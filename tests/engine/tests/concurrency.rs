@@ -34,7 +34,7 @@ async fn eight_workers_take_each_of_200_tasks_exactly_once() {
             db::announce(&c, &name, "add", None, None).await.unwrap();
             let mut taken = vec![];
             while let Some(t) = db::get_task(&c, &name, "add", None).await.unwrap() {
-                db::task_done(&c, t.cookie, &examples::add_answer(&t.inargs))
+                db::task_done(&c, &t.cookie, &examples::add_answer(&t.inargs))
                     .await
                     .unwrap();
                 taken.push(t.job_id);
@@ -128,7 +128,7 @@ fn split_models() -> Vec<jcl::Model> {
 async fn done_in_tx(
     c: &mut Client,
     barrier: &Barrier,
-    cookie: uuid::Uuid,
+    cookie: &str,
     out: Value,
 ) -> Result<(), db::Error> {
     let tx = c.transaction().await.unwrap();
@@ -174,8 +174,8 @@ async fn two_children_finishing_at_once_advance_the_parent_once() {
         let out_a = json!({"out": t_a.inargs["n"].as_i64().unwrap() * 10});
         let out_b = json!({"out": t_b.inargs["n"].as_i64().unwrap() * 10});
         let (r1, r2) = tokio::join!(
-            done_in_tx(&mut c1, &barrier, t_a.cookie, out_a),
-            done_in_tx(&mut c2, &barrier, t_b.cookie, out_b),
+            done_in_tx(&mut c1, &barrier, &t_a.cookie, out_a),
+            done_in_tx(&mut c2, &barrier, &t_b.cookie, out_b),
         );
         r1.unwrap();
         r2.unwrap();
@@ -240,8 +240,8 @@ async fn one_cookie_used_twice_at_once_wins_exactly_once() {
             // in explicit, overlapping transactions
             let barrier = Barrier::new(2);
             tokio::join!(
-                done_in_tx(&mut c1, &barrier, t.cookie, json!({"counter": 1})),
-                done_in_tx(&mut c2, &barrier, t.cookie, json!({"counter": 2})),
+                done_in_tx(&mut c1, &barrier, &t.cookie, json!({"counter": 1})),
+                done_in_tx(&mut c2, &barrier, &t.cookie, json!({"counter": 2})),
             )
         } else {
             // autocommit
@@ -250,11 +250,11 @@ async fn one_cookie_used_twice_at_once_wins_exactly_once() {
             tokio::join!(
                 async {
                     b1.wait().await;
-                    db::task_done(&c3, t.cookie, &json!({"counter": 1})).await
+                    db::task_done(&c3, &t.cookie, &json!({"counter": 1})).await
                 },
                 async {
                     b2.wait().await;
-                    db::task_done(&c4, t.cookie, &json!({"counter": 2})).await
+                    db::task_done(&c4, &t.cookie, &json!({"counter": 2})).await
                 },
             )
         };

@@ -232,7 +232,10 @@ async fn archival_moves_ended_job_trees_after_their_retention() {
     );
     // archived jobs cannot be cancelled or retried
     assert_eq!(
-        db::cancel_job(&c, outer, "x").await.unwrap_err().code(),
+        db::cancel_job(&c, outer, "x", false)
+            .await
+            .unwrap_err()
+            .code(),
         Some(db::ErrorCode::UnknownJob)
     );
 
@@ -259,7 +262,7 @@ async fn archival_moves_ended_job_trees_after_their_retention() {
         .await
         .unwrap()
         .unwrap();
-    db::task_done(&c, t.cookie, &json!({"counter": 103}))
+    db::task_done(&c, &t.cookie, &json!({"counter": 103}))
         .await
         .unwrap();
     assert_eq!(state(&c, detached).await, "finished");

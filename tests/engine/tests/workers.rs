@@ -410,7 +410,7 @@ async fn an_action_timeout_becomes_a_soft_error_and_is_retried() {
     );
     // the first worker wakes up too late
     assert_eq!(
-        code_of(db::task_done(&c, t1.cookie, &json!({"counter": 99})).await),
+        code_of(db::task_done(&c, &t1.cookie, &json!({"counter": 99})).await),
         db::ErrorCode::UnknownCookie
     );
     assert_eq!(
@@ -443,7 +443,7 @@ async fn an_action_timeout_without_retry_ends_the_job() {
     assert_eq!(err["class"], json!("soft"));
     assert!(err["msg"].as_str().unwrap().contains("timeout"), "{err}");
     assert_eq!(
-        code_of(db::task_done(&c, t.cookie, &json!({"counter": 1})).await),
+        code_of(db::task_done(&c, &t.cookie, &json!({"counter": 1})).await),
         db::ErrorCode::UnknownCookie
     );
 }
@@ -513,10 +513,10 @@ async fn filters_choose_the_workers_a_task_goes_to() {
         .unwrap();
     assert_eq!(ta.job_id, eu);
     assert_eq!(ta.inargs, json!({"region": "eu", "app": "web"}));
-    db::task_done(&c, ta.cookie, &json!({"ok": true}))
+    db::task_done(&c, &ta.cookie, &json!({"ok": true}))
         .await
         .unwrap();
-    db::task_done(&c, tb.cookie, &json!({"ok": false}))
+    db::task_done(&c, &tb.cookie, &json!({"ok": false}))
         .await
         .unwrap();
     assert_eq!(
@@ -575,7 +575,7 @@ async fn env_inputs_come_from_the_job_environment() {
     assert_eq!(t.env, Some(json!({"token": "s3cret"})));
     db::task_done(
         &c,
-        t.cookie,
+        &t.cookie,
         &json!({"seen": t.env.unwrap()["token"].clone()}),
     )
     .await
@@ -648,7 +648,7 @@ async fn disconnect_fails_a_retryable_task_softly_and_others_hard() {
     );
     for cookie in [ts.cookie, th.cookie] {
         assert_eq!(
-            code_of(db::task_done(&c, cookie, &json!({"counter": 1})).await),
+            code_of(db::task_done(&c, &cookie, &json!({"counter": 1})).await),
             db::ErrorCode::UnknownCookie
         );
     }
@@ -686,7 +686,7 @@ async fn with_the_requeue_policy_a_dead_workers_task_is_ready_again() {
         json!({"job_id": job})
     );
     assert_eq!(
-        code_of(db::task_done(&c, t.cookie, &json!({"counter": 1})).await),
+        code_of(db::task_done(&c, &t.cookie, &json!({"counter": 1})).await),
         db::ErrorCode::UnknownCookie
     );
     let (jid, inargs) = work_one(&c, "w2", "add", examples::add_answer).await;
@@ -1009,7 +1009,7 @@ async fn cancel_job_aborts_a_waiting_job_and_voids_its_cookie() {
     let done_ch = format!("job:{ready_job}:finished");
     let mut l = Listener::new(&tdb, &["job:finished", &done_ch]).await;
 
-    db::cancel_job(&c, ready_job, "changed my mind")
+    db::cancel_job(&c, ready_job, "changed my mind", false)
         .await
         .unwrap();
     assert_eq!(state(&c, ready_job).await, "error");
@@ -1026,10 +1026,16 @@ async fn cancel_job_aborts_a_waiting_job_and_voids_its_cookie() {
     // the cancelled task is no longer offered
     assert_eq!(db::get_task(&c, "w1", "add", None).await.unwrap(), None);
 
-    db::cancel_job(&c, working_job, "stop").await.unwrap();
+    // as the original, a job a worker is running is only cancelled with force
+    assert_eq!(
+        code_of(db::cancel_job(&c, working_job, "stop", false).await),
+        db::ErrorCode::WrongState
+    );
+    assert_eq!(state(&c, working_job).await, "working");
+    db::cancel_job(&c, working_job, "stop", true).await.unwrap();
     assert_eq!(state(&c, working_job).await, "error");
     assert_eq!(
-        code_of(db::task_done(&c, t.cookie, &json!({"counter": 3})).await),
+        code_of(db::task_done(&c, &t.cookie, &json!({"counter": 3})).await),
         db::ErrorCode::UnknownCookie
     );
     let err = db::get_job_status(&c, working_job).await.unwrap().unwrap()["error"].clone();
