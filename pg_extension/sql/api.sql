@@ -70,6 +70,10 @@ begin
     if a_env is not null and jsonb_typeof(a_env) <> 'object' then
         raise exception using errcode = 'JC002', message = 'the environment must be a JSON object';
     end if;
+    if a_env is not null and jobcenter.check_json(a_env) is not null then
+        raise exception using errcode = 'JC002',
+            message = 'bad environment: ' || jobcenter.check_json(a_env);
+    end if;
     v_checked := jobcenter.check_inputs(v_wf.action_id, a_args);
     if v_checked ? '_error' then
         raise exception using errcode = 'JC002',
@@ -312,6 +316,10 @@ declare
 begin
     if a_eventdata is null or jsonb_typeof(a_eventdata) <> 'object' then
         raise exception using errcode = 'JC002', message = 'event data must be a JSON object';
+    end if;
+    if jobcenter.check_json(a_eventdata) is not null then
+        raise exception using errcode = 'JC002',
+            message = 'bad event data: ' || jobcenter.check_json(a_eventdata);
     end if;
     v_wake := jobcenter.deliver_event(a_eventdata);
     -- taken before driving: a woken job may raise events of its own

@@ -10,6 +10,7 @@ use pgrx::JsonB;
 
 mod cron;
 mod jcl_fns;
+mod json_arg;
 mod schema_check;
 
 ::pgrx::pg_module_magic!(name, version);

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use engine_tests::expr::{ip, v, vp};
 use engine_tests::flow::{action, procedure, Flow};
-use engine_tests::{count, create, db, examples, load, only_child, output, setup, state, work_job};
-use jcl::build::{lit, path, set, var};
-use jcl::{Model, Ns, SystemAction};
+use engine_tests::{
+    code_of, count, create, db, examples, load, only_child, output, setup, state, work_job,
+};
+use jcl::build::{bin, call, lit, path, set, var};
+use jcl::{BinOp, Func, Model, Ns, SystemAction};
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 use tokio_postgres::Client;
@@ -578,4 +580,74 @@ async fn raise_event_returns_its_own_event_id() {
         .unwrap()
         .get(0);
     assert_eq!(data, json!({"type": "ping"}));
+}
+
+/// A value nested `n` levels deep.
+fn nested(n: usize) -> Value {
+    (0..n).fold(json!(1), |v, _| json!([v]))
+}
+
+/// deep: in a try, `v.x = array(v.x)` 200 times; the catch outputs the error message.
+fn deep_loop() -> Model {
+    let mut f = Flow::workflow("deep")
+        .output("caught", "string")
+        .config(|c| c.max_steps = Some(10_000));
+    f.eval(vec![set(vp(&["x"]), lit(1)), set(vp(&["n"]), lit(0))]);
+    let body = f.eval(vec![
+        set(vp(&["x"]), call(Func::Array, vec![v(&["x"])])),
+        set(vp(&["n"]), bin(BinOp::Add, v(&["n"]), lit(1))),
+    ]);
+    let again = f.branch(bin(BinOp::NumLt, v(&["n"]), lit(200)));
+    f.edge(again, "true", body);
+    let done = f.eval(vec![set(vp(&["caught"]), lit("no error"))]);
+    let end_jump = f.no_op();
+    let catch = f.eval(vec![set(vp(&["caught"]), var(Ns::E, &["_error", "msg"]))]);
+    let end = f.push_end(vec![set(path(Ns::O, &["caught"]), v(&["caught"]))]);
+    f.goto(end_jump, end);
+    f.on_error(body, done, catch);
+    f.build()
+}
+
+/// Item 11: depth limits are errors a workflow catches; input the engine cannot take is
+/// refused with JC002 or fails the task, never a panic.
+#[tokio::test]
+async fn values_nested_too_deep_are_errors_not_panics() {
+    let (_db, c) = setup().await;
+    let act = action("deepact").output("v", "json").model();
+    let mut w = Flow::workflow("deepcall");
+    w.call("deepact", vec![], vec![]);
+    let w = w.end(vec![]);
+    load(&c, &[deep_loop(), act, w]).await;
+
+    let job = create(&c, "deep", json!({})).await;
+    let caught = output(&c, job).await["caught"].clone();
+    assert!(
+        caught.as_str().is_some_and(|m| m.contains("nested")),
+        "{caught}"
+    );
+
+    let env = json!({"deep": nested(300)});
+    let r = db::create_job(
+        &c,
+        "deepcall",
+        &json!({}),
+        db::CreateJob {
+            env: Some(&env),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(code_of(r), db::ErrorCode::BadArguments);
+
+    let job = create(&c, "deepcall", json!({})).await;
+    db::announce(&c, "w", "deepact", None, None).await.unwrap();
+    let t = db::get_task(&c, "w", "deepact", Some(job))
+        .await
+        .unwrap()
+        .unwrap();
+    db::task_done(&c, t.cookie, &json!({"v": nested(300)}))
+        .await
+        .unwrap();
+    assert_eq!(state(&c, job).await, "error");
+    assert!(error_of(&c, job).await.1.contains("nested"));
 }

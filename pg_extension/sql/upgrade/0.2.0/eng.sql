@@ -18,3 +18,6 @@ on conflict (name) do nothing;
 -- abort_children now returns the jobs it woke
 drop function jobcenter.abort_children(bigint, text);
 
+-- whether a value is within the engine's limits (Rust, json_arg.rs)
+CREATE FUNCTION jobcenter."check_json"("value" jsonb) RETURNS TEXT
+IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'check_json_wrapper';
