@@ -55,13 +55,13 @@ async fn pid(c: &Client) -> i32 {
 
 /// Whether backend `pid` waits for a lock (a row, a transaction or an advisory lock).
 async fn blocked(c: &Client, pid: i32) -> bool {
-    c.query_one(
-        "select coalesce(wait_event_type = 'Lock', false) from pg_stat_activity where pid = $1",
+    c.query_opt(
+        "select 1 from pg_stat_activity where pid = $1 and wait_event_type = 'Lock'",
         &[&pid],
     )
     .await
     .unwrap()
-    .get(0)
+    .is_some()
 }
 
 /// Waits until backend `pid` waits for a lock, or `h` has finished.
@@ -75,11 +75,18 @@ async fn blocked_or_done<T>(c: &Client, pid: i32, h: &JoinHandle<T>) {
     panic!("backend {pid} neither finished nor waited for a lock");
 }
 
-/// Waits until backend `pid` waits for a lock.
-async fn until_blocked(c: &Client, pid: i32) {
+/// Waits until backend `pid` (running `h`) waits for a lock.
+async fn until_blocked<T: std::fmt::Debug>(
+    c: &Client,
+    pid: i32,
+    h: JoinHandle<T>,
+) -> JoinHandle<T> {
     for _ in 0..400 {
         if blocked(c, pid).await {
-            return;
+            return h;
+        }
+        if h.is_finished() {
+            panic!("backend {pid} finished without waiting: {:?}", h.await);
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -91,6 +98,15 @@ async fn other(tdb: &testkit::TestDb) -> (Client, i32) {
     let c = tdb.connect().await.unwrap();
     let p = pid(&c).await;
     (c, p)
+}
+
+/// Takes the ready task of action `act` of job `job` as worker `w` (announcing it first).
+async fn take(c: &Client, act: &str, job: i64) -> db::Task {
+    db::announce(c, "w", act, None, None).await.unwrap();
+    db::get_task(c, "w", act, Some(job))
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no ready {act} task for job {job}"))
 }
 
 /// The action `work`: no inputs, an optional output `out`.
@@ -205,21 +221,14 @@ async fn siblings_ending_at_once_when_one_fails_do_not_deadlock() {
     let parent = create(&c, "pair", json!({})).await;
     let kids = engine_tests::children(&c, parent).await;
     assert_eq!(kids.len(), 2);
-    db::announce(&c, "w", "work", None, None).await.unwrap();
-    let ta = db::get_task(&c, "w", "work", Some(kids[0]))
-        .await
-        .unwrap()
-        .unwrap();
-    let tb = db::get_task(&c, "w", "work", Some(kids[1]))
-        .await
-        .unwrap()
-        .unwrap();
+    let ta = take(&c, "work", kids[0]).await;
+    let tb = take(&c, "work", kids[1]).await;
 
     close_gate(&c).await;
     let (cb, pb) = other(&tdb).await;
     // the sibling ends, stopped at the gate holding its row
     let hb = tokio::spawn(async move { db::task_done(&cb, tb.cookie, &json!({})).await });
-    until_blocked(&c, pb).await;
+    let hb = until_blocked(&c, pb, hb).await;
     let (ca, pa) = other(&tdb).await;
     let ha =
         tokio::spawn(async move { db::task_done(&ca, ta.cookie, &json!({"error": "boom"})).await });
@@ -272,11 +281,7 @@ async fn an_event_raised_while_the_wait_is_uncommitted_is_not_lost() {
     let (tdb, c) = setup().await;
     load(&c, &[work(), waiter_after_prep()]).await;
     let job = create(&c, "approval2", json!({"id": 7})).await;
-    db::announce(&c, "w", "work", None, None).await.unwrap();
-    let t = db::get_task(&c, "w", "work", Some(job))
-        .await
-        .unwrap()
-        .unwrap();
+    let t = take(&c, "work", job).await;
 
     let mut c1 = tdb.connect().await.unwrap();
     let tx = c1.transaction().await.unwrap();
@@ -318,15 +323,8 @@ async fn lock_cycles_built_by_overlapping_transactions_are_detected() {
     .await;
     let x = create(&c, "ab", json!({})).await;
     let y = create(&c, "ba", json!({})).await;
-    db::announce(&c, "w", "work", None, None).await.unwrap();
-    let tx_ = db::get_task(&c, "w", "work", Some(x))
-        .await
-        .unwrap()
-        .unwrap();
-    let ty = db::get_task(&c, "w", "work", Some(y))
-        .await
-        .unwrap()
-        .unwrap();
+    let tx_ = take(&c, "work", x).await;
+    let ty = take(&c, "work", y).await;
 
     let mut c1 = tdb.connect().await.unwrap();
     let tx = c1.transaction().await.unwrap();
@@ -366,11 +364,7 @@ async fn do_timeout_holds_no_batch_while_it_drives() {
     load(&c, &[work(), gate_model(), holder, waiter, sleeper]).await;
 
     let h = create(&c, "holder5", json!({})).await;
-    db::announce(&c, "w", "work", None, None).await.unwrap();
-    let t = db::get_task(&c, "w", "work", Some(h))
-        .await
-        .unwrap()
-        .unwrap();
+    let t = take(&c, "work", h).await;
     let w = create(&c, "waiter5", json!({})).await;
     assert_eq!(state(&c, w).await, "lockwait");
     let s = create(&c, "sleeper", json!({})).await;
@@ -387,7 +381,7 @@ async fn do_timeout_holds_no_batch_while_it_drives() {
     close_gate(&c).await;
     let (c1, p1) = other(&tdb).await;
     let ht = tokio::spawn(async move { db::do_timeout(&c1).await });
-    until_blocked(&c, p1).await;
+    let ht = until_blocked(&c, p1, ht).await;
     let (c2, p2) = other(&tdb).await;
     let hd = tokio::spawn(async move { db::task_done(&c2, t.cookie, &json!({})).await });
     blocked_or_done(&c, p2, &hd).await;
@@ -418,11 +412,7 @@ async fn a_child_skipped_by_its_parents_abort_is_aborted_and_never_handed_out() 
     load(&c, &[work(), kid, caller("boss6", "kid6")]).await;
     let boss = create(&c, "boss6", json!({})).await;
     let child = only_child(&c, boss).await;
-    db::announce(&c, "w", "work", None, None).await.unwrap();
-    let t = db::get_task(&c, "w", "work", Some(child))
-        .await
-        .unwrap()
-        .unwrap();
+    let t = take(&c, "work", child).await;
 
     let mut c1 = tdb.connect().await.unwrap();
     let tx = c1.transaction().await.unwrap();
@@ -640,11 +630,7 @@ async fn values_nested_too_deep_are_errors_not_panics() {
     assert_eq!(code_of(r), db::ErrorCode::BadArguments);
 
     let job = create(&c, "deepcall", json!({})).await;
-    db::announce(&c, "w", "deepact", None, None).await.unwrap();
-    let t = db::get_task(&c, "w", "deepact", Some(job))
-        .await
-        .unwrap()
-        .unwrap();
+    let t = take(&c, "deepact", job).await;
     db::task_done(&c, t.cookie, &json!({"v": nested(300)}))
         .await
         .unwrap();
