@@ -78,6 +78,10 @@ begin
     if a_env is not null and jsonb_typeof(a_env) <> 'object' then
         raise exception using errcode = 'JC002', message = 'the environment must be a JSON object';
     end if;
+    if a_env is not null and jobcenter.check_json(a_env) is not null then
+        raise exception using errcode = 'JC002',
+            message = 'bad environment: ' || jobcenter.check_json(a_env);
+    end if;
     v_checked := jobcenter.check_inputs(v_wf.action_id, a_args);
     if v_checked ? '_error' then
         raise exception using errcode = 'JC002',
@@ -259,35 +263,41 @@ create or replace function jobcenter.get_task(a_workername text, a_actionname te
 returns record language plpgsql as $$
 declare
     v_worker_id bigint;
-    v_action_id integer;
+    v_queue integer;
     v_action jobcenter.actions;
     v_filter jsonb;
     j jobcenter.jobs;
     v_timeout timestamptz;
     v_taker text;
 begin
-    select w.worker_id, a.action_id, wa.filter into v_worker_id, v_action_id, v_filter
+    -- the announcement of any version counts: the ready queue is the action name's
+    select w.worker_id, wa.filter into v_worker_id, v_filter
     from jobcenter.workers w
     join jobcenter.worker_actions wa using (worker_id)
     join jobcenter.actions a using (action_id)
     where w.name = a_workername and w.stopped is null and a.name = a_actionname and a.type = 'action'
     order by a.version desc limit 1;
-    select * into v_action from jobcenter.actions where action_id = v_action_id;
     if v_worker_id is null then
         raise exception using errcode = 'JC006',
             message = format('worker %s has not announced action %s', a_workername, a_actionname),
             hint = 'call announce first';
     end if;
     v_taker := jobcenter.check_worker_access(a_workername);
+    v_queue := jobcenter.action_queue(a_actionname);
+    -- a job with an abort request is never handed out (do_timeout aborts it)
     select jb.* into j from jobcenter.jobs jb
-    where jb.state = 'ready' and jb.ready_action_id = v_action.action_id
+    where jb.state = 'ready' and jb.ready_action_id = v_queue
       and (a_job_id is null or jb.job_id = a_job_id)
       and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
+      and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
     order by jb.priority desc, jb.job_id
     limit 1 for no key update skip locked;
     if not found then
         return;
     end if;
+    -- the time-out of the version the task was made ready for
+    select a.* into v_action from jobcenter.tasks t join jobcenter.actions a using (action_id)
+    where t.task_id = j.task_id;
     v_timeout := clock_timestamp() + jobcenter.to_interval(v_action.config -> 'timeout');
     update jobcenter.jobs set
         state = 'working', cookie = gen_random_uuid(), worker_id = v_worker_id,
@@ -361,8 +371,12 @@ begin
     if a_eventdata is null or jsonb_typeof(a_eventdata) <> 'object' then
         raise exception using errcode = 'JC002', message = 'event data must be a JSON object';
     end if;
+    if jobcenter.check_json(a_eventdata) is not null then
+        raise exception using errcode = 'JC002',
+            message = 'bad event data: ' || jobcenter.check_json(a_eventdata);
+    end if;
     v_wake := jobcenter.deliver_event(a_eventdata, jobcenter.caller(null));
-    -- before drive: a woken job may raise events of its own
+    -- taken before driving: a woken job may raise events of its own
     v_event_id := currval(pg_get_serial_sequence('jobcenter.job_events', 'event_id'));
     perform jobcenter.drive(v_wake);
     return v_event_id;
@@ -418,7 +432,10 @@ begin
     update jobcenter.jobs set
         state = 'plotting', task_id = v_start, out_args = null, job_finished = null,
         stepcounter = 0, task_state = '{}', environment = environment - '_error',
-        task_entered = clock_timestamp(), job_state = job_state - 'reaped'
+        task_entered = clock_timestamp(),
+        -- the previous run's children are no longer this run's (unreaped_children)
+        job_state = (job_state - 'reaped') || jsonb_build_object('children_after',
+            (select coalesce(max(c.job_id), 0) from jobcenter.jobs c where c.parentjob_id = a_job_id))
     where job_id = a_job_id;
     perform jobcenter.drive(array[a_job_id]);
     return 'retry initiated';

@@ -106,12 +106,16 @@ begin
 end $$;
 
 -- Children of `a_job` started by task `a_task_id` (or by any task when null) not yet reaped.
+-- Children of an earlier run (before retry_job) and children with an abort request are not.
 create or replace function jobcenter.unreaped_children(a_job_id bigint, a_task_id integer)
 returns setof jobcenter.jobs language sql stable as $$
-    select * from jobcenter.jobs
-    where parentjob_id = a_job_id and not detached and not (job_state ? 'reaped')
-      and (a_task_id is null or parenttask_id = a_task_id)
-    order by job_id
+    select c.* from jobcenter.jobs c
+    where c.parentjob_id = a_job_id and not c.detached and not (c.job_state ? 'reaped')
+      and (a_task_id is null or c.parenttask_id = a_task_id)
+      and c.job_id > coalesce((select (p.job_state ->> 'children_after')::bigint
+                               from jobcenter.jobs p where p.job_id = a_job_id), 0)
+      and not exists (select 1 from jobcenter.job_aborts x where x.job_id = c.job_id)
+    order by c.job_id
 $$;
 
 -- Checks the children of a wait: null when all have finished; otherwise the step result
@@ -124,24 +128,36 @@ declare
     d jobcenter.jobs;
     v_holder bigint;
     v_wake bigint[] := '{}';
+    v_err jsonb;
+    v_id bigint;
+    v_skipped bigint[] := '{}';
 begin
     select * into c from jobcenter.unreaped_children(a_job.job_id, a_task_id)
     where state = 'error' order by job_id limit 1;
     if found then
         update jobcenter.jobs set job_state = job_state || '{"reaped":true}' where job_id = c.job_id;
-        -- the siblings' results can no longer be used; skip locked ones as abort_children does
-        for s in select * from jobcenter.jobs
-                 where parentjob_id = a_job.job_id and not detached and not (job_state ? 'reaped')
-                   and (a_task_id is null or parenttask_id = a_task_id)
-                   and state not in ('finished', 'error', 'zombie')
-                 order by job_id for no key update skip locked loop
-            perform jobcenter.end_job(s, 'error', jsonb_build_object('error',
-                jobcenter.error_obj('abort', format('sibling job %s failed', c.job_id))));
+        -- The siblings' results can no longer be used: abort and reap the ones this transaction
+        -- can lock; a sibling locked by another transaction (one ending it may be waiting for
+        -- this parent's row) gets an abort request instead of a wait.
+        v_err := jsonb_build_object('error',
+            jobcenter.error_obj('abort', format('sibling job %s failed', c.job_id)));
+        for v_id in select u.job_id from jobcenter.unreaped_children(a_job.job_id, a_task_id) u
+                    where u.job_id <> c.job_id loop
+            select * into s from jobcenter.jobs where job_id = v_id
+            for no key update skip locked;
+            if not found then
+                v_skipped := v_skipped || v_id;
+                continue;
+            end if;
+            update jobcenter.jobs set job_state = job_state || '{"reaped":true}'
+            where job_id = s.job_id;
+            if s.state not in ('finished', 'error', 'zombie') then
+                s.job_state := s.job_state || '{"reaped":true}';
+                v_wake := v_wake || jobcenter.end_job(s, 'error', v_err);
+            end if;
         end loop;
-        update jobcenter.jobs set job_state = job_state || '{"reaped":true}'
-        where parentjob_id = a_job.job_id and (a_task_id is null or parenttask_id = a_task_id)
-          and not detached;
-        return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'childerror',
+        perform jobcenter.request_aborts(v_skipped, v_err);
+        return v_wake || jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'childerror',
             format('child job %s failed: %s', c.job_id, c.out_args #>> '{error,msg}'))
             || jsonb_build_object('child_job_id', c.job_id, 'error', c.out_args -> 'error'));
     end if;
@@ -150,6 +166,12 @@ begin
         update jobcenter.jobs set state = 'childwait' where job_id = a_job.job_id;
         -- A descendant that started waiting for a lock before we waited for our children may
         -- now wait for ever (its chain of lock holders leads back to us): a deadlock error.
+        -- Only a job holding a lock can be in such a chain; the check is serialised with
+        -- every other change of the lock-wait graph.
+        if not exists (select 1 from jobcenter.locks where job_id = a_job.job_id) then
+            return v_wake;
+        end if;
+        perform jobcenter.lock_graph_lock();
         for d in with recursive descendants(job_id) as (
                      select job_id from jobcenter.jobs
                      where parentjob_id = a_job.job_id and not detached
@@ -162,9 +184,7 @@ begin
             where locktype = d.task_state #>> '{lockwait,type}'
               and lockvalue = d.task_state #>> '{lockwait,value}';
             if v_holder is not null and jobcenter.lock_deadlock(d.job_id, v_holder) then
-                update jobcenter.locks set contended = greatest(contended - 1, 0)
-                where locktype = d.task_state #>> '{lockwait,type}'
-                  and lockvalue = d.task_state #>> '{lockwait,value}';
+                perform jobcenter.lock_wait_ended(d);
                 v_wake := v_wake || jobcenter.raise_job_error(d, jobcenter.task_error_obj(d, 'lock',
                     format('deadlock: waiting for lock %s %s held by job %s',
                         d.task_state #>> '{lockwait,type}', d.task_state #>> '{lockwait,value}', v_holder)));

@@ -234,7 +234,7 @@ begin
     where job_id = a_job.job_id;
     v_wake := v_wake || jobcenter.release_locks(a_job.job_id);
     delete from jobcenter.event_subscriptions where job_id = a_job.job_id;
-    perform jobcenter.abort_children(a_job.job_id, 'parent job ' || a_job.job_id || ' ended');
+    v_wake := v_wake || jobcenter.abort_children(a_job.job_id, 'parent job ' || a_job.job_id || ' ended');
     perform pg_notify('job:finished', a_job.job_id::text);
     perform pg_notify('job:' || a_job.job_id || ':finished', '');
     if a_job.parentjob_id is not null and not a_job.detached then
@@ -248,21 +248,68 @@ begin
     return v_wake;
 end $$;
 
--- Aborts the unfinished, attached children of a job. Children locked by another transaction
--- are skipped (waiting for them could deadlock): they abort themselves at their next step,
--- when they see that their parent has ended.
-create or replace function jobcenter.abort_children(a_job_id bigint, a_reason text) returns void
+-- Aborts the unfinished, attached children of a job; returns the jobs their ends woke.
+-- Children locked by another transaction are not waited for (a parent never waits for a
+-- child's row): they get an abort request (job_aborts) instead.
+create or replace function jobcenter.abort_children(a_job_id bigint, a_reason text) returns bigint[]
 language plpgsql as $$
 declare
     c jobcenter.jobs;
+    v_err jsonb := jsonb_build_object('error', jobcenter.error_obj('abort', a_reason));
+    v_wake bigint[] := '{}';
 begin
     for c in select * from jobcenter.jobs
              where parentjob_id = a_job_id and not detached
                and state not in ('finished', 'error', 'zombie')
              order by job_id for no key update skip locked loop
-        perform jobcenter.end_job(c, 'error',
-            jsonb_build_object('error', jobcenter.error_obj('abort', a_reason)));
+        v_wake := v_wake || jobcenter.end_job(c, 'error', v_err);
     end loop;
+    -- what is still live now was skipped
+    perform jobcenter.request_aborts(array(
+        select job_id from jobcenter.jobs
+        where parentjob_id = a_job_id and not detached
+          and state not in ('finished', 'error', 'zombie')), v_err);
+    return v_wake;
+end $$;
+
+-- Asks for jobs to be aborted with `a_out` ({"error": …}) when their rows are free: by their
+-- next step, or by do_timeout, whose listeners are told to come now.
+create or replace function jobcenter.request_aborts(a_job_ids bigint[], a_out jsonb)
+returns void language plpgsql as $$
+begin
+    if cardinality(a_job_ids) = 0 then
+        return;
+    end if;
+    insert into jobcenter.job_aborts (job_id, error)
+    select id, a_out from unnest(a_job_ids) id
+    on conflict (job_id) do nothing;
+    perform jobcenter.notify_timer(clock_timestamp());
+end $$;
+
+-- Carries out the abort request of a job whose row the caller holds: a live job ends in error,
+-- an ended one only stays out of its parent's way; either is marked reaped. Returns the jobs
+-- to drive, or null when there was no request.
+create or replace function jobcenter.carry_out_abort(a_job jobcenter.jobs) returns bigint[]
+language plpgsql as $$
+declare
+    v_out jsonb;
+begin
+    delete from jobcenter.job_aborts where job_id = a_job.job_id returning error into v_out;
+    if not found then
+        return null;
+    end if;
+    update jobcenter.jobs set
+        state = case when state = 'zombie' then 'finished' else state end,
+        job_state = job_state || '{"reaped":true}'
+    where job_id = a_job.job_id;
+    if a_job.state in ('finished', 'error', 'zombie') then
+        return '{}';
+    end if;
+    if a_job.state = 'lockwait' then
+        perform jobcenter.lock_wait_ended(a_job);
+    end if;
+    a_job.job_state := a_job.job_state || '{"reaped":true}';
+    return jobcenter.end_job(a_job, 'error', v_out);
 end $$;
 
 -- A task failed with `a_err`. Soft errors of actions with a retry policy wait and retry;
@@ -363,6 +410,7 @@ declare
     a jobcenter.actions;
     v_next integer;
     v_parent_state jobcenter.job_state;
+    v_wake bigint[];
 begin
     -- Job rows are locked FOR NO KEY UPDATE, never FOR UPDATE: updating a child row takes a
     -- KEY SHARE lock on its parent's row (the parentjob_id foreign key), and FOR UPDATE would
@@ -370,6 +418,10 @@ begin
     select * into j from jobcenter.jobs where job_id = a_job_id for no key update;
     if not found or j.state not in ('done', 'plotting') then
         return '{}';
+    end if;
+    v_wake := jobcenter.carry_out_abort(j);
+    if v_wake is not null then
+        return v_wake;
     end if;
     if j.parentjob_id is not null and not j.detached then
         select state into v_parent_state from jobcenter.jobs where job_id = j.parentjob_id;
@@ -457,12 +509,24 @@ end $$;
 -- Actions performed by workers ----------------------------------------------------------------
 
 -- Workers (by name) whose announcement of action `a_action_id` accepts a task with `a_inargs`.
+-- Any version of the action counts, as for get_task.
 create or replace function jobcenter.eligible_workers(a_action_id integer, a_inargs jsonb) returns jsonb
 language sql stable as $$
     select coalesce(jsonb_agg(w.name order by w.worker_id), '[]')
     from jobcenter.worker_actions wa join jobcenter.workers w using (worker_id)
-    where wa.action_id = a_action_id and w.stopped is null
+    join jobcenter.actions a on a.action_id = wa.action_id
+    where a.type = 'action' and a.name = (select name from jobcenter.actions where action_id = a_action_id)
+      and w.stopped is null
       and (wa.filter is null or a_inargs @> wa.filter)
+$$;
+
+-- The ready queue of an action: one per action name across its versions (the id of its first
+-- version), so a task made ready for an older version reaches the workers of the newest one.
+-- `ready_action_id` and the channel `action:<queue>:ready` use it.
+create or replace function jobcenter.action_queue(a_name text) returns integer
+language sql stable as $$
+    select action_id from jobcenter.actions where name = a_name and type = 'action'
+    order by version limit 1
 $$;
 
 -- Makes a task ready for a worker and tells the workers.
@@ -471,16 +535,17 @@ create or replace function jobcenter.make_ready(a_job jobcenter.jobs, a_action j
 returns void language plpgsql as $$
 declare
     v_payload jsonb := jsonb_build_object('job_id', a_job.job_id);
+    v_queue integer := jobcenter.action_queue(a_action.name);
 begin
     update jobcenter.jobs set
-        state = 'ready', ready_action_id = a_action.action_id, cookie = null, worker_id = null, timeout = null,
+        state = 'ready', ready_action_id = v_queue, cookie = null, worker_id = null, timeout = null,
         task_state = jsonb_build_object('inargs', a_inargs, 'env', a_env, 'tries', a_tries)
     where job_id = a_job.job_id;
     if a_action.config ? 'filter' then
         v_payload := v_payload || jsonb_build_object('workers',
             jobcenter.eligible_workers(a_action.action_id, a_inargs));
     end if;
-    perform pg_notify('action:' || a_action.action_id || ':ready', v_payload::text);
+    perform pg_notify('action:' || v_queue || ':ready', v_payload::text);
 end $$;
 
 create or replace function jobcenter.do_action_task(a_job jobcenter.jobs, a_task jobcenter.tasks,

@@ -2,77 +2,113 @@
 -- Each is safe to call from several maestros at once (rows are taken with SKIP LOCKED).
 
 -- Fires every due timeout: sleeps end, time-outs of working tasks become soft errors, retries
--- become ready again, event waits get the 'timeout' event, lock waits fail with class 'lock',
--- and jobs created with a start time (sleeping, task_state {"delayed": true}) start.
--- Returns how many jobs it handled.
+-- become ready again, event waits get the 'timeout' event (or an event queued meanwhile), lock
+-- waits fail with class 'lock', and jobs created with a start time (sleeping, task_state
+-- {"delayed": true}) start. Then carries out the abort requests left (job_aborts). Returns how
+-- many jobs it handled.
+--
+-- The due jobs are read without locking; each is locked (SKIP LOCKED: another caller has it)
+-- and re-checked only when its turn comes, in a subtransaction of its own, so the rows of
+-- the jobs not yet handled are never held while an earlier one is driven.
 create or replace function jobcenter.do_timeout() returns integer language plpgsql as $$
 declare
-    j jobcenter.jobs;
-    t jobcenter.tasks;
-    a jobcenter.actions;
+    v_id bigint;
     v_count integer := 0;
 begin
-    for j in select * from jobcenter.jobs
-             where timeout <= clock_timestamp()
-             order by timeout limit 1000
-             for no key update skip locked loop
-        -- Driving an earlier job of the batch may have moved this one on (an event, a lock,
-        -- a parent); the row is ours (locked), so re-read it and skip it if no longer due.
-        select * into j from jobcenter.jobs where job_id = j.job_id;
-        if j.timeout is null or j.timeout > clock_timestamp() then
-            continue;
+    for v_id in select job_id from jobcenter.jobs
+                where timeout <= clock_timestamp()
+                order by timeout limit 1000 loop
+        if jobcenter.fire_timeout(v_id) then
+            v_count := v_count + 1;
         end if;
-        v_count := v_count + 1;
-        select * into t from jobcenter.tasks where task_id = j.task_id;
-        -- Each job in its own subtransaction: a job whose handling fails unexpectedly ends in
-        -- error instead of rolling back (and so stalling) the whole batch. Transient conflicts
-        -- are raised: the caller retries the batch.
-        begin
-        case j.state
-        when 'sleeping' then
-            if j.task_state ? 'delayed' then
-                update jobcenter.jobs set state = 'plotting', timeout = null, task_state = '{}',
-                    task_entered = clock_timestamp()
-                where job_id = j.job_id;
-                perform jobcenter.drive(array[j.job_id]);
-            else
-                perform jobcenter.drive(jobcenter.finish_step(j, j.variables, null, j.task_state -> 'inargs'));
-            end if;
-        when 'working' then
-            perform jobcenter.drive(jobcenter.task_failed(j, jobcenter.task_error_obj(j, 'soft',
-                format('timeout: worker %s did not finish in time', j.task_state ->> 'worker'))));
-        when 'retrywait' then
-            select * into a from jobcenter.actions where action_id = t.action_id;
-            perform jobcenter.make_ready(j, a, j.task_state -> 'inargs', j.task_state -> 'env',
-                coalesce((j.task_state ->> 'tries')::integer, 0));
-        when 'eventwait' then
-            perform jobcenter.drive(jobcenter.event_arrived(j, t, j.task_state -> 'inargs',
-                '{"name":"timeout"}'));
-        when 'lockwait' then
-            update jobcenter.locks set contended = greatest(contended - 1, 0)
-            where locktype = j.task_state #>> '{lockwait,type}'
-              and lockvalue = j.task_state #>> '{lockwait,value}';
-            perform jobcenter.drive(jobcenter.raise_job_error(j, jobcenter.task_error_obj(j, 'lock',
-                format('timeout waiting for lock %s %s', j.task_state #>> '{lockwait,type}',
-                    j.task_state #>> '{lockwait,value}'))));
-        else
-            update jobcenter.jobs set timeout = null where job_id = j.job_id;
-        end case;
-        exception
-            when deadlock_detected or serialization_failure or lock_not_available then
-                raise;
-            when others then
-                perform jobcenter.drive(jobcenter.end_job(j, 'error', jsonb_build_object('error',
-                    jobcenter.task_error_obj(j, 'fatal', 'internal error at timeout: ' || sqlerrm))));
-        end;
+    end loop;
+    for v_id in select job_id from jobcenter.job_aborts order by requested limit 1000 loop
+        if jobcenter.fire_abort(v_id) then
+            v_count := v_count + 1;
+        end if;
     end loop;
     return v_count;
 end $$;
 
--- Seconds until the earliest timeout (0 when one is due), null when none is set.
+-- Handles the timeout of one job if it is still due and no other transaction has it.
+create or replace function jobcenter.fire_timeout(a_job_id bigint) returns boolean
+language plpgsql as $$
+declare
+    j jobcenter.jobs;
+    t jobcenter.tasks;
+    a jobcenter.actions;
+    v_event jsonb;
+begin
+    select * into j from jobcenter.jobs
+    where job_id = a_job_id and timeout <= clock_timestamp()
+    for no key update skip locked;
+    if not found then
+        return false;
+    end if;
+    select * into t from jobcenter.tasks where task_id = j.task_id;
+    -- A job whose handling fails unexpectedly ends in error instead of rolling back (and so
+    -- stalling) the others. Transient conflicts are raised: the caller retries.
+    begin
+    case j.state
+    when 'sleeping' then
+        if j.task_state ? 'delayed' then
+            update jobcenter.jobs set state = 'plotting', timeout = null, task_state = '{}',
+                task_entered = clock_timestamp()
+            where job_id = j.job_id;
+            perform jobcenter.drive(array[j.job_id]);
+        else
+            perform jobcenter.drive(jobcenter.finish_step(j, j.variables, null, j.task_state -> 'inargs'));
+        end if;
+    when 'working' then
+        perform jobcenter.drive(jobcenter.task_failed(j, jobcenter.task_error_obj(j, 'soft',
+            format('timeout: worker %s did not finish in time', j.task_state ->> 'worker'))));
+    when 'retrywait' then
+        select * into a from jobcenter.actions where action_id = t.action_id;
+        perform jobcenter.make_ready(j, a, j.task_state -> 'inargs', j.task_state -> 'env',
+            coalesce((j.task_state ->> 'tries')::integer, 0));
+    when 'eventwait' then
+        -- an event queued by a raiser that could not wake the job (it held the row) wins
+        v_event := coalesce(jobcenter.next_event(j.job_id, j.task_state -> 'events'),
+            '{"name":"timeout"}');
+        perform jobcenter.drive(jobcenter.event_arrived(j, t, j.task_state -> 'inargs', v_event));
+    when 'lockwait' then
+        perform jobcenter.lock_wait_ended(j);
+        perform jobcenter.drive(jobcenter.raise_job_error(j, jobcenter.task_error_obj(j, 'lock',
+            format('timeout waiting for lock %s %s', j.task_state #>> '{lockwait,type}',
+                j.task_state #>> '{lockwait,value}'))));
+    else
+        update jobcenter.jobs set timeout = null where job_id = j.job_id;
+    end case;
+    exception
+        when deadlock_detected or serialization_failure or lock_not_available then
+            raise;
+        when others then
+            perform jobcenter.drive(jobcenter.end_job(j, 'error', jsonb_build_object('error',
+                jobcenter.task_error_obj(j, 'fatal', 'internal error at timeout: ' || sqlerrm))));
+    end;
+    return true;
+end $$;
+
+-- Carries out the abort request of one job if no other transaction has the job.
+create or replace function jobcenter.fire_abort(a_job_id bigint) returns boolean
+language plpgsql as $$
+declare
+    j jobcenter.jobs;
+begin
+    select * into j from jobcenter.jobs where job_id = a_job_id for no key update skip locked;
+    if not found then
+        return false;
+    end if;
+    perform jobcenter.drive(coalesce(jobcenter.carry_out_abort(j), '{}'));
+    return true;
+end $$;
+
+-- Seconds until the earliest timeout (0 when one is due, or an abort request waits), null when
+-- none is set.
 create or replace function jobcenter.next_timeout() returns double precision language sql stable as $$
     -- greatest() skips nulls, so the null of "no timeout" must not reach it.
-    select case when m is not null
+    select case when exists (select 1 from jobcenter.job_aborts) then 0::double precision
+        when m is not null
         then greatest(extract(epoch from m - clock_timestamp()), 0)::double precision end
     from (select min(timeout) as m from jobcenter.jobs where timeout is not null) t
 $$;
@@ -108,8 +144,9 @@ end $$;
 -- Moves ended job trees (a top-level job and all its descendants) to jobs_archive: finished
 -- ones after `archive_finished_after` (or the workflow's `archive` config), ones in error after
 -- `archive_error_after`. A tree with a job still running (a detached child, or a child that has
--- not yet seen its parent end) waits. Removes consumed events and long-stopped workers. Returns
--- the number of jobs archived.
+-- not yet seen its parent end) waits. Deletes archived jobs and their step log after
+-- `archive_retention`, consumed events and long-stopped workers, each in batches of at most
+-- `cleanup_batch` rows. Returns the number of jobs archived.
 create or replace function jobcenter.do_archival_and_cleanup() returns integer language plpgsql as $$
 declare
     v_count integer;
@@ -142,9 +179,25 @@ begin
         returning 1
     )
     select count(*) into v_count from ins;
+    -- Archived jobs past `archive_retention` go, with their step log, in batches of
+    -- `cleanup_batch` jobs (the next call goes on).
+    with old as (
+        select a.job_id from jobcenter.jobs_archive a
+        where a.archived < now() - (jobcenter.setting('archive_retention') #>> '{}')::interval
+        order by a.archived
+        limit (jobcenter.setting('cleanup_batch') #>> '{}')::integer
+        for update skip locked
+    ), log as (
+        delete from jobcenter.job_task_log l using old where l.job_id = old.job_id
+    )
+    delete from jobcenter.jobs_archive a using old where a.job_id = old.job_id;
     delete from jobcenter.job_events e
-    where e."when" < now() - interval '1 hour'
-      and not exists (select 1 from jobcenter.queued_events q where q.event_id = e.event_id);
+    where e.event_id in (
+        select e2.event_id from jobcenter.job_events e2
+        where e2."when" < now() - interval '1 hour'
+          and not exists (select 1 from jobcenter.queued_events q where q.event_id = e2.event_id)
+        order by e2.event_id
+        limit (jobcenter.setting('cleanup_batch') #>> '{}')::integer);
     delete from jobcenter.workers w
     where w.stopped < now() - interval '1 day'
       and not exists (select 1 from jobcenter.jobs j where j.worker_id = w.worker_id);

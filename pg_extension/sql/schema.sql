@@ -157,6 +157,19 @@ create index jobs_timeout on jobcenter.jobs (timeout) where timeout is not null;
 create index jobs_parent on jobcenter.jobs (parentjob_id) where parentjob_id is not null;
 create index jobs_state on jobcenter.jobs (state);
 create index jobs_worker on jobcenter.jobs (worker_id) where worker_id is not null;
+-- find_jobs: containment of the arguments
+create index jobs_arguments on jobcenter.jobs using gin (arguments jsonb_path_ops);
+
+-- Aborts that could not be carried out at once because another transaction held the job's
+-- row (a transaction holding a parent never waits for a child's row; see ARCHITECTURE.md,
+-- "Locking protocol"). The job's next step carries it out, get_task never hands the job out,
+-- and do_timeout carries out every one left (next_timeout is 0 while any is pending). The
+-- aborted job is marked reaped: its parent no longer waits for it.
+create table jobcenter.job_aborts (
+    job_id bigint primary key references jobcenter.jobs on delete cascade,
+    error jsonb not null,
+    requested timestamptz not null default now()
+);
 
 -- Finished jobs, moved out of `jobs` by archival.
 create table jobcenter.jobs_archive (
@@ -173,6 +186,8 @@ create table jobcenter.jobs_archive (
     stepcounter integer,
     archived timestamptz not null default now()
 );
+create index jobs_archive_archived on jobcenter.jobs_archive (archived);
+create index jobs_archive_arguments on jobcenter.jobs_archive using gin (arguments jsonb_path_ops);
 
 -- One row per step.
 create table jobcenter.job_task_log (
@@ -282,7 +297,11 @@ insert into jobcenter.settings (name, value) values
     ('worker_timeout', '"3 minutes"'),
     ('dead_worker_policy', '"error"'),
     ('archive_finished_after', '"1 minute"'),
-    ('archive_error_after', '"7 days"');
+    ('archive_error_after', '"7 days"'),
+    -- archived jobs (and their step log) are deleted this long after archival
+    ('archive_retention', '"30 days"'),
+    -- the most rows each kind of clean-up deletes in one call of do_archival_and_cleanup
+    ('cleanup_batch', '10000');
 
 -- The system actions. Their ids are fixed (see jcl::SystemAction::id).
 insert into jobcenter.actions (action_id, name, type, version) values

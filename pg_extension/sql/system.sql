@@ -138,12 +138,21 @@ begin
     insert into jobcenter.queued_events (subscription_id, event_id)
     select subscription_id, v_event_id from jobcenter.event_subscriptions s
     where a_eventdata @> s.mask and jobcenter.may_raise_to(a_raised_by, s.job_id);
-    with woken as (
-        update jobcenter.jobs j set state = 'plotting', timeout = null
+    -- Queuing took a key-share lock on each matched subscription row, so a waiter reading its
+    -- queue under its subscription rows (next_event) either saw this event or is woken here.
+    -- A waiter locked by another transaction is being moved by it (its time-out, an abort, a
+    -- wait that reads the queue): never waited for.
+    with waiting as (
+        select j.job_id from jobcenter.jobs j
         where j.state = 'eventwait' and exists (
             select 1 from jobcenter.event_subscriptions s join jobcenter.queued_events q using (subscription_id)
             where s.job_id = j.job_id and q.event_id = v_event_id
               and j.task_state -> 'events' ? s.name)
+        order by j.job_id
+        for no key update of j skip locked
+    ), woken as (
+        update jobcenter.jobs j set state = 'plotting', timeout = null
+        from waiting w where j.job_id = w.job_id
         returning j.job_id)
     select coalesce(array_agg(job_id order by job_id), '{}') into v_wake from woken;
     return v_wake;
@@ -158,7 +167,7 @@ declare
                            else jsonb_build_array(a_in -> 'events') end;
     v_wait interval := jobcenter.to_interval(a_in -> 'timeout');
     v_timeout timestamptz;
-    r record;
+    v_event jsonb;
 begin
     if exists (select 1 from jsonb_array_elements_text(v_events) n
                where not exists (select 1 from jobcenter.event_subscriptions
@@ -166,17 +175,9 @@ begin
         return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal',
             format('wait_for_event: not subscribed to all of %s', v_events)));
     end if;
-    select q.subscription_id, q.event_id, s.name, e.eventdata, e."when" into r
-    from jobcenter.queued_events q
-    join jobcenter.event_subscriptions s using (subscription_id)
-    join jobcenter.job_events e using (event_id)
-    where s.job_id = a_job.job_id and v_events ? s.name
-    order by q.event_id limit 1;
-    if found then
-        delete from jobcenter.queued_events
-        where subscription_id = r.subscription_id and event_id = r.event_id;
-        return jobcenter.event_arrived(a_job, a_task, a_in, jsonb_build_object(
-            'name', r.name, 'event_id', r.event_id, 'when', r."when", 'data', r.eventdata));
+    v_event := jobcenter.next_event(a_job.job_id, v_events);
+    if v_event is not null then
+        return jobcenter.event_arrived(a_job, a_task, a_in, v_event);
     end if;
     if v_wait is null then
         return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal',
@@ -188,6 +189,33 @@ begin
     where job_id = a_job.job_id;
     perform jobcenter.notify_timer(v_timeout);
     return '{}';
+end $$;
+
+-- Takes the oldest queued event of the job's subscriptions named in `a_events`: the event
+-- object for the omap, or null. The subscription rows are locked first (FOR UPDATE conflicts
+-- with the key-share lock a raiser's queuing takes), so an event queued by a transaction that
+-- is still open is waited for and seen, never missed.
+create or replace function jobcenter.next_event(a_job_id bigint, a_events jsonb) returns jsonb
+language plpgsql as $$
+declare
+    r record;
+begin
+    perform 1 from jobcenter.event_subscriptions
+    where job_id = a_job_id and a_events ? name
+    order by subscription_id for update;
+    select q.subscription_id, q.event_id, s.name, e.eventdata, e."when" into r
+    from jobcenter.queued_events q
+    join jobcenter.event_subscriptions s using (subscription_id)
+    join jobcenter.job_events e using (event_id)
+    where s.job_id = a_job_id and a_events ? s.name
+    order by q.event_id limit 1;
+    if not found then
+        return null;
+    end if;
+    delete from jobcenter.queued_events
+    where subscription_id = r.subscription_id and event_id = r.event_id;
+    return jsonb_build_object('name', r.name, 'event_id', r.event_id, 'when', r."when",
+        'data', r.eventdata);
 end $$;
 
 -- An event (or the time-out pseudo-event {"name":"timeout"}) ends a wait_for_event.
@@ -286,6 +314,24 @@ begin
     return false;
 end $$;
 
+-- The transaction-level lock every check of the lock-wait graph (lock_deadlock) holds.
+create or replace function jobcenter.lock_graph_lock() returns void language sql as $$
+    select pg_advisory_xact_lock(hashtext('jobcenter.lockgraph'))
+$$;
+
+-- A job stops waiting for its lock: one waiter fewer. The count is a statistic, so the lock's
+-- row is only updated when no other transaction holds it: the caller holds the waiter's job
+-- row, and a releaser takes the lock row before the waiters' rows.
+create or replace function jobcenter.lock_wait_ended(a_job jobcenter.jobs) returns void
+language sql as $$
+    update jobcenter.locks set contended = greatest(contended - 1, 0)
+    where (locktype, lockvalue) in (
+        select locktype, lockvalue from jobcenter.locks
+        where locktype = a_job.task_state #>> '{lockwait,type}'
+          and lockvalue = a_job.task_state #>> '{lockwait,value}'
+        for update skip locked)
+$$;
+
 -- Waits for a lock held by `a_holder`, per `a_wait`: true/'yes' waits for ever, false/'no' is
 -- an error of class 'lock', an interval waits that long.
 create or replace function jobcenter.wait_for_lock(a_job jobcenter.jobs, a_type text, a_value text,
@@ -299,6 +345,10 @@ begin
         return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'lock',
             format('lock %s %s is held by job %s', a_type, a_value, a_holder)));
     end if;
+    -- Serialised with every other check of the lock-wait graph, and made after the lock is
+    -- ours: two jobs starting to wait at once see each other's wait (the second one's check
+    -- runs after the first one's transaction has committed).
+    perform jobcenter.lock_graph_lock();
     if jobcenter.lock_deadlock(a_job.job_id, a_holder) then
         return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'lock',
             format('deadlock: waiting for lock %s %s held by job %s', a_type, a_value, a_holder)));

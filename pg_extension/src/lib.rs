@@ -12,6 +12,7 @@ use pgrx::JsonB;
 mod cron;
 mod jcl_fns;
 mod run_as;
+mod json_arg;
 mod schema_check;
 
 ::pgrx::pg_module_magic!(name, version);

@@ -9,15 +9,22 @@ use std::collections::HashMap;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
+use crate::json_arg::Jsonb;
+
 thread_local! {
     static VALIDATORS: RefCell<HashMap<String, jsonschema::Validator>> = RefCell::new(HashMap::new());
 }
 
 const CACHE_LIMIT: usize = 512;
 
-/// `NULL` when `value` satisfies `schema`, else a message saying why not.
+/// `NULL` when `value` satisfies `schema`, else a message saying why not (also when the value
+/// is beyond the engine's limits).
 #[pg_extern(immutable, parallel_safe)]
-pub fn check_value(schema: JsonB, value: JsonB) -> Option<String> {
+pub fn check_value(schema: JsonB, value: Jsonb) -> Option<String> {
+    let value = match value.0 {
+        Ok(v) => v,
+        Err(e) => return Some(e),
+    };
     let key = schema.0.to_string();
     VALIDATORS.with(|cache| {
         let mut cache = cache.borrow_mut();
@@ -33,7 +40,7 @@ pub fn check_value(schema: JsonB, value: JsonB) -> Option<String> {
         }
         let validator = cache.get(&key)?;
         let msgs: Vec<String> = validator
-            .iter_errors(&value.0)
+            .iter_errors(&value)
             .map(|e| {
                 let at = e.instance_path().to_string();
                 if at.is_empty() {

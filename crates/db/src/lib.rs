@@ -466,8 +466,8 @@ pub async fn job_info(c: &impl GenericClient, job_id: i64) -> Result<Option<Valu
     })
 }
 
-/// The version (action id) of `action` that worker `worker_id` announced, whose tasks
-/// notify `action:<id>:ready`; `None` when it did not announce it.
+/// The ready queue of `action` (one for all its versions) when worker `worker_id` announced
+/// it: its tasks notify `action:<queue>:ready`; `None` when it did not announce it.
 pub async fn announced_action(
     c: &impl GenericClient,
     worker_id: i64,
@@ -475,7 +475,7 @@ pub async fn announced_action(
 ) -> Result<Option<i32>, Error> {
     let row = c
         .query_opt(
-            "select wa.action_id from jobcenter.worker_actions wa
+            "select jobcenter.action_queue(a.name) from jobcenter.worker_actions wa
              join jobcenter.actions a using (action_id)
              where wa.worker_id = $1 and a.name = $2 and a.type = 'action'
              order by a.version desc limit 1",
@@ -488,18 +488,17 @@ pub async fn announced_action(
     })
 }
 
-/// How many tasks of each of `action_ids` are `ready` (waiting for a worker), for the
-/// actions that have any.
+/// How many tasks of each of the ready queues `action_ids` (from [`announced_action`]) are
+/// `ready` (waiting for a worker), for the queues that have any.
 pub async fn ready_counts(
     c: &impl GenericClient,
     action_ids: &[i32],
 ) -> Result<Vec<(i32, i64)>, Error> {
     let rows = c
         .query(
-            "select t.action_id, count(*) from jobcenter.jobs j
-             join jobcenter.tasks t using (task_id)
-             where j.state = 'ready' and t.action_id = any($1)
-             group by t.action_id",
+            "select ready_action_id, count(*) from jobcenter.jobs
+             where state = 'ready' and ready_action_id = any($1)
+             group by ready_action_id",
             &[&action_ids],
         )
         .await?;
