@@ -19,6 +19,79 @@ drop function jobcenter.cancel_job(bigint, text);
 drop function jobcenter.retry_job(bigint, text);
 drop function jobcenter.find_jobs(jsonb, text);
 
+-- fragment upgrade/0.2.0/eng.sql
+-- 0.1.0 -> 0.2.0, engine correctness (branch eng): run before the function files.
+
+create index jobs_arguments on jobcenter.jobs using gin (arguments jsonb_path_ops);
+create index jobs_archive_archived on jobcenter.jobs_archive (archived);
+create index jobs_archive_arguments on jobcenter.jobs_archive using gin (arguments jsonb_path_ops);
+
+create table jobcenter.job_aborts (
+    job_id bigint primary key references jobcenter.jobs on delete cascade,
+    error jsonb not null,
+    requested timestamptz not null default now()
+);
+
+insert into jobcenter.settings (name, value) values
+    ('archive_retention', '"30 days"'),
+    ('cleanup_batch', '10000')
+on conflict (name) do nothing;
+
+-- abort_children now returns the jobs it woke
+drop function jobcenter.abort_children(bigint, text);
+
+-- whether a value is within the engine's limits (Rust, json_arg.rs)
+CREATE FUNCTION jobcenter."check_json"("value" jsonb) RETURNS TEXT
+IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'check_json_wrapper';
+
+-- fragment upgrade/0.2.0/ops.sql
+-- ops: from 0.1.0: an index to find archived jobs by parent (jcadm tree); the admin
+-- procedures (retry_now, set_disabled) are new functions in admin.sql.
+create index if not exists jobs_archive_parent on jobcenter.jobs_archive (parentjob_id)
+    where parentjob_id is not null;
+
+-- fragment upgrade/0.2.0/priv.sql
+-- 0.1.0 -> 0.2.0, the privilege model (privileges.sql): who owns what, who raised an event.
+--
+-- The roles, grants, read views, the actions_owner trigger and the SECURITY DEFINER
+-- attributes of the API functions are in privileges.sql, which is idempotent and must run
+-- whole at the END of the upgrade script, after the functions are re-created: re-creating a
+-- function resets SECURITY DEFINER and its search_path, and a function that is dropped and
+-- created again (a changed signature) loses its grants and is executable by PUBLIC.
+
+-- the role that loaded an action or workflow: procedure steps run as the workflow's owner
+alter table jobcenter.actions add column owner text;
+update jobcenter.actions set owner = (
+    select r.rolname from pg_catalog.pg_extension e join pg_catalog.pg_roles r on r.oid = e.extowner
+    where e.extname = 'jobcenter');
+alter table jobcenter.actions alter column owner set not null;
+
+-- a worker name belongs to the identity that first announced it
+alter table jobcenter.workers add column owner text;
+create index workers_name on jobcenter.workers (name, worker_id);
+
+-- who raised an event
+alter table jobcenter.job_events add column raised_by text;
+
+-- deliver_event(a_eventdata, a_raised_by) replaces deliver_event(a_eventdata)
+drop function jobcenter.deliver_event(jsonb);
+
+-- procedure steps run as their workflow's owner; API functions see the step's owner
+CREATE OR REPLACE FUNCTION jobcenter."run_as"(
+	"owner" oid, /* pg_sys :: Oid */
+	"sql" TEXT, /* & str */
+	"arg" jsonb /* JsonB */
+) RETURNS jsonb /* Option < JsonB > */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'run_as_wrapper';
+revoke all on function jobcenter.run_as(oid, text, jsonb) from public;
+
+CREATE OR REPLACE FUNCTION jobcenter."step_owner"() RETURNS oid /* Option < pg_sys :: Oid > */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'step_owner_wrapper';
+
 -- functions of engine.sql
 -- jobcenter engine: the internal procedures that move jobs through the state machine.
 --
@@ -180,20 +253,26 @@ language sql stable as $$
     select a_role is null or exists (select 1 from m where role = a_role)
 $$;
 
--- The identity a call acts as: the impersonated role when the session may impersonate it.
+-- The identity a call acts as: the impersonated role (the argument, else the transaction's
+-- `jobcenter.impersonate` setting) when the calling role may impersonate it, else the calling
+-- role itself (jobcenter.invoker(), see privileges.sql: the API functions are SECURITY
+-- DEFINER, so current_user is the extension's owner there).
 create or replace function jobcenter.caller(a_impersonate text) returns text
 language plpgsql stable as $$
+declare
+    v_me text := jobcenter.invoker();
+    v_as text := coalesce(a_impersonate, nullif(current_setting('jobcenter.impersonate', true), ''));
 begin
-    if a_impersonate is null then
-        return current_user::text;
+    if v_as is null or v_as = v_me then
+        return v_me;
     end if;
     if not exists (select 1 from jobcenter.jc_impersonate_roles
-                   where rolename = current_user::text and impersonates = a_impersonate) then
+                   where rolename = v_me and impersonates = v_as) then
         raise exception using errcode = 'JC004',
-            message = format('%s may not impersonate %s', current_user, a_impersonate),
+            message = format('%s may not impersonate %s', v_me, v_as),
             hint = 'grant it with a row in jobcenter.jc_impersonate_roles';
     end if;
-    return a_impersonate;
+    return v_as;
 end $$;
 
 -- Logging -----------------------------------------------------------------------------------------
@@ -250,7 +329,7 @@ begin
     where job_id = a_job.job_id;
     v_wake := v_wake || jobcenter.release_locks(a_job.job_id);
     delete from jobcenter.event_subscriptions where job_id = a_job.job_id;
-    perform jobcenter.abort_children(a_job.job_id, 'parent job ' || a_job.job_id || ' ended');
+    v_wake := v_wake || jobcenter.abort_children(a_job.job_id, 'parent job ' || a_job.job_id || ' ended');
     perform pg_notify('job:finished', a_job.job_id::text);
     perform pg_notify('job:' || a_job.job_id || ':finished', '');
     if a_job.parentjob_id is not null and not a_job.detached then
@@ -264,21 +343,68 @@ begin
     return v_wake;
 end $$;
 
--- Aborts the unfinished, attached children of a job. Children locked by another transaction
--- are skipped (waiting for them could deadlock): they abort themselves at their next step,
--- when they see that their parent has ended.
-create or replace function jobcenter.abort_children(a_job_id bigint, a_reason text) returns void
+-- Aborts the unfinished, attached children of a job; returns the jobs their ends woke.
+-- Children locked by another transaction are not waited for (a parent never waits for a
+-- child's row): they get an abort request (job_aborts) instead.
+create or replace function jobcenter.abort_children(a_job_id bigint, a_reason text) returns bigint[]
 language plpgsql as $$
 declare
     c jobcenter.jobs;
+    v_err jsonb := jsonb_build_object('error', jobcenter.error_obj('abort', a_reason));
+    v_wake bigint[] := '{}';
 begin
     for c in select * from jobcenter.jobs
              where parentjob_id = a_job_id and not detached
                and state not in ('finished', 'error', 'zombie')
              order by job_id for no key update skip locked loop
-        perform jobcenter.end_job(c, 'error',
-            jsonb_build_object('error', jobcenter.error_obj('abort', a_reason)));
+        v_wake := v_wake || jobcenter.end_job(c, 'error', v_err);
     end loop;
+    -- what is still live now was skipped
+    perform jobcenter.request_aborts(array(
+        select job_id from jobcenter.jobs
+        where parentjob_id = a_job_id and not detached
+          and state not in ('finished', 'error', 'zombie')), v_err);
+    return v_wake;
+end $$;
+
+-- Asks for jobs to be aborted with `a_out` ({"error": …}) when their rows are free: by their
+-- next step, or by do_timeout, whose listeners are told to come now.
+create or replace function jobcenter.request_aborts(a_job_ids bigint[], a_out jsonb)
+returns void language plpgsql as $$
+begin
+    if cardinality(a_job_ids) = 0 then
+        return;
+    end if;
+    insert into jobcenter.job_aborts (job_id, error)
+    select id, a_out from unnest(a_job_ids) id
+    on conflict (job_id) do nothing;
+    perform jobcenter.notify_timer(clock_timestamp());
+end $$;
+
+-- Carries out the abort request of a job whose row the caller holds: a live job ends in error,
+-- an ended one only stays out of its parent's way; either is marked reaped. Returns the jobs
+-- to drive, or null when there was no request.
+create or replace function jobcenter.carry_out_abort(a_job jobcenter.jobs) returns bigint[]
+language plpgsql as $$
+declare
+    v_out jsonb;
+begin
+    delete from jobcenter.job_aborts where job_id = a_job.job_id returning error into v_out;
+    if not found then
+        return null;
+    end if;
+    update jobcenter.jobs set
+        state = case when state = 'zombie' then 'finished' else state end,
+        job_state = job_state || '{"reaped":true}'
+    where job_id = a_job.job_id;
+    if a_job.state in ('finished', 'error', 'zombie') then
+        return '{}';
+    end if;
+    if a_job.state = 'lockwait' then
+        perform jobcenter.lock_wait_ended(a_job);
+    end if;
+    a_job.job_state := a_job.job_state || '{"reaped":true}';
+    return jobcenter.end_job(a_job, 'error', v_out);
 end $$;
 
 -- A task failed with `a_err`. Soft errors of actions with a retry policy wait and retry;
@@ -379,6 +505,7 @@ declare
     a jobcenter.actions;
     v_next integer;
     v_parent_state jobcenter.job_state;
+    v_wake bigint[];
 begin
     -- Job rows are locked FOR NO KEY UPDATE, never FOR UPDATE: updating a child row takes a
     -- KEY SHARE lock on its parent's row (the parentjob_id foreign key), and FOR UPDATE would
@@ -386,6 +513,10 @@ begin
     select * into j from jobcenter.jobs where job_id = a_job_id for no key update;
     if not found or j.state not in ('done', 'plotting') then
         return '{}';
+    end if;
+    v_wake := jobcenter.carry_out_abort(j);
+    if v_wake is not null then
+        return v_wake;
     end if;
     if j.parentjob_id is not null and not j.detached then
         select state into v_parent_state from jobcenter.jobs where job_id = j.parentjob_id;
@@ -473,12 +604,24 @@ end $$;
 -- Actions performed by workers ----------------------------------------------------------------
 
 -- Workers (by name) whose announcement of action `a_action_id` accepts a task with `a_inargs`.
+-- Any version of the action counts, as for get_task.
 create or replace function jobcenter.eligible_workers(a_action_id integer, a_inargs jsonb) returns jsonb
 language sql stable as $$
     select coalesce(jsonb_agg(w.name order by w.worker_id), '[]')
     from jobcenter.worker_actions wa join jobcenter.workers w using (worker_id)
-    where wa.action_id = a_action_id and w.stopped is null
+    join jobcenter.actions a on a.action_id = wa.action_id
+    where a.type = 'action' and a.name = (select name from jobcenter.actions where action_id = a_action_id)
+      and w.stopped is null
       and (wa.filter is null or a_inargs @> wa.filter)
+$$;
+
+-- The ready queue of an action: one per action name across its versions (the id of its first
+-- version), so a task made ready for an older version reaches the workers of the newest one.
+-- `ready_action_id` and the channel `action:<queue>:ready` use it.
+create or replace function jobcenter.action_queue(a_name text) returns integer
+language sql stable as $$
+    select action_id from jobcenter.actions where name = a_name and type = 'action'
+    order by version limit 1
 $$;
 
 -- Makes a task ready for a worker and tells the workers.
@@ -487,16 +630,17 @@ create or replace function jobcenter.make_ready(a_job jobcenter.jobs, a_action j
 returns void language plpgsql as $$
 declare
     v_payload jsonb := jsonb_build_object('job_id', a_job.job_id);
+    v_queue integer := jobcenter.action_queue(a_action.name);
 begin
     update jobcenter.jobs set
-        state = 'ready', ready_action_id = a_action.action_id, cookie = null, worker_id = null, timeout = null,
+        state = 'ready', ready_action_id = v_queue, cookie = null, worker_id = null, timeout = null,
         task_state = jsonb_build_object('inargs', a_inargs, 'env', a_env, 'tries', a_tries)
     where job_id = a_job.job_id;
     if a_action.config ? 'filter' then
         v_payload := v_payload || jsonb_build_object('workers',
             jobcenter.eligible_workers(a_action.action_id, a_inargs));
     end if;
-    perform pg_notify('action:' || a_action.action_id || ':ready', v_payload::text);
+    perform pg_notify('action:' || v_queue || ':ready', v_payload::text);
 end $$;
 
 create or replace function jobcenter.do_action_task(a_job jobcenter.jobs, a_task jobcenter.tasks,
@@ -540,7 +684,8 @@ begin
     return jobcenter.finish_step(a_job, v_vars -> 'v', null, a_inargs, v_checked -> 'out');
 end $$;
 
--- Procedures: actions run inline as PostgreSQL functions `name(jsonb) returns jsonb`.
+-- Procedures: actions run inline as PostgreSQL functions `name(jsonb) returns jsonb`, as the
+-- role that owns the workflow (call_procedure in privileges.sql).
 create or replace function jobcenter.do_procedure_task(a_job jobcenter.jobs, a_task jobcenter.tasks,
     a_action jobcenter.actions)
 returns bigint[] language plpgsql as $$
@@ -557,7 +702,7 @@ begin
             format('procedure name %s is not a function name', a_action.name)));
     end if;
     begin
-        execute format('select %s($1)', a_action.name) into v_out using v_checked -> 'args';
+        v_out := jobcenter.call_procedure(a_job.workflow_id, a_action.name, v_checked -> 'args');
     exception when others then
         return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal',
             format('procedure %s failed: %s', a_action.name, sqlerrm)));
@@ -653,7 +798,7 @@ begin
         return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal', v_in ->> 'msg'));
     when -12 then  -- raise_event
         return jobcenter.finish_step(a_job, a_job.variables, null, v_in)
-            || jobcenter.deliver_event(v_in -> 'event');
+            || jobcenter.deliver_event(v_in -> 'event', a_job.environment ->> 'jcclient');
     when -14 then
         return jobcenter.do_lock(a_job, a_task, v_in);
     when -15 then
@@ -707,24 +852,35 @@ end $$;
 
 -- Events ----------------------------------------------------------------------------------------
 
--- Queues an event for every subscription whose mask it contains; returns the jobs to wake
--- (those waiting for one of the matched subscriptions).
-create or replace function jobcenter.deliver_event(a_eventdata jsonb) returns bigint[]
+-- Queues an event raised by `a_raised_by` for every subscription whose mask it contains and
+-- whose job that identity may raise events to (jobcenter.may_raise_to); returns the jobs to
+-- wake (those waiting for one of the matched subscriptions).
+create or replace function jobcenter.deliver_event(a_eventdata jsonb, a_raised_by text) returns bigint[]
 language plpgsql as $$
 declare
     v_event_id bigint;
     v_wake bigint[];
 begin
-    insert into jobcenter.job_events (eventdata) values (a_eventdata) returning event_id into v_event_id;
+    insert into jobcenter.job_events (eventdata, raised_by) values (a_eventdata, a_raised_by)
+    returning event_id into v_event_id;
     insert into jobcenter.queued_events (subscription_id, event_id)
-    select subscription_id, v_event_id from jobcenter.event_subscriptions
-    where a_eventdata @> mask;
-    with woken as (
-        update jobcenter.jobs j set state = 'plotting', timeout = null
+    select subscription_id, v_event_id from jobcenter.event_subscriptions s
+    where a_eventdata @> s.mask and jobcenter.may_raise_to(a_raised_by, s.job_id);
+    -- Queuing took a key-share lock on each matched subscription row, so a waiter reading its
+    -- queue under its subscription rows (next_event) either saw this event or is woken here.
+    -- A waiter locked by another transaction is being moved by it (its time-out, an abort, a
+    -- wait that reads the queue): never waited for.
+    with waiting as (
+        select j.job_id from jobcenter.jobs j
         where j.state = 'eventwait' and exists (
             select 1 from jobcenter.event_subscriptions s join jobcenter.queued_events q using (subscription_id)
             where s.job_id = j.job_id and q.event_id = v_event_id
               and j.task_state -> 'events' ? s.name)
+        order by j.job_id
+        for no key update of j skip locked
+    ), woken as (
+        update jobcenter.jobs j set state = 'plotting', timeout = null
+        from waiting w where j.job_id = w.job_id
         returning j.job_id)
     select coalesce(array_agg(job_id order by job_id), '{}') into v_wake from woken;
     return v_wake;
@@ -739,25 +895,12 @@ declare
                            else jsonb_build_array(a_in -> 'events') end;
     v_wait interval := jobcenter.to_interval(a_in -> 'timeout');
     v_timeout timestamptz;
-    r record;
+    v_event jsonb;
 begin
-    if exists (select 1 from jsonb_array_elements_text(v_events) n
-               where not exists (select 1 from jobcenter.event_subscriptions
-                                 where job_id = a_job.job_id and name = n)) then
-        return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal',
-            format('wait_for_event: not subscribed to all of %s', v_events)));
-    end if;
-    select q.subscription_id, q.event_id, s.name, e.eventdata, e."when" into r
-    from jobcenter.queued_events q
-    join jobcenter.event_subscriptions s using (subscription_id)
-    join jobcenter.job_events e using (event_id)
-    where s.job_id = a_job.job_id and v_events ? s.name
-    order by q.event_id limit 1;
-    if found then
-        delete from jobcenter.queued_events
-        where subscription_id = r.subscription_id and event_id = r.event_id;
-        return jobcenter.event_arrived(a_job, a_task, a_in, jsonb_build_object(
-            'name', r.name, 'event_id', r.event_id, 'when', r."when", 'data', r.eventdata));
+    -- A name the job has not subscribed to never matches, as in the original (jcc warns).
+    v_event := jobcenter.next_event(a_job.job_id, v_events);
+    if v_event is not null then
+        return jobcenter.event_arrived(a_job, a_task, a_in, v_event);
     end if;
     if v_wait is null then
         return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'normal',
@@ -769,6 +912,33 @@ begin
     where job_id = a_job.job_id;
     perform jobcenter.notify_timer(v_timeout);
     return '{}';
+end $$;
+
+-- Takes the oldest queued event of the job's subscriptions named in `a_events`: the event
+-- object for the omap, or null. The subscription rows are locked first (FOR UPDATE conflicts
+-- with the key-share lock a raiser's queuing takes), so an event queued by a transaction that
+-- is still open is waited for and seen, never missed.
+create or replace function jobcenter.next_event(a_job_id bigint, a_events jsonb) returns jsonb
+language plpgsql as $$
+declare
+    r record;
+begin
+    perform 1 from jobcenter.event_subscriptions
+    where job_id = a_job_id and a_events ? name
+    order by subscription_id for update;
+    select q.subscription_id, q.event_id, s.name, e.eventdata, e."when" into r
+    from jobcenter.queued_events q
+    join jobcenter.event_subscriptions s using (subscription_id)
+    join jobcenter.job_events e using (event_id)
+    where s.job_id = a_job_id and a_events ? s.name
+    order by q.event_id limit 1;
+    if not found then
+        return null;
+    end if;
+    delete from jobcenter.queued_events
+    where subscription_id = r.subscription_id and event_id = r.event_id;
+    return jsonb_build_object('name', r.name, 'event_id', r.event_id, 'when', r."when",
+        'data', r.eventdata);
 end $$;
 
 -- An event (or the time-out pseudo-event {"name":"timeout"}) ends a wait_for_event.
@@ -867,6 +1037,24 @@ begin
     return false;
 end $$;
 
+-- The transaction-level lock every check of the lock-wait graph (lock_deadlock) holds.
+create or replace function jobcenter.lock_graph_lock() returns void language sql as $$
+    select pg_advisory_xact_lock(hashtext('jobcenter.lockgraph'))
+$$;
+
+-- A job stops waiting for its lock: one waiter fewer. The count is a statistic, so the lock's
+-- row is only updated when no other transaction holds it: the caller holds the waiter's job
+-- row, and a releaser takes the lock row before the waiters' rows.
+create or replace function jobcenter.lock_wait_ended(a_job jobcenter.jobs) returns void
+language sql as $$
+    update jobcenter.locks set contended = greatest(contended - 1, 0)
+    where (locktype, lockvalue) in (
+        select locktype, lockvalue from jobcenter.locks
+        where locktype = a_job.task_state #>> '{lockwait,type}'
+          and lockvalue = a_job.task_state #>> '{lockwait,value}'
+        for update skip locked)
+$$;
+
 -- Waits for a lock held by `a_holder`, per `a_wait`: true/'yes' waits for ever, false/'no' is
 -- an error of class 'lock', an interval waits that long.
 create or replace function jobcenter.wait_for_lock(a_job jobcenter.jobs, a_type text, a_value text,
@@ -880,6 +1068,10 @@ begin
         return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'lock',
             format('lock %s %s is held by job %s', a_type, a_value, a_holder)));
     end if;
+    -- Serialised with every other check of the lock-wait graph, and made after the lock is
+    -- ours: two jobs starting to wait at once see each other's wait (the second one's check
+    -- runs after the first one's transaction has committed).
+    perform jobcenter.lock_graph_lock();
     if jobcenter.lock_deadlock(a_job.job_id, a_holder) then
         return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'lock',
             format('deadlock: waiting for lock %s %s held by job %s', a_type, a_value, a_holder)));
@@ -1130,12 +1322,16 @@ begin
 end $$;
 
 -- Children of `a_job` started by task `a_task_id` (or by any task when null) not yet reaped.
+-- Children of an earlier run (before retry_job) and children with an abort request are not.
 create or replace function jobcenter.unreaped_children(a_job_id bigint, a_task_id integer)
 returns setof jobcenter.jobs language sql stable as $$
-    select * from jobcenter.jobs
-    where parentjob_id = a_job_id and not detached and not (job_state ? 'reaped')
-      and (a_task_id is null or parenttask_id = a_task_id)
-    order by job_id
+    select c.* from jobcenter.jobs c
+    where c.parentjob_id = a_job_id and not c.detached and not (c.job_state ? 'reaped')
+      and (a_task_id is null or c.parenttask_id = a_task_id)
+      and c.job_id > coalesce((select (p.job_state ->> 'children_after')::bigint
+                               from jobcenter.jobs p where p.job_id = a_job_id), 0)
+      and not exists (select 1 from jobcenter.job_aborts x where x.job_id = c.job_id)
+    order by c.job_id
 $$;
 
 -- Checks the children of a wait: null when all have finished; otherwise the step result
@@ -1148,24 +1344,36 @@ declare
     d jobcenter.jobs;
     v_holder bigint;
     v_wake bigint[] := '{}';
+    v_err jsonb;
+    v_id bigint;
+    v_skipped bigint[] := '{}';
 begin
     select * into c from jobcenter.unreaped_children(a_job.job_id, a_task_id)
     where state = 'error' order by job_id limit 1;
     if found then
         update jobcenter.jobs set job_state = job_state || '{"reaped":true}' where job_id = c.job_id;
-        -- the siblings' results can no longer be used; skip locked ones as abort_children does
-        for s in select * from jobcenter.jobs
-                 where parentjob_id = a_job.job_id and not detached and not (job_state ? 'reaped')
-                   and (a_task_id is null or parenttask_id = a_task_id)
-                   and state not in ('finished', 'error', 'zombie')
-                 order by job_id for no key update skip locked loop
-            perform jobcenter.end_job(s, 'error', jsonb_build_object('error',
-                jobcenter.error_obj('abort', format('sibling job %s failed', c.job_id))));
+        -- The siblings' results can no longer be used: abort and reap the ones this transaction
+        -- can lock; a sibling locked by another transaction (one ending it may be waiting for
+        -- this parent's row) gets an abort request instead of a wait.
+        v_err := jsonb_build_object('error',
+            jobcenter.error_obj('abort', format('sibling job %s failed', c.job_id)));
+        for v_id in select u.job_id from jobcenter.unreaped_children(a_job.job_id, a_task_id) u
+                    where u.job_id <> c.job_id loop
+            select * into s from jobcenter.jobs where job_id = v_id
+            for no key update skip locked;
+            if not found then
+                v_skipped := v_skipped || v_id;
+                continue;
+            end if;
+            update jobcenter.jobs set job_state = job_state || '{"reaped":true}'
+            where job_id = s.job_id;
+            if s.state not in ('finished', 'error', 'zombie') then
+                s.job_state := s.job_state || '{"reaped":true}';
+                v_wake := v_wake || jobcenter.end_job(s, 'error', v_err);
+            end if;
         end loop;
-        update jobcenter.jobs set job_state = job_state || '{"reaped":true}'
-        where parentjob_id = a_job.job_id and (a_task_id is null or parenttask_id = a_task_id)
-          and not detached;
-        return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'childerror',
+        perform jobcenter.request_aborts(v_skipped, v_err);
+        return v_wake || jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'childerror',
             format('child job %s failed: %s', c.job_id, c.out_args #>> '{error,msg}'))
             || jsonb_build_object('child_job_id', c.job_id, 'error', c.out_args -> 'error'));
     end if;
@@ -1174,6 +1382,12 @@ begin
         update jobcenter.jobs set state = 'childwait' where job_id = a_job.job_id;
         -- A descendant that started waiting for a lock before we waited for our children may
         -- now wait for ever (its chain of lock holders leads back to us): a deadlock error.
+        -- Only a job holding a lock can be in such a chain; the check is serialised with
+        -- every other change of the lock-wait graph.
+        if not exists (select 1 from jobcenter.locks where job_id = a_job.job_id) then
+            return v_wake;
+        end if;
+        perform jobcenter.lock_graph_lock();
         for d in with recursive descendants(job_id) as (
                      select job_id from jobcenter.jobs
                      where parentjob_id = a_job.job_id and not detached
@@ -1186,9 +1400,7 @@ begin
             where locktype = d.task_state #>> '{lockwait,type}'
               and lockvalue = d.task_state #>> '{lockwait,value}';
             if v_holder is not null and jobcenter.lock_deadlock(d.job_id, v_holder) then
-                update jobcenter.locks set contended = greatest(contended - 1, 0)
-                where locktype = d.task_state #>> '{lockwait,type}'
-                  and lockvalue = d.task_state #>> '{lockwait,value}';
+                perform jobcenter.lock_wait_ended(d);
                 v_wake := v_wake || jobcenter.raise_job_error(d, jobcenter.task_error_obj(d, 'lock',
                     format('deadlock: waiting for lock %s %s held by job %s',
                         d.task_state #>> '{lockwait,type}', d.task_state #>> '{lockwait,value}', v_holder)));
@@ -1262,77 +1474,113 @@ end $$;
 -- Each is safe to call from several maestros at once (rows are taken with SKIP LOCKED).
 
 -- Fires every due timeout: sleeps end, time-outs of working tasks become soft errors, retries
--- become ready again, event waits get the 'timeout' event, lock waits fail with class 'lock',
--- and jobs created with a start time (sleeping, task_state {"delayed": true}) start.
--- Returns how many jobs it handled.
+-- become ready again, event waits get the 'timeout' event (or an event queued meanwhile), lock
+-- waits fail with class 'lock', and jobs created with a start time (sleeping, task_state
+-- {"delayed": true}) start. Then carries out the abort requests left (job_aborts). Returns how
+-- many jobs it handled.
+--
+-- The due jobs are read without locking; each is locked (SKIP LOCKED: another caller has it)
+-- and re-checked only when its turn comes, in a subtransaction of its own, so the rows of
+-- the jobs not yet handled are never held while an earlier one is driven.
 create or replace function jobcenter.do_timeout() returns integer language plpgsql as $$
 declare
-    j jobcenter.jobs;
-    t jobcenter.tasks;
-    a jobcenter.actions;
+    v_id bigint;
     v_count integer := 0;
 begin
-    for j in select * from jobcenter.jobs
-             where timeout <= clock_timestamp()
-             order by timeout limit 1000
-             for no key update skip locked loop
-        -- Driving an earlier job of the batch may have moved this one on (an event, a lock,
-        -- a parent); the row is ours (locked), so re-read it and skip it if no longer due.
-        select * into j from jobcenter.jobs where job_id = j.job_id;
-        if j.timeout is null or j.timeout > clock_timestamp() then
-            continue;
+    for v_id in select job_id from jobcenter.jobs
+                where timeout <= clock_timestamp()
+                order by timeout limit 1000 loop
+        if jobcenter.fire_timeout(v_id) then
+            v_count := v_count + 1;
         end if;
-        v_count := v_count + 1;
-        select * into t from jobcenter.tasks where task_id = j.task_id;
-        -- Each job in its own subtransaction: a job whose handling fails unexpectedly ends in
-        -- error instead of rolling back (and so stalling) the whole batch. Transient conflicts
-        -- are raised: the caller retries the batch.
-        begin
-        case j.state
-        when 'sleeping' then
-            if j.task_state ? 'delayed' then
-                update jobcenter.jobs set state = 'plotting', timeout = null, task_state = '{}',
-                    task_entered = clock_timestamp()
-                where job_id = j.job_id;
-                perform jobcenter.drive(array[j.job_id]);
-            else
-                perform jobcenter.drive(jobcenter.finish_step(j, j.variables, null, j.task_state -> 'inargs'));
-            end if;
-        when 'working' then
-            perform jobcenter.drive(jobcenter.task_failed(j, jobcenter.task_error_obj(j, 'soft',
-                format('timeout: worker %s did not finish in time', j.task_state ->> 'worker'))));
-        when 'retrywait' then
-            select * into a from jobcenter.actions where action_id = t.action_id;
-            perform jobcenter.make_ready(j, a, j.task_state -> 'inargs', j.task_state -> 'env',
-                coalesce((j.task_state ->> 'tries')::integer, 0));
-        when 'eventwait' then
-            perform jobcenter.drive(jobcenter.event_arrived(j, t, j.task_state -> 'inargs',
-                '{"name":"timeout"}'));
-        when 'lockwait' then
-            update jobcenter.locks set contended = greatest(contended - 1, 0)
-            where locktype = j.task_state #>> '{lockwait,type}'
-              and lockvalue = j.task_state #>> '{lockwait,value}';
-            perform jobcenter.drive(jobcenter.raise_job_error(j, jobcenter.task_error_obj(j, 'lock',
-                format('timeout waiting for lock %s %s', j.task_state #>> '{lockwait,type}',
-                    j.task_state #>> '{lockwait,value}'))));
-        else
-            update jobcenter.jobs set timeout = null where job_id = j.job_id;
-        end case;
-        exception
-            when deadlock_detected or serialization_failure or lock_not_available then
-                raise;
-            when others then
-                perform jobcenter.drive(jobcenter.end_job(j, 'error', jsonb_build_object('error',
-                    jobcenter.task_error_obj(j, 'fatal', 'internal error at timeout: ' || sqlerrm))));
-        end;
+    end loop;
+    for v_id in select job_id from jobcenter.job_aborts order by requested limit 1000 loop
+        if jobcenter.fire_abort(v_id) then
+            v_count := v_count + 1;
+        end if;
     end loop;
     return v_count;
 end $$;
 
--- Seconds until the earliest timeout (0 when one is due), null when none is set.
+-- Handles the timeout of one job if it is still due and no other transaction has it.
+create or replace function jobcenter.fire_timeout(a_job_id bigint) returns boolean
+language plpgsql as $$
+declare
+    j jobcenter.jobs;
+    t jobcenter.tasks;
+    a jobcenter.actions;
+    v_event jsonb;
+begin
+    select * into j from jobcenter.jobs
+    where job_id = a_job_id and timeout <= clock_timestamp()
+    for no key update skip locked;
+    if not found then
+        return false;
+    end if;
+    select * into t from jobcenter.tasks where task_id = j.task_id;
+    -- A job whose handling fails unexpectedly ends in error instead of rolling back (and so
+    -- stalling) the others. Transient conflicts are raised: the caller retries.
+    begin
+    case j.state
+    when 'sleeping' then
+        if j.task_state ? 'delayed' then
+            update jobcenter.jobs set state = 'plotting', timeout = null, task_state = '{}',
+                task_entered = clock_timestamp()
+            where job_id = j.job_id;
+            perform jobcenter.drive(array[j.job_id]);
+        else
+            perform jobcenter.drive(jobcenter.finish_step(j, j.variables, null, j.task_state -> 'inargs'));
+        end if;
+    when 'working' then
+        perform jobcenter.drive(jobcenter.task_failed(j, jobcenter.task_error_obj(j, 'soft',
+            format('timeout: worker %s did not finish in time', j.task_state ->> 'worker'))));
+    when 'retrywait' then
+        select * into a from jobcenter.actions where action_id = t.action_id;
+        perform jobcenter.make_ready(j, a, j.task_state -> 'inargs', j.task_state -> 'env',
+            coalesce((j.task_state ->> 'tries')::integer, 0));
+    when 'eventwait' then
+        -- an event queued by a raiser that could not wake the job (it held the row) wins
+        v_event := coalesce(jobcenter.next_event(j.job_id, j.task_state -> 'events'),
+            '{"name":"timeout"}');
+        perform jobcenter.drive(jobcenter.event_arrived(j, t, j.task_state -> 'inargs', v_event));
+    when 'lockwait' then
+        perform jobcenter.lock_wait_ended(j);
+        perform jobcenter.drive(jobcenter.raise_job_error(j, jobcenter.task_error_obj(j, 'lock',
+            format('timeout waiting for lock %s %s', j.task_state #>> '{lockwait,type}',
+                j.task_state #>> '{lockwait,value}'))));
+    else
+        update jobcenter.jobs set timeout = null where job_id = j.job_id;
+    end case;
+    exception
+        when deadlock_detected or serialization_failure or lock_not_available then
+            raise;
+        when others then
+            perform jobcenter.drive(jobcenter.end_job(j, 'error', jsonb_build_object('error',
+                jobcenter.task_error_obj(j, 'fatal', 'internal error at timeout: ' || sqlerrm))));
+    end;
+    return true;
+end $$;
+
+-- Carries out the abort request of one job if no other transaction has the job.
+create or replace function jobcenter.fire_abort(a_job_id bigint) returns boolean
+language plpgsql as $$
+declare
+    j jobcenter.jobs;
+begin
+    select * into j from jobcenter.jobs where job_id = a_job_id for no key update skip locked;
+    if not found then
+        return false;
+    end if;
+    perform jobcenter.drive(coalesce(jobcenter.carry_out_abort(j), '{}'));
+    return true;
+end $$;
+
+-- Seconds until the earliest timeout (0 when one is due, or an abort request waits), null when
+-- none is set.
 create or replace function jobcenter.next_timeout() returns double precision language sql stable as $$
     -- greatest() skips nulls, so the null of "no timeout" must not reach it.
-    select case when m is not null
+    select case when exists (select 1 from jobcenter.job_aborts) then 0::double precision
+        when m is not null
         then greatest(extract(epoch from m - clock_timestamp()), 0)::double precision end
     from (select min(timeout) as m from jobcenter.jobs where timeout is not null) t
 $$;
@@ -1368,8 +1616,9 @@ end $$;
 -- Moves ended job trees (a top-level job and all its descendants) to jobs_archive: finished
 -- ones after `archive_finished_after` (or the workflow's `archive` config), ones in error after
 -- `archive_error_after`. A tree with a job still running (a detached child, or a child that has
--- not yet seen its parent end) waits. Removes consumed events and long-stopped workers. Returns
--- the number of jobs archived.
+-- not yet seen its parent end) waits. Deletes archived jobs and their step log after
+-- `archive_retention`, consumed events and long-stopped workers, each in batches of at most
+-- `cleanup_batch` rows. Returns the number of jobs archived.
 create or replace function jobcenter.do_archival_and_cleanup() returns integer language plpgsql as $$
 declare
     v_count integer;
@@ -1402,9 +1651,25 @@ begin
         returning 1
     )
     select count(*) into v_count from ins;
+    -- Archived jobs past `archive_retention` go, with their step log, in batches of
+    -- `cleanup_batch` jobs (the next call goes on).
+    with old as (
+        select a.job_id from jobcenter.jobs_archive a
+        where a.archived < now() - (jobcenter.setting('archive_retention') #>> '{}')::interval
+        order by a.archived
+        limit (jobcenter.setting('cleanup_batch') #>> '{}')::integer
+        for update skip locked
+    ), log as (
+        delete from jobcenter.job_task_log l using old where l.job_id = old.job_id
+    )
+    delete from jobcenter.jobs_archive a using old where a.job_id = old.job_id;
     delete from jobcenter.job_events e
-    where e."when" < now() - interval '1 hour'
-      and not exists (select 1 from jobcenter.queued_events q where q.event_id = e.event_id);
+    where e.event_id in (
+        select e2.event_id from jobcenter.job_events e2
+        where e2."when" < now() - interval '1 hour'
+          and not exists (select 1 from jobcenter.queued_events q where q.event_id = e2.event_id)
+        order by e2.event_id
+        limit (jobcenter.setting('cleanup_batch') #>> '{}')::integer);
     delete from jobcenter.workers w
     where w.stopped < now() - interval '1 day'
       and not exists (select 1 from jobcenter.jobs j where j.worker_id = w.worker_id);
@@ -1690,7 +1955,7 @@ begin
         if v_now - v_due <= v_misfire or s.missed = 'catchup' then
             begin
                 select job_id into v_job from jobcenter.create_job(s.wfname, s.args, s.tag,
-                    nullif(s.run_as, current_user::text),
+                    nullif(s.run_as, jobcenter.invoker()),
                     coalesce(s.env, '{}') || jsonb_build_object('jcschedule', s.name,
                         'jcscheduled', v_due));
                 update jobcenter.schedules set last_run = v_now, last_job_id = v_job,
@@ -1920,6 +2185,10 @@ begin
     if a_env is not null and jsonb_typeof(a_env) <> 'object' then
         raise exception using errcode = 'JC002', message = 'the environment must be a JSON object';
     end if;
+    if a_env is not null and jobcenter.check_json(a_env) is not null then
+        raise exception using errcode = 'JC002',
+            message = 'bad environment: ' || jobcenter.check_json(a_env);
+    end if;
     v_checked := jobcenter.check_inputs(v_wf.action_id, a_args);
     if v_checked ? '_error' then
         raise exception using errcode = 'JC002',
@@ -1958,12 +2227,13 @@ begin
     select state, out_args into v_state, o_out_args from jobcenter.jobs where job_id = a_job_id;
     if not found then
         select state, out_args into v_state, o_out_args from jobcenter.jobs_archive where job_id = a_job_id;
-        if not found then
-            o_out_args := jsonb_build_object('error',
-                jobcenter.error_obj('normal', format('no job %s', a_job_id)));
-            a_job_id := null;
-            return;
-        end if;
+    end if;
+    -- another user's job is answered as no job, so the answer tells nothing about it
+    if not found or not jobcenter.may_see_job(a_job_id) then
+        o_out_args := jsonb_build_object('error',
+            jobcenter.error_obj('normal', format('no job %s', a_job_id)));
+        a_job_id := null;
+        return;
     end if;
     if v_state not in ('finished', 'error', 'zombie') then
         a_job_id := null;
@@ -2021,11 +2291,7 @@ begin
             end if;
         end loop;
     end if;
-    select worker_id into v_worker_id from jobcenter.workers
-    where name = a_workername and stopped is null;
-    if not found then
-        insert into jobcenter.workers (name) values (a_workername) returning worker_id into v_worker_id;
-    end if;
+    v_worker_id := jobcenter.claim_worker(a_workername, v_who);
     insert into jobcenter.worker_actions (worker_id, action_id, filter)
     values (v_worker_id, v_action.action_id, a_filter)
     on conflict (worker_id, action_id) do update set filter = excluded.filter;
@@ -2036,6 +2302,7 @@ end $$;
 create or replace function jobcenter.withdraw(a_workername text, a_actionname text) returns boolean
 language plpgsql as $$
 begin
+    perform jobcenter.check_worker_access(a_workername);
     delete from jobcenter.worker_actions wa using jobcenter.workers w, jobcenter.actions a
     where wa.worker_id = w.worker_id and w.name = a_workername and w.stopped is null
       and wa.action_id = a.action_id and a.name = a_actionname and a.type = 'action';
@@ -2050,6 +2317,7 @@ language plpgsql as $$
 declare
     v_worker_id bigint;
 begin
+    perform jobcenter.check_worker_access(a_workername);
     update jobcenter.workers set stopped = now()
     where name = a_workername and stopped is null returning worker_id into v_worker_id;
     if not found then
@@ -2102,39 +2370,48 @@ create or replace function jobcenter.get_task(a_workername text, a_actionname te
 returns record language plpgsql as $$
 declare
     v_worker_id bigint;
-    v_action_id integer;
+    v_queue integer;
     v_action jobcenter.actions;
     v_filter jsonb;
     j jobcenter.jobs;
     v_timeout timestamptz;
+    v_taker text;
 begin
-    select w.worker_id, a.action_id, wa.filter into v_worker_id, v_action_id, v_filter
+    -- the announcement of any version counts: the ready queue is the action name's
+    select w.worker_id, wa.filter into v_worker_id, v_filter
     from jobcenter.workers w
     join jobcenter.worker_actions wa using (worker_id)
     join jobcenter.actions a using (action_id)
     where w.name = a_workername and w.stopped is null and a.name = a_actionname and a.type = 'action'
     order by a.version desc limit 1;
-    select * into v_action from jobcenter.actions where action_id = v_action_id;
     if v_worker_id is null then
         raise exception using errcode = 'JC006',
             message = format('worker %s has not announced action %s', a_workername, a_actionname),
             hint = 'call announce first';
     end if;
+    v_taker := jobcenter.check_worker_access(a_workername);
+    v_queue := jobcenter.action_queue(a_actionname);
+    -- a job with an abort request is never handed out (do_timeout aborts it)
     select jb.* into j from jobcenter.jobs jb
-    where jb.state = 'ready' and jb.ready_action_id = v_action.action_id
+    where jb.state = 'ready' and jb.ready_action_id = v_queue
       and (a_job_id is null or jb.job_id = a_job_id)
       and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
+      and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
     order by jb.priority desc, jb.job_id
     limit 1 for no key update skip locked;
     if not found then
         return;
     end if;
+    -- the time-out of the version the task was made ready for
+    select a.* into v_action from jobcenter.tasks t join jobcenter.actions a using (action_id)
+    where t.task_id = j.task_id;
     v_timeout := clock_timestamp() + jobcenter.to_interval(v_action.config -> 'timeout');
     update jobcenter.jobs set
         state = 'working', cookie = gen_random_uuid(), worker_id = v_worker_id,
         task_started = clock_timestamp(), timeout = v_timeout,
         task_state = task_state || jsonb_build_object('tries',
-            coalesce((task_state ->> 'tries')::integer, 0) + 1, 'worker', a_workername)
+            coalesce((task_state ->> 'tries')::integer, 0) + 1, 'worker', a_workername,
+            'taken_by', v_taker)
     where job_id = j.job_id;
     if v_timeout is not null then
         perform jobcenter.notify_timer(v_timeout);
@@ -2160,6 +2437,10 @@ begin
         raise exception using errcode = 'JC003',
             message = format('no task holds cookie %s', a_jobcookie),
             detail = 'the task was already done, timed out, or the cookie is wrong';
+    end if;
+    if not jobcenter.may_act_for(jobcenter.caller(null), j.task_state ->> 'taken_by') then
+        raise exception using errcode = 'JC004',
+            message = format('%s did not take the task with cookie %s', jobcenter.caller(null), a_cookie);
     end if;
     select * into t from jobcenter.tasks where task_id = j.task_id;
     if a_out_args is not null and jsonb_typeof(a_out_args) = 'object' and a_out_args ? 'error' then
@@ -2197,8 +2478,12 @@ begin
     if a_eventdata is null or jsonb_typeof(a_eventdata) <> 'object' then
         raise exception using errcode = 'JC002', message = 'event data must be a JSON object';
     end if;
-    v_wake := jobcenter.deliver_event(a_eventdata);
-    -- before drive: a woken job may raise events of its own
+    if jobcenter.check_json(a_eventdata) is not null then
+        raise exception using errcode = 'JC002',
+            message = 'bad event data: ' || jobcenter.check_json(a_eventdata);
+    end if;
+    v_wake := jobcenter.deliver_event(a_eventdata, jobcenter.caller(null));
+    -- taken before driving: a woken job may raise events of its own
     v_event_id := currval(pg_get_serial_sequence('jobcenter.job_events', 'event_id'));
     perform jobcenter.drive(v_wake);
     return v_event_id;
@@ -2214,7 +2499,7 @@ declare
     j jobcenter.jobs;
 begin
     select * into j from jobcenter.jobs where job_id = a_job_id for no key update;
-    if not found then
+    if not found or not jobcenter.may_see_job(a_job_id) then
         raise exception using errcode = 'JC005', message = format('no job %s', a_job_id);
     end if;
     if j.state in ('finished', 'error', 'zombie') then
@@ -2240,7 +2525,7 @@ declare
     v_start integer;
 begin
     select * into j from jobcenter.jobs where job_id = a_job_id for no key update;
-    if not found then
+    if not found or not jobcenter.may_see_job(a_job_id) then
         raise exception using errcode = 'JC005',
             message = format('no live job %s', a_job_id), hint = 'archived jobs cannot be retried';
     end if;
@@ -2254,7 +2539,10 @@ begin
     update jobcenter.jobs set
         state = 'plotting', task_id = v_start, out_args = null, job_finished = null,
         stepcounter = 0, task_state = '{}', environment = environment - '_error',
-        task_entered = clock_timestamp(), job_state = job_state - 'reaped'
+        task_entered = clock_timestamp(),
+        -- the previous run's children are no longer this run's (unreaped_children)
+        job_state = (job_state - 'reaped') || jsonb_build_object('children_after',
+            (select coalesce(max(c.job_id), 0) from jobcenter.jobs c where c.parentjob_id = a_job_id))
     where job_id = a_job_id;
     perform jobcenter.drive(array[a_job_id]);
     return 'retry initiated';
@@ -2271,6 +2559,7 @@ returns bigint[] language sql stable as $$
     ) j
     where j.arguments @> coalesce(a_filter, '{}')
       and (a_state is null or j.state::text = a_state)
+      and jobcenter.may_see_job(j.job_id)
 $$;
 
 create or replace function jobcenter.check_if_lock_exists(a_locktype text, a_lockvalue text)
@@ -2296,3 +2585,376 @@ begin
                 'type', type, 'optional', optional)), '{}')
             from jobcenter.action_outputs where action_id = v_wf.action_id));
 end $$;
+
+-- functions of admin.sql
+-- jobcenter admin procedures: what an operator does by hand (`jcadm`), beside the client API
+-- in api.sql. Like the API they raise JCnnn SQLSTATEs for bad requests and change nothing then.
+
+-- A job waiting to retry a task (`retrywait`) becomes ready now instead of when its back-off
+-- ends (the original's retry_task_now). The tries so far still count against the action's
+-- retry limit. Errors: JC005 unknown job, JC007 not in retrywait.
+create or replace function jobcenter.retry_now(a_job_id bigint) returns boolean
+language plpgsql as $$
+declare
+    j jobcenter.jobs;
+    v_action jobcenter.actions;
+begin
+    select * into j from jobcenter.jobs where job_id = a_job_id for no key update;
+    if not found then
+        raise exception using errcode = 'JC005', message = format('no live job %s', a_job_id);
+    end if;
+    if j.state <> 'retrywait' then
+        raise exception using errcode = 'JC007',
+            message = format('job %s is %s, only a job in retrywait can be retried now', a_job_id, j.state);
+    end if;
+    select a.* into v_action from jobcenter.actions a join jobcenter.tasks t using (action_id)
+    where t.task_id = j.task_id;
+    perform jobcenter.make_ready(j, v_action, j.task_state -> 'inargs', j.task_state -> 'env',
+        coalesce((j.task_state ->> 'tries')::integer, 0));
+    return true;
+end $$;
+
+-- Disables (a_disabled true) or enables a version of an action, procedure or workflow: the
+-- newest without a_version; a_type picks one kind when several share the name. A disabled
+-- workflow version starts no new jobs (create_job raises JC008); jobs already running go on.
+-- Returns the row changed and whether it was disabled before. Errors: JC001 unknown name or
+-- version, JC002 a system action, or a name of several kinds without a_type.
+create or replace function jobcenter.set_disabled(a_name text, a_disabled boolean,
+    a_version integer default null, a_type jobcenter.action_type default null)
+returns table (o_action_id integer, o_type text, o_version integer, o_was boolean)
+language plpgsql as $$
+declare
+    v_kinds text[];
+    v_action jobcenter.actions;
+begin
+    if a_type = 'system' then
+        raise exception using errcode = 'JC002', message = 'system actions cannot be disabled';
+    end if;
+    select array_agg(distinct type::text order by type::text) into v_kinds from jobcenter.actions
+    where name = a_name and type <> 'system' and (a_type is null or type = a_type);
+    if v_kinds is null then
+        raise exception using errcode = 'JC001', message = format('no action or workflow named %s', a_name);
+    end if;
+    if cardinality(v_kinds) > 1 then
+        raise exception using errcode = 'JC002',
+            message = format('%s names several kinds (%s)', a_name, array_to_string(v_kinds, ', ')),
+            hint = 'say which one';
+    end if;
+    select * into v_action from jobcenter.actions
+    where name = a_name and type = v_kinds[1]::jobcenter.action_type
+      and (a_version is null or version = a_version)
+    order by version desc limit 1
+    for update;
+    if not found then
+        raise exception using errcode = 'JC001',
+            message = format('%s %s has no version %s', v_kinds[1], a_name, a_version);
+    end if;
+    update jobcenter.actions set disabled = a_disabled where action_id = v_action.action_id;
+    return query select v_action.action_id, v_action.type::text, v_action.version, v_action.disabled;
+end $$;
+
+-- privileges.sql, whole
+-- jobcenter privileges: who may call what, and as whom the engine acts.
+--
+-- Loaded last (after every other file and every Rust function), and written to be run again:
+-- the upgrade script runs it after re-creating the functions, since CREATE OR REPLACE
+-- FUNCTION resets SECURITY DEFINER and SET search_path. Every statement is idempotent and
+-- refers to the API functions by name only, never by signature.
+--
+-- The model (ARCHITECTURE.md, "Privileges"):
+-- * The public API functions are SECURITY DEFINER, owned by the extension's owner, with
+--   search_path fixed to pg_catalog, jobcenter, pg_temp. Nothing else in the schema is
+--   executable by PUBLIC, and no table is readable or writable by PUBLIC.
+-- * Callers get EXECUTE through group roles (NOLOGIN, created if missing):
+--     jobcenter_client    create_job, get_job_status, find_jobs, cancel_job, retry_job,
+--                         raise_event, get_workflow_info, check_if_lock_exists; the views
+--                         jobcenter.my_jobs and jobcenter.my_job_steps (its own jobs)
+--     jobcenter_worker    announce, withdraw, disconnect, ping, get_task, task_done
+--     jobcenter_compiler  load_action, replace_action, the schedule functions; reads the
+--                         definition tables (actions, tasks, inputs, outputs, types,
+--                         schedules) and deletes schedules (jcc drops those a file lost)
+--     jobcenter_gateway   client and worker, and reads jobs, the archive, the step log,
+--                         actions, tasks and announcements (jcapi's own queries)
+--     jobcenter_admin     all of the above, the maintenance functions (the maestro), the
+--                         operator's retry_now and set_disabled (jcadm), reads
+--                         every table, writes the role, impersonation, environment and
+--                         settings tables; sees and acts on every job and worker
+-- * The identity of a call is jobcenter.caller(a_impersonate): the calling role
+--   (jobcenter.invoker(): the role of SET ROLE, else the session user, or the owner of the
+--   procedure step that is running), or the role it impersonates.
+-- * A procedure step runs as the role that owns the workflow (actions.owner, the role that
+--   loaded it), through jobcenter.run_as, never as the session that drives the job.
+
+-- Roles -------------------------------------------------------------------------------------------
+
+do $$
+declare
+    r text;
+begin
+    foreach r in array array['jobcenter_client', 'jobcenter_worker', 'jobcenter_compiler',
+                             'jobcenter_gateway', 'jobcenter_admin'] loop
+        if not exists (select 1 from pg_catalog.pg_roles where rolname = r) then
+            execute format('create role %I nologin', r);
+        end if;
+    end loop;
+end $$;
+
+do $$
+declare
+    r record;
+begin
+    for r in select * from (values
+                ('jobcenter_client', 'jobcenter_gateway'), ('jobcenter_worker', 'jobcenter_gateway'),
+                ('jobcenter_client', 'jobcenter_admin'), ('jobcenter_worker', 'jobcenter_admin'),
+                ('jobcenter_compiler', 'jobcenter_admin'), ('jobcenter_gateway', 'jobcenter_admin'))
+                as g(grp, member)
+             where not pg_catalog.pg_has_role(member, grp, 'MEMBER') loop
+        execute format('grant %I to %I', r.grp, r.member);
+    end loop;
+end $$;
+
+-- Identities --------------------------------------------------------------------------------------
+
+-- The role a call comes from: the owner of the procedure step running in this backend, else
+-- the role set with SET ROLE, else the session user. Unlike current_user it is the same
+-- inside the SECURITY DEFINER API functions.
+create or replace function jobcenter.invoker() returns text
+language sql stable as $$
+    select coalesce(
+        (select rolname::text from pg_catalog.pg_roles where oid = jobcenter.step_owner()),
+        nullif(pg_catalog.current_setting('role'), 'none'),
+        session_user::text)
+$$;
+
+-- Whether identity `a_who` is an administrator: the calling PostgreSQL role itself when it is
+-- a superuser or a member of jobcenter_admin (an impersonated name never is, whatever
+-- database role shares it), or a jobcenter role in jobcenter_admin (jc_role_members).
+create or replace function jobcenter.is_admin(a_who text) returns boolean
+language sql stable security definer set search_path = pg_catalog, jobcenter, pg_temp as $$
+    select (a_who = jobcenter.invoker() and exists (
+                select 1 from pg_catalog.pg_roles r where r.rolname = a_who
+                  and (r.rolsuper or pg_catalog.pg_has_role(r.oid, 'jobcenter_admin', 'MEMBER'))))
+        or jobcenter.has_role(a_who, 'jobcenter_admin')
+$$;
+
+-- Whether identity `a_who` may act for `a_for` (a job's client, a worker's owner): it is that
+-- identity, an administrator, or may impersonate it. True when `a_for` is unknown (rows made
+-- before 0.2 recorded no owner).
+create or replace function jobcenter.may_act_for(a_who text, a_for text) returns boolean
+language sql stable as $$
+    select a_for is null or a_who = a_for or jobcenter.is_admin(a_who)
+        or exists (select 1 from jobcenter.jc_impersonate_roles
+                   where rolename = a_who and impersonates = a_for)
+$$;
+
+-- Whether the caller may see and act on job `a_job_id` (live or archived): it is the job's
+-- client (or may act for it). True for an unknown job, which the caller reports as such.
+create or replace function jobcenter.may_see_job(a_job_id bigint) returns boolean
+language sql stable as $$
+    select jobcenter.may_act_for(jobcenter.caller(null), (
+        select environment ->> 'jcclient' from jobcenter.jobs where job_id = a_job_id
+        union all
+        select environment ->> 'jcclient' from jobcenter.jobs_archive where job_id = a_job_id
+        limit 1))
+$$;
+
+-- The event rule: an event raised by `a_raiser` reaches the subscriptions of job `a_job_id`
+-- only when the raiser may act for the job's client (is it, may impersonate it, or is an
+-- administrator) or holds the role the job's workflow declares (`role:`). Other
+-- subscriptions do not match it, so a raiser learns nothing about them.
+create or replace function jobcenter.may_raise_to(a_raiser text, a_job_id bigint) returns boolean
+language sql stable as $$
+    select coalesce((
+        select jobcenter.may_act_for(a_raiser, j.environment ->> 'jcclient')
+            or (a.rolename is not null and jobcenter.has_role(a_raiser, a.rolename))
+        from jobcenter.jobs j join jobcenter.actions a on a.action_id = j.workflow_id
+        where j.job_id = a_job_id), false)
+$$;
+
+-- Workers -----------------------------------------------------------------------------------------
+
+-- The live worker row named `a_workername` for identity `a_who`, created when there is none.
+-- A name belongs to the identity that first announced it (workers.owner of its newest row,
+-- live or stopped): another identity is refused (JC004), whichever gateway it comes through.
+create or replace function jobcenter.claim_worker(a_workername text, a_who text) returns bigint
+language plpgsql as $$
+declare
+    v_id bigint;
+    v_owner text;
+    v_stopped timestamptz;
+begin
+    select worker_id, owner, stopped into v_id, v_owner, v_stopped from jobcenter.workers
+    where name = a_workername order by stopped is null desc, worker_id desc limit 1;
+    if found and not jobcenter.may_act_for(a_who, v_owner) then
+        raise exception using errcode = 'JC004',
+            message = format('worker name %s belongs to another user', a_workername),
+            hint = 'choose another worker name';
+    end if;
+    if found and v_stopped is null then
+        return v_id;
+    end if;
+    insert into jobcenter.workers (name, owner) values (a_workername, a_who)
+    returning worker_id into v_id;
+    return v_id;
+end $$;
+
+-- The owner of live worker `a_workername`, when the caller may act for it (else JC004); null
+-- for no live worker of that name.
+create or replace function jobcenter.check_worker_access(a_workername text) returns text
+language plpgsql stable as $$
+declare
+    v_owner text;
+begin
+    select owner into v_owner from jobcenter.workers where name = a_workername and stopped is null;
+    if found and not jobcenter.may_act_for(jobcenter.caller(null), v_owner) then
+        raise exception using errcode = 'JC004',
+            message = format('%s may not act for worker %s', jobcenter.caller(null), a_workername);
+    end if;
+    return v_owner;
+end $$;
+
+-- Ownership of actions and workflows ------------------------------------------------------------
+
+-- (the columns are in schema.sql; rows made before this file ran get its runner as owner)
+update jobcenter.actions set owner = jobcenter.invoker() where owner is null;
+alter table jobcenter.actions alter column owner set default jobcenter.invoker();
+alter table jobcenter.actions alter column owner set not null;
+
+-- A new version of a name belongs to the loader, who must own the newest version (or be an
+-- administrator); only the owner or an administrator changes a version in place.
+create or replace function jobcenter.actions_owner() returns trigger
+language plpgsql as $$
+declare
+    v_me text := jobcenter.invoker();
+    v_owner text;
+begin
+    if tg_op = 'INSERT' then
+        new.owner := v_me;
+        select owner into v_owner from jobcenter.actions
+        where type = new.type and name = new.name order by version desc limit 1;
+    else
+        -- the owner never changes (a row without one, from before 0.2, gets it filled in)
+        v_owner := old.owner;
+        new.owner := coalesce(old.owner, new.owner);
+    end if;
+    if v_owner is not null and v_owner <> v_me and not jobcenter.is_admin(v_me) then
+        raise exception using errcode = 'JC004',
+            message = format('%s %s belongs to %s, not %s', new.type, new.name, v_owner, v_me),
+            hint = 'the owner or an administrator loads its new versions';
+    end if;
+    return new;
+end $$;
+create or replace trigger actions_owner before insert or update on jobcenter.actions
+for each row execute function jobcenter.actions_owner();
+
+-- Procedure steps -----------------------------------------------------------------------------------
+
+-- Runs procedure `a_name` (a function `name(jsonb) returns jsonb`; an unqualified name is in
+-- schema public) with `a_args`, as the role that owns workflow `a_workflow_id`, with
+-- search_path pg_catalog, public, pg_temp. It can do only what that role can: EXECUTE on the
+-- function, and whatever the function itself does, are checked against the owner.
+create or replace function jobcenter.call_procedure(a_workflow_id integer, a_name text, a_args jsonb)
+returns jsonb language plpgsql set search_path = pg_catalog, public, pg_temp as $$
+declare
+    v_owner text;
+    v_role oid;
+    v_sql text;
+begin
+    select owner into v_owner from jobcenter.actions where action_id = a_workflow_id;
+    select oid into v_role from pg_catalog.pg_roles where rolname = v_owner;
+    if v_role is null then
+        raise exception 'the workflow''s owner % is not a database role', v_owner;
+    end if;
+    select format('select %I.%I($1)', n.nspname, p.proname) into v_sql
+    from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+    where p.oid = pg_catalog.to_regprocedure(
+        case when a_name like '%.%' then a_name else 'public.' || a_name end || '(jsonb)');
+    if v_sql is null then
+        raise exception 'there is no function %(jsonb)', a_name;
+    end if;
+    return jobcenter.run_as(v_role, v_sql, a_args);
+end $$;
+
+-- Read views ----------------------------------------------------------------------------------------
+
+-- The caller's own jobs, live and archived (every job for an administrator).
+create or replace view jobcenter.my_jobs with (security_barrier) as
+    select j.job_id, a.name as workflow, a.version, j.state::text as state, j.arguments,
+           j.out_args, j.parentjob_id, j.job_created, j.job_finished, false as archived
+    from jobcenter.jobs j join jobcenter.actions a on a.action_id = j.workflow_id
+    where j.environment ->> 'jcclient' = jobcenter.invoker() or jobcenter.is_admin(jobcenter.invoker())
+    union all
+    select j.job_id, a.name, a.version, j.state::text, j.arguments, j.out_args, j.parentjob_id,
+           j.job_created, j.job_finished, true
+    from jobcenter.jobs_archive j join jobcenter.actions a on a.action_id = j.workflow_id
+    where j.environment ->> 'jcclient' = jobcenter.invoker() or jobcenter.is_admin(jobcenter.invoker());
+
+-- The step log of the caller's own jobs.
+create or replace view jobcenter.my_job_steps with (security_barrier) as
+    select l.job_id, l.task_id, l.state::text as state, l.inargs, l.outargs, l.variables,
+           l.task_entered, l.task_started, l.task_completed, l.worker_id
+    from jobcenter.job_task_log l
+    where exists (select 1 from jobcenter.my_jobs m where m.job_id = l.job_id);
+
+-- Grants --------------------------------------------------------------------------------------------
+
+revoke all on all tables in schema jobcenter from public;
+revoke all on all sequences in schema jobcenter from public;
+revoke all on all functions in schema jobcenter from public;
+grant usage on schema jobcenter to jobcenter_client, jobcenter_worker, jobcenter_compiler,
+    jobcenter_gateway, jobcenter_admin;
+
+do $$
+declare
+    v_api constant jsonb := '{
+        "jobcenter_client": ["create_job", "get_job_status", "find_jobs", "cancel_job",
+            "retry_job", "raise_event", "raise_event_id", "get_workflow_info", "check_if_lock_exists"],
+        "jobcenter_worker": ["announce", "withdraw", "disconnect", "ping", "get_task",
+            "task_done", "task_failed"],
+        "jobcenter_compiler": ["load_action", "replace_action", "create_schedule",
+            "drop_schedule", "enable_schedule", "get_workflow_info"],
+        "jobcenter_admin": ["do_timeout", "next_timeout", "do_crash_recovery",
+            "do_worker_check", "do_archival_and_cleanup", "do_schedules", "next_schedule",
+            "retry_now", "set_disabled"]
+    }';
+    -- pure functions and the identity functions the views use: every role may call them
+    v_everyone constant text[] := array['invoker', 'is_admin', 'step_owner', 'cron_check',
+        'cron_next', 'cron_prev', 'jcl_ir_version', 'jcl_eval', 'jcl_truthy', 'jcl_tostring',
+        'check_value', 'check_model'];
+    v_grp text;
+    r record;
+begin
+    for r in select p.oid::regprocedure as fn from pg_catalog.pg_proc p
+             join pg_catalog.pg_language l on l.oid = p.prolang
+             where p.pronamespace = 'jobcenter'::regnamespace and l.lanname in ('sql', 'plpgsql')
+               -- an internal overload (it takes a job row, e.g. task_failed) is not the API
+               and not 'jobcenter.jobs'::regtype::oid = any(p.proargtypes::oid[])
+               and p.proname in (select jsonb_array_elements_text(g.value)
+                                 from jsonb_each(v_api) g) loop
+        execute format('alter function %s security definer set search_path = pg_catalog, jobcenter, pg_temp', r.fn);
+    end loop;
+    for v_grp in select jsonb_object_keys(v_api) loop
+        for r in select p.oid::regprocedure as fn from pg_catalog.pg_proc p
+                 where p.pronamespace = 'jobcenter'::regnamespace
+                   and not 'jobcenter.jobs'::regtype::oid = any(p.proargtypes::oid[])
+                   and p.proname in (select jsonb_array_elements_text(v_api -> v_grp)) loop
+            execute format('grant execute on function %s to %I', r.fn, v_grp);
+        end loop;
+    end loop;
+    for r in select p.oid::regprocedure as fn from pg_catalog.pg_proc p
+             where p.pronamespace = 'jobcenter'::regnamespace and p.proname = any(v_everyone) loop
+        execute format('grant execute on function %s to jobcenter_client, jobcenter_worker, '
+            'jobcenter_compiler, jobcenter_gateway, jobcenter_admin', r.fn);
+    end loop;
+end $$;
+
+grant select on jobcenter.my_jobs, jobcenter.my_job_steps to jobcenter_client;
+grant select on jobcenter.actions, jobcenter.action_inputs, jobcenter.action_outputs,
+    jobcenter.action_version_tags, jobcenter.tasks, jobcenter.next_tasks, jobcenter.json_schemas,
+    jobcenter.locktypes, jobcenter.workflow_locks, jobcenter.schedules to jobcenter_compiler;
+grant delete on jobcenter.schedules to jobcenter_compiler;
+grant select on jobcenter.jobs, jobcenter.jobs_archive, jobcenter.job_task_log, jobcenter.actions,
+    jobcenter.tasks, jobcenter.worker_actions to jobcenter_gateway;
+grant select on all tables in schema jobcenter to jobcenter_admin;
+grant insert, update, delete on jobcenter.jc_roles, jobcenter.jc_role_members,
+    jobcenter.jc_impersonate_roles, jobcenter.jc_env, jobcenter.settings to jobcenter_admin;
