@@ -16,16 +16,16 @@ pub mod table;
 use std::io::{BufRead, IsTerminal, Write};
 
 use serde_json::{json, Value};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 pub use cli::Cli;
 use cli::{Command, Format};
 pub use error::Error;
 
-/// Connects to the database named by a libpq connection string.
+/// Connects to the database named by a libpq connection string (TLS parameters included).
 pub async fn connect(dsn: &str) -> Result<Client, Error> {
     let config = jc_db::connect_config(dsn, "jcadm")?;
-    let (client, connection) = config.connect(NoTls).await?;
+    let (client, connection) = config.connect().await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             eprintln!("jcadm: connection lost: {e}");

@@ -7,9 +7,10 @@ use tokio_postgres::GenericClient;
 
 use crate::Error;
 
-/// Cancels a live job (an `abort` error; its children are aborted too).
+/// Cancels a live job (an `abort` error; its children are aborted too), one whose task a
+/// worker is running too: the operator decides (`a_force`).
 pub async fn cancel(c: &impl GenericClient, job_id: i64, reason: &str) -> Result<(), Error> {
-    Ok(jc_db::cancel_job(c, job_id, reason).await?)
+    Ok(jc_db::cancel_job(c, job_id, reason, true).await?)
 }
 
 /// Restarts a job in error from its start.

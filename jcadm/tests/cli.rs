@@ -66,7 +66,7 @@ async fn take(c: &Client, job: i64, answer: Option<Value>) {
         .unwrap()
         .unwrap_or_else(|| panic!("no step task for job {job}"));
     if let Some(a) = answer {
-        db::task_done(c, t.cookie, &a).await.unwrap();
+        db::task_done(c, &t.cookie, &a).await.unwrap();
     }
 }
 

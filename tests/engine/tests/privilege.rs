@@ -302,11 +302,11 @@ async fn an_api_caller_cannot_touch_the_tables_or_other_users_jobs() {
         vec![job]
     );
     assert_eq!(
-        code_of(db::cancel_job(&bob, job, "mine now").await),
+        code_of(db::cancel_job(&bob, job, "mine now", true).await),
         db::ErrorCode::UnknownJob
     );
     assert_eq!(state(&c, job).await, "eventwait");
-    db::cancel_job(&alice, job, "done with it").await.unwrap();
+    db::cancel_job(&alice, job, "done with it", true).await.unwrap();
     assert_eq!(state(&c, job).await, "error");
 }
 
@@ -415,12 +415,12 @@ async fn worker_names_and_taken_tasks_belong_to_their_user() {
         .unwrap();
     let forged = json!({"counter": 1000});
     assert_eq!(
-        code_of(db::task_done(&bob, task.cookie, &forged).await),
+        code_of(db::task_done(&bob, &task.cookie, &forged).await),
         db::ErrorCode::NotAuthorized
     );
     assert_eq!(state(&c, job).await, "working");
     let answer: Value = examples::add_answer(&task.inargs);
-    db::task_done(&alice, task.cookie, &answer).await.unwrap();
+    db::task_done(&alice, &task.cookie, &answer).await.unwrap();
     assert_eq!(output(&c, job).await, json!({"output": 4}));
 
     // once the worker is gone the name is still alice's
@@ -474,7 +474,7 @@ async fn the_gateway_and_the_maestro_work_as_their_roles() {
         .await
         .unwrap()
         .unwrap();
-    db::task_done(&gw, task.cookie, &examples::add_answer(&task.inargs))
+    db::task_done(&gw, &task.cookie, &examples::add_answer(&task.inargs))
         .await
         .unwrap();
     assert_eq!(

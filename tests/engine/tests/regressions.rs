@@ -187,7 +187,7 @@ async fn a_parents_abort_wakes_the_waiters_of_the_locks_its_child_held() {
     let w = create(&c, "waiter", json!({})).await;
     assert_eq!(state(&c, w).await, "lockwait");
 
-    db::cancel_job(&c, boss, "stop").await.unwrap();
+    db::cancel_job(&c, boss, "stop", false).await.unwrap();
     assert_eq!(state(&c, kid).await, "error");
     assert_eq!(
         state(&c, w).await,
@@ -227,11 +227,11 @@ async fn siblings_ending_at_once_when_one_fails_do_not_deadlock() {
     close_gate(&c).await;
     let (cb, pb) = other(&tdb).await;
     // the sibling ends, stopped at the gate holding its row
-    let hb = tokio::spawn(async move { db::task_done(&cb, tb.cookie, &json!({})).await });
+    let hb = tokio::spawn(async move { db::task_done(&cb, &tb.cookie, &json!({})).await });
     let hb = until_blocked(&c, pb, hb).await;
     let (ca, pa) = other(&tdb).await;
     let ha =
-        tokio::spawn(async move { db::task_done(&ca, ta.cookie, &json!({"error": "boom"})).await });
+        tokio::spawn(async move { db::task_done(&ca, &ta.cookie, &json!({"error": "boom"})).await });
     blocked_or_done(&c, pa, &ha).await;
     open_gate(&c).await;
     let (ra, rb) = (ha.await.unwrap(), hb.await.unwrap());
@@ -285,7 +285,7 @@ async fn an_event_raised_while_the_wait_is_uncommitted_is_not_lost() {
 
     let mut c1 = tdb.connect().await.unwrap();
     let tx = c1.transaction().await.unwrap();
-    db::task_done(&tx, t.cookie, &json!({})).await.unwrap();
+    db::task_done(&tx, &t.cookie, &json!({})).await.unwrap();
     let (c2, p2) = other(&tdb).await;
     let h = tokio::spawn(async move {
         db::raise_event(&c2, &json!({"type": "approval", "id": 7, "ok": true})).await
@@ -328,9 +328,9 @@ async fn lock_cycles_built_by_overlapping_transactions_are_detected() {
 
     let mut c1 = tdb.connect().await.unwrap();
     let tx = c1.transaction().await.unwrap();
-    db::task_done(&tx, tx_.cookie, &json!({})).await.unwrap();
+    db::task_done(&tx, &tx_.cookie, &json!({})).await.unwrap();
     let (c2, p2) = other(&tdb).await;
-    let h = tokio::spawn(async move { db::task_done(&c2, ty.cookie, &json!({})).await });
+    let h = tokio::spawn(async move { db::task_done(&c2, &ty.cookie, &json!({})).await });
     blocked_or_done(&c, p2, &h).await;
     tx.commit().await.unwrap();
     h.await.unwrap().unwrap();
@@ -383,7 +383,7 @@ async fn do_timeout_holds_no_batch_while_it_drives() {
     let ht = tokio::spawn(async move { db::do_timeout(&c1).await });
     let ht = until_blocked(&c, p1, ht).await;
     let (c2, p2) = other(&tdb).await;
-    let hd = tokio::spawn(async move { db::task_done(&c2, t.cookie, &json!({})).await });
+    let hd = tokio::spawn(async move { db::task_done(&c2, &t.cookie, &json!({})).await });
     blocked_or_done(&c, p2, &hd).await;
     open_gate(&c).await;
     let (rt, rd) = (ht.await.unwrap(), hd.await.unwrap());
@@ -416,9 +416,9 @@ async fn a_child_skipped_by_its_parents_abort_is_aborted_and_never_handed_out() 
 
     let mut c1 = tdb.connect().await.unwrap();
     let tx = c1.transaction().await.unwrap();
-    db::task_done(&tx, t.cookie, &json!({})).await.unwrap();
+    db::task_done(&tx, &t.cookie, &json!({})).await.unwrap();
     let c2 = tdb.connect().await.unwrap();
-    db::cancel_job(&c2, boss, "stop").await.unwrap();
+    db::cancel_job(&c2, boss, "stop", false).await.unwrap();
     tx.commit().await.unwrap();
 
     assert_eq!(state(&c, boss).await, "error");
@@ -444,7 +444,7 @@ async fn a_retried_job_ignores_the_children_of_its_previous_run() {
     load(&c, &[work(), kid, caller("boss7", "kid7")]).await;
     let boss = create(&c, "boss7", json!({})).await;
     let old = only_child(&c, boss).await;
-    db::cancel_job(&c, boss, "stop").await.unwrap();
+    db::cancel_job(&c, boss, "stop", false).await.unwrap();
     assert_eq!(state(&c, old).await, "error");
     db::retry_job(&c, boss, "again").await.unwrap();
     let kids = engine_tests::children(&c, boss).await;
@@ -469,7 +469,7 @@ async fn ready_tasks_of_an_older_action_version_are_handed_out() {
     let t = db::get_task(&c, "w", "add", None).await.unwrap();
     let t = t.expect("the task of the older version was not handed out");
     assert_eq!(t.job_id, job);
-    db::task_done(&c, t.cookie, &examples::add_answer(&t.inargs))
+    db::task_done(&c, &t.cookie, &examples::add_answer(&t.inargs))
         .await
         .unwrap();
     assert_eq!(output(&c, job).await, json!({"output": 4}));
@@ -631,7 +631,7 @@ async fn values_nested_too_deep_are_errors_not_panics() {
 
     let job = create(&c, "deepcall", json!({})).await;
     let t = take(&c, "deepact", job).await;
-    db::task_done(&c, t.cookie, &json!({"v": nested(300)}))
+    db::task_done(&c, &t.cookie, &json!({"v": nested(300)}))
         .await
         .unwrap();
     assert_eq!(state(&c, job).await, "error");
