@@ -190,3 +190,28 @@ async fn work(
         worked.tasks += 1;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Against a real cluster: every job is drained and checked (created, performed once,
+    /// finished with its output), and the rate is measured.
+    #[tokio::test]
+    async fn a_small_drain_finishes_every_job() -> anyhow::Result<()> {
+        let db = testkit::Cluster::shared().await?.new_db().await?;
+        let plan = Plan {
+            jobs: 30,
+            workers: 3,
+            batch: 1,
+            timeout: Duration::from_secs(120),
+        };
+        let o = run(&db, &plan).await?;
+        assert_eq!((o.jobs, o.workers), (30, 3));
+        assert!(o.jobs_per_s() > 0.0 && o.task_done_ms > 0.0, "{o:?}");
+        let j = o.json();
+        assert_eq!(j["tasks_per_call"], json!(1));
+        assert_eq!(j["jobs"], json!(30));
+        Ok(())
+    }
+}

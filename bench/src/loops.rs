@@ -17,8 +17,7 @@ use crate::summary::{predict_seconds, rate, round_to};
 /// The loop's workflow.
 pub const WORKFLOW: &str = "benchloop";
 
-/// The loop's workflow: input `n`, output `i` (= n); steps per job 2n + 3 (the first eval,
-/// a branch and an eval per turn, the last branch, the end).
+/// The loop's workflow: input `n`, output `i` (= n); [`steps`]`(n)` steps per job.
 pub fn model() -> jcl::Model {
     let mut f = testkit::flow::Flow::workflow(WORKFLOW)
         .input("n", "number")
@@ -35,9 +34,15 @@ pub fn model() -> jcl::Model {
     f.build()
 }
 
+/// Steps a job of `n` turns logs: a branch and an eval per turn, plus the start, the first
+/// eval, the last branch and the end.
+pub fn steps(turns: u64) -> u64 {
+    2 * turns + 4
+}
+
 /// Turns of the loop for about `steps` steps.
 pub fn turns(steps: u64) -> u64 {
-    steps.saturating_sub(3) / 2
+    steps.saturating_sub(4) / 2
 }
 
 /// One size: run, or skipped because it was predicted to take too long.
@@ -90,7 +95,7 @@ pub async fn run(
     let mut out = Vec::with_capacity(sizes.len());
     for &target in sizes {
         let n = turns(target);
-        let steps = 2 * n + 3;
+        let steps = steps(n);
         if let Some(predicted_s) =
             predict_seconds(&done, steps).filter(|&p| p > budget.as_secs_f64())
         {
@@ -127,8 +132,35 @@ mod tests {
     #[test]
     fn sizes_become_turns() {
         assert_eq!(turns(1000), 498);
+        assert_eq!(steps(turns(1000)), 1000);
         assert_eq!(turns(3), 0);
         assert_eq!(turns(0), 0);
+    }
+
+    /// Against a real cluster: every size runs to its output, logs the steps [`steps`]
+    /// counts, and a size beyond the budget is skipped with a prediction.
+    #[tokio::test]
+    async fn a_small_loop_runs_and_a_big_one_is_skipped() -> anyhow::Result<()> {
+        let db = testkit::Cluster::shared().await?.new_db().await?;
+        let sizes = run(&db, &[20, 100], Duration::from_secs(3600)).await?;
+        let logged: Vec<u64> = sizes
+            .iter()
+            .map(|s| match s {
+                Size::Ran { steps, .. } => *steps,
+                Size::Skipped { .. } => 0,
+            })
+            .collect();
+        assert_eq!(logged, vec![20, 100]);
+        let db = testkit::Cluster::shared().await?.new_db().await?;
+        let sizes = run(&db, &[20, 1_000_000_000], Duration::from_secs(1)).await?;
+        match sizes.as_slice() {
+            [Size::Ran { .. }, Size::Skipped { steps, predicted_s }] => {
+                assert_eq!(*steps, 1_000_000_000);
+                assert!(*predicted_s > 1.0, "{predicted_s}");
+            }
+            other => panic!("expected a run and a skip, got {other:?}"),
+        }
+        Ok(())
     }
 
     #[test]
