@@ -47,13 +47,7 @@ impl Outcome {
 
 /// Loads the workload into `db`, a fresh database with the extension.
 pub async fn load(db: &testkit::TestDb) -> anyhow::Result<()> {
-    let control = Conn::open(&db.dsn).await?;
-    for model in workload::models() {
-        jc_db::load_model(&control.client, &model, &[])
-            .await
-            .with_context(|| format!("could not load model {}", model.name))?;
-    }
-    Ok(())
+    workload::load(&Conn::open(&db.dsn).await?.client).await
 }
 
 /// `clients` connections create `jobs` jobs together, one per transaction; `first_input`

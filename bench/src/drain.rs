@@ -90,11 +90,7 @@ pub async fn run(db: &testkit::TestDb, plan: &Plan) -> anyhow::Result<Outcome> {
     check(plan)?;
     let control = Conn::open(&db.dsn).await?;
     let c = &control.client;
-    for model in workload::models() {
-        jc_db::load_model(c, &model, &[])
-            .await
-            .with_context(|| format!("could not load model {}", model.name))?;
-    }
+    workload::load(c).await?;
     let setup_start = Instant::now();
     let jobs = plan.jobs as i64;
     let mut from = 0;

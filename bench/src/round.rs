@@ -77,11 +77,7 @@ type Created = Vec<(i64, Instant)>;
 pub async fn run(db: &testkit::TestDb, plan: &Plan) -> anyhow::Result<Outcome> {
     let control = Conn::open(&db.dsn).await?;
     let c = &control.client;
-    for model in workload::models() {
-        jc_db::load_model(c, &model, &[])
-            .await
-            .with_context(|| format!("could not load model {}", model.name))?;
-    }
+    workload::load(c).await?;
     let action_id = sql::action_id(c, ACTION).await?;
     let ready = format!("action:{action_id}:ready");
 
