@@ -489,6 +489,9 @@ async fn create_mode(cluster: &testkit::Cluster, args: &Args) -> anyhow::Result<
         .context("could not create a database")?;
     create::load(&db).await?;
     eprintln!("create: {} jobs, {} clients …", args.jobs, args.clients);
+    // The disk's commit rate decides this rate: a probe before each run shows how much.
+    let span = Duration::from_secs(2);
+    let mut probes = vec![machine::probe(cluster, span).await?];
     let mut outcomes = vec![create::run(&db, args.clients, args.jobs, 0).await?];
     let mut prefill = None;
     if let Some(n) = args.prefill {
@@ -500,17 +503,18 @@ async fn create_mode(cluster: &testkit::Cluster, args: &Args) -> anyhow::Result<
             args.jobs,
             args.clients
         );
+        probes.push(machine::probe(cluster, span).await?);
         outcomes.push(create::run(&db, args.clients, args.jobs, args.jobs as i64).await?);
         prefill = Some(p);
     }
     println!(
-        "{:>7} {:>6} {:>9} {:>8} {:>9} {:>13} {:>13}",
-        "clients", "jobs", "elapsed_s", "jobs/s", "jobs_rows", "archive_rows", "log_rows"
+        "{:>7} {:>6} {:>9} {:>8} {:>9} {:>13} {:>13} {:>8}",
+        "clients", "jobs", "elapsed_s", "jobs/s", "jobs_rows", "archive_rows", "log_rows", "probe"
     );
-    for o in &outcomes {
+    for (o, probe) in outcomes.iter().zip(&probes) {
         let (jobs, archive, log) = o.rows_before;
         println!(
-            "{:>7} {:>6} {:>9.2} {:>8.1} {:>9} {:>13} {:>13}",
+            "{:>7} {:>6} {:>9.2} {:>8.1} {:>9} {:>13} {:>13} {probe:>8.0}",
             o.clients,
             o.jobs,
             o.elapsed.as_secs_f64(),
@@ -532,7 +536,12 @@ async fn create_mode(cluster: &testkit::Cluster, args: &Args) -> anyhow::Result<
         "workflow": "calltest",
         "prefill": prefill.as_ref().map(create::Prefill::json),
         "full_over_empty": flat,
-        "results": outcomes.iter().map(create::Outcome::json).collect::<Vec<_>>(),
+        "probe": "2 s of single-row INSERT + COMMIT by one client before each run, commits/s",
+        "results": outcomes.iter().zip(&probes).map(|(o, &p)| {
+            let mut j = o.json();
+            j["probe_commits_per_s_before"] = json!(p);
+            j
+        }).collect::<Vec<_>>(),
     }))
 }
 
