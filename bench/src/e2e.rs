@@ -168,11 +168,7 @@ struct Progress {
 pub async fn run(db: &testkit::TestDb, setup: &Setup, plan: &Plan) -> anyhow::Result<E2eOutcome> {
     let control = Conn::open(&db.dsn).await?;
     let c = &control.client;
-    for model in workload::models() {
-        jc_db::load_model(c, &model, &[])
-            .await
-            .with_context(|| format!("could not load model {}", model.name))?;
-    }
+    workload::load(c).await?;
     // The gateway acts for its users: jobcenter roles its database role may impersonate.
     let users = vec![CLIENT_USER.to_owned(), WORKER_USER.to_owned()];
     c.execute(

@@ -104,7 +104,10 @@ impl Gateway {
             .arg("--users-file")
             .arg(users_file)
             .args(["--listen", "tcp:127.0.0.1:0", "--listen", "ws:127.0.0.1:0"])
-            .args(["--http", "127.0.0.1:0", "--log-level", "warn"]);
+            .args(["--http", "127.0.0.1:0", "--log-level", "warn"])
+            // Every bench client and worker comes from 127.0.0.1: the per-peer connection
+            // limit that protects a real gateway would refuse them.
+            .args(["--max-connections-per-peer", "100000"]);
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("JC_") {
                 cmd.env_remove(name);

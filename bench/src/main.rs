@@ -1,13 +1,21 @@
-//! The bench command: throughput and latency of the engine with N SQL workers and M clients
-//! on a private PostgreSQL cluster, or (`--e2e`) with jc-client workers and clients through
-//! the real `jcapi` gateway over TCP and WebSocket; prints a table and writes the figures as
-//! JSON.
+//! The bench command: throughput and latency of the engine on a private PostgreSQL
+//! cluster: SQL workers and clients, (`--e2e`) jc-client workers and clients through the
+//! real `jcapi` gateway, (`drain`, `create`, `loop`) the issue's drain, create and
+//! worker-free loop figures, and (`peers`) the same beside graphile-worker; prints tables and
+//! writes the figures as JSON.
 
 mod conn;
+mod create;
+mod drain;
 mod e2e;
 mod gateway;
+mod loops;
+mod machine;
+mod peers;
 mod round;
+mod sql;
 mod stats;
+mod summary;
 mod workload;
 
 use std::path::{Path, PathBuf};
@@ -19,43 +27,97 @@ use serde_json::{json, Map, Value};
 use crate::conn::Conn;
 use crate::e2e::{E2eOutcome, Transport};
 use crate::round::{Outcome, Plan};
+use crate::summary::round_to;
 
 const USAGE: &str = "\
 bench: throughput and latency of the jobcenter engine
 
-Starts a private PostgreSQL cluster, and for each worker count N runs a round on a fresh
-database: N SQL workers (each its own connection, waking on LISTEN action:<id>:ready) perform
-action `add` while M client connections create jobs of workflow `calltest` (which calls `add`
-once). Prints a table and writes the figures as JSON.
+Every mode starts a private PostgreSQL cluster (the installed extension), runs on fresh
+databases in it, prints a table and writes its figures into a JSON file under its own key
+(the other modes' figures are kept).
 
-With --e2e the same workload runs end to end through the real gateway instead: for each
-transport and worker count, a fresh database and a `jcapi` of its own on free ports of
-127.0.0.1; N workers (jc-client connections announcing `add`) and M clients (jc-client
-connections creating jobs and waiting for each one's job_done). Every job's output is
-checked. The figures go under the key `e2e` of the JSON file, next to the SQL figures
-(each mode keeps the other's).
+usage: bench [MODE] [options]
 
-usage: bench [options]
-  --workers LIST   worker counts, one round each (default 1,4,16)
-  --jobs K         jobs per round (default 2000)
+Modes:
+  (none)   N SQL workers (each its own connection, waking on LISTEN action:<id>:ready)
+           perform action `add` while M client connections create jobs of workflow
+           `calltest` (which calls `add` once); one round per worker count. Key `results`.
+  --e2e    the same workload through the real gateway: for each transport and worker
+           count, a fresh database and a `jcapi` of its own on free ports of 127.0.0.1; N
+           workers (jc-client connections announcing `add`) and M clients (jc-client
+           connections creating jobs and waiting for each one's job_done). Every job's
+           output is checked. Key `e2e`.
+  drain    --jobs jobs of `calltest` are created first, then W SQL workers drain them with
+           get_task then task_done, one task per call, until none is left (as
+           graphile-worker's perfTest); jobs/s. One round per worker count. Key `drain`.
+  create   --clients connections call create_job, one job per transaction, --jobs in all;
+           jobs/s. With --prefill P, the same database then gets P finished jobs in
+           jobs_archive (and their step log) and the clients run again. Key `create`.
+  loop     steps per second of a worker-free loop (a `while` of evals, all plotted inline in
+           create_job's transaction), one job per size. A size predicted (from the sizes
+           before it) to take longer than --budget-seconds is skipped. Key `loop`.
+  peers    ours beside graphile-worker (installed from npm when missing) on the same
+           cluster, same job count, interleaved rounds with a commit probe before every
+           run: drain (1 graphile process x W concurrency, unbatched and batched), create
+           (4 clients, add_job) and --e2e (TCP) against graphile unbatched; prints the
+           ratios ours/peer. Key `peers`. Needs node, npm and a jcapi binary.
+
+Options:
+  --workers LIST   worker counts, one round each (default 1,4,16; drain, peers: 10;
+                   peers takes one count, the peer's concurrency too)
+  --jobs K         jobs per round (default 2000; drain, peers: 20000; create: 10000)
   --clients M      client connections creating jobs (default 4)
-  --inflight L     at most L unfinished jobs at a time, all clients together
+  --inflight L     (none, --e2e) at most L unfinished jobs at a time, all clients together
                    (default: no limit; clients create jobs as fast as they can)
-  --timeout S      seconds a round may take before the bench fails (default 120)
+  --timeout S      seconds a round may take before the bench fails (default 120;
+                   loop: a size has no time limit but the budget)
   --out PATH       where to write the JSON (default bench/results.json)
   --fast           fsync, synchronous_commit and full_page_writes off (default: on)
-  --stats          print the statements that took the most time in each round
-                   (pg_stat_statements; it slows the server down a little)
-  --e2e            run through the gateway (see above) instead of SQL workers
-  --transports L   with --e2e: transports, one set of rounds each (default tcp,ws)
-  --slots S        with --e2e: tasks each worker performs at once (default 1)
-  --jcapi PATH     with --e2e: the gateway binary (default: `jcapi` next to this program;
-                   build it with cargo build --release -p jcapi)
+  --stats          (none, --e2e) print the statements that took the most time in each
+                   round (pg_stat_statements; it slows the server down a little)
+  --transports L   (--e2e) transports, one set of rounds each (default tcp,ws)
+  --slots S        (--e2e) tasks each worker performs at once (default 1)
+  --jcapi PATH     (--e2e, peers) the gateway binary (default: `jcapi` next to this
+                   program; build it with cargo build --release -p jcapi)
+  --batch K        (drain) tasks per worker call (default 1; larger sizes need batched
+                   calls, which the engine does not offer yet)
+  --prefill P      (create) archived jobs to add before the second run (default: no second
+                   run); 1000000 is the target's table size
+  --steps LIST     (loop) sizes in steps (default 1000,10000,100000)
+  --budget-seconds B  (loop) skip a size predicted to take longer (default 120)
+  --rounds R       (peers) interleaved rounds (default 2)
+  --probe-seconds S   (peers) length of each commit probe (default 2)
+  --peer-dir PATH  (peers) where graphile-worker is installed (default .jc/peers)
   --help           this text
 ";
 
+/// What the bench runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Rounds,
+    E2e,
+    Drain,
+    Create,
+    Loop,
+    Peers,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Rounds => "(none)",
+            Mode::E2e => "--e2e",
+            Mode::Drain => "drain",
+            Mode::Create => "create",
+            Mode::Loop => "loop",
+            Mode::Peers => "peers",
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Args {
+    mode: Mode,
     workers: Vec<usize>,
     jobs: usize,
     clients: usize,
@@ -64,15 +126,63 @@ struct Args {
     out: PathBuf,
     fast: bool,
     stats: bool,
-    e2e: bool,
     transports: Vec<Transport>,
     slots: u32,
     jcapi: Option<PathBuf>,
+    batch: usize,
+    prefill: Option<i64>,
+    steps: Vec<u64>,
+    budget: Duration,
+    rounds: usize,
+    probe: Duration,
+    peer_dir: PathBuf,
+}
+
+/// The modes each mode-specific flag goes with.
+fn flag_modes(flag: &str) -> &'static [Mode] {
+    match flag {
+        "--inflight" | "--stats" => &[Mode::Rounds, Mode::E2e],
+        "--transports" | "--slots" => &[Mode::E2e],
+        "--jcapi" => &[Mode::E2e, Mode::Peers],
+        "--batch" => &[Mode::Drain],
+        "--prefill" => &[Mode::Create],
+        "--steps" | "--budget-seconds" => &[Mode::Loop],
+        "--rounds" | "--probe-seconds" | "--peer-dir" => &[Mode::Peers],
+        "--workers" => &[Mode::Rounds, Mode::E2e, Mode::Drain, Mode::Peers],
+        "--clients" => &[Mode::Rounds, Mode::E2e, Mode::Create, Mode::Peers],
+        "--jobs" => &[
+            Mode::Rounds,
+            Mode::E2e,
+            Mode::Drain,
+            Mode::Create,
+            Mode::Peers,
+        ],
+        _ => &[
+            Mode::Rounds,
+            Mode::E2e,
+            Mode::Drain,
+            Mode::Create,
+            Mode::Loop,
+            Mode::Peers,
+        ],
+    }
 }
 
 /// Parses the command line; `Ok(None)` for `--help`.
-fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Option<Args>> {
+fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Option<Args>> {
+    let mut args = args.peekable();
+    let mut mode = match args.peek().map(String::as_str) {
+        Some("drain") => Some(Mode::Drain),
+        Some("create") => Some(Mode::Create),
+        Some("loop") => Some(Mode::Loop),
+        Some("peers") => Some(Mode::Peers),
+        _ => None,
+    };
+    if mode.is_some() {
+        args.next();
+    }
     let mut parsed = Args {
+        mode: Mode::Rounds,
         workers: vec![1, 4, 16],
         jobs: 2000,
         clients: 4,
@@ -81,12 +191,19 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Option<A
         out: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/results.json")),
         fast: false,
         stats: false,
-        e2e: false,
         transports: vec![Transport::Tcp, Transport::Ws],
         slots: 1,
         jcapi: None,
+        batch: 1,
+        prefill: None,
+        steps: vec![1000, 10_000, 100_000],
+        budget: Duration::from_secs(120),
+        rounds: 2,
+        probe: Duration::from_secs(2),
+        peer_dir: peers::default_cache(),
     };
-    let mut e2e_only = None;
+    let (mut workers, mut jobs) = (None, None);
+    let mut used = vec![];
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.into())),
@@ -104,19 +221,22 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Option<A
                 _ => bail!("{what} must be a positive whole number, not {v:?}"),
             }
         };
+        let seconds = |v: String, what: &str| -> anyhow::Result<Duration> {
+            Ok(Duration::from_secs(count(v, what)? as u64))
+        };
         match flag.as_str() {
             "--workers" => {
-                parsed.workers = value()?
-                    .split(',')
-                    .map(|n| count(n.to_owned(), "--workers"))
-                    .collect::<anyhow::Result<_>>()?;
+                workers = Some(
+                    value()?
+                        .split(',')
+                        .map(|n| count(n.to_owned(), "--workers"))
+                        .collect::<anyhow::Result<Vec<_>>>()?,
+                );
             }
-            "--jobs" => parsed.jobs = count(value()?, "--jobs")?,
+            "--jobs" => jobs = Some(count(value()?, "--jobs")?),
             "--clients" => parsed.clients = count(value()?, "--clients")?,
             "--inflight" => parsed.inflight = Some(count(value()?, "--inflight")?),
-            "--timeout" => {
-                parsed.timeout = Duration::from_secs(count(value()?, "--timeout")? as u64);
-            }
+            "--timeout" => parsed.timeout = seconds(value()?, "--timeout")?,
             "--out" => parsed.out = PathBuf::from(value()?),
             "--transports" => {
                 parsed.transports = value()?
@@ -126,29 +246,58 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Option<A
                             .with_context(|| format!("--transports: {t:?} is not tcp or ws"))
                     })
                     .collect::<anyhow::Result<_>>()?;
-                e2e_only = Some(flag.clone());
             }
             "--slots" => {
                 parsed.slots =
                     u32::try_from(count(value()?, "--slots")?).context("--slots is too large")?;
-                e2e_only = Some(flag.clone());
             }
-            "--jcapi" => {
-                parsed.jcapi = Some(PathBuf::from(value()?));
-                e2e_only = Some(flag.clone());
+            "--jcapi" => parsed.jcapi = Some(PathBuf::from(value()?)),
+            "--batch" => parsed.batch = count(value()?, "--batch")?,
+            "--prefill" => {
+                parsed.prefill =
+                    Some(i64::try_from(count(value()?, "--prefill")?).context("--prefill")?);
             }
+            "--steps" => {
+                parsed.steps = value()?
+                    .split(',')
+                    .map(|n| count(n.to_owned(), "--steps").map(|n| n as u64))
+                    .collect::<anyhow::Result<_>>()?;
+            }
+            "--budget-seconds" => parsed.budget = seconds(value()?, "--budget-seconds")?,
+            "--rounds" => parsed.rounds = count(value()?, "--rounds")?,
+            "--probe-seconds" => parsed.probe = seconds(value()?, "--probe-seconds")?,
+            "--peer-dir" => parsed.peer_dir = PathBuf::from(value()?),
             "--fast" | "--stats" | "--e2e" | "--help" | "-h" if inline.is_some() => {
                 bail!("{flag} takes no value")
             }
             "--fast" => parsed.fast = true,
             "--stats" => parsed.stats = true,
-            "--e2e" => parsed.e2e = true,
+            "--e2e" => match mode {
+                None | Some(Mode::E2e) => mode = Some(Mode::E2e),
+                Some(other) => bail!(
+                    "--e2e is a mode of its own, not an option of {}",
+                    other.name()
+                ),
+            },
             "--help" | "-h" => return Ok(None),
             other => bail!("unknown argument {other:?}; see bench --help"),
         }
+        used.push(flag);
     }
-    if let Some(flag) = e2e_only.filter(|_| !parsed.e2e) {
-        bail!("{flag} goes with --e2e");
+    parsed.mode = mode.unwrap_or(Mode::Rounds);
+    if let Some(flag) = used.iter().find(|f| !flag_modes(f).contains(&parsed.mode)) {
+        let modes: Vec<_> = flag_modes(flag).iter().map(|m| m.name()).collect();
+        bail!("{flag} goes with {}", modes.join(" or "));
+    }
+    let (default_workers, default_jobs) = match parsed.mode {
+        Mode::Rounds | Mode::E2e => (vec![1, 4, 16], 2000),
+        Mode::Drain | Mode::Peers => (vec![10], 20_000),
+        Mode::Create | Mode::Loop => (vec![], 10_000),
+    };
+    parsed.workers = workers.unwrap_or(default_workers);
+    parsed.jobs = jobs.unwrap_or(default_jobs);
+    if parsed.mode == Mode::Peers && parsed.workers.len() != 1 {
+        bail!("peers takes one worker count (the peer's concurrency too)");
     }
     Ok(Some(parsed))
 }
@@ -166,9 +315,27 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn bench(args: Args) -> anyhow::Result<()> {
-    // Before the cluster starts: a missing gateway binary is the likeliest mistake.
-    let jcapi = if args.e2e {
-        Some(gateway::find(args.jcapi.as_deref())?)
+    // Before the cluster starts: a missing gateway binary or peer, or a plan the engine
+    // cannot run, are the likeliest mistakes.
+    let jcapi = match args.mode {
+        Mode::E2e | Mode::Peers => Some(gateway::find(args.jcapi.as_deref())?),
+        _ => None,
+    };
+    let drain_plans: Vec<drain::Plan> = args
+        .workers
+        .iter()
+        .map(|&workers| drain::Plan {
+            jobs: args.jobs,
+            workers,
+            batch: args.batch,
+            timeout: args.timeout,
+        })
+        .collect();
+    if args.mode == Mode::Drain {
+        drain_plans.iter().try_for_each(drain::check)?;
+    }
+    let peer = if args.mode == Mode::Peers {
+        Some(peers::Peer::install(&args.peer_dir).await?)
     } else {
         None
     };
@@ -179,34 +346,21 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     if args.stats {
         stats::enable(&cluster).await?;
     }
-    let facts = Conn::open(&cluster.dsn("postgres")).await?;
-    let row = facts
-        .client
-        .query_one(
-            "select version(), \
-             to_char(now() at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
-            &[],
-        )
-        .await
-        .context("could not ask the server for its version")?;
-    let (version, generated_at): (String, String) = (row.get(0), row.get(1));
-    drop(facts);
-    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-    // Other processes compete for the CPUs; the figures mean little without this.
-    let loadavg = std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "unknown".to_owned());
+    let (version, generated_at) = machine::server_facts(&cluster).await?;
+    let extension = {
+        let db = cluster
+            .new_db()
+            .await
+            .context("could not create a database")?;
+        sql::extension_version(&Conn::open(&db.dsn).await?.client).await?
+    };
+    let machine = machine::json(&version, Some(&extension));
 
+    println!("jobcenter bench, mode {}", args.mode.name());
     println!(
-        "jobcenter bench{}",
-        if args.e2e {
-            ", end to end through jcapi"
-        } else {
-            ""
-        }
+        "  machine:    {} CPUs, load average {} at start; {version}; extension {extension}",
+        machine["nproc"], machine["loadavg_1m_at_start"]
     );
-    println!("  machine:    {nproc} CPUs, load average {loadavg} at start; {version}");
     println!(
         "  durability: {}",
         if durable {
@@ -215,6 +369,70 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             "fast (fsync, synchronous_commit, full_page_writes off)"
         }
     );
+    println!();
+    let mut head = Map::new();
+    head.insert("generated_at".to_owned(), json!(generated_at));
+    head.insert("durable".to_owned(), json!(durable));
+    head.insert("machine".to_owned(), machine);
+
+    let (key, mut body) = match (args.mode, jcapi) {
+        (Mode::Rounds, _) => {
+            print_load(&args);
+            let outcomes = sql_rounds(&cluster, &args).await?;
+            print_table(&outcomes);
+            // The SQL rounds' figures sit at the top level of the file (their keys predate
+            // the other modes).
+            head.insert("clients".to_owned(), json!(args.clients));
+            head.insert("inflight".to_owned(), json!(args.inflight));
+            head.insert(
+                "results".to_owned(),
+                json!(outcomes.iter().map(result_json).collect::<Vec<_>>()),
+            );
+            write_merged(&args.out, head)?;
+            println!("\nwrote {}", args.out.display());
+            return Ok(());
+        }
+        (Mode::E2e, Some(jcapi)) => {
+            print_load(&args);
+            println!(
+                "  gateway:    {} (default settings), workers with {} slot{} each\n",
+                jcapi.display(),
+                args.slots,
+                if args.slots == 1 { "" } else { "s" }
+            );
+            let outcomes = e2e_rounds(&cluster, &args, jcapi).await?;
+            print_e2e_table(&outcomes);
+            let body = json!({
+                "clients": args.clients,
+                "inflight": args.inflight,
+                "slots_per_worker": args.slots,
+                "jcapi": "default settings (pool_size 8, offer_timeout 10s, sweep_interval 5s)",
+                "results": outcomes.iter().map(e2e_json).collect::<Vec<_>>(),
+            });
+            ("e2e", body)
+        }
+        (Mode::Drain, _) => ("drain", drain_mode(&cluster, &drain_plans).await?),
+        (Mode::Create, _) => ("create", create_mode(&cluster, &args).await?),
+        (Mode::Loop, _) => ("loop", loop_mode(&cluster, &args).await?),
+        (Mode::Peers, Some(jcapi)) => {
+            let peer = peer.context("the peer is not installed")?;
+            ("peers", peers_mode(&cluster, &args, &peer, jcapi).await?)
+        }
+        (Mode::E2e | Mode::Peers, None) => bail!("no gateway binary"),
+    };
+    if let Value::Object(fields) = &mut body {
+        for (k, v) in head {
+            fields.insert(k, v);
+        }
+    }
+    let mut update = Map::new();
+    update.insert(key.to_owned(), body);
+    write_merged(&args.out, update)?;
+    println!("\nwrote {} (key {key})", args.out.display());
+    Ok(())
+}
+
+fn print_load(args: &Args) {
     println!(
         "  load:       {} jobs per round, {} client connections, {}",
         args.jobs,
@@ -224,54 +442,185 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             None => "jobs created as fast as the clients can".to_owned(),
         }
     );
-    if let Some(jcapi) = &jcapi {
-        println!(
-            "  gateway:    {} (default settings), workers with {} slot{} each",
-            jcapi.display(),
-            args.slots,
-            if args.slots == 1 { "" } else { "s" }
+}
+
+/// `drain`: one drain per worker count, each on a fresh database.
+async fn drain_mode(cluster: &testkit::Cluster, plans: &[drain::Plan]) -> anyhow::Result<Value> {
+    let mut outcomes = Vec::with_capacity(plans.len());
+    for plan in plans {
+        let db = cluster
+            .new_db()
+            .await
+            .context("could not create a database")?;
+        eprintln!("drain: {} jobs, {} workers …", plan.jobs, plan.workers);
+        outcomes.push(
+            drain::run(&db, plan)
+                .await
+                .with_context(|| format!("the drain with {} workers failed", plan.workers))?,
         );
     }
-    println!();
-    let machine = json!({ "nproc": nproc, "loadavg_1m_at_start": loadavg, "postgres": version });
-
-    let mut update = Map::new();
-    if let Some(jcapi) = jcapi {
-        let outcomes = e2e_rounds(&cluster, &args, jcapi).await?;
-        print_e2e_table(&outcomes);
-        update.insert(
-            "e2e".to_owned(),
-            json!({
-                "generated_at": generated_at,
-                "durable": durable,
-                "machine": machine,
-                "clients": args.clients,
-                "inflight": args.inflight,
-                "slots_per_worker": args.slots,
-                "jcapi": "default settings (pool_size 8, offer_timeout 10s, sweep_interval 5s)",
-                "results": outcomes.iter().map(e2e_json).collect::<Vec<_>>(),
-            }),
+    println!(
+        "{:>7} {:>6} {:>8} {:>9} {:>8} {:>12} {:>13}",
+        "workers", "jobs", "setup_s", "elapsed_s", "jobs/s", "get_task_ms", "task_done_ms"
+    );
+    for o in &outcomes {
+        println!(
+            "{:>7} {:>6} {:>8.2} {:>9.2} {:>8.1} {:>12.3} {:>13.3}",
+            o.workers,
+            o.jobs,
+            o.setup.as_secs_f64(),
+            o.elapsed.as_secs_f64(),
+            o.jobs_per_s(),
+            o.get_task_ms,
+            o.task_done_ms
         );
-    } else {
-        let outcomes = sql_rounds(&cluster, &args).await?;
-        print_table(&outcomes);
-        for (key, value) in [
-            ("generated_at", json!(generated_at)),
-            ("durable", json!(durable)),
-            ("machine", machine),
-            ("clients", json!(args.clients)),
-            ("inflight", json!(args.inflight)),
-            (
-                "results",
-                json!(outcomes.iter().map(result_json).collect::<Vec<_>>()),
+    }
+    Ok(json!({
+        "workflow": "calltest: one call of action add {counter, step} -> {counter}",
+        "results": outcomes.iter().map(drain::Outcome::json).collect::<Vec<_>>(),
+    }))
+}
+
+/// `create`: a round on an empty database, then (with `--prefill`) one after filling it.
+async fn create_mode(cluster: &testkit::Cluster, args: &Args) -> anyhow::Result<Value> {
+    let db = cluster
+        .new_db()
+        .await
+        .context("could not create a database")?;
+    create::load(&db).await?;
+    eprintln!("create: {} jobs, {} clients …", args.jobs, args.clients);
+    // The disk's commit rate decides this rate: a probe before each run shows how much.
+    let span = Duration::from_secs(2);
+    let mut probes = vec![machine::probe(cluster, span).await?];
+    let mut outcomes = vec![create::run(&db, args.clients, args.jobs, 0).await?];
+    let mut prefill = None;
+    if let Some(n) = args.prefill {
+        eprintln!("create: prefilling {n} archived jobs …");
+        let p = create::prefill(&db, n).await?;
+        eprintln!(
+            "create: prefilled in {:.1} s; {} jobs, {} clients …",
+            p.elapsed.as_secs_f64(),
+            args.jobs,
+            args.clients
+        );
+        probes.push(machine::probe(cluster, span).await?);
+        outcomes.push(create::run(&db, args.clients, args.jobs, args.jobs as i64).await?);
+        prefill = Some(p);
+    }
+    println!(
+        "{:>7} {:>6} {:>9} {:>8} {:>9} {:>13} {:>13} {:>8}",
+        "clients", "jobs", "elapsed_s", "jobs/s", "jobs_rows", "archive_rows", "log_rows", "probe"
+    );
+    for (o, probe) in outcomes.iter().zip(&probes) {
+        let (jobs, archive, log) = o.rows_before;
+        println!(
+            "{:>7} {:>6} {:>9.2} {:>8.1} {:>9} {:>13} {:>13} {probe:>8.0}",
+            o.clients,
+            o.jobs,
+            o.elapsed.as_secs_f64(),
+            o.jobs_per_s(),
+            jobs,
+            archive,
+            log
+        );
+    }
+    let flat = match outcomes.as_slice() {
+        [empty, full] => {
+            let r = full.jobs_per_s() / empty.jobs_per_s();
+            println!("\nrate on the filled tables / rate on empty ones: {r:.3}");
+            Some(summary::round_to(r, 3))
+        }
+        _ => None,
+    };
+    Ok(json!({
+        "workflow": "calltest",
+        "prefill": prefill.as_ref().map(create::Prefill::json),
+        "full_over_empty": flat,
+        "probe": "2 s of single-row INSERT + COMMIT by one client before each run, commits/s",
+        "results": outcomes.iter().zip(&probes).map(|(o, &p)| {
+            let mut j = o.json();
+            j["probe_commits_per_s_before"] = json!(p);
+            j
+        }).collect::<Vec<_>>(),
+    }))
+}
+
+/// `loop`: every size on one fresh database.
+async fn loop_mode(cluster: &testkit::Cluster, args: &Args) -> anyhow::Result<Value> {
+    let db = cluster
+        .new_db()
+        .await
+        .context("could not create a database")?;
+    let sizes = loops::run(&db, &args.steps, args.budget).await?;
+    println!("{:>8} {:>10} {:>10}", "steps", "elapsed_s", "steps/s");
+    for size in &sizes {
+        match size {
+            loops::Size::Ran { steps, elapsed } => println!(
+                "{steps:>8} {:>10.3} {:>10.0}",
+                elapsed.as_secs_f64(),
+                summary::rate(*steps as f64, elapsed.as_secs_f64())
             ),
-        ] {
-            update.insert(key.to_owned(), value);
+            loops::Size::Skipped { steps, predicted_s } => println!(
+                "{steps:>8} skipped: predicted {predicted_s:.0} s > budget {} s",
+                args.budget.as_secs()
+            ),
         }
     }
-    write_merged(&args.out, update)?;
-    println!("\nwrote {}", args.out.display());
-    Ok(())
+    Ok(json!({
+        "workflow": "benchloop: i = 0; while v.i < a.n: i += 1 (2 steps per turn)",
+        "budget_s": args.budget.as_secs(),
+        "results": sizes.iter().zip(&args.steps).map(|(s, &t)| s.json(t)).collect::<Vec<_>>(),
+    }))
+}
+
+/// `peers`: the interleaved comparison with graphile-worker.
+async fn peers_mode(
+    cluster: &testkit::Cluster,
+    args: &Args,
+    peer: &peers::Peer,
+    jcapi: PathBuf,
+) -> anyhow::Result<Value> {
+    let setup = e2e::Setup::new(jcapi).await?;
+    let workers = args.workers.first().copied().unwrap_or(10);
+    let plan = peers::Plan {
+        jobs: args.jobs,
+        rounds: args.rounds,
+        workers,
+        clients: args.clients,
+        probe: args.probe,
+        timeout: args.timeout,
+    };
+    println!(
+        "  peer:       graphile-worker {} on node {}; {} jobs per run, {} workers / \
+         concurrency, {} clients, {} rounds, {} s commit probe before every run\n",
+        peers::GRAPHILE_VERSION,
+        peer.node,
+        plan.jobs,
+        plan.workers,
+        plan.clients,
+        plan.rounds,
+        plan.probe.as_secs()
+    );
+    let comparisons = peers::run(cluster, peer, &setup, &plan).await?;
+    let end_load = machine::loadavg();
+    let mut by_name = Map::new();
+    for c in &comparisons {
+        c.print();
+        by_name.insert(c.name.to_owned(), c.json());
+    }
+    Ok(json!({
+        "jobs": plan.jobs,
+        "rounds": plan.rounds,
+        "workers": plan.workers,
+        "clients": plan.clients,
+        "probe": format!("{} s of single-row INSERT + COMMIT by one client, commits/s", plan.probe.as_secs()),
+        "versions": {
+            "graphile_worker": peers::GRAPHILE_VERSION,
+            "node": peer.node,
+        },
+        "loadavg_at_end": end_load,
+        "comparisons": by_name,
+    }))
 }
 
 /// The SQL rounds: one per worker count, each on a fresh database.
@@ -388,12 +737,6 @@ fn write_merged(out: &Path, update: Map<String, Value>) -> anyhow::Result<()> {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-/// Rounds to `places` decimals, for a JSON that reads well.
-fn round_to(x: f64, places: i32) -> f64 {
-    let f = 10f64.powi(places);
-    (x * f).round() / f
 }
 
 fn result_json(o: &Outcome) -> serde_json::Value {
@@ -518,7 +861,7 @@ mod tests {
     #[test]
     fn e2e_flags_parse() -> anyhow::Result<()> {
         let a = parse(&["--e2e"])?.context("not help")?;
-        assert!(a.e2e);
+        assert_eq!(a.mode, Mode::E2e);
         assert_eq!(a.transports, vec![Transport::Tcp, Transport::Ws]);
         assert_eq!((a.slots, a.jcapi.is_none()), (1, true));
         let a = parse(&[
@@ -550,9 +893,90 @@ mod tests {
             &["--slots", "2"],
             &["--jcapi", "/x/jcapi"],
             &["--transports", "tcp"],
+            &["drain", "--e2e"],
+            &["drain", "--prefill", "10"],
+            &["drain", "--batch", "0"],
+            &["create", "--workers", "4"],
+            &["create", "--prefill", "-1"],
+            &["loop", "--jobs", "10"],
+            &["loop", "--steps", "1000,x"],
+            &["loop", "--budget-seconds", "0"],
+            &["peers", "--workers", "4,8"],
+            &["peers", "--steps", "10"],
+            &["--rounds", "3"],
+            &["--batch", "2"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn modes_parse_with_their_own_defaults() -> anyhow::Result<()> {
+        let a = parse(&["drain"])?.context("not help")?;
+        assert_eq!(
+            (a.mode, a.jobs, a.workers.clone(), a.batch),
+            (Mode::Drain, 20_000, vec![10], 1)
+        );
+        let a = parse(&["drain", "--jobs", "500", "--workers=2,10", "--batch", "1"])?
+            .context("not help")?;
+        assert_eq!((a.jobs, a.workers), (500, vec![2, 10]));
+        let a =
+            parse(&["create", "--prefill", "1000000", "--clients", "2"])?.context("not help")?;
+        assert_eq!(
+            (a.mode, a.jobs, a.prefill, a.clients),
+            (Mode::Create, 10_000, Some(1_000_000), 2)
+        );
+        let a = parse(&["loop"])?.context("not help")?;
+        assert_eq!(
+            (a.mode, a.steps, a.budget),
+            (
+                Mode::Loop,
+                vec![1000, 10_000, 100_000],
+                Duration::from_secs(120)
+            )
+        );
+        let a =
+            parse(&["loop", "--steps", "500,2000", "--budget-seconds=30"])?.context("not help")?;
+        assert_eq!(
+            (a.steps, a.budget),
+            (vec![500, 2000], Duration::from_secs(30))
+        );
+        let a = parse(&[
+            "peers",
+            "--jobs",
+            "5000",
+            "--rounds",
+            "3",
+            "--probe-seconds",
+            "1",
+        ])?
+        .context("not help")?;
+        assert_eq!(
+            (a.mode, a.jobs, a.rounds, a.probe, a.workers),
+            (Mode::Peers, 5000, 3, Duration::from_secs(1), vec![10])
+        );
+        assert!(a.peer_dir.ends_with(".jc/peers"));
+        Ok(())
+    }
+
+    #[test]
+    fn batches_wait_for_batched_engine_calls() -> anyhow::Result<()> {
+        let a = parse(&["drain", "--batch", "50"])?.context("not help")?;
+        let plan = drain::Plan {
+            jobs: a.jobs,
+            workers: 10,
+            batch: a.batch,
+            timeout: a.timeout,
+        };
+        let refused = drain::check(&plan)
+            .err()
+            .context("--batch 50 was accepted")?;
+        assert!(
+            refused.to_string().contains("no batched worker calls"),
+            "{refused}"
+        );
+        assert!(drain::check(&drain::Plan { batch: 1, ..plan }).is_ok());
+        Ok(())
     }
 
     #[test]

@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use tokio_postgres::Client;
 
 use crate::conn::Conn;
+use crate::sql::{self, Api};
 use crate::workload::{self, ACTION, STEP, WORKFLOW};
 
 /// How often an idle worker polls although no notification came: NOTIFY is only a hint.
@@ -76,19 +77,8 @@ type Created = Vec<(i64, Instant)>;
 pub async fn run(db: &testkit::TestDb, plan: &Plan) -> anyhow::Result<Outcome> {
     let control = Conn::open(&db.dsn).await?;
     let c = &control.client;
-    for model in workload::models() {
-        jc_db::load_model(c, &model, &[])
-            .await
-            .with_context(|| format!("could not load model {}", model.name))?;
-    }
-    let action_id: i32 = c
-        .query_one(
-            "select action_id from jobcenter.actions where name = $1 and type = 'action'",
-            &[&ACTION],
-        )
-        .await
-        .context("could not look up the action's id")?
-        .get(0);
+    workload::load(c).await?;
+    let action_id = sql::action_id(c, ACTION).await?;
     let ready = format!("action:{action_id}:ready");
 
     // Everyone connects, LISTENs and announces before the first job is created.
@@ -101,23 +91,24 @@ pub async fn run(db: &testkit::TestDb, plan: &Plan) -> anyhow::Result<Outcome> {
         let conn = Conn::open(&db.dsn).await?;
         conn.listen(&ready).await?;
         let name = format!("bench-w{w}");
-        jc_db::announce(&conn.client, &name, ACTION, None, None)
-            .await
-            .with_context(|| format!("worker {name} could not announce {ACTION}"))?;
-        tasks.spawn(work(conn, name, stop_rx.clone()));
+        sql::announce(&conn.client, &name, ACTION).await?;
+        let api = Api::prepare(&conn.client).await?;
+        tasks.spawn(work(conn, api, name, stop_rx.clone()));
     }
     let mut clients = Vec::with_capacity(plan.clients);
     for _ in 0..plan.clients {
-        clients.push(Conn::open(&db.dsn).await?.client);
+        let client = Conn::open(&db.dsn).await?.client;
+        let api = Api::prepare(&client).await?;
+        clients.push((client, api));
     }
     let inflight = plan.inflight.map(|n| Arc::new(Semaphore::new(n)));
-    for (i, client) in clients.into_iter().enumerate() {
+    for (i, (client, api)) in clients.into_iter().enumerate() {
         // Client i creates jobs i, i + M, i + 2M, … (the job's input is its number).
         let inputs: Vec<i64> = (i..plan.jobs)
             .step_by(plan.clients)
             .map(|n| n as i64)
             .collect();
-        tasks.spawn(create(client, inputs, inflight.clone()));
+        tasks.spawn(create(client, api, inputs, inflight.clone()));
     }
 
     // Collect finish notifications until every job has finished.
@@ -205,18 +196,20 @@ pub async fn run(db: &testkit::TestDb, plan: &Plan) -> anyhow::Result<Outcome> {
 /// task it waits for a ready notification, polling again every [`IDLE_POLL`] regardless.
 async fn work(
     mut conn: Conn,
+    api: Api,
     name: String,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Created> {
     let c = &conn.client;
     while !*stop.borrow() {
-        let task = jc_db::get_task(c, &name, ACTION, None)
+        let task = api
+            .get_task(c, &name, ACTION, None)
             .await
             .with_context(|| format!("get_task of worker {name}"))?;
         match task {
             Some(task) => {
                 let out = workload::add(&task.inargs)?;
-                jc_db::task_done(c, &task.cookie, &out)
+                api.task_done(c, &task.cookie, &out)
                     .await
                     .with_context(|| format!("task_done of worker {name}"))?;
             }
@@ -238,6 +231,7 @@ async fn work(
 /// A client: creates one job of `calltest` per input, one after the other.
 async fn create(
     c: Client,
+    api: Api,
     inputs: Vec<i64>,
     inflight: Option<Arc<Semaphore>>,
 ) -> anyhow::Result<Created> {
@@ -247,10 +241,11 @@ async fn create(
             s.acquire().await?.forget();
         }
         let start = Instant::now();
-        let job = jc_db::create_job(&c, WORKFLOW, &json!({ "input": input }), Default::default())
+        let job_id = api
+            .create_job(&c, WORKFLOW, &json!({ "input": input }))
             .await
             .with_context(|| format!("create_job({WORKFLOW}, input {input})"))?;
-        created.push((job.job_id, start));
+        created.push((job_id, start));
     }
     Ok(created)
 }

@@ -38,6 +38,16 @@ pub fn models() -> Vec<jcl::Model> {
     vec![add, wf]
 }
 
+/// Loads [`models`] through `c`.
+pub async fn load(c: &tokio_postgres::Client) -> anyhow::Result<()> {
+    for model in models() {
+        jc_db::load_model(c, &model, &[])
+            .await
+            .with_context(|| format!("could not load model {}", model.name))?;
+    }
+    Ok(())
+}
+
 /// What a worker answers to a task of `add`: `{"counter": counter + step}`.
 pub fn add(inargs: &Value) -> anyhow::Result<Value> {
     let number = |key: &str| {

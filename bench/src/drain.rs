@@ -1,0 +1,213 @@
+//! `bench drain`: N jobs of `calltest` (one call of action `add`, typed inputs and outputs,
+//! every step logged) are created first, then W SQL workers drain them, each taking one
+//! task per call (`get_task`, then `task_done`) until none is left, as graphile-worker's
+//! perfTest drains its queue. The rate is jobs per second from the workers' first call to
+//! the last `task_done`.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context as _};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::conn::Conn;
+use crate::round;
+use crate::sql::{self, Api};
+use crate::summary::{rate, round_to};
+use crate::workload::{self, ACTION, WORKFLOW};
+
+/// Jobs created per statement while setting up (one transaction each).
+const CREATE_CHUNK: i64 = 1000;
+
+/// Why `--batch` above 1 is refused: the engine has no call that takes or finishes several
+/// tasks at once. When it has, the workers here take `batch` tasks per call.
+pub const NO_BATCH: &str = "--batch: the engine offers no batched worker calls (one task per \
+     get_task and task_done); only --batch 1 runs";
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub jobs: usize,
+    pub workers: usize,
+    /// Tasks per call; only 1 until the engine has batched calls ([`NO_BATCH`]).
+    pub batch: usize,
+    pub timeout: Duration,
+}
+
+/// Refuses a plan the engine cannot run, before any cluster is started.
+pub fn check(plan: &Plan) -> anyhow::Result<()> {
+    ensure!(plan.batch == 1, NO_BATCH);
+    Ok(())
+}
+
+/// What a drain measured.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub jobs: usize,
+    pub workers: usize,
+    /// Creating the jobs beforehand (not part of the rate).
+    pub setup: Duration,
+    /// From the workers' start to the last `task_done`.
+    pub elapsed: Duration,
+    /// Mean time of one `get_task` and one `task_done` call, as the workers saw them.
+    pub get_task_ms: f64,
+    pub task_done_ms: f64,
+}
+
+impl Outcome {
+    pub fn jobs_per_s(&self) -> f64 {
+        rate(self.jobs as f64, self.elapsed.as_secs_f64())
+    }
+
+    pub fn json(&self) -> Value {
+        json!({
+            "jobs": self.jobs,
+            "workers": self.workers,
+            "tasks_per_call": 1,
+            "setup_s": round_to(self.setup.as_secs_f64(), 3),
+            "elapsed_s": round_to(self.elapsed.as_secs_f64(), 3),
+            "jobs_per_s": round_to(self.jobs_per_s(), 1),
+            "mean_call_ms": {
+                "get_task": round_to(self.get_task_ms, 3),
+                "task_done": round_to(self.task_done_ms, 3),
+            },
+        })
+    }
+}
+
+/// What one worker did: tasks finished and the time spent in each call.
+#[derive(Debug, Default)]
+struct Worked {
+    tasks: usize,
+    get_task_calls: usize,
+    get_task: Duration,
+    task_done: Duration,
+}
+
+/// Runs one drain on `db`, a fresh database with the extension.
+pub async fn run(db: &testkit::TestDb, plan: &Plan) -> anyhow::Result<Outcome> {
+    check(plan)?;
+    let control = Conn::open(&db.dsn).await?;
+    let c = &control.client;
+    workload::load(c).await?;
+    let setup_start = Instant::now();
+    let jobs = plan.jobs as i64;
+    let mut from = 0;
+    while from < jobs {
+        let to = (from + CREATE_CHUNK).min(jobs) - 1;
+        sql::create_jobs(c, WORKFLOW, from, to).await?;
+        from = to + 1;
+    }
+    let setup = setup_start.elapsed();
+
+    // Every worker connects, prepares and announces before the clock starts.
+    let (go_tx, go_rx) = watch::channel(false);
+    let mut workers = JoinSet::new();
+    for w in 0..plan.workers {
+        let conn = Conn::open(&db.dsn).await?;
+        let api = Api::prepare(&conn.client).await?;
+        let name = format!("bench-w{w}");
+        sql::announce(&conn.client, &name, ACTION).await?;
+        workers.spawn(work(conn, api, name, go_rx.clone()));
+    }
+    let start = Instant::now();
+    let _ = go_tx.send(true);
+    let drained = tokio::time::timeout(plan.timeout, async {
+        let mut all = Vec::with_capacity(plan.workers);
+        while let Some(joined) = workers.join_next().await {
+            all.push(joined.context("a worker panicked")??);
+        }
+        anyhow::Ok(all)
+    })
+    .await;
+    let elapsed = start.elapsed();
+    let worked = match drained {
+        Ok(worked) => worked?,
+        Err(_) => anyhow::bail!(
+            "the drain did not end within {} s; jobs by state: {}",
+            plan.timeout.as_secs(),
+            round::states(c)
+                .await
+                .unwrap_or_else(|e| format!("(unknown: {e:#})"))
+        ),
+    };
+    let tasks: usize = worked.iter().map(|w| w.tasks).sum();
+    ensure!(
+        tasks == plan.jobs,
+        "the workers finished {tasks} tasks, not {}",
+        plan.jobs
+    );
+    round::check_jobs(c, plan.jobs).await?;
+    let mean = |total: Duration, calls: usize| {
+        round_to(total.as_secs_f64() * 1000.0 / calls.max(1) as f64, 6)
+    };
+    let get_task_calls = worked.iter().map(|w| w.get_task_calls).sum();
+    Ok(Outcome {
+        jobs: plan.jobs,
+        workers: plan.workers,
+        setup,
+        elapsed,
+        get_task_ms: mean(worked.iter().map(|w| w.get_task).sum(), get_task_calls),
+        task_done_ms: mean(worked.iter().map(|w| w.task_done).sum(), tasks),
+    })
+}
+
+/// A worker: once told to go, takes and finishes tasks of `add` until `get_task` finds none
+/// (every job was ready before the start, and none makes another task).
+async fn work(
+    conn: Conn,
+    api: Api,
+    name: String,
+    mut go: watch::Receiver<bool>,
+) -> anyhow::Result<Worked> {
+    go.wait_for(|&go| go)
+        .await
+        .context("the drain was called off")?;
+    let c = &conn.client;
+    let mut worked = Worked::default();
+    loop {
+        let t = Instant::now();
+        let task = api
+            .get_task(c, &name, ACTION, None)
+            .await
+            .with_context(|| format!("get_task of worker {name}"))?;
+        worked.get_task += t.elapsed();
+        worked.get_task_calls += 1;
+        let Some(task) = task else {
+            return Ok(worked);
+        };
+        let out = workload::add(&task.inargs)?;
+        let t = Instant::now();
+        api.task_done(c, &task.cookie, &out)
+            .await
+            .with_context(|| format!("task_done of worker {name} for job {}", task.job_id))?;
+        worked.task_done += t.elapsed();
+        worked.tasks += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Against a real cluster: every job is drained and checked (created, performed once,
+    /// finished with its output), and the rate is measured.
+    #[tokio::test]
+    async fn a_small_drain_finishes_every_job() -> anyhow::Result<()> {
+        let db = testkit::Cluster::shared().await?.new_db().await?;
+        let plan = Plan {
+            jobs: 30,
+            workers: 3,
+            batch: 1,
+            timeout: Duration::from_secs(120),
+        };
+        let o = run(&db, &plan).await?;
+        assert_eq!((o.jobs, o.workers), (30, 3));
+        assert!(o.jobs_per_s() > 0.0 && o.task_done_ms > 0.0, "{o:?}");
+        let j = o.json();
+        assert_eq!(j["tasks_per_call"], json!(1));
+        assert_eq!(j["jobs"], json!(30));
+        Ok(())
+    }
+}
