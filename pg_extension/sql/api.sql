@@ -333,7 +333,7 @@ begin
     end if;
     if not jobcenter.may_act_for(jobcenter.caller(null), j.task_state ->> 'taken_by') then
         raise exception using errcode = 'JC004',
-            message = format('%s did not take the task with cookie %s', jobcenter.caller(null), a_cookie);
+            message = format('%s did not take this task', jobcenter.caller(null));
     end if;
     select * into t from jobcenter.tasks where task_id = j.task_id;
     if a_out_args is not null and jsonb_typeof(a_out_args) = 'object' and a_out_args ? 'error' then

@@ -2440,7 +2440,7 @@ begin
     end if;
     if not jobcenter.may_act_for(jobcenter.caller(null), j.task_state ->> 'taken_by') then
         raise exception using errcode = 'JC004',
-            message = format('%s did not take the task with cookie %s', jobcenter.caller(null), a_cookie);
+            message = format('%s did not take this task', jobcenter.caller(null));
     end if;
     select * into t from jobcenter.tasks where task_id = j.task_id;
     if a_out_args is not null and jsonb_typeof(a_out_args) = 'object' and a_out_args ? 'error' then
@@ -2918,8 +2918,8 @@ declare
             "retry_now", "set_disabled"]
     }';
     -- pure functions and the identity functions the views use: every role may call them
-    v_everyone constant text[] := array['invoker', 'is_admin', 'step_owner', 'cron_check',
-        'cron_next', 'cron_prev', 'jcl_ir_version', 'jcl_eval', 'jcl_truthy', 'jcl_tostring',
+    v_everyone constant text[] := array['invoker', 'is_admin', 'step_owner', 'action_queue',
+        'cron_check', 'cron_next', 'cron_prev', 'jcl_ir_version', 'jcl_eval', 'jcl_truthy', 'jcl_tostring',
         'check_value', 'check_model'];
     v_grp text;
     r record;

@@ -262,8 +262,8 @@ declare
             "retry_now", "set_disabled"]
     }';
     -- pure functions and the identity functions the views use: every role may call them
-    v_everyone constant text[] := array['invoker', 'is_admin', 'step_owner', 'cron_check',
-        'cron_next', 'cron_prev', 'jcl_ir_version', 'jcl_eval', 'jcl_truthy', 'jcl_tostring',
+    v_everyone constant text[] := array['invoker', 'is_admin', 'step_owner', 'action_queue',
+        'cron_check', 'cron_next', 'cron_prev', 'jcl_ir_version', 'jcl_eval', 'jcl_truthy', 'jcl_tostring',
         'check_value', 'check_model'];
     v_grp text;
     r record;

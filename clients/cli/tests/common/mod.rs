@@ -173,7 +173,8 @@ fn jcapi_config(dir: &Path, pki: &Pki, addrs: [&str; 3]) -> PathBuf {
     std::fs::write(
         &users,
         format!(
-            "[users.alice]\npassword = {ALICE_HASH:?}\ntokens = [{ALICE_TOKEN_DIGEST:?}]\n\n\
+            "[users.alice]\npassword = {ALICE_HASH:?}\ntokens = [{ALICE_TOKEN_DIGEST:?}]\n\
+             certs = [\"alice\"]\n\n\
              [users.worker]\npassword = {WORKER_HASH:?}\n"
         ),
     )
