@@ -15,7 +15,8 @@ const CREATE_JOB: &str = "select job_id from jobcenter.create_job($1, $2)";
 
 /// `get_task(worker, action, job id or null)` → job id, cookie and inputs; all null when
 /// there is no task.
-const GET_TASK: &str = "select o_job_id, o_job_cookie, o_in_args from jobcenter.get_task($1, $2, $3) \
+const GET_TASK: &str =
+    "select o_job_id, o_job_cookie, o_in_args from jobcenter.get_task($1, $2, $3) \
      where o_job_id is not null";
 
 /// `task_done(cookie, outputs)`.

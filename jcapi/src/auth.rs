@@ -7,6 +7,7 @@
 //! password = "$argon2id$v=19$m=19456,t=2,p=1$…"   # argon2, or crypt-style: $6$ / $5$ sha-crypt
 //! tokens = ["9f86d081884c7d65…"]                 # API tokens, as SHA-256 hex digests
 //! certs = ["alice-laptop"]                       # TLS client certificate names that are alice
+//! console = "admin"                              # web console: "read" (the default) or "admin"
 //! ```
 //!
 //! A verified client certificate logs in as a user only when one of its names — every
@@ -43,12 +44,14 @@ struct UserEntry {
     tokens: Vec<String>,
     #[serde(default)]
     certs: Vec<String>,
+    console: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
 struct User {
     password: Option<String>,
     tokens: Vec<[u8; 32]>,
+    console_admin: bool,
 }
 
 /// The users the gateway knows.
@@ -197,6 +200,15 @@ impl Users {
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            let console_admin = match entry.console.as_deref() {
+                None | Some("read") => false,
+                Some("admin") => true,
+                Some(other) => {
+                    return Err(format!(
+                        "user {name}: console must be \"read\" or \"admin\", not {other:?}"
+                    ))
+                }
+            };
             for cn in entry.certs {
                 if let Some(other) = users.certs.insert(cn.clone(), name.clone()) {
                     return Err(format!("certificate name {cn} is both {other} and {name}"));
@@ -207,10 +219,16 @@ impl Users {
                 User {
                     password: entry.password,
                     tokens,
+                    console_admin,
                 },
             );
         }
         Ok(users)
+    }
+
+    /// Whether `who` may act (cancel, retry) in the web console, not only look.
+    pub fn console_admin(&self, who: &str) -> bool {
+        self.users.get(who).is_some_and(|u| u.console_admin)
     }
 
     /// Checks a `hello` on a listener accepting `accepted`; the error is the reason to give.
@@ -345,12 +363,25 @@ mod tests {
     }
 
     #[test]
+    fn console_roles() {
+        let users = Users::parse(
+            "[users.a]\nconsole = \"admin\"\n[users.b]\nconsole = \"read\"\n[users.c]\n",
+        )
+        .unwrap();
+        assert!(users.console_admin("a"));
+        assert!(!users.console_admin("b"));
+        assert!(!users.console_admin("c"));
+        assert!(!users.console_admin("nobody"));
+    }
+
+    #[test]
     fn bad_users_files_are_refused() {
         for bad in [
             "[users.a]\npassword = \"plain\"\n",
             "[users.a]\ntokens = [\"abc\"]\n",
             "[users.a]\nshoe = 1\n",
             "[users.a]\ncerts = [\"x\"]\n[users.b]\ncerts = [\"x\"]\n",
+            "[users.a]\nconsole = \"root\"\n",
         ] {
             assert!(Users::parse(bad).is_err(), "{bad}");
         }

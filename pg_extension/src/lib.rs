@@ -11,8 +11,8 @@ use pgrx::JsonB;
 
 mod cron;
 mod jcl_fns;
-mod run_as;
 mod json_arg;
+mod run_as;
 mod schema_check;
 
 ::pgrx::pg_module_magic!(name, version);

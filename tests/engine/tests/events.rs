@@ -309,7 +309,12 @@ async fn a_name_not_subscribed_never_matches_as_in_the_original() {
     assert_eq!(output(&c, job).await["event"]["name"], "appr");
     assert_eq!(
         log_states(&c, job).await,
-        ["start:done", "subscribe:done", "wait_for_event:done", "end:finished"]
+        [
+            "start:done",
+            "subscribe:done",
+            "wait_for_event:done",
+            "end:finished"
+        ]
     );
     assert_eq!(count(&c, "event_subscriptions").await, 0);
 }

@@ -306,7 +306,9 @@ async fn an_api_caller_cannot_touch_the_tables_or_other_users_jobs() {
         db::ErrorCode::UnknownJob
     );
     assert_eq!(state(&c, job).await, "eventwait");
-    db::cancel_job(&alice, job, "done with it", true).await.unwrap();
+    db::cancel_job(&alice, job, "done with it", true)
+        .await
+        .unwrap();
     assert_eq!(state(&c, job).await, "error");
 }
 

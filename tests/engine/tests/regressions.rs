@@ -231,7 +231,9 @@ async fn siblings_ending_at_once_when_one_fails_do_not_deadlock() {
     let hb = until_blocked(&c, pb, hb).await;
     let (ca, pa) = other(&tdb).await;
     let ha =
-        tokio::spawn(async move { db::task_done(&ca, &ta.cookie, &json!({"error": "boom"})).await });
+        tokio::spawn(
+            async move { db::task_done(&ca, &ta.cookie, &json!({"error": "boom"})).await },
+        );
     blocked_or_done(&c, pa, &ha).await;
     open_gate(&c).await;
     let (ra, rb) = (ha.await.unwrap(), hb.await.unwrap());
