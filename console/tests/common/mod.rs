@@ -64,7 +64,9 @@ pub async fn fixture() -> (testkit::TestDb, Client, Jobs) {
         .await
         .unwrap()
         .unwrap();
-    db::task_done(&c, t.cookie, &json!({"n": 4})).await.unwrap();
+    db::task_done(&c, &t.cookie, &json!({"n": 4}))
+        .await
+        .unwrap();
     assert_eq!(state(&c, ready).await, "ready");
     assert_eq!(state(&c, error).await, "error");
     assert_eq!(state(&c, finished).await, "finished");
