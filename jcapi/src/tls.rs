@@ -14,16 +14,7 @@ use crate::config::Tls;
 use crate::Error;
 
 fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| Error::Tls(format!("{}: {e}", path.display())))?;
-    if certs.is_empty() {
-        return Err(Error::Tls(format!(
-            "{}: no certificate in the file",
-            path.display()
-        )));
-    }
-    Ok(certs)
+    jc_db::pem_certs(path).map_err(Error::Tls)
 }
 
 /// The rustls configuration of a TLS listener.

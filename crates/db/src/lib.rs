@@ -10,7 +10,7 @@ mod tls;
 
 pub use connect::{connect_config, pool, redact, Pg};
 pub use error::{Error, ErrorCode};
-pub use tls::Tls;
+pub use tls::{pem_certs, Tls};
 
 use std::time::SystemTime;
 

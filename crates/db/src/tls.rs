@@ -263,17 +263,20 @@ pub(crate) fn connector(
     Ok(Tls::new(client))
 }
 
-fn certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
+/// The certificates of a PEM file; the error names the file and says what is wrong with it
+/// (unreadable, not PEM, or no certificate in it). The gateway reads its files with it too.
+pub fn pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| Error::Dsn(format!("{what} {}: {e}", path.display())))?;
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     if certs.is_empty() {
-        return Err(Error::Dsn(format!(
-            "{what} {}: no certificate in the file",
-            path.display()
-        )));
+        return Err(format!("{}: no certificate in the file", path.display()));
     }
     Ok(certs)
+}
+
+fn certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
+    pem_certs(path).map_err(|e| Error::Dsn(format!("{what} {e}")))
 }
 
 /// A verifier of the chain and host name against the CAs in `ca`.
