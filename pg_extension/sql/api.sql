@@ -344,6 +344,113 @@ begin
         coalesce(a_out_args, '{}')));
 end $$;
 
+-- Takes up to `a_limit` (1 to 1000) ready tasks of an action the worker announced, in the order
+-- get_task takes them, in one transaction: one row per task, none when there is none. Ours;
+-- get_task stays the original's single-task call.
+create or replace function jobcenter.get_tasks(a_workername text, a_actionname text,
+    a_limit integer,
+    out o_job_id bigint, out o_job_cookie text, out o_in_args jsonb, out o_env jsonb)
+returns setof record language plpgsql as $$
+declare
+    v_worker_id bigint;
+    v_queue integer;
+    v_filter jsonb;
+    v_taker text;
+    v_first timestamptz;
+    r record;
+begin
+    if a_limit is null or a_limit < 1 or a_limit > 1000 then
+        raise exception using errcode = 'JC002',
+            message = format('get_tasks takes 1 to 1000 tasks, not %s', coalesce(a_limit::text, 'null'));
+    end if;
+    select w.worker_id, wa.filter into v_worker_id, v_filter
+    from jobcenter.workers w
+    join jobcenter.worker_actions wa using (worker_id)
+    join jobcenter.actions a using (action_id)
+    where w.name = a_workername and w.stopped is null and a.name = a_actionname and a.type = 'action'
+    order by a.version desc limit 1;
+    if v_worker_id is null then
+        raise exception using errcode = 'JC006',
+            message = format('worker %s has not announced action %s', a_workername, a_actionname),
+            hint = 'call announce first';
+    end if;
+    v_taker := jobcenter.check_worker_access(a_workername);
+    v_queue := jobcenter.action_queue(a_actionname);
+    for r in
+        with picked as (
+            select jb.job_id, jb.task_id, jb.priority from jobcenter.jobs jb
+            where jb.state = 'ready' and jb.ready_action_id = v_queue
+              and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
+              and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
+            order by jb.priority desc, jb.job_id
+            limit a_limit for no key update of jb skip locked),
+        taken as (
+            update jobcenter.jobs j set
+                state = 'working', cookie = gen_random_uuid(), worker_id = v_worker_id,
+                task_started = clock_timestamp(),
+                -- the time-out of the version the task was made ready for
+                timeout = clock_timestamp() + jobcenter.to_interval(a.config -> 'timeout'),
+                task_state = j.task_state || jsonb_build_object('tries',
+                    coalesce((j.task_state ->> 'tries')::integer, 0) + 1, 'worker', a_workername,
+                    'taken_by', v_taker)
+            from picked p
+            join jobcenter.tasks t on t.task_id = p.task_id
+            join jobcenter.actions a on a.action_id = t.action_id
+            where j.job_id = p.job_id
+            returning j.job_id, j.cookie, j.task_state, j.timeout, p.priority)
+        select * from taken order by priority desc, job_id
+    loop
+        o_job_id := r.job_id;
+        o_job_cookie := r.cookie::text;
+        o_in_args := r.task_state -> 'inargs';
+        o_env := r.task_state -> 'env';
+        if r.timeout is not null and (v_first is null or r.timeout < v_first) then
+            v_first := r.timeout;
+        end if;
+        return next;
+    end loop;
+    if v_first is not null then
+        perform jobcenter.notify_timer(v_first);
+    end if;
+end $$;
+
+-- Finishes many tasks in one transaction: `a_results` is an array of {"cookie": …, "outargs":
+-- {…}} (outargs with an `error` key fail the task, as task_done). Each task is finished in a
+-- subtransaction of its own, so one task's unknown cookie, bad outputs or deadlock fails that
+-- task alone: one row per element, in order, o_code null when it was applied, else the
+-- SQLSTATE and message task_done raised (40P01 and 40001 are worth sending again). Ours.
+create or replace function jobcenter.tasks_done(a_results jsonb,
+    out o_cookie text, out o_code text, out o_message text)
+returns setof record language plpgsql as $$
+declare
+    r jsonb;
+begin
+    if a_results is null or jsonb_typeof(a_results) <> 'array' then
+        raise exception using errcode = 'JC002',
+            message = 'tasks_done takes an array of {"cookie": ..., "outargs": {...}}';
+    end if;
+    if jsonb_array_length(a_results) > 1000 then
+        raise exception using errcode = 'JC002',
+            message = format('tasks_done takes at most 1000 results, not %s', jsonb_array_length(a_results));
+    end if;
+    for r in select value from jsonb_array_elements(a_results) loop
+        o_cookie := case when jsonb_typeof(r) = 'object' then r ->> 'cookie' end;
+        o_code := null;
+        o_message := null;
+        begin
+            if o_cookie is null then
+                raise exception using errcode = 'JC002',
+                    message = 'a result needs a string cookie';
+            end if;
+            perform jobcenter.task_done(o_cookie, r -> 'outargs');
+        exception when others then
+            o_code := sqlstate;
+            o_message := sqlerrm;
+        end;
+        return next;
+    end loop;
+end $$;
+
 -- The original's call for a worker whose task failed: as task_done with outputs
 -- {"error": {"class": "normal", "msg": a_errmsg}}.
 create or replace function jobcenter.task_failed(a_cookie text, a_errmsg text) returns void

@@ -254,7 +254,7 @@ declare
         "jobcenter_client": ["create_job", "get_job_status", "find_jobs", "cancel_job",
             "retry_job", "raise_event", "raise_event_id", "get_workflow_info", "check_if_lock_exists"],
         "jobcenter_worker": ["announce", "withdraw", "disconnect", "ping", "get_task",
-            "task_done", "task_failed"],
+            "get_tasks", "task_done", "tasks_done", "task_failed"],
         "jobcenter_compiler": ["load_action", "replace_action", "create_schedule",
             "drop_schedule", "enable_schedule", "get_workflow_info"],
         "jobcenter_admin": ["do_timeout", "next_timeout", "do_crash_recovery",

@@ -160,6 +160,80 @@ pub async fn task_done(c: &impl GenericClient, cookie: &str, outargs: &Value) ->
     Ok(())
 }
 
+/// Takes up to `limit` (1 to 1000) ready tasks of `action` in one call and one transaction
+/// (`get_tasks`); empty when there is none.
+pub async fn get_tasks(
+    c: &impl GenericClient,
+    worker: &str,
+    action: &str,
+    limit: i32,
+) -> Result<Vec<Task>, Error> {
+    let rows = c
+        .query(
+            "select o_job_id, o_job_cookie, o_in_args, o_env from jobcenter.get_tasks($1, $2, $3)",
+            &[&worker, &action, &limit],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Task {
+                job_id: r.try_get(0)?,
+                cookie: r.try_get(1)?,
+                inargs: r.try_get(2)?,
+                env: r.try_get(3)?,
+            })
+        })
+        .collect()
+}
+
+/// What became of one result of [`tasks_done`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoneOutcome {
+    pub cookie: Option<String>,
+    /// `None` when the result was applied, else the SQLSTATE `task_done` raised (`JC003` for a
+    /// cookie that holds no task, `40P01`/`40001` when sending it again may succeed).
+    pub code: Option<String>,
+    pub message: Option<String>,
+}
+
+impl DoneOutcome {
+    /// Whether sending the same result again may succeed (a deadlock or serialization
+    /// failure of its own subtransaction).
+    #[must_use]
+    pub fn retryable(&self) -> bool {
+        matches!(self.code.as_deref(), Some("40P01" | "40001"))
+    }
+}
+
+/// Finishes many tasks in one transaction (`tasks_done`): `(cookie, outargs)` pairs, each
+/// applied on its own, so one bad result fails only itself. One outcome per result, in order.
+pub async fn tasks_done(
+    c: &impl GenericClient,
+    results: &[(&str, &Value)],
+) -> Result<Vec<DoneOutcome>, Error> {
+    let arg = Value::Array(
+        results
+            .iter()
+            .map(|(cookie, out)| serde_json::json!({"cookie": cookie, "outargs": out}))
+            .collect(),
+    );
+    let rows = c
+        .query(
+            "select o_cookie, o_code, o_message from jobcenter.tasks_done($1)",
+            &[&arg],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(DoneOutcome {
+                cookie: r.try_get(0)?,
+                code: r.try_get(1)?,
+                message: r.try_get(2)?,
+            })
+        })
+        .collect()
+}
+
 /// Publishes an event; returns its id (`raise_event_id`; the original's `raise_event` answers
 /// `true`).
 pub async fn raise_event(c: &impl GenericClient, event: &Value) -> Result<i64, Error> {

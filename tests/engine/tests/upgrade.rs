@@ -1,9 +1,9 @@
-//! `ALTER EXTENSION jobcenter UPDATE` from the released 0.1.0 with jobs in flight: jobs started
-//! with the 0.1.0 API wait in every waiting state, the upgrade runs, and the 0.2.0 API finishes
-//! them all with the right answers. The upgraded schema must equal a fresh `CREATE EXTENSION`
+//! `ALTER EXTENSION jobcenter UPDATE` from each released version (0.1.0, 0.2.0) with jobs in
+//! flight: jobs started with the old API wait in every waiting state, the upgrade runs, and the
+//! current API finishes them all with the right answers. The upgraded schema must equal a fresh `CREATE EXTENSION`
 //! (functions with their bodies and settings, columns, indexes, constraints, enum values,
 //! views, grants, extension membership, the system rows), so a missing upgrade fragment or a
-//! stale `jobcenter--0.1.0--0.2.0.sql` fails here. Needs the released install script installed
+//! stale `jobcenter--0.2.0--0.3.0.sql` fails here. Needs the released install scripts installed
 //! (`scripts/install-extension`).
 #![allow(clippy::unwrap_used)]
 
@@ -15,8 +15,7 @@ use jcl::{Backoff, Model, Ns, RetryConfig, SystemAction};
 use serde_json::{json, Value};
 use tokio_postgres::Client;
 
-const OLD: &str = "0.1.0";
-const NEW: &str = "0.2.0";
+const NEW: &str = "0.3.0";
 
 /// flaky: the add action retried after soft errors; flaky_wf calls it.
 fn flaky() -> Vec<Model> {
@@ -73,22 +72,41 @@ fn parent() -> Model {
     f.end(vec![set(path(Ns::O, &["output"]), v(&["r"]))])
 }
 
-/// A job created with the 0.1.0 API (its OUT column was `o_job_id`).
-async fn create_old(c: &Client, wf: &str, args: Value) -> i64 {
-    c.query_one(
-        "select o_job_id from jobcenter.create_job($1, $2)",
-        &[&wf, &args],
-    )
+/// A job created with the API of `old` (0.1.0's OUT column was `o_job_id`).
+async fn create_old(old: &str, c: &Client, wf: &str, args: Value) -> i64 {
+    let sql = if old == "0.1.0" {
+        "select o_job_id from jobcenter.create_job($1, $2)"
+    } else {
+        "select job_id from jobcenter.create_job($1, $2)"
+    };
+    c.query_one(sql, &[&wf, &args])
     .await
-    .unwrap_or_else(|e| panic!("0.1.0 create_job {wf}: {e}"))
+    .unwrap_or_else(|e| panic!("{old} create_job {wf}: {e}"))
     .get(0)
 }
 
-/// A task taken with the 0.1.0 API: (job id, cookie as a uuid, inargs).
-async fn take_old(c: &Client, worker: &str, action: &str, job: i64) -> (i64, uuid::Uuid, Value) {
+/// A task taken with the API of `old`: (job id, cookie, inargs). 0.1.0 answered a uuid
+/// cookie in `o_cookie`, 0.2.0 text in `o_job_cookie`.
+async fn take_old(
+    old: &str,
+    c: &Client,
+    worker: &str,
+    action: &str,
+    job: i64,
+) -> (i64, String, Value) {
+    if old == "0.1.0" {
+        let r = c
+            .query_one(
+                "select o_job_id, o_cookie, o_in_args from jobcenter.get_task($1, $2, $3)",
+                &[&worker, &action, &job],
+            )
+            .await
+            .unwrap();
+        return (r.get(0), r.get::<_, uuid::Uuid>(1).to_string(), r.get(2));
+    }
     let r = c
         .query_one(
-            "select o_job_id, o_cookie, o_in_args from jobcenter.get_task($1, $2, $3)",
+            "select o_job_id, o_job_cookie, o_in_args from jobcenter.get_task($1, $2, $3)",
             &[&worker, &action, &job],
         )
         .await
@@ -107,27 +125,38 @@ async fn version(c: &Client) -> String {
 }
 
 #[tokio::test]
-async fn jobs_waiting_in_every_state_survive_the_upgrade_and_finish() {
+async fn jobs_in_flight_survive_the_upgrade_from_0_1_0() {
+    upgrade_with_jobs_in_flight("0.1.0").await;
+}
+
+#[tokio::test]
+async fn jobs_in_flight_survive_the_upgrade_from_0_2_0() {
+    upgrade_with_jobs_in_flight("0.2.0").await;
+}
+
+/// Installs `old`, leaves jobs waiting in every waiting state, upgrades to NEW and finishes
+/// them; the upgraded schema must be the fresh one.
+async fn upgrade_with_jobs_in_flight(old: &str) {
     let cluster = testkit::Cluster::shared().await.unwrap();
-    let old = cluster.new_empty_db().await.unwrap();
-    let c = old.connect().await.unwrap();
+    let old_db = cluster.new_empty_db().await.unwrap();
+    let c = old_db.connect().await.unwrap();
     let available: bool = c
         .query_one(
             "select exists (select from pg_available_extension_versions
                             where name = 'jobcenter' and version = $1)",
-            &[&OLD],
+            &[&old],
         )
         .await
         .unwrap()
         .get(0);
     assert!(
         available,
-        "the released jobcenter {OLD} install script is not installed: run scripts/install-extension"
+        "the released jobcenter {old} install script is not installed: run scripts/install-extension"
     );
-    c.batch_execute(&format!("create extension jobcenter version '{OLD}'"))
+    c.batch_execute(&format!("create extension jobcenter version '{old}'"))
         .await
         .unwrap();
-    assert_eq!(version(&c).await, OLD);
+    assert_eq!(version(&c).await, old);
 
     let mut models = vec![examples::add(), examples::calltest(), examples::approval()];
     models.extend(flaky());
@@ -136,28 +165,33 @@ async fn jobs_waiting_in_every_state_survive_the_upgrade_and_finish() {
         db::load_model(&c, m, &[]).await.unwrap();
     }
 
-    // 0.1.0: announce returned the worker id, get_task a uuid cookie
+    // (0.1.0's announce returned the worker id, 0.2.0's a record: neither is read)
     for action in ["add", "flaky"] {
         c.execute("select jobcenter.announce('w1', $1)", &[&action])
             .await
             .unwrap();
     }
-    let ready = create_old(&c, "calltest", json!({"input": 1})).await;
-    let working = create_old(&c, "calltest", json!({"input": 10})).await;
-    let (_, working_cookie, working_in) = take_old(&c, "w1", "add", working).await;
-    let retrying = create_old(&c, "flaky_wf", json!({"input": 20})).await;
-    let (_, cookie, _) = take_old(&c, "w1", "flaky", retrying).await;
+    let ready = create_old(old, &c, "calltest", json!({"input": 1})).await;
+    let working = create_old(old, &c, "calltest", json!({"input": 10})).await;
+    let (_, working_cookie, working_in) = take_old(old, &c, "w1", "add", working).await;
+    let retrying = create_old(old, &c, "flaky_wf", json!({"input": 20})).await;
+    let (_, cookie, _) = take_old(old, &c, "w1", "flaky", retrying).await;
+    // 0.1.0's task_done took the cookie as a uuid
+    let cookie_type = if old == "0.1.0" { "uuid" } else { "text" };
     c.execute(
-        "select jobcenter.task_done($1, '{\"error\": {\"class\": \"soft\", \"msg\": \"later\"}}')",
+        &format!(
+            "select jobcenter.task_done($1::text::{cookie_type}, \
+             '{{\"error\": {{\"class\": \"soft\", \"msg\": \"later\"}}}}')"
+        ),
         &[&cookie],
     )
     .await
     .unwrap();
-    let sleeping = create_old(&c, "sleeper", json!({"t": 3600})).await;
-    let waiting = create_old(&c, "approval", json!({"id": 7})).await;
-    let holder = create_old(&c, "locker", json!({"zone": 1})).await;
-    let blocked = create_old(&c, "locker", json!({"zone": 1})).await;
-    let parent_job = create_old(&c, "parent", json!({"input": 30})).await;
+    let sleeping = create_old(old, &c, "sleeper", json!({"t": 3600})).await;
+    let waiting = create_old(old, &c, "approval", json!({"id": 7})).await;
+    let holder = create_old(old, &c, "locker", json!({"zone": 1})).await;
+    let blocked = create_old(old, &c, "locker", json!({"zone": 1})).await;
+    let parent_job = create_old(old, &c, "parent", json!({"input": 30})).await;
     let child: i64 = c
         .query_one(
             "select job_id from jobcenter.jobs where parentjob_id = $1",
@@ -189,10 +223,10 @@ async fn jobs_waiting_in_every_state_survive_the_upgrade_and_finish() {
         assert_eq!(state(&c, job).await, st, "job {job} after the upgrade");
     }
 
-    // The 0.2.0 API finishes them all.
+    // The current API finishes them all.
     db::task_done(
         &c,
-        &working_cookie.to_string(),
+        &working_cookie,
         &examples::add_answer(&working_in),
     )
     .await

@@ -1,0 +1,136 @@
+//! The batched worker calls: `get_tasks` takes many ready tasks in one transaction, and
+//! `tasks_done` finishes many, each in a subtransaction of its own, so one bad result (an
+//! unknown cookie, bad outputs, a malformed element) fails that task alone.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashSet;
+
+use engine_tests::{code_of, create, db, examples, load, output, setup, state};
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn get_tasks_takes_at_most_the_limit_each_task_once() {
+    let (_db, c) = setup().await;
+    load(&c, &[examples::add(), examples::calltest()]).await;
+    let mut jobs = Vec::new();
+    for i in 0..7 {
+        jobs.push(create(&c, "calltest", json!({"input": i})).await);
+    }
+    db::announce(&c, "w", "add", None, None).await.unwrap();
+    let first = db::get_tasks(&c, "w", "add", 5).await.unwrap();
+    assert_eq!(first.len(), 5);
+    // oldest first, as get_task takes them
+    let ids: Vec<i64> = first.iter().map(|t| t.job_id).collect();
+    assert_eq!(ids, jobs[..5]);
+    let rest = db::get_tasks(&c, "w", "add", 5).await.unwrap();
+    assert_eq!(
+        rest.iter().map(|t| t.job_id).collect::<Vec<_>>(),
+        jobs[5..]
+    );
+    assert!(db::get_tasks(&c, "w", "add", 5).await.unwrap().is_empty());
+    let cookies: HashSet<&str> = first.iter().chain(&rest).map(|t| t.cookie.as_str()).collect();
+    assert_eq!(cookies.len(), 7, "every task has its own cookie");
+    for t in first.iter().chain(&rest) {
+        assert_eq!(state(&c, t.job_id).await, "working");
+        assert_eq!(t.inargs["step"], json!(3));
+    }
+}
+
+#[tokio::test]
+async fn get_tasks_refuses_bad_limits_and_unknown_workers() {
+    let (_db, c) = setup().await;
+    load(&c, &[examples::add(), examples::calltest()]).await;
+    db::announce(&c, "w", "add", None, None).await.unwrap();
+    for bad in [0, -1, 1001] {
+        assert_eq!(
+            code_of(db::get_tasks(&c, "w", "add", bad).await),
+            db::ErrorCode::BadArguments,
+            "limit {bad}"
+        );
+    }
+    assert_eq!(
+        code_of(db::get_tasks(&c, "nobody", "add", 3).await),
+        db::ErrorCode::UnknownWorker
+    );
+}
+
+#[tokio::test]
+async fn tasks_done_fails_a_bad_result_alone() {
+    let (_db, c) = setup().await;
+    load(&c, &[examples::add(), examples::calltest()]).await;
+    let mut jobs = Vec::new();
+    for i in 0..4 {
+        jobs.push(create(&c, "calltest", json!({"input": i * 10})).await);
+    }
+    db::announce(&c, "w", "add", None, None).await.unwrap();
+    let tasks = db::get_tasks(&c, "w", "add", 4).await.unwrap();
+    assert_eq!(tasks.len(), 4);
+    let good0 = examples::add_answer(&tasks[0].inargs);
+    let bad_outputs = json!({"counter": "not a number"});
+    let failed = json!({"error": "the disk is full"});
+    let good3 = examples::add_answer(&tasks[3].inargs);
+    let unknown = "00000000-0000-0000-0000-000000000000";
+    let outcomes = db::tasks_done(
+        &c,
+        &[
+            (tasks[0].cookie.as_str(), &good0),
+            (unknown, &good0),
+            (tasks[1].cookie.as_str(), &bad_outputs),
+            (tasks[2].cookie.as_str(), &failed),
+            ("not a cookie", &good0),
+            (tasks[3].cookie.as_str(), &good3),
+            // the same cookie twice: the second finds no task
+            (tasks[3].cookie.as_str(), &good3),
+        ],
+    )
+    .await
+    .unwrap();
+    let codes: Vec<Option<&str>> = outcomes.iter().map(|o| o.code.as_deref()).collect();
+    assert_eq!(
+        codes,
+        [None, Some("JC003"), None, None, Some("JC003"), None, Some("JC003")]
+    );
+    assert_eq!(outcomes[1].cookie.as_deref(), Some(unknown));
+    assert!(outcomes[1].message.as_deref().unwrap().contains(unknown));
+    assert!(!outcomes[1].retryable());
+    // the good ones finished, the bad outputs and the failure ended their jobs in error
+    assert_eq!(output(&c, jobs[0]).await, json!({"output": 3}));
+    assert_eq!(output(&c, jobs[3]).await, json!({"output": 33}));
+    assert_eq!(state(&c, jobs[1]).await, "error");
+    assert_eq!(state(&c, jobs[2]).await, "error");
+    let err: Value = output(&c, jobs[2]).await;
+    assert_eq!(err["error"]["msg"], json!("the disk is full"));
+}
+
+#[tokio::test]
+async fn tasks_done_refuses_what_is_no_batch() {
+    let (_db, c) = setup().await;
+    for bad in ["{}", "null", "\"x\""] {
+        let r = c
+            .query(
+                "select * from jobcenter.tasks_done($1::text::jsonb)",
+                &[&bad.to_owned()],
+            )
+            .await;
+        assert!(r.is_err(), "{bad} was taken");
+    }
+    let mut big = Vec::new();
+    for _ in 0..1001 {
+        big.push(json!({"cookie": "x", "outargs": {}}));
+    }
+    let e = c
+        .query("select * from jobcenter.tasks_done($1)", &[&Value::Array(big)])
+        .await
+        .unwrap_err();
+    assert_eq!(e.code().unwrap().code(), "JC002");
+    // elements that are no object each fail alone
+    let rows = c
+        .query(
+            "select o_code from jobcenter.tasks_done('[1, {\"outargs\": {}}]'::jsonb)",
+            &[],
+        )
+        .await
+        .unwrap();
+    let codes: Vec<Option<String>> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(codes, [Some("JC002".to_owned()), Some("JC002".to_owned())]);
+}
