@@ -38,6 +38,35 @@ begin
     return v_wf;
 end $$;
 
+-- The row of a new top-level job of workflow `a_wf` at its start task, in memory (the column
+-- defaults of jobcenter.jobs, its id taken from the sequence).
+create or replace function jobcenter.new_job_row(a_wf jobcenter.actions, a_start integer,
+    a_args jsonb, a_env jsonb)
+returns jobcenter.jobs language plpgsql as $$
+declare
+    j jobcenter.jobs;
+begin
+    j.job_id := nextval(pg_catalog.pg_get_serial_sequence('jobcenter.jobs', 'job_id'));
+    j.workflow_id := a_wf.action_id;
+    j.task_id := a_start;
+    j.state := 'plotting';
+    j.arguments := a_args;
+    j.environment := a_env;
+    j.variables := '{}';
+    j.task_entered := clock_timestamp();
+    j.job_created := now();
+    j.stepcounter := 0;
+    j.max_steps := coalesce((a_wf.config ->> 'max_steps')::integer,
+        (jobcenter.setting('max_steps'))::integer, 99);
+    j.current_depth := 1;
+    j.aborted := false;
+    j.detached := false;
+    j.priority := 0;
+    j.task_state := '{}';
+    j.job_state := '{}';
+    return j;
+end $$;
+
 -- Starts a job; returns its id and the channel notified when it ends. The parameter and
 -- column names are the original's. With a_start_at in the future (ours: delayed start) the job
 -- waits in state 'sleeping' at its start task until then (timeout = a_start_at, task_state
@@ -60,6 +89,8 @@ declare
     v_start integer;
     v_env jsonb;
     v_job_id bigint;
+    j jobcenter.jobs;
+    v_plot jsonb;
 begin
     if a_wfname is null then
         raise exception using errcode = 'JC002', message = 'workflow name must not be null';
@@ -93,18 +124,27 @@ begin
     v_env := (coalesce(a_env, '{}') - 'jcclient' - 'jcimpersonate') || coalesce(v_wf.wfenv, '{}')
         || v_env
         || jsonb_strip_nulls(jsonb_build_object('jcclient', v_who, 'jcimpersonate', a_impersonate));
-    insert into jobcenter.jobs (workflow_id, task_id, state, arguments, environment,
-        task_entered, max_steps)
-    values (v_wf.action_id, v_start, 'plotting', v_checked -> 'args', v_env, clock_timestamp(),
-        coalesce((v_wf.config ->> 'max_steps')::integer, (jobcenter.setting('max_steps'))::integer, 99))
-    returning job_id into v_job_id;
     if a_start_at > clock_timestamp() then
-        update jobcenter.jobs set state = 'sleeping', timeout = a_start_at,
-            task_state = '{"delayed": true}'
-        where job_id = v_job_id;
+        insert into jobcenter.jobs (workflow_id, task_id, state, arguments, environment,
+            task_entered, max_steps, timeout, task_state)
+        values (v_wf.action_id, v_start, 'sleeping', v_checked -> 'args', v_env, clock_timestamp(),
+            coalesce((v_wf.config ->> 'max_steps')::integer, (jobcenter.setting('max_steps'))::integer, 99),
+            a_start_at, '{"delayed": true}')
+        returning job_id into v_job_id;
         perform jobcenter.notify_timer(a_start_at);
     else
-        perform jobcenter.drive(array[v_job_id]);
+        -- The new job is plotted in memory and its row written once, where it comes to rest.
+        j := jobcenter.new_job_row(v_wf, v_start, v_checked -> 'args', v_env);
+        v_job_id := j.job_id;
+        v_plot := jobcenter.plot(j.workflow_id, j.task_id, 'plotting', j.task_state, j.arguments,
+            j.environment, j.variables, j.stepcounter, j.max_steps,
+            extract(epoch from j.task_entered)::double precision);
+        if v_plot is null then
+            insert into jobcenter.jobs select (j).*;
+            perform jobcenter.drive(array[v_job_id]);
+        else
+            perform jobcenter.drive(jobcenter.apply_plot(j, v_plot, true));
+        end if;
     end if;
     job_id := v_job_id;
     listenstring := 'job:' || v_job_id || ':finished';
@@ -321,6 +361,7 @@ language plpgsql as $$
 declare
     j jobcenter.jobs;
     t jobcenter.tasks;
+    v_plot jsonb;
 begin
     if a_jobcookie ~* '^[0-9a-f]{8}-?([0-9a-f]{4}-?){3}[0-9a-f]{12}$' then
         select * into j from jobcenter.jobs
@@ -334,6 +375,19 @@ begin
     if not jobcenter.may_act_for(jobcenter.caller(null), j.task_state ->> 'taken_by') then
         raise exception using errcode = 'JC004',
             message = format('%s did not take this task', jobcenter.caller(null));
+    end if;
+    if jsonb_typeof(coalesce(a_out_args, '{}')) = 'object' and not coalesce(a_out_args, '{}') ? 'error'
+       and not exists (select 1 from jobcenter.job_aborts x where x.job_id = j.job_id)
+       and (j.parentjob_id is null or j.detached
+            or exists (select 1 from jobcenter.jobs p where p.job_id = j.parentjob_id
+                       and p.state not in ('finished', 'error', 'zombie'))) then
+        -- outputs, omap and the steps after them in memory, the row written once
+        v_plot := jobcenter.plot(j.workflow_id, j.task_id, 'working', j.task_state, j.arguments,
+            j.environment, j.variables, j.stepcounter, j.max_steps, 0, coalesce(a_out_args, '{}'));
+        if v_plot is not null then
+            perform jobcenter.drive(jobcenter.apply_plot(j, v_plot));
+            return;
+        end if;
     end if;
     select * into t from jobcenter.tasks where task_id = j.task_id;
     if a_out_args is not null and jsonb_typeof(a_out_args) = 'object' and a_out_args ? 'error' then

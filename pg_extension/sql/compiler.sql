@@ -121,5 +121,7 @@ begin
             delete from jobcenter.tasks where task_id = v_old[k];
         end if;
     end loop;
+    -- this backend's cached model of it is stale now (others see the new actions row's xmin)
+    perform jobcenter.model_changed(a_action_id);
     return a_action_id;
 end $$;

@@ -216,7 +216,9 @@ end $$;
 -- Ends a job: 'finished' (or 'zombie' when a parent waits for it) or 'error'.
 -- Releases its locks and subscriptions, aborts its unfinished children, notifies, and wakes a
 -- waiting parent.
-create or replace function jobcenter.end_job(a_job jobcenter.jobs, a_state jobcenter.job_state, a_out jsonb)
+-- With `a_write` the row is first brought to `a_job` (the plotter moved it in memory).
+create or replace function jobcenter.end_job(a_job jobcenter.jobs, a_state jobcenter.job_state, a_out jsonb,
+    a_write boolean default false)
 returns bigint[] language plpgsql as $$
 declare
     v_state jobcenter.job_state := a_state;
@@ -228,10 +230,20 @@ begin
     end if;
     perform jobcenter.log_step(a_job, v_state, a_job.variables, null, a_out,
         case when a_state = 'error' then jsonb_build_object('error', a_out -> 'error') else '{}' end);
-    update jobcenter.jobs set
-        state = v_state, out_args = a_out, job_finished = clock_timestamp(),
-        task_completed = clock_timestamp(), cookie = null, timeout = null, worker_id = null
-    where job_id = a_job.job_id;
+    if a_write then
+        update jobcenter.jobs set
+            state = v_state, out_args = a_out, job_finished = clock_timestamp(),
+            task_completed = clock_timestamp(), cookie = null, timeout = null, worker_id = null,
+            task_id = a_job.task_id, variables = a_job.variables, stepcounter = a_job.stepcounter,
+            task_entered = a_job.task_entered, task_started = a_job.task_started,
+            task_state = a_job.task_state
+        where job_id = a_job.job_id;
+    else
+        update jobcenter.jobs set
+            state = v_state, out_args = a_out, job_finished = clock_timestamp(),
+            task_completed = clock_timestamp(), cookie = null, timeout = null, worker_id = null
+        where job_id = a_job.job_id;
+    end if;
     v_wake := v_wake || jobcenter.release_locks(a_job.job_id);
     delete from jobcenter.event_subscriptions where job_id = a_job.job_id;
     v_wake := v_wake || jobcenter.abort_children(a_job.job_id, 'parent job ' || a_job.job_id || ' ended');
@@ -388,6 +400,100 @@ begin
     return jobcenter.end_job(a_job, 'error', jsonb_build_object('error', a_err));
 end $$;
 
+-- The plotter ---------------------------------------------------------------------------------
+
+-- Writes what the plotter (`jobcenter.plot`, src/plot.rs) did to job `a_job` in memory: its step
+-- log in one insert, then the job row once: as ready for a worker (notified), ended (end_job),
+-- or at the step the SQL driver runs next. With `a_insert` the job is new and its row is
+-- inserted rather than updated. Returns the jobs to drive.
+create or replace function jobcenter.apply_plot(a_job jobcenter.jobs, a_plot jsonb,
+    a_insert boolean default false)
+returns bigint[] language plpgsql as $$
+declare
+    j jobcenter.jobs := a_job;
+    v_stop text := a_plot ->> 'stop';
+    v_payload jsonb;
+begin
+    insert into jobcenter.job_task_log (job_id, workflow_id, task_id, state, variables, inargs,
+        outargs, task_entered, task_started, worker_id, task_state, task_completed)
+    select a_job.job_id, a_job.workflow_id, (r ->> 'task_id')::integer, 'done',
+        nullif(r -> 'variables', 'null'), nullif(r -> 'inargs', 'null'), r -> 'outargs',
+        case when r ? 'call' then a_job.task_entered
+             else to_timestamp((r ->> 'entered')::double precision) end,
+        case when r ? 'call' then a_job.task_started end,
+        case when r ? 'call' then a_job.worker_id end,
+        nullif(r -> 'task_state', 'null'), to_timestamp((r ->> 'completed')::double precision)
+    from jsonb_array_elements(a_plot -> 'log') with ordinality as l(r, n)
+    order by l.n;
+    j.task_id := (a_plot ->> 'task_id')::integer;
+    j.stepcounter := (a_plot ->> 'stepcounter')::integer;
+    j.variables := a_plot -> 'variables';
+    j.task_state := a_plot -> 'task_state';
+    j.state := (a_plot ->> 'state')::jobcenter.job_state;
+    j.cookie := null;
+    j.timeout := null;
+    j.worker_id := null;
+    if (a_plot ->> 'moved')::boolean then
+        j.task_entered := to_timestamp((a_plot ->> 'entered')::double precision);
+        j.task_started := null;
+        j.task_completed := null;
+    elsif j.state = 'done' then
+        j.task_completed := clock_timestamp();
+    end if;
+    if v_stop = 'end' then
+        if a_insert then
+            insert into jobcenter.jobs select (j).*;
+        end if;
+        return jobcenter.end_job(j, 'finished', a_plot -> 'out', true);
+    end if;
+    if v_stop = 'ready' then
+        j.state := 'ready';
+        j.ready_action_id := (a_plot ->> 'queue')::integer;
+        j.task_state := jsonb_build_object('inargs', a_plot -> 'inargs', 'env', a_plot -> 'env',
+            'tries', 0);
+    end if;
+    if a_insert then
+        insert into jobcenter.jobs select (j).*;
+    else
+        update jobcenter.jobs set
+            state = j.state, task_id = j.task_id, stepcounter = j.stepcounter,
+            variables = j.variables, task_state = j.task_state, task_entered = j.task_entered,
+            task_started = j.task_started, task_completed = j.task_completed,
+            ready_action_id = j.ready_action_id, cookie = null, timeout = null, worker_id = null
+        where job_id = j.job_id;
+    end if;
+    if v_stop = 'ready' then
+        v_payload := jsonb_build_object('job_id', j.job_id);
+        if (a_plot ->> 'filter')::boolean then
+            v_payload := v_payload || jsonb_build_object('workers',
+                jobcenter.eligible_workers((select action_id from jobcenter.tasks
+                                            where task_id = j.task_id), a_plot -> 'inargs'));
+        end if;
+        perform pg_notify('action:' || j.ready_action_id || ':ready', v_payload::text);
+        return '{}';
+    end if;
+    return array[j.job_id];
+end $$;
+
+-- Runs the plotter on job `j` (locked by the caller) when it can move it: the jobs to drive,
+-- or null when the SQL driver must run the step itself.
+create or replace function jobcenter.try_plot(j jobcenter.jobs) returns bigint[]
+language plpgsql as $$
+declare
+    v_plot jsonb;
+begin
+    if not jobcenter.plottable(j.workflow_id, j.task_id, j.state::text, j.stepcounter, j.max_steps) then
+        return null;
+    end if;
+    v_plot := jobcenter.plot(j.workflow_id, j.task_id, j.state::text, j.task_state, j.arguments,
+        j.environment, j.variables, j.stepcounter, j.max_steps,
+        coalesce(extract(epoch from j.task_entered)::double precision, 0));
+    if v_plot is null then
+        return null;
+    end if;
+    return jobcenter.apply_plot(j, v_plot);
+end $$;
+
 -- The driver ------------------------------------------------------------------------------------
 
 create or replace function jobcenter.drive(a_jobs bigint[]) returns void language plpgsql as $$
@@ -429,6 +535,10 @@ begin
             return jobcenter.end_job(j, 'error', jsonb_build_object('error',
                 jobcenter.error_obj('abort', 'parent job ' || j.parentjob_id || ' ended')));
         end if;
+    end if;
+    v_wake := jobcenter.try_plot(j);
+    if v_wake is not null then
+        return v_wake;
     end if;
     select * into t from jobcenter.tasks where task_id = j.task_id;
     if j.state = 'done' then

@@ -4,6 +4,26 @@
 -- changes.
 \echo Use "ALTER EXTENSION jobcenter UPDATE TO '0.3.0'" to load this file. \quit
 
+-- fragment upgrade/0.3.0/eng.sql
+-- The engine core of 0.3.0: the plotter (src/plot.rs, src/model_cache.rs) and end_job's
+-- a_write parameter.
+
+-- end_job(job, state, out) gains a_write (default false)
+DROP FUNCTION jobcenter.end_job(jobcenter.jobs, jobcenter.job_state, jsonb);
+
+CREATE FUNCTION jobcenter."model_changed"("action_id" INT) RETURNS bool
+STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'model_changed_wrapper';
+
+CREATE FUNCTION jobcenter."plot"("workflow_id" INT, "task_id" INT, "state" TEXT,
+    "task_state" jsonb, "arguments" jsonb, "environment" jsonb, "variables" jsonb,
+    "stepcounter" INT, "max_steps" INT, "entered" double precision,
+    "outputs" jsonb DEFAULT NULL) RETURNS jsonb
+VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'plot_wrapper';
+
+CREATE FUNCTION jobcenter."plottable"("workflow_id" INT, "task_id" INT, "state" TEXT,
+    "stepcounter" INT, "max_steps" INT) RETURNS bool
+STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'plottable_wrapper';
+
 -- functions of engine.sql
 -- jobcenter engine: the internal procedures that move jobs through the state machine.
 --
@@ -223,7 +243,9 @@ end $$;
 -- Ends a job: 'finished' (or 'zombie' when a parent waits for it) or 'error'.
 -- Releases its locks and subscriptions, aborts its unfinished children, notifies, and wakes a
 -- waiting parent.
-create or replace function jobcenter.end_job(a_job jobcenter.jobs, a_state jobcenter.job_state, a_out jsonb)
+-- With `a_write` the row is first brought to `a_job` (the plotter moved it in memory).
+create or replace function jobcenter.end_job(a_job jobcenter.jobs, a_state jobcenter.job_state, a_out jsonb,
+    a_write boolean default false)
 returns bigint[] language plpgsql as $$
 declare
     v_state jobcenter.job_state := a_state;
@@ -235,10 +257,20 @@ begin
     end if;
     perform jobcenter.log_step(a_job, v_state, a_job.variables, null, a_out,
         case when a_state = 'error' then jsonb_build_object('error', a_out -> 'error') else '{}' end);
-    update jobcenter.jobs set
-        state = v_state, out_args = a_out, job_finished = clock_timestamp(),
-        task_completed = clock_timestamp(), cookie = null, timeout = null, worker_id = null
-    where job_id = a_job.job_id;
+    if a_write then
+        update jobcenter.jobs set
+            state = v_state, out_args = a_out, job_finished = clock_timestamp(),
+            task_completed = clock_timestamp(), cookie = null, timeout = null, worker_id = null,
+            task_id = a_job.task_id, variables = a_job.variables, stepcounter = a_job.stepcounter,
+            task_entered = a_job.task_entered, task_started = a_job.task_started,
+            task_state = a_job.task_state
+        where job_id = a_job.job_id;
+    else
+        update jobcenter.jobs set
+            state = v_state, out_args = a_out, job_finished = clock_timestamp(),
+            task_completed = clock_timestamp(), cookie = null, timeout = null, worker_id = null
+        where job_id = a_job.job_id;
+    end if;
     v_wake := v_wake || jobcenter.release_locks(a_job.job_id);
     delete from jobcenter.event_subscriptions where job_id = a_job.job_id;
     v_wake := v_wake || jobcenter.abort_children(a_job.job_id, 'parent job ' || a_job.job_id || ' ended');
@@ -395,6 +427,100 @@ begin
     return jobcenter.end_job(a_job, 'error', jsonb_build_object('error', a_err));
 end $$;
 
+-- The plotter ---------------------------------------------------------------------------------
+
+-- Writes what the plotter (`jobcenter.plot`, src/plot.rs) did to job `a_job` in memory: its step
+-- log in one insert, then the job row once: as ready for a worker (notified), ended (end_job),
+-- or at the step the SQL driver runs next. With `a_insert` the job is new and its row is
+-- inserted rather than updated. Returns the jobs to drive.
+create or replace function jobcenter.apply_plot(a_job jobcenter.jobs, a_plot jsonb,
+    a_insert boolean default false)
+returns bigint[] language plpgsql as $$
+declare
+    j jobcenter.jobs := a_job;
+    v_stop text := a_plot ->> 'stop';
+    v_payload jsonb;
+begin
+    insert into jobcenter.job_task_log (job_id, workflow_id, task_id, state, variables, inargs,
+        outargs, task_entered, task_started, worker_id, task_state, task_completed)
+    select a_job.job_id, a_job.workflow_id, (r ->> 'task_id')::integer, 'done',
+        nullif(r -> 'variables', 'null'), nullif(r -> 'inargs', 'null'), r -> 'outargs',
+        case when r ? 'call' then a_job.task_entered
+             else to_timestamp((r ->> 'entered')::double precision) end,
+        case when r ? 'call' then a_job.task_started end,
+        case when r ? 'call' then a_job.worker_id end,
+        nullif(r -> 'task_state', 'null'), to_timestamp((r ->> 'completed')::double precision)
+    from jsonb_array_elements(a_plot -> 'log') with ordinality as l(r, n)
+    order by l.n;
+    j.task_id := (a_plot ->> 'task_id')::integer;
+    j.stepcounter := (a_plot ->> 'stepcounter')::integer;
+    j.variables := a_plot -> 'variables';
+    j.task_state := a_plot -> 'task_state';
+    j.state := (a_plot ->> 'state')::jobcenter.job_state;
+    j.cookie := null;
+    j.timeout := null;
+    j.worker_id := null;
+    if (a_plot ->> 'moved')::boolean then
+        j.task_entered := to_timestamp((a_plot ->> 'entered')::double precision);
+        j.task_started := null;
+        j.task_completed := null;
+    elsif j.state = 'done' then
+        j.task_completed := clock_timestamp();
+    end if;
+    if v_stop = 'end' then
+        if a_insert then
+            insert into jobcenter.jobs select (j).*;
+        end if;
+        return jobcenter.end_job(j, 'finished', a_plot -> 'out', true);
+    end if;
+    if v_stop = 'ready' then
+        j.state := 'ready';
+        j.ready_action_id := (a_plot ->> 'queue')::integer;
+        j.task_state := jsonb_build_object('inargs', a_plot -> 'inargs', 'env', a_plot -> 'env',
+            'tries', 0);
+    end if;
+    if a_insert then
+        insert into jobcenter.jobs select (j).*;
+    else
+        update jobcenter.jobs set
+            state = j.state, task_id = j.task_id, stepcounter = j.stepcounter,
+            variables = j.variables, task_state = j.task_state, task_entered = j.task_entered,
+            task_started = j.task_started, task_completed = j.task_completed,
+            ready_action_id = j.ready_action_id, cookie = null, timeout = null, worker_id = null
+        where job_id = j.job_id;
+    end if;
+    if v_stop = 'ready' then
+        v_payload := jsonb_build_object('job_id', j.job_id);
+        if (a_plot ->> 'filter')::boolean then
+            v_payload := v_payload || jsonb_build_object('workers',
+                jobcenter.eligible_workers((select action_id from jobcenter.tasks
+                                            where task_id = j.task_id), a_plot -> 'inargs'));
+        end if;
+        perform pg_notify('action:' || j.ready_action_id || ':ready', v_payload::text);
+        return '{}';
+    end if;
+    return array[j.job_id];
+end $$;
+
+-- Runs the plotter on job `j` (locked by the caller) when it can move it: the jobs to drive,
+-- or null when the SQL driver must run the step itself.
+create or replace function jobcenter.try_plot(j jobcenter.jobs) returns bigint[]
+language plpgsql as $$
+declare
+    v_plot jsonb;
+begin
+    if not jobcenter.plottable(j.workflow_id, j.task_id, j.state::text, j.stepcounter, j.max_steps) then
+        return null;
+    end if;
+    v_plot := jobcenter.plot(j.workflow_id, j.task_id, j.state::text, j.task_state, j.arguments,
+        j.environment, j.variables, j.stepcounter, j.max_steps,
+        coalesce(extract(epoch from j.task_entered)::double precision, 0));
+    if v_plot is null then
+        return null;
+    end if;
+    return jobcenter.apply_plot(j, v_plot);
+end $$;
+
 -- The driver ------------------------------------------------------------------------------------
 
 create or replace function jobcenter.drive(a_jobs bigint[]) returns void language plpgsql as $$
@@ -436,6 +562,10 @@ begin
             return jobcenter.end_job(j, 'error', jsonb_build_object('error',
                 jobcenter.error_obj('abort', 'parent job ' || j.parentjob_id || ' ended')));
         end if;
+    end if;
+    v_wake := jobcenter.try_plot(j);
+    if v_wake is not null then
+        return v_wake;
     end if;
     select * into t from jobcenter.tasks where task_id = j.task_id;
     if j.state = 'done' then
@@ -2013,6 +2143,8 @@ begin
             delete from jobcenter.tasks where task_id = v_old[k];
         end if;
     end loop;
+    -- this backend's cached model of it is stale now (others see the new actions row's xmin)
+    perform jobcenter.model_changed(a_action_id);
     return a_action_id;
 end $$;
 
@@ -2057,6 +2189,35 @@ begin
     return v_wf;
 end $$;
 
+-- The row of a new top-level job of workflow `a_wf` at its start task, in memory (the column
+-- defaults of jobcenter.jobs, its id taken from the sequence).
+create or replace function jobcenter.new_job_row(a_wf jobcenter.actions, a_start integer,
+    a_args jsonb, a_env jsonb)
+returns jobcenter.jobs language plpgsql as $$
+declare
+    j jobcenter.jobs;
+begin
+    j.job_id := nextval(pg_catalog.pg_get_serial_sequence('jobcenter.jobs', 'job_id'));
+    j.workflow_id := a_wf.action_id;
+    j.task_id := a_start;
+    j.state := 'plotting';
+    j.arguments := a_args;
+    j.environment := a_env;
+    j.variables := '{}';
+    j.task_entered := clock_timestamp();
+    j.job_created := now();
+    j.stepcounter := 0;
+    j.max_steps := coalesce((a_wf.config ->> 'max_steps')::integer,
+        (jobcenter.setting('max_steps'))::integer, 99);
+    j.current_depth := 1;
+    j.aborted := false;
+    j.detached := false;
+    j.priority := 0;
+    j.task_state := '{}';
+    j.job_state := '{}';
+    return j;
+end $$;
+
 -- Starts a job; returns its id and the channel notified when it ends. The parameter and
 -- column names are the original's. With a_start_at in the future (ours: delayed start) the job
 -- waits in state 'sleeping' at its start task until then (timeout = a_start_at, task_state
@@ -2079,6 +2240,8 @@ declare
     v_start integer;
     v_env jsonb;
     v_job_id bigint;
+    j jobcenter.jobs;
+    v_plot jsonb;
 begin
     if a_wfname is null then
         raise exception using errcode = 'JC002', message = 'workflow name must not be null';
@@ -2112,18 +2275,27 @@ begin
     v_env := (coalesce(a_env, '{}') - 'jcclient' - 'jcimpersonate') || coalesce(v_wf.wfenv, '{}')
         || v_env
         || jsonb_strip_nulls(jsonb_build_object('jcclient', v_who, 'jcimpersonate', a_impersonate));
-    insert into jobcenter.jobs (workflow_id, task_id, state, arguments, environment,
-        task_entered, max_steps)
-    values (v_wf.action_id, v_start, 'plotting', v_checked -> 'args', v_env, clock_timestamp(),
-        coalesce((v_wf.config ->> 'max_steps')::integer, (jobcenter.setting('max_steps'))::integer, 99))
-    returning job_id into v_job_id;
     if a_start_at > clock_timestamp() then
-        update jobcenter.jobs set state = 'sleeping', timeout = a_start_at,
-            task_state = '{"delayed": true}'
-        where job_id = v_job_id;
+        insert into jobcenter.jobs (workflow_id, task_id, state, arguments, environment,
+            task_entered, max_steps, timeout, task_state)
+        values (v_wf.action_id, v_start, 'sleeping', v_checked -> 'args', v_env, clock_timestamp(),
+            coalesce((v_wf.config ->> 'max_steps')::integer, (jobcenter.setting('max_steps'))::integer, 99),
+            a_start_at, '{"delayed": true}')
+        returning job_id into v_job_id;
         perform jobcenter.notify_timer(a_start_at);
     else
-        perform jobcenter.drive(array[v_job_id]);
+        -- The new job is plotted in memory and its row written once, where it comes to rest.
+        j := jobcenter.new_job_row(v_wf, v_start, v_checked -> 'args', v_env);
+        v_job_id := j.job_id;
+        v_plot := jobcenter.plot(j.workflow_id, j.task_id, 'plotting', j.task_state, j.arguments,
+            j.environment, j.variables, j.stepcounter, j.max_steps,
+            extract(epoch from j.task_entered)::double precision);
+        if v_plot is null then
+            insert into jobcenter.jobs select (j).*;
+            perform jobcenter.drive(array[v_job_id]);
+        else
+            perform jobcenter.drive(jobcenter.apply_plot(j, v_plot, true));
+        end if;
     end if;
     job_id := v_job_id;
     listenstring := 'job:' || v_job_id || ':finished';
@@ -2340,6 +2512,7 @@ language plpgsql as $$
 declare
     j jobcenter.jobs;
     t jobcenter.tasks;
+    v_plot jsonb;
 begin
     if a_jobcookie ~* '^[0-9a-f]{8}-?([0-9a-f]{4}-?){3}[0-9a-f]{12}$' then
         select * into j from jobcenter.jobs
@@ -2353,6 +2526,19 @@ begin
     if not jobcenter.may_act_for(jobcenter.caller(null), j.task_state ->> 'taken_by') then
         raise exception using errcode = 'JC004',
             message = format('%s did not take this task', jobcenter.caller(null));
+    end if;
+    if jsonb_typeof(coalesce(a_out_args, '{}')) = 'object' and not coalesce(a_out_args, '{}') ? 'error'
+       and not exists (select 1 from jobcenter.job_aborts x where x.job_id = j.job_id)
+       and (j.parentjob_id is null or j.detached
+            or exists (select 1 from jobcenter.jobs p where p.job_id = j.parentjob_id
+                       and p.state not in ('finished', 'error', 'zombie'))) then
+        -- outputs, omap and the steps after them in memory, the row written once
+        v_plot := jobcenter.plot(j.workflow_id, j.task_id, 'working', j.task_state, j.arguments,
+            j.environment, j.variables, j.stepcounter, j.max_steps, 0, coalesce(a_out_args, '{}'));
+        if v_plot is not null then
+            perform jobcenter.drive(jobcenter.apply_plot(j, v_plot));
+            return;
+        end if;
     end if;
     select * into t from jobcenter.tasks where task_id = j.task_id;
     if a_out_args is not null and jsonb_typeof(a_out_args) = 'object' and a_out_args ? 'error' then

@@ -12,6 +12,8 @@ use pgrx::JsonB;
 mod cron;
 mod jcl_fns;
 mod json_arg;
+mod model_cache;
+mod plot;
 mod run_as;
 mod schema_check;
 
