@@ -22,22 +22,26 @@ const CREATE_CHUNK: i64 = 1000;
 
 /// Why `--batch` above 1 is refused: the engine has no call that takes or finishes several
 /// tasks at once. When it has, the workers here take `batch` tasks per call.
-pub const NO_BATCH: &str = "--batch: the engine offers no batched worker calls (one task per \
-     get_task and task_done); only --batch 1 runs";
+/// The most tasks one get_tasks or tasks_done call takes.
+pub const MAX_BATCH: usize = 1000;
 
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub jobs: usize,
     pub workers: usize,
-    /// Tasks per call; only 1 until the engine has batched calls ([`NO_BATCH`]).
+    /// Tasks per call (1 to [`MAX_BATCH`]).
     pub batch: usize,
     pub timeout: Duration,
 }
 
 /// Refuses a plan the engine cannot run, before any cluster is started.
 pub fn check(plan: &Plan) -> anyhow::Result<()> {
-    ensure!(plan.batch == 1, NO_BATCH);
+    ensure!(
+        (1..=MAX_BATCH).contains(&plan.batch),
+        "--batch takes 1 to {MAX_BATCH} tasks per call, not {}",
+        plan.batch
+    );
     Ok(())
 }
 
@@ -46,6 +50,7 @@ pub fn check(plan: &Plan) -> anyhow::Result<()> {
 pub struct Outcome {
     pub jobs: usize,
     pub workers: usize,
+    pub batch: usize,
     /// Creating the jobs beforehand (not part of the rate).
     pub setup: Duration,
     /// From the workers' start to the last `task_done`.
@@ -64,7 +69,7 @@ impl Outcome {
         json!({
             "jobs": self.jobs,
             "workers": self.workers,
-            "tasks_per_call": 1,
+            "tasks_per_call": self.batch,
             "setup_s": round_to(self.setup.as_secs_f64(), 3),
             "elapsed_s": round_to(self.elapsed.as_secs_f64(), 3),
             "jobs_per_s": round_to(self.jobs_per_s(), 1),
@@ -109,7 +114,7 @@ pub async fn run(db: &testkit::TestDb, plan: &Plan) -> anyhow::Result<Outcome> {
         let api = Api::prepare(&conn.client).await?;
         let name = format!("bench-w{w}");
         sql::announce(&conn.client, &name, ACTION).await?;
-        workers.spawn(work(conn, api, name, go_rx.clone()));
+        workers.spawn(work(conn, api, name, plan.batch, go_rx.clone()));
     }
     let start = Instant::now();
     let _ = go_tx.send(true);
@@ -146,6 +151,7 @@ pub async fn run(db: &testkit::TestDb, plan: &Plan) -> anyhow::Result<Outcome> {
     Ok(Outcome {
         jobs: plan.jobs,
         workers: plan.workers,
+        batch: plan.batch,
         setup,
         elapsed,
         get_task_ms: mean(worked.iter().map(|w| w.get_task).sum(), get_task_calls),
@@ -153,12 +159,15 @@ pub async fn run(db: &testkit::TestDb, plan: &Plan) -> anyhow::Result<Outcome> {
     })
 }
 
-/// A worker: once told to go, takes and finishes tasks of `add` until `get_task` finds none
-/// (every job was ready before the start, and none makes another task).
+/// A worker: once told to go, takes and finishes tasks of `add` until none is left (every
+/// job was ready before the start, and none makes another task): one task per `get_task`
+/// and `task_done`, or with `batch` > 1 up to `batch` per `get_tasks` and one `tasks_done`
+/// for them.
 async fn work(
     conn: Conn,
     api: Api,
     name: String,
+    batch: usize,
     mut go: watch::Receiver<bool>,
 ) -> anyhow::Result<Worked> {
     go.wait_for(|&go| go)
@@ -166,24 +175,41 @@ async fn work(
         .context("the drain was called off")?;
     let c = &conn.client;
     let mut worked = Worked::default();
+    let limit = i32::try_from(batch).context("--batch")?;
     loop {
         let t = Instant::now();
-        let task = api
-            .get_task(c, &name, ACTION, None)
-            .await
-            .with_context(|| format!("get_task of worker {name}"))?;
+        let tasks = if batch == 1 {
+            api.get_task(c, &name, ACTION, None)
+                .await
+                .with_context(|| format!("get_task of worker {name}"))?
+                .into_iter()
+                .collect()
+        } else {
+            api.get_tasks(c, &name, ACTION, limit)
+                .await
+                .with_context(|| format!("get_tasks of worker {name}"))?
+        };
         worked.get_task += t.elapsed();
         worked.get_task_calls += 1;
-        let Some(task) = task else {
+        if tasks.is_empty() {
             return Ok(worked);
-        };
-        let out = workload::add(&task.inargs)?;
+        }
+        let results = tasks
+            .iter()
+            .map(|task| Ok((task.cookie.clone(), workload::add(&task.inargs)?)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let t = Instant::now();
-        api.task_done(c, &task.cookie, &out)
-            .await
-            .with_context(|| format!("task_done of worker {name} for job {}", task.job_id))?;
+        if let [(cookie, out)] = results.as_slice() {
+            api.task_done(c, cookie, out)
+                .await
+                .with_context(|| format!("task_done of worker {name} for job {}", tasks[0].job_id))?;
+        } else {
+            api.tasks_done(c, &results)
+                .await
+                .with_context(|| format!("tasks_done of worker {name}"))?;
+        }
         worked.task_done += t.elapsed();
-        worked.tasks += 1;
+        worked.tasks += tasks.len();
     }
 }
 
@@ -208,6 +234,22 @@ mod tests {
         let j = o.json();
         assert_eq!(j["tasks_per_call"], json!(1));
         assert_eq!(j["jobs"], json!(30));
+        Ok(())
+    }
+
+    /// Batched: get_tasks and tasks_done drain every job too.
+    #[tokio::test]
+    async fn a_batched_drain_finishes_every_job() -> anyhow::Result<()> {
+        let db = testkit::Cluster::shared().await?.new_db().await?;
+        let plan = Plan {
+            jobs: 45,
+            workers: 2,
+            batch: 10,
+            timeout: Duration::from_secs(120),
+        };
+        let o = run(&db, &plan).await?;
+        assert_eq!(o.jobs, 45);
+        assert_eq!(o.json()["tasks_per_call"], json!(10));
         Ok(())
     }
 }

@@ -22,6 +22,13 @@ const GET_TASK: &str =
 /// `task_done(cookie, outputs)`.
 const TASK_DONE: &str = "select jobcenter.task_done($1, $2)";
 
+/// `get_tasks(worker, action, limit)` → up to `limit` tasks, one row each.
+const GET_TASKS: &str =
+    "select o_job_id, o_job_cookie, o_in_args from jobcenter.get_tasks($1, $2, $3)";
+
+/// `tasks_done([{cookie, outargs}, …])` → one row per result, `o_code` null when applied.
+const TASKS_DONE: &str = "select o_cookie, o_code, o_message from jobcenter.tasks_done($1)";
+
 /// Creates jobs `$2 ..= $3` of workflow `$1` in one statement, input `{"input": i}`.
 const CREATE_JOBS: &str = "select count(*) from generate_series($2::bigint, $3::bigint) i, \
      lateral jobcenter.create_job($1, jsonb_build_object('input', i))";
@@ -32,6 +39,8 @@ pub struct Api {
     create_job: Statement,
     get_task: Statement,
     task_done: Statement,
+    get_tasks: Statement,
+    tasks_done: Statement,
 }
 
 /// A task taken by [`Api::get_task`].
@@ -54,6 +63,8 @@ impl Api {
             create_job: prepare(CREATE_JOB).await?,
             get_task: prepare(GET_TASK).await?,
             task_done: prepare(TASK_DONE).await?,
+            get_tasks: prepare(GET_TASKS).await?,
+            tasks_done: prepare(TASKS_DONE).await?,
         })
     }
 
@@ -94,6 +105,49 @@ impl Api {
     /// Finishes the task holding `cookie` with `outargs`.
     pub async fn task_done(&self, c: &Client, cookie: &str, outargs: &Value) -> anyhow::Result<()> {
         c.execute(&self.task_done, &[&cookie, outargs]).await?;
+        Ok(())
+    }
+
+    /// Takes up to `limit` tasks of `action` in one call.
+    pub async fn get_tasks(
+        &self,
+        c: &Client,
+        worker: &str,
+        action: &str,
+        limit: i32,
+    ) -> anyhow::Result<Vec<Task>> {
+        let rows = c.query(&self.get_tasks, &[&worker, &action, &limit]).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Task {
+                    job_id: r.try_get(0)?,
+                    cookie: r.try_get(1)?,
+                    inargs: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Finishes many tasks in one call; fails when any result was not applied.
+    pub async fn tasks_done(&self, c: &Client, results: &[(String, Value)]) -> anyhow::Result<()> {
+        let arg = Value::Array(
+            results
+                .iter()
+                .map(|(cookie, out)| serde_json::json!({"cookie": cookie, "outargs": out}))
+                .collect(),
+        );
+        for r in c.query(&self.tasks_done, &[&arg]).await? {
+            let code: Option<String> = r.try_get(1)?;
+            if let Some(code) = code {
+                let cookie: Option<String> = r.try_get(0)?;
+                let msg: Option<String> = r.try_get(2)?;
+                anyhow::bail!(
+                    "tasks_done refused {}: {code} {}",
+                    cookie.unwrap_or_default(),
+                    msg.unwrap_or_default()
+                );
+            }
+        }
         Ok(())
     }
 }

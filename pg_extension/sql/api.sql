@@ -301,57 +301,11 @@ create or replace function jobcenter.get_task(a_workername text, a_actionname te
     a_job_id bigint default null,
     out o_job_id bigint, out o_job_cookie text, out o_in_args jsonb, out o_env jsonb)
 returns record language plpgsql as $$
-declare
-    v_worker_id bigint;
-    v_queue integer;
-    v_action jobcenter.actions;
-    v_filter jsonb;
-    j jobcenter.jobs;
-    v_timeout timestamptz;
-    v_taker text;
 begin
-    -- the announcement of any version counts: the ready queue is the action name's
-    select w.worker_id, wa.filter into v_worker_id, v_filter
-    from jobcenter.workers w
-    join jobcenter.worker_actions wa using (worker_id)
-    join jobcenter.actions a using (action_id)
-    where w.name = a_workername and w.stopped is null and a.name = a_actionname and a.type = 'action'
-    order by a.version desc limit 1;
-    if v_worker_id is null then
-        raise exception using errcode = 'JC006',
-            message = format('worker %s has not announced action %s', a_workername, a_actionname),
-            hint = 'call announce first';
-    end if;
-    v_taker := jobcenter.check_worker_access(a_workername);
-    v_queue := jobcenter.action_queue(a_actionname);
-    -- a job with an abort request is never handed out (do_timeout aborts it)
-    select jb.* into j from jobcenter.jobs jb
-    where jb.state = 'ready' and jb.ready_action_id = v_queue
-      and (a_job_id is null or jb.job_id = a_job_id)
-      and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
-      and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
-    order by jb.priority desc, jb.job_id
-    limit 1 for no key update skip locked;
-    if not found then
-        return;
-    end if;
-    -- the time-out of the version the task was made ready for
-    select a.* into v_action from jobcenter.tasks t join jobcenter.actions a using (action_id)
-    where t.task_id = j.task_id;
-    v_timeout := clock_timestamp() + jobcenter.to_interval(v_action.config -> 'timeout');
-    update jobcenter.jobs set
-        state = 'working', cookie = gen_random_uuid(), worker_id = v_worker_id,
-        task_started = clock_timestamp(), timeout = v_timeout,
-        task_state = task_state || jsonb_build_object('tries',
-            coalesce((task_state ->> 'tries')::integer, 0) + 1, 'worker', a_workername,
-            'taken_by', v_taker)
-    where job_id = j.job_id;
-    if v_timeout is not null then
-        perform jobcenter.notify_timer(v_timeout);
-    end if;
-    select jb.job_id, jb.cookie::text, jb.task_state -> 'inargs', jb.task_state -> 'env'
+    -- all null when there is none
+    select t.o_job_id, t.o_job_cookie, t.o_in_args, t.o_env
     into o_job_id, o_job_cookie, o_in_args, o_env
-    from jobcenter.jobs jb where jb.job_id = j.job_id;
+    from jobcenter.take_tasks(a_workername, a_actionname, 1, a_job_id) t;
 end $$;
 
 -- A worker finished a task. An `error` key in the outputs means the task failed. The cookie
@@ -398,11 +352,11 @@ begin
         coalesce(a_out_args, '{}')));
 end $$;
 
--- Takes up to `a_limit` (1 to 1000) ready tasks of an action the worker announced, in the order
--- get_task takes them, in one transaction: one row per task, none when there is none. Ours;
--- get_task stays the original's single-task call.
-create or replace function jobcenter.get_tasks(a_workername text, a_actionname text,
-    a_limit integer,
+-- Takes up to `a_limit` ready tasks of an action the worker announced (only job `a_job_id`'s
+-- when given), oldest first within the highest priority: one row per task taken. get_task and
+-- get_tasks call it.
+create or replace function jobcenter.take_tasks(a_workername text, a_actionname text,
+    a_limit integer, a_job_id bigint,
     out o_job_id bigint, out o_job_cookie text, out o_in_args jsonb, out o_env jsonb)
 returns setof record language plpgsql as $$
 declare
@@ -413,10 +367,6 @@ declare
     v_first timestamptz;
     r record;
 begin
-    if a_limit is null or a_limit < 1 or a_limit > 1000 then
-        raise exception using errcode = 'JC002',
-            message = format('get_tasks takes 1 to 1000 tasks, not %s', coalesce(a_limit::text, 'null'));
-    end if;
     select w.worker_id, wa.filter into v_worker_id, v_filter
     from jobcenter.workers w
     join jobcenter.worker_actions wa using (worker_id)
@@ -434,6 +384,7 @@ begin
         with picked as (
             select jb.job_id, jb.task_id, jb.priority from jobcenter.jobs jb
             where jb.state = 'ready' and jb.ready_action_id = v_queue
+              and (a_job_id is null or jb.job_id = a_job_id)
               and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
               and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
             order by jb.priority desc, jb.job_id
@@ -466,6 +417,21 @@ begin
     if v_first is not null then
         perform jobcenter.notify_timer(v_first);
     end if;
+end $$;
+
+-- Takes up to `a_limit` (1 to 1000) ready tasks of an action the worker announced, in the order
+-- get_task takes them, in one transaction: one row per task, none when there is none. Ours;
+-- get_task stays the original's single-task call.
+create or replace function jobcenter.get_tasks(a_workername text, a_actionname text,
+    a_limit integer,
+    out o_job_id bigint, out o_job_cookie text, out o_in_args jsonb, out o_env jsonb)
+returns setof record language plpgsql as $$
+begin
+    if a_limit is null or a_limit < 1 or a_limit > 1000 then
+        raise exception using errcode = 'JC002',
+            message = format('get_tasks takes 1 to 1000 tasks, not %s', coalesce(a_limit::text, 'null'));
+    end if;
+    return query select * from jobcenter.take_tasks(a_workername, a_actionname, a_limit, null);
 end $$;
 
 -- Finishes many tasks in one transaction: `a_results` is an array of {"cookie": …, "outargs":

@@ -76,11 +76,17 @@ declare
     v_args jsonb := coalesce(a_args, '{}');
     v_errors text[] := '{}';
     v_msg text;
+    v_fit jsonb;
     r record;
     k text;
 begin
     if jsonb_typeof(v_args) <> 'object' then
         return jsonb_build_object('_error', 'arguments must be a JSON object, not ' || jsonb_typeof(v_args));
+    end if;
+    -- the cached model answers when they fit; the loop below says why they do not
+    v_fit := jobcenter.fill_args(a_action_id, v_args, a_destination = 'environment');
+    if v_fit is not null then
+        return jsonb_build_object('args', v_fit);
     end if;
     for r in select i.name, i.type, i.optional, i."default", s.schema
              from jobcenter.action_inputs i join jobcenter.json_schemas s using (type)
@@ -124,6 +130,11 @@ begin
     if jsonb_typeof(coalesce(a_out, '{}')) <> 'object' then
         return jsonb_build_object('_error', 'outputs must be a JSON object, not ' || jsonb_typeof(a_out));
     end if;
+    v_out := jobcenter.fit_outputs(a_action_id, coalesce(a_out, '{}'));
+    if v_out is not null then
+        return jsonb_build_object('out', v_out);
+    end if;
+    v_out := '{}';
     for r in select o.name, o.type, o.optional, s.schema
              from jobcenter.action_outputs o join jobcenter.json_schemas s using (type)
              where o.action_id = a_action_id order by o.name loop

@@ -112,6 +112,17 @@ pub fn check_limits(v: &Value) -> Result<(), String> {
     Ok(())
 }
 
+/// [`check_limits`] of an object, without building a value of it.
+pub fn check_object_limits(m: &serde_json::Map<String, Value>) -> Result<(), String> {
+    if m.values().any(|v| value_depth(v) + 1 > MAX_DEPTH) {
+        return Err(too_deep());
+    }
+    if serde_json::to_writer(Budget(0), m).is_err() {
+        return Err(format!("a value is larger than {MAX_VALUE_BYTES} bytes"));
+    }
+    Ok(())
+}
+
 impl FromDatum for Jsonb {
     unsafe fn from_polymorphic_datum(
         datum: pg_sys::Datum,

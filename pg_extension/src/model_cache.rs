@@ -16,6 +16,8 @@ use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{Map, Value};
 
+use crate::json_arg::Jsonb;
+
 use jcl::{Expr, Stmt, TaskAttributes, IR_VERSION};
 
 /// The most entries kept; past it the cache starts afresh.
@@ -295,8 +297,13 @@ pub fn get(id: i32) -> Result<Option<Rc<Entry>>, String> {
 /// `jobcenter.check_inputs` does: the filled arguments, or `None` when they do not fit (the
 /// SQL function then says why).
 pub fn fill_inputs(entry: &Entry, args: Map<String, Value>) -> Option<Map<String, Value>> {
+    fill(entry, args, false)
+}
+
+/// [`fill_inputs`] for the inputs of destination `environment` when `env`.
+fn fill(entry: &Entry, args: Map<String, Value>, env: bool) -> Option<Map<String, Value>> {
     let mut args = args;
-    for d in entry.inputs.iter().filter(|d| !d.env) {
+    for d in entry.inputs.iter().filter(|d| d.env == env) {
         match args.get(&d.name) {
             None => match &d.default {
                 Some(v) => {
@@ -309,7 +316,7 @@ pub fn fill_inputs(entry: &Entry, args: Map<String, Value>) -> Option<Map<String
             Some(_) => {}
         }
     }
-    let known = |k: &String| entry.inputs.iter().any(|d| !d.env && &d.name == k);
+    let known = |k: &String| entry.inputs.iter().any(|d| d.env == env && &d.name == k);
     args.keys().all(known).then_some(args)
 }
 
@@ -346,4 +353,27 @@ pub fn env_inputs(entry: &Entry, env: &Map<String, Value>) -> Map<String, Value>
 #[pg_extern(volatile, parallel_unsafe)]
 fn model_changed(action_id: i32) -> bool {
     CACHE.with(|c| c.borrow_mut().remove(&action_id).is_some())
+}
+
+/// The fast path of `jobcenter.check_inputs`: `a_args` with defaults filled in when they fit
+/// the declared inputs of action `action_id` (of destination `environment` when
+/// `environment`), else null (the SQL function then says why).
+#[pg_extern(volatile, parallel_unsafe)]
+fn fill_args(action_id: i32, args: Jsonb, environment: bool) -> Option<JsonB> {
+    let Ok(Value::Object(args)) = args.0 else {
+        return None;
+    };
+    let entry = get(action_id).ok()??;
+    fill(&entry, args, environment).map(|m| JsonB(Value::Object(m)))
+}
+
+/// The fast path of `jobcenter.check_outputs`: the declared outputs of action `action_id`
+/// taken from `out` when they fit, else null (the SQL function then says why).
+#[pg_extern(volatile, parallel_unsafe)]
+fn fit_outputs(action_id: i32, out: Jsonb) -> Option<JsonB> {
+    let Ok(Value::Object(out)) = out.0 else {
+        return None;
+    };
+    let entry = get(action_id).ok()??;
+    checked_outputs(&entry, &out).map(|m| JsonB(Value::Object(m)))
 }

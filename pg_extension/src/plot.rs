@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 
 use jcl::Context;
 
-use crate::json_arg::{check_limits, Jsonb};
+use crate::json_arg::{check_limits, check_object_limits, Jsonb};
 use crate::model_cache::{self, checked_outputs, env_inputs, fill_inputs, Entry};
 
 /// The system actions the plotter runs (ids of `jcl::SystemAction`).
@@ -60,7 +60,8 @@ struct Job {
     task_id: i32,
     done: bool,
     next: Option<i32>,
-    vars: Map<String, Value>,
+    /// The evaluation context: a. and e. as given, v. the job's variables.
+    c: Context,
     steps: i32,
     entered: f64,
     moved: bool,
@@ -68,100 +69,94 @@ struct Job {
 }
 
 impl Job {
-    /// The current task finished (finish_step): logs it, the job is 'done'.
-    fn finish(&mut self, vars: Map<String, Value>, next: Option<i32>) {
-        let changed = vars != self.vars;
+    /// The current task finished (finish_step) with variables `c.v`, which `before` held
+    /// before it (when the step ran code): logs it, the job is 'done'.
+    fn finish(&mut self, before: Option<Map<String, Value>>, next: Option<i32>) {
+        let changed = before.is_some_and(|b| b != self.c.v);
         self.log.push(json!({
             "task_id": self.task_id,
-            "variables": if changed { Value::Object(vars.clone()) } else { Value::Null },
+            "variables": if changed { Value::Object(self.c.v.clone()) } else { Value::Null },
             "task_state": next.map_or(Value::Null, |n| json!({"next": n})),
             "entered": self.entered,
             "completed": now(),
         }));
-        self.vars = vars;
         self.next = next;
         self.done = true;
     }
-}
 
-fn ctx(a: &Map<String, Value>, e: &Map<String, Value>, v: &Map<String, Value>) -> Context {
-    Context {
-        a: a.clone(),
-        e: e.clone(),
-        v: v.clone(),
-        i: Map::new(),
-        o: Map::new(),
-        t: Map::new(),
+    /// Clears the namespaces a step's code may write besides v.
+    fn scratch(&mut self) {
+        self.c.i.clear();
+        self.c.o.clear();
+        self.c.t.clear();
+    }
+
+    /// Runs `code` on the variables; on an error or a value beyond the limits they are as
+    /// before and the step is left to the SQL driver. Returns the variables before.
+    fn run(&mut self, code: Option<&Vec<jcl::Stmt>>) -> Result<Map<String, Value>, ()> {
+        self.scratch();
+        let before = self.c.v.clone();
+        if let Some(code) = code {
+            let ok = jcl::run(code, &mut self.c).is_ok()
+                && check_object_limits(&self.c.v).is_ok();
+            if !ok {
+                self.c.v = before;
+                return Err(());
+            }
+        }
+        Ok(before)
     }
 }
 
-/// Runs one step of task `task_id` (the job is 'plotting' there): the stop, or `Ok(())` when
-/// the step finished and the job is 'done'; `Err(())` leaves the step to the SQL driver.
-fn run_step(
-    wf: &Entry,
-    job: &mut Job,
-    a: &Map<String, Value>,
-    e: &Map<String, Value>,
-) -> Result<Option<Stop>, ()> {
+/// Runs one step of task `task_id` (the job is 'plotting' there): the stop, or `Ok(None)`
+/// when the step finished and the job is 'done'; `Err(())` leaves the step to the SQL driver.
+fn run_step(wf: &Entry, job: &mut Job) -> Result<Option<Stop>, ()> {
     let task = wf.tasks.get(&job.task_id).ok_or(())?;
     if !task.fast {
         return Err(());
     }
     match task.action_id {
         START if !wf.start_locks => {
-            let vars = job.vars.clone();
-            job.finish(vars, None);
+            job.finish(None, None);
             Ok(None)
         }
         NO_OP => {
-            let vars = job.vars.clone();
-            job.finish(vars, None);
+            job.finish(None, None);
             Ok(None)
         }
         EVAL => {
-            let mut c = ctx(a, e, &job.vars);
-            if let Some(code) = &task.code {
-                jcl::run(code, &mut c).map_err(|_| ())?;
-                check_limits(&Value::Object(c.v.clone())).map_err(|_| ())?;
-            }
-            job.finish(c.v, None);
+            let before = job.run(task.code.as_ref())?;
+            job.finish(Some(before), None);
             Ok(None)
         }
-        BRANCH => {
-            let cond = task.cond.as_ref().ok_or(())?;
-            let v = jcl::eval(cond, &ctx(a, e, &job.vars)).map_err(|_| ())?;
-            if let Some(v) = &v {
-                check_limits(v).map_err(|_| ())?;
-            }
-            let next = if v.as_ref().is_some_and(jcl::value::truthy) {
-                task.edges.get("true").copied()
+        BRANCH | SWITCH => {
+            let expr = if task.action_id == BRANCH {
+                task.cond.as_ref()
             } else {
-                None
+                task.value.as_ref()
             };
-            let vars = job.vars.clone();
-            job.finish(vars, next);
-            Ok(None)
-        }
-        SWITCH => {
-            let value = task.value.as_ref().ok_or(())?;
-            let v = jcl::eval(value, &ctx(a, e, &job.vars)).map_err(|_| ())?;
+            let v = jcl::eval(expr.ok_or(())?, &job.c).map_err(|_| ())?;
             if let Some(v) = &v {
                 check_limits(v).map_err(|_| ())?;
             }
-            let label = v.as_ref().map(jcl::value::to_string).unwrap_or_default();
-            let next = task.edges.get(&label).copied();
-            let vars = job.vars.clone();
-            job.finish(vars, next);
+            let next = if task.action_id == BRANCH {
+                v.as_ref()
+                    .is_some_and(jcl::value::truthy)
+                    .then(|| task.edges.get("true").copied())
+                    .flatten()
+            } else {
+                let label = v.as_ref().map(jcl::value::to_string).unwrap_or_default();
+                task.edges.get(&label).copied()
+            };
+            job.finish(None, next);
             Ok(None)
         }
         END => {
-            let mut c = ctx(a, e, &job.vars);
-            if let Some(code) = &task.wfomap {
-                jcl::run(code, &mut c).map_err(|_| ())?;
-            }
-            let o = Value::Object(c.o);
-            check_limits(&o).map_err(|_| ())?;
-            let Value::Object(o) = o else { return Err(()) };
+            let before = job.run(task.wfomap.as_ref())?;
+            let o = std::mem::take(&mut job.c.o);
+            // the output map's writes to v. are not kept
+            job.c.v = before;
+            check_object_limits(&o).map_err(|_| ())?;
             let out = checked_outputs(wf, &o).ok_or(())?;
             Ok(Some(Stop::End(out)))
         }
@@ -170,17 +165,15 @@ fn run_step(
             if callee.kind != "action" {
                 return Err(());
             }
-            let mut c = ctx(a, e, &job.vars);
-            if let Some(code) = &task.imap {
-                jcl::run(code, &mut c).map_err(|_| ())?;
-            }
-            let i = Value::Object(c.i);
-            check_limits(&i).map_err(|_| ())?;
-            let Value::Object(i) = i else { return Err(()) };
+            let before = job.run(task.imap.as_ref())?;
+            let i = std::mem::take(&mut job.c.i);
+            // an input map's writes to v. are not kept
+            job.c.v = before;
+            check_object_limits(&i).map_err(|_| ())?;
             let inargs = fill_inputs(&callee, i).ok_or(())?;
             Ok(Some(Stop::Ready {
                 inargs,
-                env: env_inputs(&callee, e),
+                env: env_inputs(&callee, &job.c.e),
                 queue: callee.queue,
                 filter: callee.config.get("filter").is_some(),
             }))
@@ -268,22 +261,23 @@ fn plot(
             }
             let callee = model_cache::get(task.action_id).ok()??;
             let out = checked_outputs(&callee, &object(out.0)?)?;
-            let mut c = ctx(&a, &e, &job.vars);
-            c.o = out.clone();
-            if let Some(code) = &task.omap {
-                jcl::run(code, &mut c).ok()?;
+            job.scratch();
+            job.c.o = out.clone();
+            let before = job.c.v.clone();
+            let ok = task.omap.as_ref().is_none_or(|code| jcl::run(code, &mut job.c).is_ok())
+                && check_object_limits(&job.c.v).is_ok();
+            if !ok {
+                return None;
             }
-            check_limits(&Value::Object(c.v.clone())).ok()?;
-            let changed = c.v != job.vars;
+            let changed = job.c.v != before;
             job.log.push(json!({
                 "task_id": task_id,
                 "call": true,
-                "variables": if changed { Value::Object(c.v.clone()) } else { Value::Null },
+                "variables": if changed { Value::Object(job.c.v.clone()) } else { Value::Null },
                 "inargs": task_state.get("inargs").cloned().unwrap_or(Value::Null),
                 "outargs": out,
                 "completed": now(),
             }));
-            job.vars = c.v;
             job.next = None;
             job.done = true;
         }
@@ -310,7 +304,7 @@ fn plot(
             job.moved = true;
             continue;
         }
-        match run_step(&wf, &mut job, &a, &e) {
+        match run_step(&wf, &mut job) {
             Ok(None) => {}
             Ok(Some(s)) => {
                 stop = s;
@@ -332,7 +326,7 @@ fn plot(
         "task_id": job.task_id,
         "state": if job.done { "done" } else { "plotting" },
         "task_state": task_state,
-        "variables": job.vars,
+        "variables": job.c.v,
         "stepcounter": job.steps,
         "entered": job.entered,
         "moved": job.moved,

@@ -16,3 +16,9 @@ VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'plot_wrapper';
 CREATE FUNCTION jobcenter."plottable"("workflow_id" INT, "task_id" INT, "state" TEXT,
     "stepcounter" INT, "max_steps" INT) RETURNS bool
 STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'plottable_wrapper';
+
+CREATE FUNCTION jobcenter."fill_args"("action_id" INT, "args" jsonb, "environment" bool)
+RETURNS jsonb STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'fill_args_wrapper';
+
+CREATE FUNCTION jobcenter."fit_outputs"("action_id" INT, "out" jsonb) RETURNS jsonb
+STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'fit_outputs_wrapper';
