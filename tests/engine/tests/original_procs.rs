@@ -2,7 +2,8 @@
 //! result shapes: `poll_tasks` (ready work per queue for a set of workers), `disable_action`
 //! (refused while live jobs depend on the version), `error_seen` (an error acknowledged) and
 //! `get_stale_actions` (workflows calling a version that was compiled again since); and the
-//! channel `announce` returns is the one its tasks are notified on, across versions.
+//! channel `announce` returns is the one its tasks are notified on, across versions. Each keeps
+//! to the caller's jobs, workers and roles.
 #![allow(clippy::unwrap_used)]
 
 use engine_tests::{action_id, create, db, examples, flow, load, setup, state, Listener};
@@ -370,4 +371,57 @@ async fn get_stale_actions_finds_calls_of_versions_compiled_again() {
         .await
         .unwrap();
     assert_eq!(rows(&c, stale).await, Vec::<Value>::new());
+}
+
+#[tokio::test]
+async fn the_operator_procedures_keep_to_their_callers_jobs_workers_and_roles() {
+    let (tdb, c) = setup().await;
+    load(&c, &[examples::add(), examples::calltest()]).await;
+    c.batch_execute(
+        "create role orig_alice nologin; create role orig_bob nologin; \
+         grant jobcenter_client, jobcenter_worker to orig_alice, orig_bob",
+    )
+    .await
+    .unwrap();
+    let as_role = |role: &'static str| {
+        let tdb = &tdb;
+        async move {
+            let c = tdb.connect().await.unwrap();
+            c.batch_execute(&format!("set role {role}")).await.unwrap();
+            c
+        }
+    };
+    let alice = as_role("orig_alice").await;
+    let bob = as_role("orig_bob").await;
+    let job = create(&alice, "calltest", json!({"input": 1})).await;
+    let worker = db::announce(&alice, "alices", "add", None, None)
+        .await
+        .unwrap();
+    // bob's poll of alice's worker finds nothing; hers finds the task
+    let poll = format!("select * from jobcenter.poll_tasks('{{{worker}}}')");
+    assert_eq!(rows(&bob, &poll).await, Vec::<Value>::new());
+    assert_eq!(rows(&alice, &poll).await.len(), 1);
+
+    db::cancel_job(&alice, job, "", false).await.unwrap();
+    // another user's job is no job
+    assert_eq!(
+        refused(&bob, &format!("select jobcenter.error_seen({job}, 'bob')")).await,
+        ("JC005".to_owned(), format!("job {job} not found"))
+    );
+    assert!(text(
+        &alice,
+        &format!("select jobcenter.error_seen({job}, 'alice')")
+    )
+    .await
+    .starts_with("set error_seen"));
+    // disabling is the administrator's, listing stale calls the compiler's
+    for sql in [
+        format!(
+            "select jobcenter.disable_action({})",
+            action_id(&c, "add").await
+        ),
+        "select * from jobcenter.get_stale_actions()".to_owned(),
+    ] {
+        assert_eq!(refused(&alice, &sql).await.0, "42501", "{sql}");
+    }
 }
