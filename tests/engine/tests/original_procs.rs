@@ -6,26 +6,11 @@
 //! to the caller's jobs, workers and roles.
 #![allow(clippy::unwrap_used)]
 
-use engine_tests::{action_id, create, db, examples, flow, load, setup, state, Listener};
+use engine_tests::{action_id, create, db, df, examples, flow, load, setup, state, Listener};
 use jcl::build::{lit, path, set, var};
 use jcl::Ns;
 use serde_json::{json, Value};
 use tokio_postgres::Client;
-
-/// `\df jobcenter.<name>`: (arguments, result).
-async fn df(c: &Client, name: &str) -> Vec<(String, String)> {
-    c.query(
-        "select pg_get_function_arguments(p.oid), pg_get_function_result(p.oid)
-         from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-         where n.nspname = 'jobcenter' and p.proname = $1 order by 1",
-        &[&name],
-    )
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| (r.get(0), r.get(1)))
-    .collect()
-}
 
 /// Every row of a query as JSON objects.
 async fn rows(c: &Client, sql: &str) -> Vec<Value> {
@@ -42,6 +27,15 @@ async fn refused(c: &Client, sql: &str) -> (String, String) {
     let e = c.batch_execute(sql).await.expect_err(sql);
     let db = e.as_db_error().unwrap_or_else(|| panic!("{sql}: {e}"));
     (db.code().code().to_owned(), db.message().to_owned())
+}
+
+/// The JSON value one query returns (null for SQL NULL).
+async fn value(c: &Client, sql: &str) -> Value {
+    c.query_one(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get::<_, Option<Value>>(0)
+        .unwrap_or(Value::Null)
 }
 
 /// The text one statement returns.
@@ -242,32 +236,23 @@ async fn disable_action_is_refused_while_live_jobs_depend_on_it() {
         .await,
         format!("disabled: {add}")
     );
-    let (is, reason): (bool, Value) = {
-        let r = c
-            .query_one(
-                "select disabled, config -> 'disabled_reason' from jobcenter.actions \
-                 where action_id = $1",
-                &[&add],
-            )
-            .await
-            .unwrap();
-        (r.get(0), r.get(1))
-    };
-    assert!(is);
-    assert_eq!(reason, json!("broken worker"));
+    let row = value(
+        &c,
+        &format!(
+            "select jsonb_build_object('disabled', disabled, 'reason', config -> 'disabled_reason') \
+             from jobcenter.actions where action_id = {add}"
+        ),
+    )
+    .await;
+    assert_eq!(row, json!({"disabled": true, "reason": "broken worker"}));
     // enabling again drops the reason
     c.batch_execute("select jobcenter.set_disabled('add', false)")
         .await
         .unwrap();
-    let reason: Option<Value> = c
-        .query_one(
-            "select config -> 'disabled_reason' from jobcenter.actions where action_id = $1",
-            &[&add],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(reason, None);
+    let reason = format!(
+        "select config -> 'disabled_reason' from jobcenter.actions where action_id = {add}"
+    );
+    assert_eq!(value(&c, &reason).await, Value::Null);
 
     assert_eq!(
         refused(&c, "select jobcenter.disable_action(999999)").await,
@@ -304,28 +289,15 @@ async fn error_seen_marks_an_ended_error_until_the_job_is_retried() {
         msg.starts_with(&format!("set error_seen for job {job} to {{")),
         "{msg}"
     );
-    let seen: Value = c
-        .query_one(
-            "select job_state -> 'error_seen' from jobcenter.jobs where job_id = $1",
-            &[&job],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let seen_sql =
+        format!("select job_state -> 'error_seen' from jobcenter.jobs where job_id = {job}");
+    let seen = value(&c, &seen_sql).await;
     assert_eq!(seen["who"], json!("ops"));
     assert!(seen["when"].is_string(), "{seen}");
 
     // the job runs again: its next error is unseen
     db::retry_job(&c, job, "").await.unwrap();
-    let seen: Option<Value> = c
-        .query_one(
-            "select job_state -> 'error_seen' from jobcenter.jobs where job_id = $1",
-            &[&job],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(seen, None);
+    assert_eq!(value(&c, &seen_sql).await, Value::Null);
     assert_eq!(
         refused(&c, "select jobcenter.error_seen(999999, 'ops')").await,
         ("JC005".to_owned(), "job 999999 not found".to_owned())
