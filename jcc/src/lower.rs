@@ -1464,8 +1464,8 @@ impl<'a> Lowerer<'a> {
                     names.push(c.text.clone());
                 }
                 if to_actions {
-                    return self
-                        .dispatch_case(s, interface, candidates, target, *call_span, imap, into);
+                    let case = dispatch_case(interface, candidates, target, *call_span, imap, into);
+                    return self.stmt_once(&ast::Stmt { kind: case, span });
                 }
                 for c in candidates {
                     if self.res.lookup(&c.text).is_none() {
@@ -1504,68 +1504,11 @@ impl<'a> Lowerer<'a> {
         }
     }
 
-    /// An interface call with an action among its candidates, compiled as the original
-    /// compiled every interface call: `case E:` with a `when` per candidate calling it with
-    /// the imap and `into:`, and an `else:` raising a normal error naming the value. (Only a
-    /// workflow call can choose its callee at run time, one task for all candidates.) The
-    /// candidates share the interface and the imap, so a diagnostic of a later copy at the
-    /// place and with the code of an earlier one says the same again and is dropped.
-    #[allow(clippy::too_many_arguments)]
-    fn dispatch_case(
-        &mut self,
-        s: &ast::Stmt,
-        interface: &ast::Name,
-        candidates: &[ast::Name],
-        target: &ast::Expr,
-        call_span: Span,
-        imap: &[ast::Assign],
-        into: &Option<ast::Block<ast::Assign>>,
-    ) -> Frag {
-        let whens = candidates
-            .iter()
-            .map(|c| ast::When {
-                labels: vec![c.clone()],
-                body: vec![ast::Stmt {
-                    kind: StmtKind::Call {
-                        callee: c.clone(),
-                        imap: imap.to_vec(),
-                        into: into.clone(),
-                    },
-                    span: call_span,
-                }],
-                span: c.span,
-            })
-            .collect();
-        let msg = ast::Expr {
-            kind: ExprKind::Binary {
-                op: ir::BinOp::Concat,
-                left: Box::new(target.clone()),
-                right: Box::new(ast::Expr {
-                    kind: ExprKind::Lit(Value::String(format!(
-                        " is not one of the candidates of interface {}",
-                        interface.text
-                    ))),
-                    span: target.span,
-                }),
-            },
-            span: target.span,
-        };
-        let case = ast::Stmt {
-            kind: StmtKind::Case {
-                value: target.clone(),
-                whens,
-                otherwise: Some(ast::Block {
-                    span: call_span,
-                    items: vec![ast::Stmt {
-                        kind: StmtKind::RaiseError { msg },
-                        span: call_span,
-                    }],
-                }),
-            },
-            span: s.span,
-        };
+    /// Lowers `s` (statements jcc made from one source statement), keeping one diagnostic
+    /// per place and code: a later copy's at the place of an earlier one says the same again.
+    fn stmt_once(&mut self, s: &ast::Stmt) -> Frag {
         let before = self.diags.len();
-        let frag = self.stmt(&case);
+        let frag = self.stmt(s);
         let mut kept: Vec<Diagnostic> = vec![];
         for d in self.diags.split_off(before) {
             if !kept.iter().any(|k| k.code == d.code && k.span == d.span) {
@@ -2518,6 +2461,61 @@ fn subscribed_names(stmts: &[ast::Stmt], out: &mut BTreeSet<String>) -> bool {
 }
 
 /// Namespaces as "`a.`, `e.` and `v.`".
+/// An interface call with an action among its candidates, as the original compiled every
+/// interface call: `case E:` with a `when` per candidate calling it with the imap and
+/// `into:`, and an `else:` raising a normal error naming the value. (Only a workflow call
+/// chooses its callee at run time, one task for all candidates.) The candidates share the
+/// interface and the imap, so the copies' diagnostics repeat each other (see `stmt_once`).
+fn dispatch_case(
+    interface: &ast::Name,
+    candidates: &[ast::Name],
+    target: &ast::Expr,
+    call_span: Span,
+    imap: &[ast::Assign],
+    into: &Option<ast::Block<ast::Assign>>,
+) -> StmtKind {
+    let whens = candidates
+        .iter()
+        .map(|c| ast::When {
+            labels: vec![c.clone()],
+            body: vec![ast::Stmt {
+                kind: StmtKind::Call {
+                    callee: c.clone(),
+                    imap: imap.to_vec(),
+                    into: into.clone(),
+                },
+                span: call_span,
+            }],
+            span: c.span,
+        })
+        .collect();
+    let msg = ast::Expr {
+        kind: ExprKind::Binary {
+            op: ir::BinOp::Concat,
+            left: Box::new(target.clone()),
+            right: Box::new(ast::Expr {
+                kind: ExprKind::Lit(Value::String(format!(
+                    " is not one of the candidates of interface {}",
+                    interface.text
+                ))),
+                span: target.span,
+            }),
+        },
+        span: target.span,
+    };
+    StmtKind::Case {
+        value: target.clone(),
+        whens,
+        otherwise: Some(ast::Block {
+            span: call_span,
+            items: vec![ast::Stmt {
+                kind: StmtKind::RaiseError { msg },
+                span: call_span,
+            }],
+        }),
+    }
+}
+
 /// The keys a whole copy into `i.` (`<*>`, `%i = %a`) takes: the callee's argument inputs
 /// when it is known. The original passed every key on; the engine refuses inputs a callee does
 /// not declare, so copying only the declared ones keeps the original's meaning.
