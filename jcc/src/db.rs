@@ -427,7 +427,8 @@ pub async fn compile_and_write(
     Ok((out, reports))
 }
 
-/// A workflow (newest version of its name) with a task calling an older version of a callee.
+/// A workflow (newest version of its name and tag) with a task calling an older version of a
+/// callee.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stale {
     pub workflow: String,
@@ -448,20 +449,14 @@ impl std::fmt::Display for Stale {
 }
 
 /// The stale references: the newest version of each workflow whose tasks call a version of an
-/// action or workflow that is not the newest of its name.
+/// action or workflow that is not the newest of its name (and tag), as the original's
+/// `get_stale_actions` lists them.
 pub async fn stale(c: &impl GenericClient) -> Result<Vec<Stale>, Error> {
     let rows = c
         .query(
-            "with newest as ( \
-                 select name, type, max(version) as version from jobcenter.actions \
-                 where type <> 'system' group by name, type) \
-             select distinct w.name, w.version, c.name, c.version, n.version \
-             from jobcenter.actions w \
-             join newest nw on nw.name = w.name and nw.type = w.type and nw.version = w.version \
-             join jobcenter.tasks t on t.workflow_id = w.action_id \
-             join jobcenter.actions c on c.action_id = t.action_id \
-             join newest n on n.name = c.name and n.type = c.type \
-             where w.type = 'workflow' and c.version < n.version \
+            "select distinct workflow_name, workflow_version, name, version, latest_version \
+             from jobcenter.get_stale_actions() \
+             where latest_version is not null \
              order by 1, 3",
             &[],
         )

@@ -108,7 +108,8 @@ pub fn unassigned_reads(tasks: &[Task], infos: &[Info]) -> Vec<(String, Span)> {
         let Some(info) = infos.get(i) else { continue };
         for op in &info.ops {
             if let Op::Read { var, span } = op {
-                if !s.contains(var) {
+                // one place read by several tasks (an interface call's copies) is one report
+                if !s.contains(var) && !out.iter().any(|(v, sp)| v == var && sp == span) {
                     out.push((var.clone(), *span));
                 }
             }

@@ -1448,31 +1448,29 @@ impl<'a> Lowerer<'a> {
                 let iface = self.callee(interface);
                 let mut names = vec![];
                 let mut first_wf = None;
+                let mut to_actions = false;
                 for c in candidates {
-                    match self.res.lookup(&c.text) {
-                        Some((ci, _)) => {
-                            if ci.kind != ActionKind::Workflow {
-                                self.error(
-                                    codes::CALLEE_KIND,
-                                    c.span,
-                                    format!(
-                                        "`{}` is {} {}, not a workflow",
-                                        c.text,
-                                        article(ci.kind),
-                                        ci.kind.as_str()
-                                    ),
-                                );
-                                self.hint("an interface call starts a child job: its candidates must be workflows");
-                            } else {
-                                first_wf.get_or_insert(c.text.clone());
-                                if let Some(i) = &iface {
-                                    self.same_interface(i, ci, c.span);
-                                }
-                            }
+                    if let Some((ci, _)) = self.res.lookup(&c.text) {
+                        let ci = ci.clone();
+                        if ci.kind == ActionKind::Workflow {
+                            first_wf.get_or_insert(c.text.clone());
+                        } else {
+                            to_actions = true;
                         }
-                        None => self.unknown_callee(c),
+                        if let Some(i) = &iface {
+                            self.same_interface(i, &ci, c.span);
+                        }
                     }
                     names.push(c.text.clone());
+                }
+                if to_actions {
+                    let case = dispatch_case(interface, candidates, target, *call_span, imap, into);
+                    return self.stmt_once(&ast::Stmt { kind: case, span });
+                }
+                for c in candidates {
+                    if self.res.lookup(&c.text).is_none() {
+                        self.unknown_callee(c);
+                    }
                 }
                 let mut ops = vec![];
                 let what = format!("interface {}", interface.text);
@@ -1506,6 +1504,21 @@ impl<'a> Lowerer<'a> {
         }
     }
 
+    /// Lowers `s` (statements jcc made from one source statement), keeping one diagnostic
+    /// per place and code: a later copy's at the place of an earlier one says the same again.
+    fn stmt_once(&mut self, s: &ast::Stmt) -> Frag {
+        let before = self.diags.len();
+        let frag = self.stmt(s);
+        let mut kept: Vec<Diagnostic> = vec![];
+        for d in self.diags.split_off(before) {
+            if !kept.iter().any(|k| k.code == d.code && k.span == d.span) {
+                kept.push(d);
+            }
+        }
+        self.diags.extend(kept);
+        frag
+    }
+
     fn deps_add(&mut self, name: &str) {
         if let Some((_, true)) = self.res.lookup(name) {
             if name != self.ast.name.text {
@@ -1526,8 +1539,10 @@ impl<'a> Lowerer<'a> {
                 codes::INTERFACE,
                 span,
                 format!(
-                    "workflow `{}` does not have the inputs and outputs of interface `{}`",
-                    cand.name, iface.name
+                    "{} `{}` does not have the inputs and outputs of interface `{}`",
+                    cand.kind.as_str(),
+                    cand.name,
+                    iface.name
                 ),
             );
             self.hint(format!(
@@ -2081,7 +2096,11 @@ impl<'a> Lowerer<'a> {
                     out.push(ir::Stmt::Copy {
                         from: *from,
                         to: *to,
-                        names: None,
+                        names: if *to == Ns::I {
+                            whole_input_copy(iface)
+                        } else {
+                            None
+                        },
                     });
                 }
                 AssignKind::Copy { names } => {
@@ -2141,9 +2160,11 @@ impl<'a> Lowerer<'a> {
                     out.push(ir::Stmt::Copy {
                         from,
                         to,
-                        names: names
-                            .as_ref()
-                            .map(|ns| ns.iter().map(|n| n.text.clone()).collect()),
+                        names: match names {
+                            Some(ns) => Some(ns.iter().map(|n| n.text.clone()).collect()),
+                            None if to == Ns::I => whole_input_copy(iface),
+                            None => None,
+                        },
                     });
                 }
             }
@@ -2440,6 +2461,68 @@ fn subscribed_names(stmts: &[ast::Stmt], out: &mut BTreeSet<String>) -> bool {
 }
 
 /// Namespaces as "`a.`, `e.` and `v.`".
+/// An interface call with an action among its candidates, as the original compiled every
+/// interface call: `case E:` with a `when` per candidate calling it with the imap and
+/// `into:`, and an `else:` raising a normal error naming the value. (Only a workflow call
+/// chooses its callee at run time, one task for all candidates.) The candidates share the
+/// interface and the imap, so the copies' diagnostics repeat each other (see `stmt_once`).
+fn dispatch_case(
+    interface: &ast::Name,
+    candidates: &[ast::Name],
+    target: &ast::Expr,
+    call_span: Span,
+    imap: &[ast::Assign],
+    into: &Option<ast::Block<ast::Assign>>,
+) -> StmtKind {
+    let whens = candidates
+        .iter()
+        .map(|c| ast::When {
+            labels: vec![c.clone()],
+            body: vec![ast::Stmt {
+                kind: StmtKind::Call {
+                    callee: c.clone(),
+                    imap: imap.to_vec(),
+                    into: into.clone(),
+                },
+                span: call_span,
+            }],
+            span: c.span,
+        })
+        .collect();
+    let msg = ast::Expr {
+        kind: ExprKind::Binary {
+            op: ir::BinOp::Concat,
+            left: Box::new(target.clone()),
+            right: Box::new(ast::Expr {
+                kind: ExprKind::Lit(Value::String(format!(
+                    " is not one of the candidates of interface {}",
+                    interface.text
+                ))),
+                span: target.span,
+            }),
+        },
+        span: target.span,
+    };
+    StmtKind::Case {
+        value: target.clone(),
+        whens,
+        otherwise: Some(ast::Block {
+            span: call_span,
+            items: vec![ast::Stmt {
+                kind: StmtKind::RaiseError { msg },
+                span: call_span,
+            }],
+        }),
+    }
+}
+
+/// The keys a whole copy into `i.` (`<*>`, `%i = %a`) takes: the callee's argument inputs
+/// when it is known. The original passed every key on; the engine refuses inputs a callee does
+/// not declare, so copying only the declared ones keeps the original's meaning.
+fn whole_input_copy(callee: Option<&Interface>) -> Option<Vec<String>> {
+    callee.map(|i| i.arguments().map(|p| p.name.clone()).collect())
+}
+
 fn ns_list(list: &[Ns]) -> String {
     let names: Vec<String> = list.iter().map(|n| format!("`{}.`", n.letter())).collect();
     match names.as_slice() {

@@ -189,7 +189,8 @@ begin
 end $$;
 
 -- The worker performs the action (with a filter: only tasks whose inputs contain it); returns
--- the worker's id and the channel notified when a task of the action is ready.
+-- the worker's id and the channel notified when a task of the action is ready (its ready
+-- queue's, the same across versions: see action_queue).
 create or replace function jobcenter.announce(workername text, actionname text,
     impersonate text default null, filter jsonb default null,
     out worker_id bigint, out listenstring text)
@@ -229,7 +230,7 @@ begin
     values (v_worker_id, v_action.action_id, a_filter)
     on conflict (worker_id, action_id) do update set filter = excluded.filter;
     worker_id := v_worker_id;
-    listenstring := 'action:' || v_action.action_id || ':ready';
+    listenstring := 'action:' || jobcenter.action_queue(v_action.name) || ':ready';
 end $$;
 
 create or replace function jobcenter.withdraw(a_workername text, a_actionname text) returns boolean
@@ -293,6 +294,30 @@ begin
     end if;
     return 'pong';
 end $$;
+
+-- The original's poll of ready work for a gateway's workers `a_worker_ids`: one row per ready
+-- queue and announced filter with ready tasks those workers may take, with the channel the
+-- queue's tasks are notified on, the workers of that filter (null for an unfiltered
+-- announcement, as the original) and how many tasks wait. Workers the caller may not act for
+-- (another user's) count as not given.
+create or replace function jobcenter.poll_tasks(a_worker_ids bigint[])
+returns table (listenstring text, worker_ids bigint[], count bigint)
+language sql stable as $$
+    select 'action:' || j.ready_action_id || ':ready',
+           case when wa.filter is not null
+                then array_agg(distinct wa.worker_id order by wa.worker_id) end,
+           count(distinct j.job_id)
+    from jobcenter.worker_actions wa
+    join jobcenter.workers w on w.worker_id = wa.worker_id and w.stopped is null
+    join jobcenter.actions a on a.action_id = wa.action_id
+    join jobcenter.jobs j on j.state = 'ready' and j.ready_action_id = jobcenter.action_queue(a.name)
+        and (wa.filter is null or j.task_state -> 'inargs' @> wa.filter)
+    where wa.worker_id = any(a_worker_ids)
+      and jobcenter.may_act_for(jobcenter.caller(null), w.owner)
+      and not exists (select 1 from jobcenter.job_aborts x where x.job_id = j.job_id)
+    group by j.ready_action_id, wa.filter
+    order by 1, 2
+$$;
 
 -- Takes a ready task of an action the worker announced: the given job's, or the oldest (highest
 -- priority first). As the original, one row: all null when there is none (another worker was
@@ -560,12 +585,41 @@ begin
         state = 'plotting', task_id = v_start, out_args = null, job_finished = null,
         stepcounter = 0, task_state = '{}', environment = environment - '_error',
         task_entered = clock_timestamp(),
-        -- the previous run's children are no longer this run's (unreaped_children)
-        job_state = (job_state - 'reaped') || jsonb_build_object('children_after',
+        -- the previous run's children are no longer this run's (unreaped_children), and its
+        -- next error is unseen
+        job_state = (job_state - 'reaped' - 'error_seen') || jsonb_build_object('children_after',
             (select coalesce(max(c.job_id), 0) from jobcenter.jobs c where c.parentjob_id = a_job_id))
     where job_id = a_job_id;
     perform jobcenter.drive(array[a_job_id]);
     return 'retry initiated';
+end $$;
+
+-- The original's acknowledgement of a job's error: records who saw it and when in the
+-- ended job's `job_state` (`{"error_seen": {"who": …, "when": …}}`), so lists of unseen errors
+-- leave it out, until retry_job starts the job again. Returns the original's message. Errors:
+-- JC002 no `a_who`, JC005 no such live job (or another user's), JC007 not ended in error.
+create or replace function jobcenter.error_seen(a_job_id bigint, a_who text) returns text
+language plpgsql as $$
+declare
+    j jobcenter.jobs;
+    v_seen jsonb;
+begin
+    if a_who is null or a_who = '' then
+        raise exception using errcode = 'JC002', message = 'error_seen needs who saw the error',
+            hint = 'error_seen(<job_id>, <who>)';
+    end if;
+    select * into j from jobcenter.jobs where job_id = a_job_id for no key update;
+    if not found or not jobcenter.may_see_job(a_job_id) then
+        raise exception using errcode = 'JC005', message = format('job %s not found', a_job_id);
+    end if;
+    if j.state <> 'error' or j.job_finished is null then
+        raise exception using errcode = 'JC007',
+            message = format('job %s is not in an error state', a_job_id);
+    end if;
+    v_seen := jsonb_build_object('who', a_who, 'when', now());
+    update jobcenter.jobs set job_state = job_state || jsonb_build_object('error_seen', v_seen)
+    where job_id = a_job_id;
+    return format('set error_seen for job %s to %s', a_job_id, v_seen);
 end $$;
 
 -- Jobs (live and archived) whose arguments contain `a_filter`, optionally in state `a_state`;

@@ -2340,7 +2340,8 @@ begin
 end $$;
 
 -- The worker performs the action (with a filter: only tasks whose inputs contain it); returns
--- the worker's id and the channel notified when a task of the action is ready.
+-- the worker's id and the channel notified when a task of the action is ready (its ready
+-- queue's, the same across versions: see action_queue).
 create or replace function jobcenter.announce(workername text, actionname text,
     impersonate text default null, filter jsonb default null,
     out worker_id bigint, out listenstring text)
@@ -2380,7 +2381,7 @@ begin
     values (v_worker_id, v_action.action_id, a_filter)
     on conflict (worker_id, action_id) do update set filter = excluded.filter;
     worker_id := v_worker_id;
-    listenstring := 'action:' || v_action.action_id || ':ready';
+    listenstring := 'action:' || jobcenter.action_queue(v_action.name) || ':ready';
 end $$;
 
 create or replace function jobcenter.withdraw(a_workername text, a_actionname text) returns boolean
@@ -2444,6 +2445,30 @@ begin
     end if;
     return 'pong';
 end $$;
+
+-- The original's poll of ready work for a gateway's workers `a_worker_ids`: one row per ready
+-- queue and announced filter with ready tasks those workers may take, with the channel the
+-- queue's tasks are notified on, the workers of that filter (null for an unfiltered
+-- announcement, as the original) and how many tasks wait. Workers the caller may not act for
+-- (another user's) count as not given.
+create or replace function jobcenter.poll_tasks(a_worker_ids bigint[])
+returns table (listenstring text, worker_ids bigint[], count bigint)
+language sql stable as $$
+    select 'action:' || j.ready_action_id || ':ready',
+           case when wa.filter is not null
+                then array_agg(distinct wa.worker_id order by wa.worker_id) end,
+           count(distinct j.job_id)
+    from jobcenter.worker_actions wa
+    join jobcenter.workers w on w.worker_id = wa.worker_id and w.stopped is null
+    join jobcenter.actions a on a.action_id = wa.action_id
+    join jobcenter.jobs j on j.state = 'ready' and j.ready_action_id = jobcenter.action_queue(a.name)
+        and (wa.filter is null or j.task_state -> 'inargs' @> wa.filter)
+    where wa.worker_id = any(a_worker_ids)
+      and jobcenter.may_act_for(jobcenter.caller(null), w.owner)
+      and not exists (select 1 from jobcenter.job_aborts x where x.job_id = j.job_id)
+    group by j.ready_action_id, wa.filter
+    order by 1, 2
+$$;
 
 -- Takes a ready task of an action the worker announced: the given job's, or the oldest (highest
 -- priority first). As the original, one row: all null when there is none (another worker was
@@ -2745,12 +2770,41 @@ begin
         state = 'plotting', task_id = v_start, out_args = null, job_finished = null,
         stepcounter = 0, task_state = '{}', environment = environment - '_error',
         task_entered = clock_timestamp(),
-        -- the previous run's children are no longer this run's (unreaped_children)
-        job_state = (job_state - 'reaped') || jsonb_build_object('children_after',
+        -- the previous run's children are no longer this run's (unreaped_children), and its
+        -- next error is unseen
+        job_state = (job_state - 'reaped' - 'error_seen') || jsonb_build_object('children_after',
             (select coalesce(max(c.job_id), 0) from jobcenter.jobs c where c.parentjob_id = a_job_id))
     where job_id = a_job_id;
     perform jobcenter.drive(array[a_job_id]);
     return 'retry initiated';
+end $$;
+
+-- The original's acknowledgement of a job's error: records who saw it and when in the
+-- ended job's `job_state` (`{"error_seen": {"who": …, "when": …}}`), so lists of unseen errors
+-- leave it out, until retry_job starts the job again. Returns the original's message. Errors:
+-- JC002 no `a_who`, JC005 no such live job (or another user's), JC007 not ended in error.
+create or replace function jobcenter.error_seen(a_job_id bigint, a_who text) returns text
+language plpgsql as $$
+declare
+    j jobcenter.jobs;
+    v_seen jsonb;
+begin
+    if a_who is null or a_who = '' then
+        raise exception using errcode = 'JC002', message = 'error_seen needs who saw the error',
+            hint = 'error_seen(<job_id>, <who>)';
+    end if;
+    select * into j from jobcenter.jobs where job_id = a_job_id for no key update;
+    if not found or not jobcenter.may_see_job(a_job_id) then
+        raise exception using errcode = 'JC005', message = format('job %s not found', a_job_id);
+    end if;
+    if j.state <> 'error' or j.job_finished is null then
+        raise exception using errcode = 'JC007',
+            message = format('job %s is not in an error state', a_job_id);
+    end if;
+    v_seen := jsonb_build_object('who', a_who, 'when', now());
+    update jobcenter.jobs set job_state = job_state || jsonb_build_object('error_seen', v_seen)
+    where job_id = a_job_id;
+    return format('set error_seen for job %s to %s', a_job_id, v_seen);
 end $$;
 
 -- Jobs (live and archived) whose arguments contain `a_filter`, optionally in state `a_state`;
@@ -2854,9 +2908,121 @@ begin
         raise exception using errcode = 'JC001',
             message = format('%s %s has no version %s', v_kinds[1], a_name, a_version);
     end if;
-    update jobcenter.actions set disabled = a_disabled where action_id = v_action.action_id;
+    -- an enabled version keeps no reason disable_action gave
+    update jobcenter.actions set disabled = a_disabled,
+        config = case when a_disabled then config else config - 'disabled_reason' end
+    where action_id = v_action.action_id;
     return query select v_action.action_id, v_action.type::text, v_action.version, v_action.disabled;
 end $$;
+
+-- The newest version of each action, procedure and workflow name per version tag (tag null:
+-- of its untagged versions), the versions create_job and the compiler choose.
+create or replace function jobcenter.latest_actions()
+returns table (action_id integer, name text, type jobcenter.action_type, tag text)
+language sql stable as $$
+    select max(a.action_id), a.name, a.type, t.tag
+    from jobcenter.actions a left join jobcenter.action_version_tags t using (action_id)
+    group by a.name, a.type, t.tag
+$$;
+
+-- The original's disable_action: disables version `an_action_id` (of an action, procedure or
+-- workflow), its reason kept in its config as `disabled_reason`, unless a live job runs it or
+-- a workflow that calls it, directly or through other workflows. Newest enabled versions of
+-- workflows that call it are named in a NOTICE. Returns the original's 'disabled: <id>'.
+-- Errors: JC001 unknown id, JC002 a system action, JC007 live jobs depend on it.
+create or replace function jobcenter.disable_action(an_action_id integer, a_reason text default '')
+returns text language plpgsql as $$
+declare
+    v_action jobcenter.actions;
+    v_jobs bigint;
+    v_users text;
+begin
+    select * into v_action from jobcenter.actions where action_id = an_action_id for update;
+    if not found then
+        raise exception using errcode = 'JC001', message = format('not found: %s', an_action_id);
+    end if;
+    if v_action.type = 'system' then
+        raise exception using errcode = 'JC002', message = 'system actions cannot be disabled';
+    end if;
+    -- the action and every workflow version calling it, transitively (UNION ends cycles)
+    with recursive tree (action_id) as (
+        select an_action_id
+        union
+        select t.workflow_id from tree join jobcenter.tasks t on t.action_id = tree.action_id
+    )
+    select count(*) into v_jobs from jobcenter.jobs j
+    where j.workflow_id in (select action_id from tree) and j.job_finished is null;
+    if v_jobs > 0 then
+        raise exception using errcode = 'JC007', message = format('not disabled: %s', an_action_id),
+            detail = format('%s live jobs run it or a workflow calling it', v_jobs),
+            hint = 'cancel them or wait until they end';
+    end if;
+    with recursive tree (action_id) as (
+        select an_action_id
+        union
+        select t.workflow_id from tree join jobcenter.tasks t on t.action_id = tree.action_id
+    )
+    select string_agg(a.name || ' (' || a.action_id || ')', ', ' order by a.action_id)
+    into v_users
+    from tree join jobcenter.actions a using (action_id)
+    where a.action_id <> an_action_id and not a.disabled
+      and a.action_id in (select l.action_id from jobcenter.latest_actions() l);
+    if v_users is not null then
+        raise notice 'workflows found that rely on action (%): %', an_action_id, v_users;
+    end if;
+    update jobcenter.actions set disabled = true,
+        config = config || jsonb_build_object('disabled_reason', coalesce(a_reason, ''))
+    where action_id = an_action_id;
+    return format('disabled: %s', an_action_id);
+end $$;
+
+-- The original's get_stale_actions: the calls of the newest enabled workflow versions to a
+-- version that is no longer the newest of its name and tag (the callee was compiled again
+-- after the caller), with the workflows nobody calls above each (`top_level_ids`, newest
+-- versions only), every id on the paths between them (`found`), and the callee's newest
+-- version of the same tag. One row per stale call and callee tag.
+create or replace function jobcenter.get_stale_actions()
+returns table (top_level_ids integer[], workflow_name text, workflow_id integer,
+    workflow_version integer, name text, action_id integer, version integer,
+    latest_action_id integer, latest_version integer, found integer[],
+    type jobcenter.action_type, tag text)
+language sql stable as $$
+    with recursive latest as (
+        select * from jobcenter.latest_actions()
+    ), calls as (
+        select distinct t.workflow_id as caller_id, t.action_id as callee_id
+        from jobcenter.tasks t where t.action_id <> t.workflow_id
+    ), stale as (
+        select c.caller_id, c.callee_id
+        from calls c join jobcenter.actions wf on wf.action_id = c.caller_id
+        where not wf.disabled
+          and c.caller_id in (select l.action_id from latest l)
+          and c.callee_id not in (select l.action_id from latest l)
+    ), up (caller_id, callee_id, found, stale_caller, stale_callee) as (
+        -- from each stale call up through the callers; a row without caller is a top
+        select s.caller_id, s.callee_id, array[s.callee_id], s.caller_id, s.callee_id from stale s
+        union all
+        select c.caller_id, u.caller_id, u.found || u.caller_id, u.stale_caller, u.stale_callee
+        from up u left join calls c on c.callee_id = u.caller_id
+        where u.caller_id is not null and u.caller_id <> all (u.found)
+    ), grouped as (
+        select array_agg(distinct u.callee_id order by u.callee_id) as top_level_ids,
+               array_agg(distinct f order by f) as found, u.stale_caller, u.stale_callee
+        from up u, unnest(u.found) f
+        where u.caller_id is null and u.callee_id in (select l.action_id from latest l)
+        group by u.stale_caller, u.stale_callee
+    )
+    select g.top_level_ids, wf.name, wf.action_id, wf.version, a.name, a.action_id, a.version,
+           l.action_id, la.version, g.found, a.type, avt.tag
+    from grouped g
+    join jobcenter.actions wf on wf.action_id = g.stale_caller
+    join jobcenter.actions a on a.action_id = g.stale_callee
+    left join jobcenter.action_version_tags avt on avt.action_id = a.action_id
+    left join latest l on l.name = a.name and l.type = a.type
+        and l.tag is not distinct from avt.tag
+    left join jobcenter.actions la on la.action_id = l.action_id
+    order by wf.action_id, a.action_id, avt.tag
+$$;
 
 -- privileges.sql, whole
 -- jobcenter privileges: who may call what, and as whom the engine acts.
@@ -2872,16 +3038,18 @@ end $$;
 --   executable by PUBLIC, and no table is readable or writable by PUBLIC.
 -- * Callers get EXECUTE through group roles (NOLOGIN, created if missing):
 --     jobcenter_client    create_job, get_job_status, find_jobs, cancel_job, retry_job,
---                         raise_event, get_workflow_info, check_if_lock_exists; the views
---                         jobcenter.my_jobs and jobcenter.my_job_steps (its own jobs)
---     jobcenter_worker    announce, withdraw, disconnect, ping, get_task, task_done
---     jobcenter_compiler  load_action, replace_action, the schedule functions; reads the
---                         definition tables (actions, tasks, inputs, outputs, types,
---                         schedules) and deletes schedules (jcc drops those a file lost)
+--                         raise_event, get_workflow_info, check_if_lock_exists, error_seen;
+--                         the views jobcenter.my_jobs and jobcenter.my_job_steps (its own jobs)
+--     jobcenter_worker    announce, withdraw, disconnect, ping, get_task, task_done,
+--                         poll_tasks
+--     jobcenter_compiler  load_action, replace_action, the schedule functions,
+--                         get_stale_actions; reads the definition tables (actions, tasks,
+--                         inputs, outputs, types, schedules) and deletes schedules (jcc drops
+--                         those a file lost)
 --     jobcenter_gateway   client and worker, and reads jobs, the archive, the step log,
 --                         actions, tasks and announcements (jcapi's own queries)
 --     jobcenter_admin     all of the above, the maintenance functions (the maestro), the
---                         operator's retry_now and set_disabled (jcadm), reads
+--                         operator's retry_now, set_disabled (jcadm) and disable_action, reads
 --                         every table, writes the role, impersonation, environment and
 --                         settings tables; sees and acts on every job and worker
 -- * The identity of a call is jobcenter.caller(a_impersonate): the calling role
@@ -3113,14 +3281,15 @@ do $$
 declare
     v_api constant jsonb := '{
         "jobcenter_client": ["create_job", "get_job_status", "find_jobs", "cancel_job",
-            "retry_job", "raise_event", "raise_event_id", "get_workflow_info", "check_if_lock_exists"],
+            "retry_job", "raise_event", "raise_event_id", "get_workflow_info", "check_if_lock_exists",
+            "error_seen"],
         "jobcenter_worker": ["announce", "withdraw", "disconnect", "ping", "get_task",
-            "get_tasks", "task_done", "tasks_done", "task_failed"],
+            "get_tasks", "task_done", "tasks_done", "task_failed", "poll_tasks"],
         "jobcenter_compiler": ["load_action", "replace_action", "create_schedule",
-            "drop_schedule", "enable_schedule", "get_workflow_info"],
+            "drop_schedule", "enable_schedule", "get_workflow_info", "get_stale_actions"],
         "jobcenter_admin": ["do_timeout", "next_timeout", "do_crash_recovery",
             "do_worker_check", "do_archival_and_cleanup", "do_schedules", "next_schedule",
-            "retry_now", "set_disabled"]
+            "retry_now", "set_disabled", "disable_action"]
     }';
     -- pure functions and the identity functions the views use: every role may call them
     v_everyone constant text[] := array['invoker', 'is_admin', 'step_owner', 'action_queue',

@@ -11,16 +11,18 @@
 --   executable by PUBLIC, and no table is readable or writable by PUBLIC.
 -- * Callers get EXECUTE through group roles (NOLOGIN, created if missing):
 --     jobcenter_client    create_job, get_job_status, find_jobs, cancel_job, retry_job,
---                         raise_event, get_workflow_info, check_if_lock_exists; the views
---                         jobcenter.my_jobs and jobcenter.my_job_steps (its own jobs)
---     jobcenter_worker    announce, withdraw, disconnect, ping, get_task, task_done
---     jobcenter_compiler  load_action, replace_action, the schedule functions; reads the
---                         definition tables (actions, tasks, inputs, outputs, types,
---                         schedules) and deletes schedules (jcc drops those a file lost)
+--                         raise_event, get_workflow_info, check_if_lock_exists, error_seen;
+--                         the views jobcenter.my_jobs and jobcenter.my_job_steps (its own jobs)
+--     jobcenter_worker    announce, withdraw, disconnect, ping, get_task, task_done,
+--                         poll_tasks
+--     jobcenter_compiler  load_action, replace_action, the schedule functions,
+--                         get_stale_actions; reads the definition tables (actions, tasks,
+--                         inputs, outputs, types, schedules) and deletes schedules (jcc drops
+--                         those a file lost)
 --     jobcenter_gateway   client and worker, and reads jobs, the archive, the step log,
 --                         actions, tasks and announcements (jcapi's own queries)
 --     jobcenter_admin     all of the above, the maintenance functions (the maestro), the
---                         operator's retry_now and set_disabled (jcadm), reads
+--                         operator's retry_now, set_disabled (jcadm) and disable_action, reads
 --                         every table, writes the role, impersonation, environment and
 --                         settings tables; sees and acts on every job and worker
 -- * The identity of a call is jobcenter.caller(a_impersonate): the calling role
@@ -252,14 +254,15 @@ do $$
 declare
     v_api constant jsonb := '{
         "jobcenter_client": ["create_job", "get_job_status", "find_jobs", "cancel_job",
-            "retry_job", "raise_event", "raise_event_id", "get_workflow_info", "check_if_lock_exists"],
+            "retry_job", "raise_event", "raise_event_id", "get_workflow_info", "check_if_lock_exists",
+            "error_seen"],
         "jobcenter_worker": ["announce", "withdraw", "disconnect", "ping", "get_task",
-            "get_tasks", "task_done", "tasks_done", "task_failed"],
+            "get_tasks", "task_done", "tasks_done", "task_failed", "poll_tasks"],
         "jobcenter_compiler": ["load_action", "replace_action", "create_schedule",
-            "drop_schedule", "enable_schedule", "get_workflow_info"],
+            "drop_schedule", "enable_schedule", "get_workflow_info", "get_stale_actions"],
         "jobcenter_admin": ["do_timeout", "next_timeout", "do_crash_recovery",
             "do_worker_check", "do_archival_and_cleanup", "do_schedules", "next_schedule",
-            "retry_now", "set_disabled"]
+            "retry_now", "set_disabled", "disable_action"]
     }';
     -- pure functions and the identity functions the views use: every role may call them
     v_everyone constant text[] := array['invoker', 'is_admin', 'step_owner', 'action_queue',

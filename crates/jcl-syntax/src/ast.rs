@@ -370,7 +370,7 @@ pub enum StmtKind {
     ///     omap
     /// ```
     ///
-    /// The `interface` block lists the candidate workflows (names, comma-separated or one per
+    /// The `interface` block lists the candidate workflows or actions (names, comma-separated or one per
     /// line); the `call E:` line that must follow at the same indentation calls the one named
     /// by the expression E, which must evaluate to one of the candidates. IFACE names the
     /// action or workflow whose inputs and outputs every candidate shares.

@@ -66,7 +66,7 @@
 //! - **`wait_for_lock`**: in its block, `wait = yes` and `wait = no` mean `true` and `false`.
 //! - **`unsubscribe NAME`** takes a name; `unsubscribe:` with `name = E` takes an expression.
 //! - **Dynamic dispatch** is two statements in a row: `interface IFACE:` with the candidate
-//!   workflows (names, one or more per line) indented below, then `call E:` at the same
+//!   workflows or actions (names, one or more per line) indented below, then `call E:` at the same
 //!   indentation, where the expression E names one of the candidates; then the inputs and an
 //!   optional `into:` as for any call. See [`ast::StmtKind::Dispatch`].
 //! - **Comments**: `#` to the end of the line outside strings and regexes; `#[[ … #]]` anywhere,

@@ -221,6 +221,21 @@ pub async fn log_states(c: &Client, job_id: i64) -> Vec<String> {
     .collect()
 }
 
+/// `\df jobcenter.<name>`: (arguments, result) of every function of that name.
+pub async fn df(c: &Client, name: &str) -> Vec<(String, String)> {
+    c.query(
+        "select pg_get_function_arguments(p.oid), pg_get_function_result(p.oid)
+         from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+         where n.nspname = 'jobcenter' and p.proname = $1 order by 1",
+        &[&name],
+    )
+    .await
+    .expect("df")
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
 /// The row count of a table, to assert that bad input changed nothing.
 pub async fn count(c: &Client, table: &str) -> i64 {
     c.query_one(&format!("select count(*) from jobcenter.{table}"), &[])

@@ -4,24 +4,9 @@
 //! returned beyond the original's is offered beside (`raise_event_id`).
 #![allow(clippy::unwrap_used)]
 
-use engine_tests::{code_of, db, examples, load, setup, state};
+use engine_tests::{code_of, db, df, examples, load, setup, state};
 use serde_json::{json, Value};
 use tokio_postgres::Client;
-
-/// `\df jobcenter.<name>`: (arguments, result) of every function of that name.
-async fn df(c: &Client, name: &str) -> Vec<(String, String)> {
-    c.query(
-        "select pg_get_function_arguments(p.oid), pg_get_function_result(p.oid)
-         from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-         where n.nspname = 'jobcenter' and p.proname = $1 order by 1",
-        &[&name],
-    )
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| (r.get(0), r.get(1)))
-    .collect()
-}
 
 #[tokio::test]
 async fn df_shows_the_originals_signatures() {
