@@ -200,9 +200,9 @@ async fn work(
             .collect::<anyhow::Result<Vec<_>>>()?;
         let t = Instant::now();
         if let [(cookie, out)] = results.as_slice() {
-            api.task_done(c, cookie, out)
-                .await
-                .with_context(|| format!("task_done of worker {name} for job {}", tasks[0].job_id))?;
+            api.task_done(c, cookie, out).await.with_context(|| {
+                format!("task_done of worker {name} for job {}", tasks[0].job_id)
+            })?;
         } else {
             api.tasks_done(c, &results)
                 .await

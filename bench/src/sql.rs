@@ -116,7 +116,9 @@ impl Api {
         action: &str,
         limit: i32,
     ) -> anyhow::Result<Vec<Task>> {
-        let rows = c.query(&self.get_tasks, &[&worker, &action, &limit]).await?;
+        let rows = c
+            .query(&self.get_tasks, &[&worker, &action, &limit])
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(Task {

@@ -278,9 +278,13 @@ create or replace function jobcenter.abort_children(a_job_id bigint, a_reason te
 language plpgsql as $$
 declare
     c jobcenter.jobs;
-    v_err jsonb := jsonb_build_object('error', jobcenter.error_obj('abort', a_reason));
+    v_err jsonb;
     v_wake bigint[] := '{}';
 begin
+    if not exists (select 1 from jobcenter.jobs where parentjob_id = a_job_id) then
+        return v_wake;
+    end if;
+    v_err := jsonb_build_object('error', jobcenter.error_obj('abort', a_reason));
     for c in select * from jobcenter.jobs
              where parentjob_id = a_job_id and not detached
                and state not in ('finished', 'error', 'zombie')

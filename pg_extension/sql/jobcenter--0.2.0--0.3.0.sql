@@ -24,6 +24,12 @@ CREATE FUNCTION jobcenter."plottable"("workflow_id" INT, "task_id" INT, "state" 
     "stepcounter" INT, "max_steps" INT) RETURNS bool
 STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'plottable_wrapper';
 
+CREATE FUNCTION jobcenter."fill_args"("action_id" INT, "args" jsonb, "environment" bool)
+RETURNS jsonb STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'fill_args_wrapper';
+
+CREATE FUNCTION jobcenter."fit_outputs"("action_id" INT, "out" jsonb) RETURNS jsonb
+STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'fit_outputs_wrapper';
+
 -- functions of engine.sql
 -- jobcenter engine: the internal procedures that move jobs through the state machine.
 --
@@ -103,11 +109,17 @@ declare
     v_args jsonb := coalesce(a_args, '{}');
     v_errors text[] := '{}';
     v_msg text;
+    v_fit jsonb;
     r record;
     k text;
 begin
     if jsonb_typeof(v_args) <> 'object' then
         return jsonb_build_object('_error', 'arguments must be a JSON object, not ' || jsonb_typeof(v_args));
+    end if;
+    -- the cached model answers when they fit; the loop below says why they do not
+    v_fit := jobcenter.fill_args(a_action_id, v_args, a_destination = 'environment');
+    if v_fit is not null then
+        return jsonb_build_object('args', v_fit);
     end if;
     for r in select i.name, i.type, i.optional, i."default", s.schema
              from jobcenter.action_inputs i join jobcenter.json_schemas s using (type)
@@ -151,6 +163,11 @@ begin
     if jsonb_typeof(coalesce(a_out, '{}')) <> 'object' then
         return jsonb_build_object('_error', 'outputs must be a JSON object, not ' || jsonb_typeof(a_out));
     end if;
+    v_out := jobcenter.fit_outputs(a_action_id, coalesce(a_out, '{}'));
+    if v_out is not null then
+        return jsonb_build_object('out', v_out);
+    end if;
+    v_out := '{}';
     for r in select o.name, o.type, o.optional, s.schema
              from jobcenter.action_outputs o join jobcenter.json_schemas s using (type)
              where o.action_id = a_action_id order by o.name loop
@@ -294,9 +311,13 @@ create or replace function jobcenter.abort_children(a_job_id bigint, a_reason te
 language plpgsql as $$
 declare
     c jobcenter.jobs;
-    v_err jsonb := jsonb_build_object('error', jobcenter.error_obj('abort', a_reason));
+    v_err jsonb;
     v_wake bigint[] := '{}';
 begin
+    if not exists (select 1 from jobcenter.jobs where parentjob_id = a_job_id) then
+        return v_wake;
+    end if;
+    v_err := jsonb_build_object('error', jobcenter.error_obj('abort', a_reason));
     for c in select * from jobcenter.jobs
              where parentjob_id = a_job_id and not detached
                and state not in ('finished', 'error', 'zombie')
@@ -2477,57 +2498,11 @@ create or replace function jobcenter.get_task(a_workername text, a_actionname te
     a_job_id bigint default null,
     out o_job_id bigint, out o_job_cookie text, out o_in_args jsonb, out o_env jsonb)
 returns record language plpgsql as $$
-declare
-    v_worker_id bigint;
-    v_queue integer;
-    v_action jobcenter.actions;
-    v_filter jsonb;
-    j jobcenter.jobs;
-    v_timeout timestamptz;
-    v_taker text;
 begin
-    -- the announcement of any version counts: the ready queue is the action name's
-    select w.worker_id, wa.filter into v_worker_id, v_filter
-    from jobcenter.workers w
-    join jobcenter.worker_actions wa using (worker_id)
-    join jobcenter.actions a using (action_id)
-    where w.name = a_workername and w.stopped is null and a.name = a_actionname and a.type = 'action'
-    order by a.version desc limit 1;
-    if v_worker_id is null then
-        raise exception using errcode = 'JC006',
-            message = format('worker %s has not announced action %s', a_workername, a_actionname),
-            hint = 'call announce first';
-    end if;
-    v_taker := jobcenter.check_worker_access(a_workername);
-    v_queue := jobcenter.action_queue(a_actionname);
-    -- a job with an abort request is never handed out (do_timeout aborts it)
-    select jb.* into j from jobcenter.jobs jb
-    where jb.state = 'ready' and jb.ready_action_id = v_queue
-      and (a_job_id is null or jb.job_id = a_job_id)
-      and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
-      and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
-    order by jb.priority desc, jb.job_id
-    limit 1 for no key update skip locked;
-    if not found then
-        return;
-    end if;
-    -- the time-out of the version the task was made ready for
-    select a.* into v_action from jobcenter.tasks t join jobcenter.actions a using (action_id)
-    where t.task_id = j.task_id;
-    v_timeout := clock_timestamp() + jobcenter.to_interval(v_action.config -> 'timeout');
-    update jobcenter.jobs set
-        state = 'working', cookie = gen_random_uuid(), worker_id = v_worker_id,
-        task_started = clock_timestamp(), timeout = v_timeout,
-        task_state = task_state || jsonb_build_object('tries',
-            coalesce((task_state ->> 'tries')::integer, 0) + 1, 'worker', a_workername,
-            'taken_by', v_taker)
-    where job_id = j.job_id;
-    if v_timeout is not null then
-        perform jobcenter.notify_timer(v_timeout);
-    end if;
-    select jb.job_id, jb.cookie::text, jb.task_state -> 'inargs', jb.task_state -> 'env'
+    -- all null when there is none
+    select t.o_job_id, t.o_job_cookie, t.o_in_args, t.o_env
     into o_job_id, o_job_cookie, o_in_args, o_env
-    from jobcenter.jobs jb where jb.job_id = j.job_id;
+    from jobcenter.take_tasks(a_workername, a_actionname, 1, a_job_id) t;
 end $$;
 
 -- A worker finished a task. An `error` key in the outputs means the task failed. The cookie
@@ -2574,11 +2549,11 @@ begin
         coalesce(a_out_args, '{}')));
 end $$;
 
--- Takes up to `a_limit` (1 to 1000) ready tasks of an action the worker announced, in the order
--- get_task takes them, in one transaction: one row per task, none when there is none. Ours;
--- get_task stays the original's single-task call.
-create or replace function jobcenter.get_tasks(a_workername text, a_actionname text,
-    a_limit integer,
+-- Takes up to `a_limit` ready tasks of an action the worker announced (only job `a_job_id`'s
+-- when given), oldest first within the highest priority: one row per task taken. get_task and
+-- get_tasks call it.
+create or replace function jobcenter.take_tasks(a_workername text, a_actionname text,
+    a_limit integer, a_job_id bigint,
     out o_job_id bigint, out o_job_cookie text, out o_in_args jsonb, out o_env jsonb)
 returns setof record language plpgsql as $$
 declare
@@ -2589,10 +2564,6 @@ declare
     v_first timestamptz;
     r record;
 begin
-    if a_limit is null or a_limit < 1 or a_limit > 1000 then
-        raise exception using errcode = 'JC002',
-            message = format('get_tasks takes 1 to 1000 tasks, not %s', coalesce(a_limit::text, 'null'));
-    end if;
     select w.worker_id, wa.filter into v_worker_id, v_filter
     from jobcenter.workers w
     join jobcenter.worker_actions wa using (worker_id)
@@ -2610,6 +2581,7 @@ begin
         with picked as (
             select jb.job_id, jb.task_id, jb.priority from jobcenter.jobs jb
             where jb.state = 'ready' and jb.ready_action_id = v_queue
+              and (a_job_id is null or jb.job_id = a_job_id)
               and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
               and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
             order by jb.priority desc, jb.job_id
@@ -2642,6 +2614,21 @@ begin
     if v_first is not null then
         perform jobcenter.notify_timer(v_first);
     end if;
+end $$;
+
+-- Takes up to `a_limit` (1 to 1000) ready tasks of an action the worker announced, in the order
+-- get_task takes them, in one transaction: one row per task, none when there is none. Ours;
+-- get_task stays the original's single-task call.
+create or replace function jobcenter.get_tasks(a_workername text, a_actionname text,
+    a_limit integer,
+    out o_job_id bigint, out o_job_cookie text, out o_in_args jsonb, out o_env jsonb)
+returns setof record language plpgsql as $$
+begin
+    if a_limit is null or a_limit < 1 or a_limit > 1000 then
+        raise exception using errcode = 'JC002',
+            message = format('get_tasks takes 1 to 1000 tasks, not %s', coalesce(a_limit::text, 'null'));
+    end if;
+    return query select * from jobcenter.take_tasks(a_workername, a_actionname, a_limit, null);
 end $$;
 
 -- Finishes many tasks in one transaction: `a_results` is an array of {"cookie": …, "outargs":
@@ -3094,7 +3081,7 @@ end $$;
 create or replace function jobcenter.invoker() returns text
 language sql stable as $$
     select coalesce(
-        (select rolname::text from pg_catalog.pg_roles where oid = jobcenter.step_owner()),
+        pg_catalog.pg_get_userbyid(jobcenter.step_owner())::text,
         nullif(pg_catalog.current_setting('role'), 'none'),
         session_user::text)
 $$;

@@ -67,7 +67,7 @@ end $$;
 create or replace function jobcenter.invoker() returns text
 language sql stable as $$
     select coalesce(
-        (select rolname::text from pg_catalog.pg_roles where oid = jobcenter.step_owner()),
+        pg_catalog.pg_get_userbyid(jobcenter.step_owner())::text,
         nullif(pg_catalog.current_setting('role'), 'none'),
         session_user::text)
 $$;

@@ -27,6 +27,9 @@ const EVAL: i32 = -4;
 const BRANCH: i32 = -5;
 const SWITCH: i32 = -6;
 
+/// The most steps one call runs: the driver writes them and calls again.
+const CHUNK: usize = 5000;
+
 fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -97,8 +100,7 @@ impl Job {
         self.scratch();
         let before = self.c.v.clone();
         if let Some(code) = code {
-            let ok = jcl::run(code, &mut self.c).is_ok()
-                && check_object_limits(&self.c.v).is_ok();
+            let ok = jcl::run(code, &mut self.c).is_ok() && check_object_limits(&self.c.v).is_ok();
             if !ok {
                 self.c.v = before;
                 return Err(());
@@ -237,8 +239,6 @@ fn plot(
     outputs: default!(Option<Jsonb>, "NULL"),
 ) -> Option<JsonB> {
     let wf = model_cache::get(workflow_id).ok()??;
-    let a = object(arguments.0)?;
-    let e = object(environment.0)?;
     let task_state = object(task_state.0)?;
     let mut job = Job {
         task_id,
@@ -247,7 +247,14 @@ fn plot(
             .get("next")
             .and_then(Value::as_i64)
             .and_then(|n| i32::try_from(n).ok()),
-        vars: object(variables.0)?,
+        c: Context {
+            a: object(arguments.0)?,
+            e: object(environment.0)?,
+            v: object(variables.0)?,
+            i: Map::new(),
+            o: Map::new(),
+            t: Map::new(),
+        },
         steps: stepcounter,
         entered,
         moved: false,
@@ -264,7 +271,10 @@ fn plot(
             job.scratch();
             job.c.o = out.clone();
             let before = job.c.v.clone();
-            let ok = task.omap.as_ref().is_none_or(|code| jcl::run(code, &mut job.c).is_ok())
+            let ok = task
+                .omap
+                .as_ref()
+                .is_none_or(|code| jcl::run(code, &mut job.c).is_ok())
                 && check_object_limits(&job.c.v).is_ok();
             if !ok {
                 return None;
@@ -287,7 +297,8 @@ fn plot(
     let mut stop = Stop::Slow;
     loop {
         if job.done {
-            if job.steps >= max_steps {
+            // a long run is written in parts, so its memory and its log insert stay bounded
+            if job.steps >= max_steps || job.log.len() >= CHUNK {
                 break;
             }
             let Some(next) = job

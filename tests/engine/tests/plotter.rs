@@ -51,7 +51,11 @@ async fn a_replaced_workflow_runs_its_new_code_in_every_backend() {
 
     replace(&c, &times(3)).await;
     let j = create(&c, "twice", json!({"x": 5})).await;
-    assert_eq!(output(&c, j).await, json!({"y": 15}), "the replacing backend");
+    assert_eq!(
+        output(&c, j).await,
+        json!({"y": 15}),
+        "the replacing backend"
+    );
     let j = create(&other, "twice", json!({"x": 5})).await;
     assert_eq!(output(&other, j).await, json!({"y": 15}), "another backend");
 
@@ -104,7 +108,11 @@ async fn a_worker_free_loop_logs_every_step_in_order() {
         .filter_map(|r| r.get::<_, Option<Value>>(1))
         .filter_map(|v| v["i"].as_i64())
         .collect();
-    assert_eq!(counts, (0..=50).collect::<Vec<_>>(), "each change logged once, in order");
+    assert_eq!(
+        counts,
+        (0..=50).collect::<Vec<_>>(),
+        "each change logged once, in order"
+    );
     let last: String = rows.last().unwrap().get(0);
     assert_eq!(last, "finished");
 }
@@ -125,7 +133,9 @@ async fn errors_left_to_the_sql_driver_keep_their_messages() {
         "{out}"
     );
     // a type error in an eval: the driver's message
-    let mut f = Flow::workflow("bad").input("x", "json").output("y", "number");
+    let mut f = Flow::workflow("bad")
+        .input("x", "json")
+        .output("y", "number");
     f.eval(vec![set(vp(&["y"]), bin(BinOp::Div, a(&["x"]), lit(0)))]);
     load(&c, &[f.end(vec![set(path(Ns::O, &["y"]), v(&["y"]))])]).await;
     let j = create(&c, "bad", json!({"x": 1})).await;
@@ -133,11 +143,16 @@ async fn errors_left_to_the_sql_driver_keep_their_messages() {
     assert_eq!(out["error"]["class"], json!("normal"), "{out}");
     assert_eq!(out["error"]["workflow"], json!("bad"), "{out}");
     assert!(
-        out["error"]["msg"].as_str().unwrap().contains("division by zero"),
+        out["error"]["msg"]
+            .as_str()
+            .unwrap()
+            .contains("division by zero"),
         "{out}"
     );
     // bad workflow outputs at the end
-    let mut f = Flow::workflow("badout").input("x", "json").output("y", "number");
+    let mut f = Flow::workflow("badout")
+        .input("x", "json")
+        .output("y", "number");
     f.eval(vec![set(vp(&["y"]), a(&["x"]))]);
     load(&c, &[f.end(vec![set(path(Ns::O, &["y"]), v(&["y"]))])]).await;
     let j = create(&c, "badout", json!({"x": "text"})).await;
