@@ -1,0 +1,208 @@
+//! `jcadm gateway` against a real gateway (jcapi run in-process on port 0, a real database):
+//! a worker with two slots and a task in hand, and a client, are shown with their users,
+//! worker name, actions, slots and offers, as JSON and as tables; a user without
+//! `console = "admin"` and a wrong password are refused with the gateway's answer.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use engine_tests::{setup, state};
+use jc_client::{AnnounceOptions, Auth, Client, Config, Endpoint, Handler};
+use serde_json::{json, Value};
+
+/// alice (`alice-pw`) is a console admin; bob (`bob-pw`) is not.
+const USERS: &str = r#"
+[users.alice]
+password = "$6$alicesalt$HFdxLk8wA2OrrIRe2fi88/dNWjVgW3Rgo//Lrtub09NaZ00EjCmK5ofIco9Wv57xiylXKDqqLmvAlfRMjg85W/"
+console = "admin"
+
+[users.bob]
+password = "$6$bobsalt$rt.1WAPDQAm9w/bMx2NAc4Xf.JZ4.BiqVAcw2L1UeNjI8OkCzNXRPzkbFYvaOOnzK6liKZXUOSixQpLTF1l3K/"
+"#;
+
+fn gateway(url: &str, user: &str, password: &str, json: bool) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jcadm"));
+    if json {
+        cmd.arg("--json");
+    }
+    cmd.args(["gateway", "--url", url, "--user", user])
+        .env("JC_GATEWAY_PASSWORD", password)
+        .env_remove("JC_DSN")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run jcadm")
+}
+
+fn client(addr: SocketAddr, who: &str, password: &str, workername: Option<&str>) -> Config {
+    let mut c = Config::new(
+        Endpoint::tcp("127.0.0.1", addr.port()),
+        Auth::Password {
+            who: who.into(),
+            password: password.into(),
+        },
+    );
+    c.workername = workername.map(str::to_owned);
+    c.reconnect = false;
+    c
+}
+
+// The gateway runs in this process: running jcadm blocks one thread, not all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_shows_workers_clients_slots_and_tasks_in_hand() {
+    let (tdb, mut c) = setup().await;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let sources = ["step", "opsdemo"]
+        .iter()
+        .map(|n| {
+            let path = dir.join(format!("{n}.jcl"));
+            jcc::SourceFile::new(
+                path.to_string_lossy(),
+                std::fs::read_to_string(&path).unwrap(),
+            )
+        })
+        .collect();
+    let (parsed, _) = jcc::parse(sources);
+    jcc::db::compile_and_write(&mut c, &parsed, &Default::default())
+        .await
+        .unwrap();
+    c.batch_execute(
+        "insert into jobcenter.jc_roles values ('alice'), ('bob');
+         insert into jobcenter.jc_impersonate_roles (rolename, impersonates)
+         select current_user, r from unnest(array['alice', 'bob']) r",
+    )
+    .await
+    .unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let users = files.path().join("users.toml");
+    std::fs::write(&users, USERS).unwrap();
+    let layer = jcapi::Layer {
+        dsn: Some(tdb.dsn.clone()),
+        listen: Some(vec![jcapi::ListenLayer {
+            kind: "tcp".into(),
+            address: "127.0.0.1:0".into(),
+            ..Default::default()
+        }]),
+        users_file: Some(users),
+        http: Some("127.0.0.1:0".into()),
+        ..Default::default()
+    };
+    let config = jcapi::Config::resolve([layer]).unwrap();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let gw = tokio::spawn(jcapi::run_with(
+        config,
+        async {
+            let _ = stop_rx.await;
+        },
+        Arc::new(jcapi::Metrics::default()),
+        move |a| {
+            let _ = ready_tx.send(a.clone());
+        },
+    ));
+    let addrs = ready_rx.await.unwrap();
+    let tcp = addrs.listeners[0].1;
+    let url = format!("http://{}", addrs.http.unwrap());
+
+    // a worker with two slots whose task never ends, and a client
+    let worker = Client::connect(client(tcp, "alice", "alice-pw", Some("w-test")))
+        .await
+        .unwrap();
+    worker
+        .announce(
+            "step",
+            Handler::new_async(|_| std::future::pending()),
+            AnnounceOptions {
+                slots: Some(2),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let serving = worker.clone();
+    let work = tokio::spawn(async move { serving.work().await });
+    let bob = Client::connect(client(tcp, "bob", "bob-pw", None))
+        .await
+        .unwrap();
+    let job = engine_tests::create(&c, "opsdemo", json!({"n": 1})).await;
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let view = loop {
+        let out = gateway(&url, "alice", "alice-pw", true);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let in_hand = v["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["in_hand"] == json!(1));
+        if in_hand {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "no task in hand: {v:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(state(&c, job).await, "working");
+    let conns = view["connections"].as_array().unwrap();
+    assert_eq!(conns.len(), 2, "{view:#}");
+    let w = conns
+        .iter()
+        .find(|c| c["worker"] == json!("w-test"))
+        .unwrap();
+    assert_eq!(
+        (&w["user"], &w["kind"], &w["actions"]),
+        (&json!("alice"), &json!("tcp"), &json!(["step"]))
+    );
+    let slots = w["slots"].as_array().unwrap();
+    assert_eq!(slots.len(), 1, "{w}");
+    assert_eq!(
+        (&slots[0]["slots"], &slots[0]["used"]),
+        (&json!(2), &json!(1))
+    );
+    let b = conns.iter().find(|c| c["user"] == json!("bob")).unwrap();
+    assert_eq!((&b["worker"], &b["in_hand"]), (&Value::Null, &json!(0)));
+    let step = &view["actions"][0];
+    assert_eq!(
+        (&step["name"], &step["in_hand"]),
+        (&json!("step"), &json!(1))
+    );
+    assert_eq!(step["workers"][0]["workername"], json!("w-test"));
+
+    // the tables
+    let out = gateway(&url, "alice", "alice-pw", false);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("w-test"))
+        .unwrap_or_else(|| panic!("no worker line in\n{text}"));
+    for cell in [" tcp ", " alice ", " w-test ", "1/2 ", " step "] {
+        assert!(line.contains(cell), "{cell:?} in {line:?}");
+    }
+    assert!(text.lines().any(|l| l.contains(" bob ")), "{text}");
+
+    // refusals, with the gateway's reason
+    let out = gateway(&url, "bob", "bob-pw", false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("JA109") && err.contains("403") && err.contains("console = \"admin\""),
+        "{err}"
+    );
+    let out = gateway(&url, "alice", "wrong", false);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+
+    bob.close().await;
+    worker.stop();
+    work.abort();
+    let _ = stop_tx.send(());
+    gw.await.unwrap().unwrap();
+}
