@@ -450,7 +450,8 @@ pub async fn retry_now(
     act(&app, &headers, &f.csrf, id, "retry-now").await
 }
 
-/// Every workflow with its versions and their tags.
+/// Every workflow with its versions and their tags; the newest versions that call an older
+/// version of an action or workflow are marked stale with what they call.
 pub async fn workflows(State(app): Shared, headers: HeaderMap) -> Result<Response, Error> {
     let Some(s) = app.sessions.get(&headers) else {
         return Ok(to_login());
@@ -470,9 +471,27 @@ pub async fn workflows(State(app): Shared, headers: HeaderMap) -> Result<Respons
         .iter()
         .map(|r| r.try_get(0))
         .collect::<Result<_, _>>()?;
+    let stale = queries::stale(&**c).await?;
     let table_rows: Vec<Vec<String>> = rows
         .iter()
         .map(|w| {
+            let calls: Vec<String> = stale
+                .iter()
+                .filter(|s| s["workflow"] == w["name"] && s["version"] == w["version"])
+                .map(|s| {
+                    esc(&format!(
+                        "calls {} v{} (newest v{})",
+                        text(&s["callee"]),
+                        text(&s["callee_version"]),
+                        text(&s["newest"])
+                    ))
+                })
+                .collect();
+            let stale = if calls.is_empty() {
+                String::new()
+            } else {
+                format!("<span class=\"stale\">stale: {}</span>", calls.join("; "))
+            };
             let name = esc(&text(&w["name"]));
             let v = esc(&text(&w["version"]));
             vec![
@@ -484,13 +503,14 @@ pub async fn workflows(State(app): Shared, headers: HeaderMap) -> Result<Respons
                 } else {
                     String::new()
                 },
+                stale,
                 esc(&text(&w["created"])),
             ]
         })
         .collect();
     let body = table(
         "workflows",
-        &["workflow", "version", "tags", "", "created"],
+        &["workflow", "version", "tags", "", "", "created"],
         &table_rows,
     );
     ok("Workflows", &s, &body)

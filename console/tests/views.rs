@@ -1,5 +1,6 @@
 //! The `jcconsole` binary over plain HTTP: the workers, locks, schedules and events pages
-//! show the database's workers, locks, schedules and events; the overview's live fragment
+//! show the database's workers, locks, schedules and events; the workflows page marks stale
+//! versions; the overview's live fragment
 //! (counts, throughput, errors) needs a session; retry-now and the schedule toggle are done
 //! for an admin and refused for a read-only user and without the form token.
 
@@ -178,4 +179,23 @@ async fn the_overview_fragment_counts_jobs_and_needs_a_session() {
     assert!(minute.contains("data-what=\"error\">1<"), "{minute}");
     let page = http(a, "GET", "/", &bob, None);
     assert!(page.body.contains("id=\"live\"") && page.body.contains("/overview/live"));
+}
+
+#[tokio::test]
+async fn a_workflow_calling_an_older_version_is_marked_stale() {
+    let (tdb, mut c, _j) = common::fixture().await;
+    let con = common::start(&tdb.dsn);
+    let a = con.addr.as_str();
+    let bob = login(a, "bob", "bob-pw");
+    let r = http(a, "GET", "/workflows", &bob, None);
+    assert!(!r.body.contains("stale:"), "{}", r.body);
+    common::compile_with(&mut c, &["step"], true).await;
+    let r = http(a, "GET", "/workflows", &bob, None);
+    let opsdemo = row_with(&r.body, "workflows", "/workflows/opsdemo?version=1");
+    assert!(
+        opsdemo.contains("stale: calls step v1 (newest v2)"),
+        "{opsdemo}"
+    );
+    let failer = row_with(&r.body, "workflows", "/workflows/failer?version=1");
+    assert!(!failer.contains("stale"), "{failer}");
 }

@@ -36,8 +36,8 @@ pub struct Jobs {
     pub finished: i64,
 }
 
-/// Compiles jcadm's fixture files `names`.
-async fn compile(c: &mut Client, names: &[&str]) {
+/// Compiles jcadm's fixture files `names` (with `force`, as new versions even when unchanged).
+pub async fn compile_with(c: &mut Client, names: &[&str], force: bool) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../jcadm/tests/fixtures");
     let sources = names
         .iter()
@@ -51,10 +51,16 @@ async fn compile(c: &mut Client, names: &[&str]) {
         .collect();
     let (parsed, diags) = jcc::parse(sources);
     assert!(diags.is_empty(), "{diags:?}");
-    let (out, _) = jcc::db::compile_and_write(c, &parsed, &Default::default())
-        .await
-        .unwrap();
+    let opts = jcc::db::WriteOptions {
+        force,
+        ..Default::default()
+    };
+    let (out, _) = jcc::db::compile_and_write(c, &parsed, &opts).await.unwrap();
     assert!(!out.has_errors(), "{:?}", out.diagnostics);
+}
+
+async fn compile(c: &mut Client, names: &[&str]) {
+    compile_with(c, names, false).await
 }
 
 /// A database with jcadm's fixture workflows and a ready, an error and a finished job.
