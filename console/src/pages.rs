@@ -175,10 +175,20 @@ pub async fn logout(
 pub struct JobsQuery {
     state: Option<String>,
     workflow: Option<String>,
+    /// One of [`AGES`]: only jobs created that recently.
+    age: Option<String>,
     before: Option<i64>,
 }
 
-/// Jobs, newest first, filtered by state and workflow, in pages by job id.
+/// The age filter's choices: (value, label); each value is an interval.
+const AGES: [(&str, &str); 4] = [
+    ("10 minutes", "10 minutes"),
+    ("1 hour", "an hour"),
+    ("1 day", "a day"),
+    ("7 days", "a week"),
+];
+
+/// Jobs, newest first, filtered by state, workflow and age, in pages by job id.
 pub async fn jobs(
     State(app): Shared,
     headers: HeaderMap,
@@ -198,15 +208,28 @@ pub async fn jobs(
         ),
     };
     let workflow = q.workflow.filter(|w| !w.is_empty());
+    let age = match q.age.as_deref().filter(|x| !x.is_empty()) {
+        None => None,
+        Some(a) => Some(
+            AGES.iter()
+                .map(|(v, _)| *v)
+                .find(|v| *v == a)
+                .ok_or_else(|| Error::BadRequest(format!("no age {a:?}")))?,
+        ),
+    };
+    let c = app.db().await?;
+    let since = match age {
+        Some(a) => Some(queries::resolve_since(&**c, a).await?),
+        None => None,
+    };
     let filter = queries::JobFilter {
         states: state_filter.into_iter().collect(),
         workflow: workflow.clone(),
-        since: None,
+        since,
         before: q.before,
         limit: PAGE_SIZE,
         archived: false,
     };
-    let c = app.db().await?;
     let (rows, next) = queries::jobs(&**c, &filter).await?;
     let mut options = String::from("<option value=\"\">any</option>");
     for st in STATES {
@@ -217,11 +240,17 @@ pub async fn jobs(
         };
         let _ = write!(options, "<option{sel}>{st}</option>");
     }
+    let mut ages = String::from("<option value=\"\">any</option>");
+    for (v, label) in AGES {
+        let sel = if Some(v) == age { " selected" } else { "" };
+        let _ = write!(ages, "<option value=\"{v}\"{sel}>{label}</option>");
+    }
     let wf = workflow.clone().unwrap_or_default();
     let mut body = format!(
         "<form method=\"get\" action=\"/jobs\" class=\"filter\"><label>State \
          <select name=\"state\">{options}</select></label> <label>Workflow \
-         <input name=\"workflow\" value=\"{}\"></label> <button>Show</button></form>",
+         <input name=\"workflow\" value=\"{}\"></label> <label>Created within \
+         <select name=\"age\">{ages}</select></label> <button>Show</button></form>",
         esc(&wf)
     );
     let table_rows: Vec<Vec<String>> = rows
@@ -251,10 +280,11 @@ pub async fn jobs(
     if let Some(before) = next {
         let _ = write!(
             body,
-            "<p><a class=\"next\" href=\"/jobs?state={}&amp;workflow={}&amp;before={before}\">\
-             older jobs</a></p>",
+            "<p><a class=\"next\" href=\"/jobs?state={}&amp;workflow={}&amp;age={}&amp;\
+             before={before}\">older jobs</a></p>",
             state_filter.unwrap_or(""),
-            esc(&url_part(&wf))
+            esc(&url_part(&wf)),
+            url_part(age.unwrap_or(""))
         );
     }
     ok("Jobs", &s, &body)

@@ -199,3 +199,34 @@ async fn a_workflow_calling_an_older_version_is_marked_stale() {
     let failer = row_with(&r.body, "workflows", "/workflows/failer?version=1");
     assert!(!failer.contains("stale"), "{failer}");
 }
+
+#[tokio::test]
+async fn the_jobs_list_filters_by_age() {
+    let (tdb, c, j) = common::fixture().await;
+    // Two jobs made three days ago (their ids stay below the newer one's, as they would).
+    c.execute(
+        "update jobcenter.jobs set job_created = job_created - interval '3 days'
+         where job_id = any($1)",
+        &[&vec![j.ready, j.error]],
+    )
+    .await
+    .unwrap();
+    let con = common::start(&tdb.dsn);
+    let a = con.addr.as_str();
+    let bob = login(a, "bob", "bob-pw");
+    let listed = |body: &str| -> Vec<i64> {
+        [j.ready, j.error, j.finished]
+            .into_iter()
+            .filter(|id| body.contains(&format!("/jobs/{id}\"")))
+            .collect()
+    };
+    let r = http(a, "GET", "/jobs?age=1+hour", &bob, None);
+    assert_eq!(r.status, 200);
+    assert_eq!(listed(&r.body), [j.finished]);
+    assert!(r.body.contains("<option value=\"1 hour\" selected>"));
+    let r = http(a, "GET", "/jobs?age=7+days", &bob, None);
+    assert_eq!(listed(&r.body), [j.ready, j.error, j.finished]);
+    let r = http(a, "GET", "/jobs?age=1+hour&state=error", &bob, None);
+    assert!(listed(&r.body).is_empty());
+    assert_eq!(http(a, "GET", "/jobs?age=forever", &bob, None).status, 400);
+}
