@@ -5,8 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -55,21 +56,7 @@ fn client(addr: SocketAddr, who: &str, password: &str, workername: Option<&str>)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_shows_workers_clients_slots_and_tasks_in_hand() {
     let (tdb, mut c) = setup().await;
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let sources = ["step", "opsdemo"]
-        .iter()
-        .map(|n| {
-            let path = dir.join(format!("{n}.jcl"));
-            jcc::SourceFile::new(
-                path.to_string_lossy(),
-                std::fs::read_to_string(&path).unwrap(),
-            )
-        })
-        .collect();
-    let (parsed, _) = jcc::parse(sources);
-    jcc::db::compile_and_write(&mut c, &parsed, &Default::default())
-        .await
-        .unwrap();
+    common::compile(&mut c, &["step", "opsdemo"], false).await;
     c.batch_execute(
         "insert into jobcenter.jc_roles values ('alice'), ('bob');
          insert into jobcenter.jc_impersonate_roles (rolename, impersonates)
