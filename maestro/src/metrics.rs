@@ -235,3 +235,30 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, pool: Pool) {
         tracing::warn!(error = %e, "the /metrics listener failed");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_old_names_and_the_database_state() {
+        let m = Metrics::default();
+        m.timers_fired.inc_by(3);
+        m.call(Call::DoTimeout, std::time::Duration::from_millis(2));
+        let up = m.render(Some(&[("ready".into(), 5), ("error".into(), 0)]));
+        for line in [
+            "# TYPE jobcenter_timers_fired_total counter\njobcenter_timers_fired_total 3\n",
+            "jobcenter_maestro_db_errors_total 0\n",
+            "jobcenter_maestro_call_seconds_bucket{call=\"do_timeout\",le=\"0.0025\"} 1\n",
+            "jobcenter_maestro_call_seconds_count{call=\"do_schedules\"} 0\n",
+            "jobcenter_up 1\n",
+            "jobcenter_jobs{state=\"ready\"} 5\n",
+            "jobcenter_jobs{state=\"error\"} 0\n",
+        ] {
+            assert!(up.contains(line), "{line:?} in\n{up}");
+        }
+        let down = m.render(None);
+        assert!(down.contains("jobcenter_up 0\n"), "{down}");
+        assert!(!down.contains("jobcenter_jobs{"), "no stale counts: {down}");
+    }
+}
