@@ -181,5 +181,9 @@ pub enum Command {
         /// command line).
         #[arg(long, env = "JC_GATEWAY_PASSWORD", hide_env_values = true)]
         password: String,
+        /// For an https URL: the PEM file of the certificate authority that signed the
+        /// gateway's certificate (default: the web's public roots).
+        #[arg(long, env = "JC_GATEWAY_CACERT")]
+        cacert: Option<std::path::PathBuf>,
     },
 }

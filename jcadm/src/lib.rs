@@ -42,9 +42,10 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), Error> {
         url,
         user,
         password,
+        cacert,
     } = &cli.command
     {
-        let v = gateway::fetch(url, user, password).await?;
+        let v = gateway::fetch(url, user, password, cacert.as_deref()).await?;
         return show(out, json, &v, || render::gateway(&v));
     }
     let dsn = cli
