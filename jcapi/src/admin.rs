@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{json, Value};
@@ -21,9 +21,7 @@ use tokio::time::Instant;
 
 use crate::config::Kind;
 use crate::dispatch::ConnId;
-use crate::guard::refused;
-use crate::http::{authenticate, Peer};
-use crate::metrics::Metrics;
+use crate::http::{authenticate, unauthorized, Peer};
 use crate::server::{lock, Shared};
 
 /// What the registry knows of a connection.
@@ -179,14 +177,7 @@ pub(crate) async fn gateway(
     headers: HeaderMap,
 ) -> Response {
     let Some(who) = authenticate(&shared, addr, &headers).await else {
-        Metrics::inc(&shared.metrics.auth_failures);
-        refused!(shared.refusals, peer = %addr, "http admin: authentication failed");
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Basic realm=\"jobcenter\"")],
-            "authentication failed\n",
-        )
-            .into_response();
+        return unauthorized(&shared, addr);
     };
     if !shared.gate.users().console_admin(&who) {
         return (

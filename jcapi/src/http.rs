@@ -162,14 +162,7 @@ async fn rpc_post(
 ) -> Response {
     let (parts, body) = req.into_parts();
     let Some(who) = authenticate(&shared, addr, &parts.headers).await else {
-        Metrics::inc(&shared.metrics.auth_failures);
-        refused!(shared.refusals, peer = %addr, "http: authentication failed");
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Basic realm=\"jobcenter\"")],
-            "authentication failed\n",
-        )
-            .into_response();
+        return unauthorized(&shared, addr);
     };
     let max = shared.config.max_message_size;
     let declared = parts
@@ -197,6 +190,18 @@ async fn rpc_post(
             .into_response(),
         None => plain(StatusCode::NO_CONTENT, ""),
     }
+}
+
+/// The answer to a request whose credentials failed (counted and logged).
+pub(crate) fn unauthorized(shared: &Shared, addr: SocketAddr) -> Response {
+    Metrics::inc(&shared.metrics.auth_failures);
+    refused!(shared.refusals, peer = %addr, "http: authentication failed");
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Basic realm=\"jobcenter\"")],
+        "authentication failed\n",
+    )
+        .into_response()
 }
 
 /// The user of a Basic `authorization` header, checked by the HTTP listener's methods
