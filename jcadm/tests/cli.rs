@@ -943,3 +943,19 @@ async fn on_a_terminal_operations_ask_first() {
     assert!(text.contains(&format!("job {id}: cancelled")), "{text}");
     assert_eq!(state(&c, j.ready).await, "error");
 }
+
+#[test]
+fn a_database_command_without_a_dsn_says_what_is_missing() {
+    let out = Command::new(env!("CARGO_BIN_EXE_jcadm"))
+        .arg("jobs")
+        .env_remove("JC_DSN")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run jcadm");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("JA104") && err.contains("give --dsn or set JC_DSN"),
+        "{err}"
+    );
+}
