@@ -50,7 +50,9 @@ pub fn page(title: &str, session: Option<&Session>, body: &str) -> String {
     let nav = match session {
         Some(s) => format!(
             "<nav><a href=\"/\">Overview</a><a href=\"/jobs\">Jobs</a>\
-             <a href=\"/workflows\">Workflows</a>\
+             <a href=\"/workflows\">Workflows</a><a href=\"/workers\">Workers</a>\
+             <a href=\"/locks\">Locks</a><a href=\"/schedules\">Schedules</a>\
+             <a href=\"/events\">Events</a>\
              <form method=\"post\" action=\"/logout\">{}<span class=\"user\">{} ({})</span>\
              <button>Log out</button></form></nav>",
             csrf_field(&s.csrf),
@@ -91,6 +93,29 @@ pub fn table(class: &str, head: &[&str], rows: &[Vec<String>]) -> String {
     }
     s.push_str("</tbody></table>");
     s
+}
+
+/// A table of JSON objects, one row each, with `(key, heading)` columns: job ids link to
+/// the job, states are coloured, the rest is text.
+pub fn objects(class: &str, rows: &[Value], columns: &[(&str, &str)]) -> String {
+    let head: Vec<&str> = columns.iter().map(|(_, h)| *h).collect();
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            columns
+                .iter()
+                .map(|(k, _)| {
+                    let v = &r[*k];
+                    match *k {
+                        "job_id" | "holder" if !v.is_null() => job_link(v),
+                        "state" => state(v),
+                        _ => esc(&text(v)),
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    table(class, &head, &cells)
 }
 
 /// A link to a job.

@@ -1,12 +1,16 @@
 //! jcconsole, jobcenter's web console, as a library: [`router`] serves server-rendered pages
 //! of the database's jobs and workflows (through jcadm's indexed views and its graph model)
-//! to users of the gateway's users file, and cancel/retry (through the engine's procedures)
-//! to those with `console = "admin"`. `main.rs` is a thin wrapper.
+//! to users of the gateway's users file: a live overview, jobs, a job with its graph,
+//! workflows, workers, locks, schedules and events; and cancel, retry, retry-now and the
+//! schedule toggle (through the engine's procedures) to those with `console = "admin"`.
+//! `main.rs` is a thin wrapper.
 
 mod error;
 pub mod html;
+mod live;
 mod pages;
 pub mod session;
+mod views;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -53,15 +57,22 @@ impl App {
 /// The console's routes.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/", get(pages::overview))
+        .route("/", get(live::overview))
+        .route("/overview/live", get(live::overview_live))
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
         .route("/jobs", get(pages::jobs))
         .route("/jobs/{id}", get(pages::job))
         .route("/jobs/{id}/cancel", post(pages::cancel))
         .route("/jobs/{id}/retry", post(pages::retry))
+        .route("/jobs/{id}/retry-now", post(pages::retry_now))
         .route("/workflows", get(pages::workflows))
         .route("/workflows/{name}", get(pages::workflow))
+        .route("/workers", get(views::workers))
+        .route("/locks", get(views::locks))
+        .route("/schedules", get(views::schedules))
+        .route("/schedules/enable", post(views::enable_schedule))
+        .route("/events", get(views::events))
         .with_state(app)
 }
 

@@ -1,5 +1,6 @@
 //! The pages and actions. Every page needs a session (else it sends the browser to the login
-//! form); every POST needs a session, its form token, and for cancel/retry the admin role.
+//! form); every POST needs a session, its form token, and for cancel, retry and retry-now
+//! the admin role.
 //! The views are jcadm's queries (primary keys, `jobs_state`, keyset paging); the actions are
 //! jcadm's calls of the engine's procedures.
 
@@ -20,7 +21,7 @@ use crate::{App, Error};
 type Shared = State<Arc<App>>;
 
 /// The job states, as the engine names them (the filter's choices).
-const STATES: [&str; 12] = [
+pub(crate) const STATES: [&str; 12] = [
     "ready",
     "working",
     "eventwait",
@@ -35,21 +36,18 @@ const STATES: [&str; 12] = [
     "error",
 ];
 
-/// Counts by state stop here, so the overview reads at most this many index entries a state.
-const COUNT_CAP: i64 = 10_000;
-
 const PAGE_SIZE: i64 = 50;
 
-fn to_login() -> Response {
+pub(crate) fn to_login() -> Response {
     Redirect::to("/login").into_response()
 }
 
-fn ok(title: &str, s: &Session, body: &str) -> Result<Response, Error> {
+pub(crate) fn ok(title: &str, s: &Session, body: &str) -> Result<Response, Error> {
     Ok(Html(html::page(title, Some(s), body)).into_response())
 }
 
 /// The session of a POST, refused without one or with a wrong form token.
-fn posted(app: &App, headers: &HeaderMap, csrf: &str) -> Result<Session, Error> {
+pub(crate) fn posted(app: &App, headers: &HeaderMap, csrf: &str) -> Result<Session, Error> {
     let s = app.sessions.get(headers).ok_or(Error::Unauthorized)?;
     if !session::same(&s.csrf, csrf) {
         return Err(Error::Forbidden(
@@ -173,74 +171,24 @@ pub async fn logout(
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response())
 }
 
-/// Counts by state (each capped), and the newest jobs in error.
-pub async fn overview(State(app): Shared, headers: HeaderMap) -> Result<Response, Error> {
-    let Some(s) = app.sessions.get(&headers) else {
-        return Ok(to_login());
-    };
-    let c = app.db().await?;
-    let states: Vec<&str> = STATES.to_vec();
-    // Each count reads the jobs_state index, and at most COUNT_CAP + 1 entries of it.
-    let rows = c
-        .query(
-            "select s, (select count(*) from (select 1 from jobcenter.jobs j
-                 where j.state = s::jobcenter.job_state limit $2::bigint + 1) x)
-             from unnest($1::text[]) s",
-            &[&states, &COUNT_CAP],
-        )
-        .await?;
-    let mut counts = vec![];
-    for r in &rows {
-        let name: String = r.try_get(0)?;
-        let n: i64 = r.try_get(1)?;
-        let shown = if n > COUNT_CAP {
-            format!("{COUNT_CAP}+")
-        } else {
-            n.to_string()
-        };
-        counts.push(vec![
-            format!("<a href=\"/jobs?state={0}\">{0}</a>", esc(&name)),
-            format!(
-                "<span class=\"count\" data-state=\"{}\">{shown}</span>",
-                esc(&name)
-            ),
-        ]);
-    }
-    let errors = queries::errors(&**c, &[], 10).await?;
-    let err_rows: Vec<Vec<String>> = errors
-        .iter()
-        .map(|e| {
-            vec![
-                job_link(&e["job_id"]),
-                esc(&text(&e["workflow"])),
-                esc(&text(&e["class"])),
-                esc(&text(&e["msg"])),
-                esc(&text(&e["task"])),
-                esc(&text(&e["line"])),
-                esc(&text(&e["finished"])),
-            ]
-        })
-        .collect();
-    let body = format!(
-        "<h2>Jobs by state</h2>{}<h2>Recent errors</h2>{}",
-        table("counts", &["state", "jobs"], &counts),
-        table(
-            "errors",
-            &["job", "workflow", "class", "message", "task", "line", "when"],
-            &err_rows
-        )
-    );
-    ok("Overview", &s, &body)
-}
-
 #[derive(Debug, Deserialize)]
 pub struct JobsQuery {
     state: Option<String>,
     workflow: Option<String>,
+    /// One of [`AGES`]: only jobs created that recently.
+    age: Option<String>,
     before: Option<i64>,
 }
 
-/// Jobs, newest first, filtered by state and workflow, in pages by job id.
+/// The age filter's choices: (value, label); each value is an interval.
+const AGES: [(&str, &str); 4] = [
+    ("10 minutes", "10 minutes"),
+    ("1 hour", "an hour"),
+    ("1 day", "a day"),
+    ("7 days", "a week"),
+];
+
+/// Jobs, newest first, filtered by state, workflow and age, in pages by job id.
 pub async fn jobs(
     State(app): Shared,
     headers: HeaderMap,
@@ -260,15 +208,28 @@ pub async fn jobs(
         ),
     };
     let workflow = q.workflow.filter(|w| !w.is_empty());
+    let age = match q.age.as_deref().filter(|x| !x.is_empty()) {
+        None => None,
+        Some(a) => Some(
+            AGES.iter()
+                .map(|(v, _)| *v)
+                .find(|v| *v == a)
+                .ok_or_else(|| Error::BadRequest(format!("no age {a:?}")))?,
+        ),
+    };
+    let c = app.db().await?;
+    let since = match age {
+        Some(a) => Some(queries::resolve_since(&**c, a).await?),
+        None => None,
+    };
     let filter = queries::JobFilter {
         states: state_filter.into_iter().collect(),
         workflow: workflow.clone(),
-        since: None,
+        since,
         before: q.before,
         limit: PAGE_SIZE,
         archived: false,
     };
-    let c = app.db().await?;
     let (rows, next) = queries::jobs(&**c, &filter).await?;
     let mut options = String::from("<option value=\"\">any</option>");
     for st in STATES {
@@ -279,11 +240,17 @@ pub async fn jobs(
         };
         let _ = write!(options, "<option{sel}>{st}</option>");
     }
+    let mut ages = String::from("<option value=\"\">any</option>");
+    for (v, label) in AGES {
+        let sel = if Some(v) == age { " selected" } else { "" };
+        let _ = write!(ages, "<option value=\"{v}\"{sel}>{label}</option>");
+    }
     let wf = workflow.clone().unwrap_or_default();
     let mut body = format!(
         "<form method=\"get\" action=\"/jobs\" class=\"filter\"><label>State \
          <select name=\"state\">{options}</select></label> <label>Workflow \
-         <input name=\"workflow\" value=\"{}\"></label> <button>Show</button></form>",
+         <input name=\"workflow\" value=\"{}\"></label> <label>Created within \
+         <select name=\"age\">{ages}</select></label> <button>Show</button></form>",
         esc(&wf)
     );
     let table_rows: Vec<Vec<String>> = rows
@@ -313,10 +280,11 @@ pub async fn jobs(
     if let Some(before) = next {
         let _ = write!(
             body,
-            "<p><a class=\"next\" href=\"/jobs?state={}&amp;workflow={}&amp;before={before}\">\
-             older jobs</a></p>",
+            "<p><a class=\"next\" href=\"/jobs?state={}&amp;workflow={}&amp;age={}&amp;\
+             before={before}\">older jobs</a></p>",
             state_filter.unwrap_or(""),
-            esc(&url_part(&wf))
+            esc(&url_part(&wf)),
+            url_part(age.unwrap_or(""))
         );
     }
     ok("Jobs", &s, &body)
@@ -371,6 +339,9 @@ pub async fn job(
         }
         if st == "error" {
             actions.push_str(&action(&s, id, "retry", "Retry"));
+        }
+        if st == "retrywait" {
+            actions.push_str(&action(&s, id, "retry-now", "Retry now"));
         }
     }
     let summary = table(
@@ -451,6 +422,17 @@ pub async fn job(
     ok(&format!("Job {id}"), &s, &body)
 }
 
+/// Refuses a user without `console = "admin"`.
+pub(crate) fn admin_only(s: &Session) -> Result<(), Error> {
+    if s.admin {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(
+            "this user may only look; console = \"admin\" in the users file allows actions",
+        ))
+    }
+}
+
 async fn act(
     app: &App,
     headers: &HeaderMap,
@@ -459,15 +441,12 @@ async fn act(
     what: &str,
 ) -> Result<Response, Error> {
     let s = posted(app, headers, csrf)?;
-    if !s.admin {
-        return Err(Error::Forbidden(
-            "this user may only look; console = \"admin\" in the users file allows actions",
-        ));
-    }
+    admin_only(&s)?;
     let c = app.db().await?;
     let reason = format!("{what} in the web console by {}", s.user);
     match what {
         "cancel" => procs::cancel(&**c, id, &reason).await?,
+        "retry-now" => procs::retry_now(&**c, id).await?,
         _ => procs::retry(&**c, id, &reason).await?,
     }
     Ok(Redirect::to(&format!("/jobs/{id}")).into_response())
@@ -491,7 +470,18 @@ pub async fn retry(
     act(&app, &headers, &f.csrf, id, "retry").await
 }
 
-/// Every workflow with its versions and their tags.
+/// A job in `retrywait` becomes ready without waiting for its back-off.
+pub async fn retry_now(
+    State(app): Shared,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(f): Form<ActionForm>,
+) -> Result<Response, Error> {
+    act(&app, &headers, &f.csrf, id, "retry-now").await
+}
+
+/// Every workflow with its versions and their tags; the newest versions that call an older
+/// version of an action or workflow are marked stale with what they call.
 pub async fn workflows(State(app): Shared, headers: HeaderMap) -> Result<Response, Error> {
     let Some(s) = app.sessions.get(&headers) else {
         return Ok(to_login());
@@ -511,9 +501,27 @@ pub async fn workflows(State(app): Shared, headers: HeaderMap) -> Result<Respons
         .iter()
         .map(|r| r.try_get(0))
         .collect::<Result<_, _>>()?;
+    let stale = queries::stale(&**c).await?;
     let table_rows: Vec<Vec<String>> = rows
         .iter()
         .map(|w| {
+            let calls: Vec<String> = stale
+                .iter()
+                .filter(|s| s["workflow"] == w["name"] && s["version"] == w["version"])
+                .map(|s| {
+                    esc(&format!(
+                        "calls {} v{} (newest v{})",
+                        text(&s["callee"]),
+                        text(&s["callee_version"]),
+                        text(&s["newest"])
+                    ))
+                })
+                .collect();
+            let stale = if calls.is_empty() {
+                String::new()
+            } else {
+                format!("<span class=\"stale\">stale: {}</span>", calls.join("; "))
+            };
             let name = esc(&text(&w["name"]));
             let v = esc(&text(&w["version"]));
             vec![
@@ -525,13 +533,14 @@ pub async fn workflows(State(app): Shared, headers: HeaderMap) -> Result<Respons
                 } else {
                     String::new()
                 },
+                stale,
                 esc(&text(&w["created"])),
             ]
         })
         .collect();
     let body = table(
         "workflows",
-        &["workflow", "version", "tags", "", "created"],
+        &["workflow", "version", "tags", "", "", "created"],
         &table_rows,
     );
     ok("Workflows", &s, &body)

@@ -1,7 +1,9 @@
 //! The console in headless Chromium (Debian's `chromium`), driven over the DevTools protocol:
 //! logging in through the form, the jobs list, a job's page with its graph and current task,
 //! a cancel and a retry by clicking the buttons, and a read-only user who sees no buttons and
-//! whose forged POST is refused. Screenshots go to `$CARGO_TARGET_TMPDIR/console-browser/`.
+//! whose forged POST is refused; the overview updating itself (without a reload) as jobs are
+//! created and fail, and a schedule disabled by its button. Screenshots go to
+//! `$CARGO_TARGET_TMPDIR/console-browser/`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -252,4 +254,56 @@ async fn login_jobs_graph_cancel_retry_and_read_only_in_chromium() {
     );
     assert_eq!(b.eval(&forged).await, json!(403));
     assert_eq!(state(&c, j.ready).await, "ready");
+}
+
+#[tokio::test]
+async fn the_overview_updates_itself_and_a_schedule_is_toggled_in_chromium() {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: scripts/install-deps installs it"
+    );
+    let (tdb, c, _j, _m) = common::fixture_more().await;
+    let con = common::start(&tdb.dsn);
+    let base = format!("http://{}", con.addr);
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-browser");
+    let mut b = Browser::start(shots).await;
+    b.login(&base, "alice", "alice-pw").await;
+    let count = "(document.querySelector('.count[data-state=error]') || {}).textContent";
+    assert_eq!(b.eval(count).await, json!("1"));
+    // A reload would lose this mark.
+    b.eval("window.notReloaded = true; true").await;
+    let before = b.text("#as-of").await;
+    for why in ["one", "two"] {
+        engine_tests::create(&c, "failer", json!({"why": why})).await;
+    }
+    b.wait(&format!("{count} === '3'")).await;
+    assert_eq!(b.eval("window.notReloaded === true").await, json!(true));
+    assert_ne!(
+        b.text("#as-of").await,
+        before,
+        "the time of the figures moved on"
+    );
+    let errors = b
+        .eval("[...document.querySelectorAll('table.errors tbody tr td:nth-child(4)')].map(td => td.textContent)")
+        .await;
+    assert_eq!(errors[0], json!("two"), "the newest error first: {errors}");
+    let created =
+        "document.querySelector('table.throughput tbody tr .rate[data-what=created]').textContent";
+    assert_eq!(b.eval(created).await, json!("9"));
+    b.screenshot("overview-live.png").await;
+
+    b.open(&format!("{base}/schedules"), "/schedules").await;
+    assert_eq!(b.text("table.schedules .enabled").await, "enabled");
+    b.eval("document.querySelector('table.schedules button.toggle').click(); true")
+        .await;
+    b.wait("(document.querySelector('table.schedules .enabled') || {}).textContent === 'disabled'")
+        .await;
+    let enabled: bool = c
+        .query_one("select enabled from jobcenter.schedules", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!enabled);
+    assert_eq!(b.text("table.schedules button.toggle").await, "Enable");
+    b.screenshot("schedules.png").await;
 }

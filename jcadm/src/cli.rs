@@ -6,9 +6,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "jcadm", version, about)]
 pub struct Cli {
-    /// libpq connection string of the jobcenter database.
+    /// libpq connection string of the jobcenter database (every command but `gateway`).
     #[arg(long, env = "JC_DSN", hide_env_values = true)]
-    pub dsn: String,
+    pub dsn: Option<String>,
     /// Print JSON (one document) instead of tables, for scripts.
     #[arg(long, global = true)]
     pub json: bool,
@@ -166,5 +166,24 @@ pub enum Command {
     Archive {
         #[arg(long)]
         yes: bool,
+    },
+    /// The gateway's live view: connected clients and workers, their slots, announced
+    /// actions, offers in flight and tasks in hand (jcapi's `/admin/gateway`, for users with
+    /// `console = "admin"`).
+    Gateway {
+        /// The gateway's HTTP listener.
+        #[arg(long, env = "JC_GATEWAY_URL", default_value = "http://127.0.0.1:6524")]
+        url: String,
+        /// A gateway user with console = "admin".
+        #[arg(long, env = "JC_GATEWAY_USER")]
+        user: String,
+        /// That user's password or API token (better in the environment than on the
+        /// command line).
+        #[arg(long, env = "JC_GATEWAY_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// For an https URL: the PEM file of the certificate authority that signed the
+        /// gateway's certificate (default: the web's public roots).
+        #[arg(long, env = "JC_GATEWAY_CACERT")]
+        cacert: Option<std::path::PathBuf>,
     },
 }

@@ -33,6 +33,9 @@ pub enum Error {
     /// Some of the jobs of an operation were refused (each one's reason is printed).
     #[error("{failed} of {of} jobs were refused")]
     Failed { failed: usize, of: usize },
+    /// The gateway's admin view could not be had.
+    #[error("gateway: {0}")]
+    Gateway(String),
     #[error("cannot write the output: {0}")]
     Io(#[from] std::io::Error),
     #[error("cannot serialise the output: {0}")]
@@ -59,6 +62,7 @@ impl Error {
             Error::Declined(_) => "JA106",
             Error::Io(_) | Error::Json(_) => "JA107",
             Error::Failed { .. } => "JA108",
+            Error::Gateway(_) => "JA109",
         }
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod cli;
 mod error;
+mod gateway;
 pub mod graph;
 pub mod procs;
 pub mod queries;
@@ -36,8 +37,22 @@ pub async fn connect(dsn: &str) -> Result<Client, Error> {
 
 /// Runs one command, writing its result to `out`.
 pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), Error> {
-    let c = connect(&cli.dsn).await?;
     let json = cli.json;
+    if let Command::Gateway {
+        url,
+        user,
+        password,
+        cacert,
+    } = &cli.command
+    {
+        let v = gateway::fetch(url, user, password, cacert.as_deref()).await?;
+        return show(out, json, &v, || render::gateway(&v));
+    }
+    let dsn = cli
+        .dsn
+        .as_deref()
+        .ok_or_else(|| Error::BadInput("no database: give --dsn or set JC_DSN".into()))?;
+    let c = connect(dsn).await?;
     match &cli.command {
         Command::Jobs {
             states,
@@ -169,6 +184,7 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), Error> {
                 Ok(writeln!(out, "archived {n} jobs")?)
             }
         }
+        Command::Gateway { .. } => unreachable!("answered before connecting"),
     }
 }
 

@@ -26,6 +26,16 @@ pub async fn retry_now(c: &impl GenericClient, job_id: i64) -> Result<(), Error>
     Ok(())
 }
 
+/// Enables or disables schedule `name` (`jobcenter.enable_schedule`); enabling starts from
+/// now, so the runs that fell while it was disabled are not made up.
+pub async fn enable_schedule(
+    c: &impl GenericClient,
+    name: &str,
+    enabled: bool,
+) -> Result<(), Error> {
+    Ok(jc_db::enable_schedule(c, name, enabled).await?)
+}
+
 /// What [`set_disabled`] changed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Disabled {

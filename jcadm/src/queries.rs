@@ -1,9 +1,10 @@
 //! The read-only views: each a query on the documented tables, answered as JSON objects
 //! (the `--json` output as it is; the tables are drawn from the same objects). A query about
 //! one job reaches it through its primary key and the indexes on `parentjob_id` and
-//! `job_task_log (job_id, …)`; lists of jobs page by job id (keyset), never by offset.
+//! `job_task_log (job_id, …)`; lists of jobs page by job id (keyset), never by offset, and
+//! a `since` becomes a lower bound on the job id too.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
 use tokio_postgres::types::ToSql;
@@ -60,14 +61,55 @@ const JOB_ROW: &str = "jsonb_build_object('job_id', j.job_id, 'workflow', a.name
     'created', j.job_created, 'finished', j.job_finished, 'archived', false)";
 
 /// The filter and page of `jobs` and `jobs_archive` (as `j`): $1 states, $2 workflow name,
-/// $3 created since, $4 the cursor, $5 the page size.
+/// $3 created since, $4 the cursor, $5 the page size, $6 the lowest job id that can have been
+/// created since $3 (which bounds the backward scan of the primary key).
 const JOB_FILTER: &str =
     "where ($1::text[] is null or j.state = any($1::text[]::jobcenter.job_state[]))
     and ($2::text is null or j.workflow_id in
          (select action_id from jobcenter.actions where name = $2 and type = 'workflow'))
     and ($3::timestamptz is null or j.job_created >= $3)
     and ($4::bigint is null or j.job_id < $4)
+    and ($6::bigint is null or j.job_id >= $6)
     order by j.job_id desc limit $5";
+
+/// Job ids grow with creation time, but a transaction that ran this long could have created
+/// a job with a smaller id than one created before it.
+const CREATION_SKEW: Duration = Duration::from_secs(3600);
+
+/// The lowest job id of `table` that can have been created at or after `since`: a binary
+/// search over the primary key (about 2·log2(rows) index probes; `jobs` has no index on
+/// its creation time). Allows for [`CREATION_SKEW`]; the filter on `job_created` decides.
+async fn first_id_since(
+    c: &impl GenericClient,
+    table: &str,
+    since: SystemTime,
+) -> Result<Option<i64>, Error> {
+    let since = since
+        .checked_sub(CREATION_SKEW)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let bounds = format!("select min(job_id), max(job_id) from jobcenter.{table}");
+    let row = c.query_one(&bounds, &[]).await?;
+    let (Some(mut lo), Some(mut hi)) = (row.try_get::<_, Option<i64>>(0)?, row.try_get(1)?) else {
+        return Ok(None);
+    };
+    // The first row at or after an id, and when it was created.
+    let probe = format!(
+        "select job_id, job_created >= $2 from jobcenter.{table} where job_id >= $1
+         order by job_id limit 1"
+    );
+    // Invariant: every id below lo was created before `since`; hi may not be.
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let row = c.query_one(&probe, &[&mid, &since]).await?;
+        let (id, recent): (i64, bool) = (row.try_get(0)?, row.try_get(1)?);
+        if recent {
+            hi = mid;
+        } else {
+            lo = id + 1;
+        }
+    }
+    Ok(Some(lo))
+}
 
 /// Jobs, newest first, and the `before` of the next page (`None` on the last one).
 pub async fn jobs(
@@ -76,6 +118,14 @@ pub async fn jobs(
 ) -> Result<(Vec<Value>, Option<i64>), Error> {
     let states: Option<Vec<&str>> = (!f.states.is_empty()).then(|| f.states.clone());
     let limit = f.limit.clamp(1, 10_000);
+    let live_from = match f.since {
+        Some(since) => first_id_since(c, "jobs", since).await?,
+        None => None,
+    };
+    let archive_from = match f.since {
+        Some(since) if f.archived => first_id_since(c, "jobs_archive", since).await?,
+        _ => None,
+    };
     // Each side reads its primary key (or jobs_state) backwards from the cursor.
     let live = format!(
         "select j.job_id, {JOB_ROW} as o from jobcenter.jobs j
@@ -84,6 +134,7 @@ pub async fn jobs(
          join jobcenter.actions ta on ta.action_id = t.action_id
          {JOB_FILTER}"
     );
+    let archived_filter = JOB_FILTER.replace("$6", "$7");
     let sql = if f.archived {
         format!(
             "select o from (
@@ -95,19 +146,20 @@ pub async fn jobs(
                     'finished', j.job_finished, 'archived', true)
                 from jobcenter.jobs_archive j
                 join jobcenter.actions a on a.action_id = j.workflow_id
-                {JOB_FILTER})
+                {archived_filter})
              ) u order by job_id desc limit $5"
         )
     } else {
         format!("select o from ({live}) u order by job_id desc")
     };
     // One more than asked says whether there is a next page.
-    let rows = objects(
-        c,
-        &sql,
-        &[&states, &f.workflow, &f.since, &f.before, &(limit + 1)],
-    )
-    .await?;
+    let page = limit + 1;
+    let mut params: Vec<&(dyn ToSql + Sync)> =
+        vec![&states, &f.workflow, &f.since, &f.before, &page, &live_from];
+    if f.archived {
+        params.push(&archive_from);
+    }
+    let rows = objects(c, &sql, &params).await?;
     let mut rows = rows;
     let next = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);

@@ -303,3 +303,88 @@ pub fn source(v: &Value) -> String {
     }
     s
 }
+
+/// The gateway's view: its connections (workers with their slots, actions, offers and tasks
+/// in hand; clients with their user), then the actions with workers there and the offers in
+/// flight.
+pub fn gateway(v: &Value) -> String {
+    let none = vec![];
+    let rows: Vec<Value> = v["connections"]
+        .as_array()
+        .unwrap_or(&none)
+        .iter()
+        .map(|c| {
+            let slots: Vec<String> = c["slots"]
+                .as_array()
+                .unwrap_or(&none)
+                .iter()
+                .map(|g| {
+                    format!(
+                        "{} {}/{}",
+                        cell(&g["group"]),
+                        cell(&g["used"]),
+                        cell(&g["slots"])
+                    )
+                })
+                .collect();
+            let actions: Vec<String> = c["actions"]
+                .as_array()
+                .unwrap_or(&none)
+                .iter()
+                .map(cell)
+                .collect();
+            let mut r = c.clone();
+            r["slots"] = Value::from(slots.join(", "));
+            r["actions"] = Value::from(actions.join(", "));
+            r
+        })
+        .collect();
+    let mut s = String::from("connections:\n");
+    s.push_str(&render(
+        &rows,
+        &[
+            ("conn", "CONN"),
+            ("kind", "KIND"),
+            ("peer", "PEER"),
+            ("user", "USER"),
+            ("worker", "WORKER"),
+            ("slots", "SLOTS USED/ALL"),
+            ("actions", "ACTIONS"),
+            ("offers", "OFFERS"),
+            ("in_hand", "IN HAND"),
+            ("connected_secs", "SECS"),
+        ],
+    ));
+    s.push_str("\nactions:\n");
+    let actions: Vec<Value> = v["actions"]
+        .as_array()
+        .unwrap_or(&none)
+        .iter()
+        .map(|a| {
+            let mut r = a.clone();
+            r["workers"] = Value::from(a["workers"].as_array().map_or(0, Vec::len));
+            r
+        })
+        .collect();
+    s.push_str(&render(
+        &actions,
+        &[
+            ("name", "ACTION"),
+            ("action_id", "ID"),
+            ("workers", "WORKERS"),
+            ("in_hand", "IN HAND"),
+            ("pending", "PENDING"),
+        ],
+    ));
+    s.push_str("\noffers:\n");
+    s.push_str(&render(
+        v["offers"].as_array().unwrap_or(&none),
+        &[
+            ("job", "JOB"),
+            ("action", "ACTION"),
+            ("conn", "CONN"),
+            ("expires_in_ms", "EXPIRES MS"),
+        ],
+    ));
+    s
+}

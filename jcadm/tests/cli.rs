@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -30,29 +32,6 @@ struct Jobs {
     child_ready: i64,
 }
 
-/// Compiles the fixture files with the compiler's library.
-async fn compile(c: &mut Client, names: &[&str], force: bool) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let sources = names
-        .iter()
-        .map(|n| {
-            let path = dir.join(format!("{n}.jcl"));
-            jcc::SourceFile::new(
-                path.to_string_lossy(),
-                std::fs::read_to_string(&path).unwrap(),
-            )
-        })
-        .collect();
-    let (parsed, diags) = jcc::parse(sources);
-    assert!(diags.is_empty(), "{diags:?}");
-    let opts = jcc::db::WriteOptions {
-        force,
-        ..Default::default()
-    };
-    let (out, _) = jcc::db::compile_and_write(c, &parsed, &opts).await.unwrap();
-    assert!(!out.has_errors(), "{:?}", out.diagnostics);
-}
-
 async fn create(c: &Client, wf: &str, args: Value) -> i64 {
     engine_tests::create(c, wf, args).await
 }
@@ -73,7 +52,7 @@ async fn take(c: &Client, job: i64, answer: Option<Value>) {
 /// A database with the fixtures compiled and a job in every resting state.
 async fn fixture() -> (testkit::TestDb, Client, Jobs) {
     let (tdb, mut c) = setup().await;
-    compile(
+    common::compile(
         &mut c,
         &[
             "step", "opsdemo", "failer", "napper", "waiter", "holder", "fanout",
@@ -347,9 +326,9 @@ async fn workers_show_announcements_and_tasks_in_hand() {
 #[tokio::test]
 async fn stale_lists_a_workflow_calling_an_old_action_version() {
     let (tdb, mut c) = setup().await;
-    compile(&mut c, &["step", "opsdemo"], false).await;
+    common::compile(&mut c, &["step", "opsdemo"], false).await;
     assert_eq!(ok_json(&tdb.dsn, &["stale"]), json!([]));
-    compile(&mut c, &["step"], true).await;
+    common::compile(&mut c, &["step"], true).await;
     let v = ok_json(&tdb.dsn, &["stale"]);
     assert_eq!(
         v,
@@ -963,4 +942,20 @@ async fn on_a_terminal_operations_ask_first() {
     assert!(yes.status.success(), "{text}");
     assert!(text.contains(&format!("job {id}: cancelled")), "{text}");
     assert_eq!(state(&c, j.ready).await, "error");
+}
+
+#[test]
+fn a_database_command_without_a_dsn_says_what_is_missing() {
+    let out = Command::new(env!("CARGO_BIN_EXE_jcadm"))
+        .arg("jobs")
+        .env_remove("JC_DSN")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run jcadm");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("JA104") && err.contains("give --dsn or set JC_DSN"),
+        "{err}"
+    );
 }

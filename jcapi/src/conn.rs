@@ -116,6 +116,7 @@ pub(crate) async fn serve(
     let (tx, rx) = mpsc::channel(shared.config.write_queue);
     let kill = CancellationToken::new();
     let id = shared.next_conn_id();
+    let _registered = crate::admin::register(&shared, id, peer.addr, peer.kind);
     let limits = &shared.config.limits;
     let handle = ConnHandle::new(id, tx, kill.clone(), shared.metrics.clone());
     handle.set_limits(limits.pre_auth_write_queue_bytes, limits.write_timeout);
@@ -387,6 +388,7 @@ impl Conn {
                 tracing::info!(conn = self.handle.id, who = %shown(&p.who),
                     method = %shown(&p.method), peer = %self.peer.addr, "hello");
                 let msg = format!("welcome to the clientapi {}!", p.who);
+                crate::admin::hello(&self.shared, self.handle.id, &p.who);
                 self.who = Some(p.who);
                 let limits = &self.shared.config.limits;
                 self.peer

@@ -30,6 +30,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 
+mod view;
+
 pub(crate) type ConnId = u64;
 
 /// A connection's queue accounting: the bytes queued and how many may be.

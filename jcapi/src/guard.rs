@@ -245,7 +245,7 @@ impl Gate {
         *self.users.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(users);
     }
 
-    fn users(&self) -> Arc<Users> {
+    pub fn users(&self) -> Arc<Users> {
         self.users.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 

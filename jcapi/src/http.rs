@@ -1,4 +1,5 @@
-//! The HTTP listener, on axum and hyper: `GET /metrics` (Prometheus) and JSON-RPC over
+//! The HTTP listener, on axum and hyper: `GET /metrics` (Prometheus), `GET /admin/gateway`
+//! (the admin view, `admin.rs`) and JSON-RPC over
 //! `POST /` (or `/rpc`) for the request/response client methods (`create_job` without
 //! `job_done`, `get_job_status`, `find_jobs`, `check_if_lock_exists`, `cancel_job`,
 //! `retry_job`, `raise_event`, `get_job`, `ping`), authenticated per request with HTTP Basic
@@ -52,12 +53,13 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The peer of an HTTP request.
 #[derive(Debug, Clone, Copy)]
-struct Peer(SocketAddr);
+pub(crate) struct Peer(pub SocketAddr);
 
 /// The HTTP routes.
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
+        .route("/admin/gateway", get(crate::admin::gateway))
         .route("/", post(rpc_post))
         .route("/rpc", post(rpc_post))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
@@ -142,7 +144,7 @@ where
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         shared.metrics.render(),
     )
         .into_response()
@@ -160,14 +162,7 @@ async fn rpc_post(
 ) -> Response {
     let (parts, body) = req.into_parts();
     let Some(who) = authenticate(&shared, addr, &parts.headers).await else {
-        Metrics::inc(&shared.metrics.auth_failures);
-        refused!(shared.refusals, peer = %addr, "http: authentication failed");
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Basic realm=\"jobcenter\"")],
-            "authentication failed\n",
-        )
-            .into_response();
+        return unauthorized(&shared, addr);
     };
     let max = shared.config.max_message_size;
     let declared = parts
@@ -197,9 +192,25 @@ async fn rpc_post(
     }
 }
 
+/// The answer to a request whose credentials failed (counted and logged).
+pub(crate) fn unauthorized(shared: &Shared, addr: SocketAddr) -> Response {
+    Metrics::inc(&shared.metrics.auth_failures);
+    refused!(shared.refusals, peer = %addr, "http: authentication failed");
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Basic realm=\"jobcenter\"")],
+        "authentication failed\n",
+    )
+        .into_response()
+}
+
 /// The user of a Basic `authorization` header, checked by the HTTP listener's methods
 /// (password or API token).
-async fn authenticate(shared: &Shared, addr: SocketAddr, headers: &HeaderMap) -> Option<String> {
+pub(crate) async fn authenticate(
+    shared: &Shared,
+    addr: SocketAddr,
+    headers: &HeaderMap,
+) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let encoded = value.strip_prefix("Basic ")?;
     let decoded = base64::engine::general_purpose::STANDARD

@@ -21,6 +21,7 @@
 //! connection (workers are disconnected in the engine, so their tasks follow their action's
 //! retry policy) and returns.
 
+mod admin;
 mod auth;
 mod client;
 pub mod config;
@@ -143,6 +144,7 @@ pub async fn run_with(
     guard::set_field_max(config.limits.log_field_max);
     let shared = Arc::new(Shared {
         dispatch: Mutex::new(Dispatch::new(config.offer_timeout, metrics.clone())),
+        admin: admin::Registry::default(),
         gate: guard::Gate::new(users, config.limits.clone()),
         conn_limits: Arc::default(),
         refusals: guard::RateLog::new(config.limits.pre_auth_log_rate),

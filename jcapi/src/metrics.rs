@@ -1,9 +1,17 @@
-//! The gateway's metrics, kept in atomics and rendered in the Prometheus text format at
-//! `/metrics` on the HTTP listener.
+//! The gateway's metrics, kept in atomics by the connections and loops and rendered at
+//! `/metrics` on the HTTP listener in the Prometheus text format (0.0.4) by the
+//! `prometheus-client` crate, with the names of the hand-written rendering it replaced.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
+
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+/// The `Content-Type` of `/metrics`.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds of the histogram buckets, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -11,41 +19,20 @@ const BUCKETS: [f64; 12] = [
 ];
 
 /// A Prometheus histogram of durations.
-#[derive(Debug, Default)]
-pub struct Histogram {
-    buckets: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
+#[derive(Debug, Clone)]
+pub struct Histogram(prometheus_client::metrics::histogram::Histogram);
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram(prometheus_client::metrics::histogram::Histogram::new(
+            BUCKETS,
+        ))
+    }
 }
 
 impl Histogram {
     pub fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            if secs <= *bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(
-            u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
-    }
-
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{le=\"{bound}\"}} {}",
-                bucket.load(Ordering::Relaxed)
-            );
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+        self.0.observe(d.as_secs_f64());
     }
 }
 
@@ -83,120 +70,136 @@ impl Metrics {
 
     /// The metrics in the Prometheus text format.
     pub fn render(&self) -> String {
-        let mut out = String::new();
+        // A registry of this moment's values; the text encoder adds `_total` to counters.
+        let mut r = Registry::default();
         let counters: [(&str, &str, &AtomicU64); 16] = [
             (
-                "jcapi_connections_total",
-                "Connections accepted.",
+                "jcapi_connections",
+                "Connections accepted",
                 &self.connections,
             ),
+            ("jcapi_messages_in", "Messages received", &self.messages_in),
+            ("jcapi_messages_out", "Messages sent", &self.messages_out),
             (
-                "jcapi_messages_in_total",
-                "Messages received.",
-                &self.messages_in,
-            ),
-            (
-                "jcapi_messages_out_total",
-                "Messages sent.",
-                &self.messages_out,
-            ),
-            (
-                "jcapi_bad_messages_total",
-                "Malformed frames, non-JSON, invalid or oversized messages.",
+                "jcapi_bad_messages",
+                "Malformed frames, non-JSON, invalid or oversized messages",
                 &self.bad_messages,
             ),
             (
-                "jcapi_auth_failures_total",
-                "Failed hello calls.",
+                "jcapi_auth_failures",
+                "Failed hello calls",
                 &self.auth_failures,
             ),
             (
-                "jcapi_jobs_created_total",
-                "Jobs created through the gateway.",
+                "jcapi_jobs_created",
+                "Jobs created through the gateway",
                 &self.jobs_created,
             ),
             (
-                "jcapi_job_done_sent_total",
+                "jcapi_job_done_sent",
                 "job_done notifications sent.",
                 &self.jobs_done_sent,
             ),
             (
-                "jcapi_tasks_offered_total",
+                "jcapi_tasks_offered",
                 "task_ready notifications sent.",
                 &self.tasks_offered,
             ),
             (
-                "jcapi_tasks_taken_total",
-                "Tasks handed to workers by get_task.",
+                "jcapi_tasks_taken",
+                "Tasks handed to workers by get_task",
                 &self.tasks_taken,
             ),
             (
-                "jcapi_tasks_done_total",
+                "jcapi_tasks_done",
                 "task_done notifications received.",
                 &self.tasks_done,
             ),
             (
-                "jcapi_offers_expired_total",
-                "Offers not taken in time and offered again.",
+                "jcapi_offers_expired",
+                "Offers not taken in time and offered again",
                 &self.offers_expired,
             ),
             (
-                "jcapi_ping_timeouts_total",
-                "Workers disconnected for not answering a ping.",
+                "jcapi_ping_timeouts",
+                "Workers disconnected for not answering a ping",
                 &self.ping_timeouts,
             ),
             (
-                "jcapi_slow_clients_total",
-                "Connections closed because their write queue was full.",
+                "jcapi_slow_clients",
+                "Connections closed because their write queue was full",
                 &self.slow_clients,
             ),
             (
-                "jcapi_db_errors_total",
-                "Database calls that failed for other reasons than the request.",
+                "jcapi_db_errors",
+                "Database calls that failed for other reasons than the request",
                 &self.db_errors,
             ),
             (
-                "jcapi_listen_connects_total",
-                "Connections of the LISTEN connection, the first one included.",
+                "jcapi_listen_connects",
+                "Connections of the LISTEN connection, the first one included",
                 &self.listen_connects,
             ),
             (
-                "jcapi_connections_refused_total",
-                "Connections refused or closed by a limit: connection counts, time-outs.",
+                "jcapi_connections_refused",
+                "Connections refused or closed by a limit: connection counts, time-outs",
                 &self.connections_refused,
             ),
         ];
         for (name, help, c) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                c.load(Ordering::Relaxed)
-            );
+            r.register(name, help, ConstCounter::new(c.load(Ordering::Relaxed)));
         }
         let gauges: [(&str, &str, &AtomicI64); 2] = [
             (
                 "jcapi_open_connections",
-                "Connections open now.",
+                "Connections open now",
                 &self.open_connections,
             ),
             (
                 "jcapi_workers",
-                "Connections that announced at least one action.",
+                "Connections that announced at least one action",
                 &self.workers,
             ),
         ];
         for (name, help, g) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
-                g.load(Ordering::Relaxed)
-            );
+            r.register(name, help, ConstGauge::new(g.load(Ordering::Relaxed)));
         }
-        self.requests.render(
-            &mut out,
+        r.register(
             "jcapi_request_duration_seconds",
-            "Time to answer a request.",
+            "Time to answer a request",
+            self.requests.0.clone(),
         );
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_text::encode(&mut out, &r);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_gauges_and_the_histogram_under_their_names() {
+        let m = Metrics::default();
+        Metrics::inc(&m.connections);
+        Metrics::inc(&m.connections);
+        m.open_connections.fetch_add(1, Ordering::Relaxed);
+        m.requests.observe(Duration::from_millis(3));
+        let text = m.render();
+        for line in [
+            "# HELP jcapi_connections_total Connections accepted.\n",
+            "# TYPE jcapi_connections_total counter\n",
+            "jcapi_connections_total 2\n",
+            "jcapi_auth_failures_total 0\n",
+            "# TYPE jcapi_open_connections gauge\njcapi_open_connections 1\n",
+            "jcapi_request_duration_seconds_bucket{le=\"0.0025\"} 0\n",
+            "jcapi_request_duration_seconds_bucket{le=\"0.005\"} 1\n",
+            "jcapi_request_duration_seconds_bucket{le=\"+Inf\"} 1\n",
+            "jcapi_request_duration_seconds_count 1\n",
+        ] {
+            assert!(text.contains(line), "{line:?} in\n{text}");
+        }
     }
 }

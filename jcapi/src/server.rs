@@ -119,6 +119,8 @@ pub(crate) struct Shared {
     pub refusals: RateLog,
     pub metrics: Arc<Metrics>,
     pub dispatch: Mutex<Dispatch>,
+    /// The open connections, for the admin view.
+    pub admin: crate::admin::Registry,
     pub waiters: Mutex<Waiters>,
     pub listen: mpsc::UnboundedSender<ListenCmd>,
     /// Wakes the sweep loop.

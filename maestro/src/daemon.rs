@@ -7,7 +7,6 @@
 //! PostgreSQL restart is waited out. Shutdown is checked between calls, never during one.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -170,7 +169,7 @@ async fn listen(
                 match client.batch_execute("LISTEN timer").await {
                     Ok(()) => {
                         backoff.reset();
-                        metrics.listen_connects.fetch_add(1, Ordering::Relaxed);
+                        metrics.listen_connects.inc();
                         tracing::info!("listening for timer notifications");
                         let _ = events.send(Event::Connected);
                         let why = driver.await.ok().flatten();
@@ -244,7 +243,7 @@ async fn timer_loop(
                 }
             }
             Err(e) => {
-                metrics.db_errors.fetch_add(1, Ordering::Relaxed);
+                metrics.db_errors.inc();
                 let wait = errors.next();
                 tracing::warn!(error = %e, retry_in = ?wait, "timer loop: a database call failed");
                 (wait, false)
@@ -281,7 +280,7 @@ async fn round(
         let started = Instant::now();
         let n = jc_db::do_crash_recovery(client).await?;
         metrics.call(Call::DoCrashRecovery, started.elapsed());
-        metrics.recovered.fetch_add(n as u64, Ordering::Relaxed);
+        metrics.recovered.inc_by(n as u64);
         if n > 0 {
             tracing::info!(jobs = n, "crash recovery drove jobs on");
         }
@@ -290,14 +289,14 @@ async fn round(
     if let Some(at) = due.take() {
         metrics
             .wake_lateness
-            .observe(Instant::now().saturating_duration_since(at));
+            .observe(Instant::now().saturating_duration_since(at).as_secs_f64());
     }
     let mut fired = 0;
     loop {
         let started = Instant::now();
         let n = jc_db::do_timeout(client).await?;
         metrics.call(Call::DoTimeout, started.elapsed());
-        metrics.timers_fired.fetch_add(n as u64, Ordering::Relaxed);
+        metrics.timers_fired.inc_by(n as u64);
         fired += n;
         if n < TIMEOUT_BATCH || *stop.borrow() {
             break;
@@ -306,9 +305,7 @@ async fn round(
     let started = Instant::now();
     let scheduled = jc_db::do_schedules(client).await?;
     metrics.call(Call::DoSchedules, started.elapsed());
-    metrics
-        .schedule_runs
-        .fetch_add(scheduled as u64, Ordering::Relaxed);
+    metrics.schedule_runs.inc_by(scheduled as u64);
     let row = client
         .query_one(
             "select jobcenter.next_timeout(), jobcenter.next_schedule()",
@@ -405,7 +402,7 @@ async fn maintenance_loop(
             return;
         }
         if let Err(e) = maintain(&pool, &metrics).await {
-            metrics.db_errors.fetch_add(1, Ordering::Relaxed);
+            metrics.db_errors.inc();
             tracing::warn!(error = %e, "maintenance: a database call failed");
         }
         tokio::select! {
@@ -421,18 +418,14 @@ async fn maintain(pool: &Pool, metrics: &Metrics) -> Result<(), Error> {
     let started = Instant::now();
     let dead = jc_db::do_worker_check(client).await?;
     metrics.call(Call::DoWorkerCheck, started.elapsed());
-    metrics
-        .workers_disconnected
-        .fetch_add(dead as u64, Ordering::Relaxed);
+    metrics.workers_disconnected.inc_by(dead as u64);
     if dead > 0 {
         tracing::info!(workers = dead, "disconnected silent workers");
     }
     let started = Instant::now();
     let archived = jc_db::do_archival_and_cleanup(client).await?;
     metrics.call(Call::DoArchivalAndCleanup, started.elapsed());
-    metrics
-        .archived
-        .fetch_add(archived as u64, Ordering::Relaxed);
+    metrics.archived.inc_by(archived as u64);
     if archived > 0 {
         tracing::info!(jobs = archived, "archived ended jobs");
     }

@@ -1,62 +1,33 @@
-//! Metrics in the Prometheus text format, served at `/metrics` by a tiny HTTP responder.
+//! Metrics on the `prometheus-client` crate, served at `GET /metrics` (Prometheus text format
+//! 0.0.4) by axum.
 //!
-//! Counters and histograms are kept in atomics by the loops; the job counts by state are
-//! read from the database at each scrape (they are the database's, not the maestro's).
+//! Counters and histograms are updated by the loops; the job counts by state and
+//! `jobcenter_up` are read from the database at each scrape (they are the database's, not the
+//! maestro's). The names are those of the hand-written metrics they replaced.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::Arc;
 
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
 use deadpool_postgres::Pool;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
 
 /// Upper bounds of the histogram buckets, in seconds.
 const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
-/// A Prometheus histogram of durations.
-#[derive(Debug, Default)]
-pub struct Histogram {
-    buckets: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
-}
-
-impl Histogram {
-    pub fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            if secs <= *bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros
-            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
-    }
-
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let sep = if labels.is_empty() { "" } else { "," };
-        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {}",
-                bucket.load(Ordering::Relaxed)
-            );
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
-        let braces = if labels.is_empty() {
-            String::new()
-        } else {
-            format!("{{{labels}}}")
-        };
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum{braces} {sum}");
-        let _ = writeln!(out, "{name}_count{braces} {count}");
-    }
+fn histogram() -> Histogram {
+    Histogram::new(BUCKETS)
 }
 
 /// The procedures the maestro calls, for the call-duration histogram.
@@ -89,112 +60,141 @@ impl Call {
     }
 }
 
-/// What the maestro counts.
-#[derive(Debug, Default)]
+type Labels = Vec<(&'static str, String)>;
+
+/// What the maestro counts, and the registry that renders it.
+#[derive(Debug)]
 pub struct Metrics {
     /// Jobs handled by do_timeout (sleeps, time-outs, retries, waits, delayed starts).
-    pub timers_fired: AtomicU64,
+    pub timers_fired: Counter,
     /// Jobs created by schedules.
-    pub schedule_runs: AtomicU64,
+    pub schedule_runs: Counter,
     /// Jobs driven on by crash recovery.
-    pub recovered: AtomicU64,
+    pub recovered: Counter,
     /// Workers disconnected for silence.
-    pub workers_disconnected: AtomicU64,
+    pub workers_disconnected: Counter,
     /// Jobs moved to the archive.
-    pub archived: AtomicU64,
+    pub archived: Counter,
     /// Failed database calls (each is retried).
-    pub db_errors: AtomicU64,
+    pub db_errors: Counter,
     /// Connections of the LISTEN connection, the first one included.
-    pub listen_connects: AtomicU64,
+    pub listen_connects: Counter,
     /// How late the timer loop woke after the due time it slept for.
     pub wake_lateness: Histogram,
-    calls: [Histogram; Call::ALL.len()],
+    calls: Family<Labels, Histogram, fn() -> Histogram>,
+    up: Gauge,
+    jobs: Family<Labels, Gauge>,
+    registry: Registry,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let m = Metrics {
+            timers_fired: Counter::default(),
+            schedule_runs: Counter::default(),
+            recovered: Counter::default(),
+            workers_disconnected: Counter::default(),
+            archived: Counter::default(),
+            db_errors: Counter::default(),
+            listen_connects: Counter::default(),
+            wake_lateness: histogram(),
+            calls: Family::new_with_constructor(histogram),
+            up: Gauge::default(),
+            jobs: Family::default(),
+            registry: Registry::default(),
+        };
+        // Every call is listed from the start, observed or not.
+        for call in Call::ALL {
+            m.calls
+                .get_or_create_owned(&vec![("call", call.name().to_owned())]);
+        }
+        let mut registry = Registry::default();
+        // The text encoder adds `_total` to counter names.
+        let counters = [
+            (
+                "jobcenter_timers_fired",
+                "Jobs whose timeout the maestro fired (do_timeout)",
+                &m.timers_fired,
+            ),
+            (
+                "jobcenter_schedule_runs",
+                "Jobs created by schedules (do_schedules)",
+                &m.schedule_runs,
+            ),
+            (
+                "jobcenter_crash_recovered",
+                "Jobs driven on by crash recovery",
+                &m.recovered,
+            ),
+            (
+                "jobcenter_workers_disconnected",
+                "Workers disconnected because they stopped pinging",
+                &m.workers_disconnected,
+            ),
+            (
+                "jobcenter_jobs_archived",
+                "Jobs moved to jobs_archive",
+                &m.archived,
+            ),
+            (
+                "jobcenter_maestro_db_errors",
+                "Database calls of the maestro that failed (and were retried)",
+                &m.db_errors,
+            ),
+            (
+                "jobcenter_maestro_listen_connects",
+                "Connections of the LISTEN connection, reconnections included",
+                &m.listen_connects,
+            ),
+        ];
+        for (name, help, c) in counters {
+            registry.register(name, help, c.clone());
+        }
+        registry.register(
+            "jobcenter_maestro_call_seconds",
+            "Duration of the maintenance procedures the maestro calls",
+            m.calls.clone(),
+        );
+        registry.register(
+            "jobcenter_maestro_wake_lateness_seconds",
+            "How late the timer loop woke after the earliest due time",
+            m.wake_lateness.clone(),
+        );
+        registry.register(
+            "jobcenter_up",
+            "Whether the database answered this scrape",
+            m.up.clone(),
+        );
+        registry.register(
+            "jobcenter_jobs",
+            "Live jobs (not archived) by state",
+            m.jobs.clone(),
+        );
+        Metrics { registry, ..m }
+    }
 }
 
 impl Metrics {
     /// Records the duration of a call.
-    pub fn call(&self, call: Call, d: Duration) {
-        if let Some(h) = self.calls.get(call as usize) {
-            h.observe(d);
-        }
+    pub fn call(&self, call: Call, d: std::time::Duration) {
+        self.calls
+            .get_or_create(&vec![("call", call.name().to_owned())])
+            .observe(d.as_secs_f64());
     }
 
-    /// The metrics in the Prometheus text format; `jobs` are the counts by state.
+    /// The metrics in the Prometheus text format; `jobs` are the counts by state (`None`
+    /// when the database did not answer: `jobcenter_up` 0 and no job counts).
     pub fn render(&self, jobs: Option<&[(String, i64)]>) -> String {
+        self.up.set(i64::from(jobs.is_some()));
+        self.jobs.clear();
+        for (state, n) in jobs.unwrap_or_default() {
+            self.jobs
+                .get_or_create(&vec![("state", state.clone())])
+                .set(*n);
+        }
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 7] = [
-            (
-                "jobcenter_timers_fired_total",
-                "Jobs whose timeout the maestro fired (do_timeout).",
-                &self.timers_fired,
-            ),
-            (
-                "jobcenter_schedule_runs_total",
-                "Jobs created by schedules (do_schedules).",
-                &self.schedule_runs,
-            ),
-            (
-                "jobcenter_crash_recovered_total",
-                "Jobs driven on by crash recovery.",
-                &self.recovered,
-            ),
-            (
-                "jobcenter_workers_disconnected_total",
-                "Workers disconnected because they stopped pinging.",
-                &self.workers_disconnected,
-            ),
-            (
-                "jobcenter_jobs_archived_total",
-                "Jobs moved to jobs_archive.",
-                &self.archived,
-            ),
-            (
-                "jobcenter_maestro_db_errors_total",
-                "Database calls of the maestro that failed (and were retried).",
-                &self.db_errors,
-            ),
-            (
-                "jobcenter_maestro_listen_connects_total",
-                "Connections of the LISTEN connection, reconnections included.",
-                &self.listen_connects,
-            ),
-        ];
-        for (name, help, value) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
-        }
-        let name = "jobcenter_maestro_call_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Duration of the maintenance procedures the maestro calls.\n\
-             # TYPE {name} histogram"
-        );
-        for (call, h) in Call::ALL.iter().zip(&self.calls) {
-            h.render(&mut out, name, &format!("call=\"{}\"", call.name()));
-        }
-        let name = "jobcenter_maestro_wake_lateness_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} How late the timer loop woke after the earliest due time.\n\
-             # TYPE {name} histogram"
-        );
-        self.wake_lateness.render(&mut out, name, "");
-        let name = "jobcenter_up";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Whether the database answered this scrape.\n# TYPE {name} gauge"
-        );
-        let _ = writeln!(out, "{name} {}", u8::from(jobs.is_some()));
-        if let Some(jobs) = jobs {
-            let name = "jobcenter_jobs";
-            let _ = writeln!(
-                out,
-                "# HELP {name} Live jobs (not archived) by state.\n# TYPE {name} gauge"
-            );
-            for (state, n) in jobs {
-                let _ = writeln!(out, "{name}{{state=\"{state}\"}} {n}");
-            }
-        }
+        // Writing to a String cannot fail.
+        let _ = prometheus_text::encode(&mut out, &self.registry);
         out
     }
 }
@@ -216,50 +216,49 @@ async fn jobs_by_state(pool: &Pool) -> Option<Vec<(String, i64)>> {
         .collect()
 }
 
+async fn scrape(State((metrics, pool)): State<(Arc<Metrics>, Pool)>) -> Response {
+    let jobs = jobs_by_state(&pool).await;
+    (
+        [(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)],
+        metrics.render(jobs.as_deref()),
+    )
+        .into_response()
+}
+
 /// Serves `/metrics` on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, metrics: std::sync::Arc<Metrics>, pool: Pool) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let metrics = metrics.clone();
-        let pool = pool.clone();
-        tokio::spawn(async move {
-            if let Err(e) = respond(stream, &metrics, &pool).await {
-                tracing::debug!(error = %e, "metrics request failed");
-            }
-        });
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, pool: Pool) {
+    let app = Router::new()
+        .route("/metrics", get(scrape))
+        .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "try /metrics\n") })
+        .with_state((metrics, pool));
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::warn!(error = %e, "the /metrics listener failed");
     }
 }
 
-async fn respond(mut stream: TcpStream, metrics: &Metrics, pool: &Pool) -> std::io::Result<()> {
-    let mut request = Vec::with_capacity(1024);
-    let mut buf = [0u8; 1024];
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 8192 {
-        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
-            .await
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
-        if n == 0 {
-            break;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_old_names_and_the_database_state() {
+        let m = Metrics::default();
+        m.timers_fired.inc_by(3);
+        m.call(Call::DoTimeout, std::time::Duration::from_millis(2));
+        let up = m.render(Some(&[("ready".into(), 5), ("error".into(), 0)]));
+        for line in [
+            "# TYPE jobcenter_timers_fired_total counter\njobcenter_timers_fired_total 3\n",
+            "jobcenter_maestro_db_errors_total 0\n",
+            "jobcenter_maestro_call_seconds_bucket{call=\"do_timeout\",le=\"0.0025\"} 1\n",
+            "jobcenter_maestro_call_seconds_count{call=\"do_schedules\"} 0\n",
+            "jobcenter_up 1\n",
+            "jobcenter_jobs{state=\"ready\"} 5\n",
+            "jobcenter_jobs{state=\"error\"} 0\n",
+        ] {
+            assert!(up.contains(line), "{line:?} in\n{up}");
         }
-        request.extend_from_slice(&buf[..n]);
+        let down = m.render(None);
+        assert!(down.contains("jobcenter_up 0\n"), "{down}");
+        assert!(!down.contains("jobcenter_jobs{"), "no stale counts: {down}");
     }
-    let line = String::from_utf8_lossy(&request);
-    let mut parts = line.split_whitespace();
-    let (method, target) = (parts.next(), parts.next());
-    let (status, body) = match (method, target) {
-        (Some("GET"), Some("/metrics")) => {
-            let jobs = jobs_by_state(pool).await;
-            ("200 OK", metrics.render(jobs.as_deref()))
-        }
-        _ => ("404 Not Found", "try /metrics\n".to_owned()),
-    };
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
-    stream.shutdown().await
 }

@@ -36,11 +36,10 @@ pub struct Jobs {
     pub finished: i64,
 }
 
-/// A database with jcadm's fixture workflows and a ready, an error and a finished job.
-pub async fn fixture() -> (testkit::TestDb, Client, Jobs) {
-    let (tdb, mut c) = setup().await;
+/// Compiles jcadm's fixture files `names` (with `force`, as new versions even when unchanged).
+pub async fn compile_with(c: &mut Client, names: &[&str], force: bool) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../jcadm/tests/fixtures");
-    let sources = ["step", "opsdemo", "failer"]
+    let sources = names
         .iter()
         .map(|n| {
             let path = dir.join(format!("{n}.jcl"));
@@ -52,10 +51,22 @@ pub async fn fixture() -> (testkit::TestDb, Client, Jobs) {
         .collect();
     let (parsed, diags) = jcc::parse(sources);
     assert!(diags.is_empty(), "{diags:?}");
-    let (out, _) = jcc::db::compile_and_write(&mut c, &parsed, &Default::default())
-        .await
-        .unwrap();
+    let opts = jcc::db::WriteOptions {
+        force,
+        ..Default::default()
+    };
+    let (out, _) = jcc::db::compile_and_write(c, &parsed, &opts).await.unwrap();
     assert!(!out.has_errors(), "{:?}", out.diagnostics);
+}
+
+async fn compile(c: &mut Client, names: &[&str]) {
+    compile_with(c, names, false).await
+}
+
+/// A database with jcadm's fixture workflows and a ready, an error and a finished job.
+pub async fn fixture() -> (testkit::TestDb, Client, Jobs) {
+    let (tdb, mut c) = setup().await;
+    compile(&mut c, &["step", "opsdemo", "failer"]).await;
     let ready = engine_tests::create(&c, "opsdemo", json!({"n": 1})).await;
     let error = engine_tests::create(&c, "failer", json!({"why": "broken"})).await;
     let finished = engine_tests::create(&c, "opsdemo", json!({"n": 4})).await;
@@ -79,6 +90,60 @@ pub async fn fixture() -> (testkit::TestDb, Client, Jobs) {
             finished,
         },
     )
+}
+
+/// The jobs [`fixture_more`] adds.
+#[derive(Debug)]
+pub struct More {
+    /// An `opsdemo` job whose `step` failed softly: it waits an hour to retry.
+    pub retrywait: i64,
+    /// A `holder` job that holds lock `res`/`k`.
+    pub holder: i64,
+    /// A `holder` job waiting for that lock.
+    pub lockwait: i64,
+    /// A `waiter` job subscribed to `early` (with one event queued) and waiting for `go`.
+    pub eventwait: i64,
+}
+
+/// [`fixture`], plus a job in retrywait, a lock with its holder and a waiter, a job waiting
+/// for an event with another one queued, and the enabled schedule `failer/nightly`.
+pub async fn fixture_more() -> (testkit::TestDb, Client, Jobs, More) {
+    let (tdb, mut c, j) = fixture().await;
+    compile(&mut c, &["holder", "waiter"]).await;
+    let retrywait = engine_tests::create(&c, "opsdemo", json!({"n": 3})).await;
+    let t = db::get_task(&c, "w1", "step", Some(retrywait))
+        .await
+        .unwrap()
+        .unwrap();
+    db::task_done(
+        &c,
+        &t.cookie,
+        &json!({"error": {"class": "soft", "msg": "flaky"}}),
+    )
+    .await
+    .unwrap();
+    let holder = engine_tests::create(&c, "holder", json!({"key": "k"})).await;
+    let lockwait = engine_tests::create(&c, "holder", json!({"key": "k"})).await;
+    let eventwait = engine_tests::create(&c, "waiter", json!({"id": 7})).await;
+    db::raise_event(&c, &json!({"early": 7})).await.unwrap();
+    let args = json!({"why": "nightly"});
+    let s = db::Schedule::new("failer/nightly", "failer", "0 0 3 * * *", &args);
+    db::create_schedule(&c, &s).await.unwrap();
+    for (id, st) in [
+        (retrywait, "retrywait"),
+        (holder, "sleeping"),
+        (lockwait, "lockwait"),
+        (eventwait, "eventwait"),
+    ] {
+        assert_eq!(state(&c, id).await, st, "job {id}");
+    }
+    let more = More {
+        retrywait,
+        holder,
+        lockwait,
+        eventwait,
+    };
+    (tdb, c, j, more)
 }
 
 /// The running console; killed when dropped.

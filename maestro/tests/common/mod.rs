@@ -84,7 +84,7 @@ impl Maestro {
         let addr = self.metrics_addr().await;
         tokio::task::spawn_blocking(move || {
             let mut s = TcpStream::connect(&addr).unwrap();
-            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 .unwrap();
             let mut out = String::new();
             s.read_to_string(&mut out).unwrap();
