@@ -323,7 +323,9 @@ async fn inject(
         Fault::Xmin => {
             let holder = engine.connect().await?;
             sql::hold_xmin(&holder.client).await?;
+            let before = answers(engine);
             tokio::time::sleep(plan.hold).await;
+            note = format!("{} jobs answered meanwhile", answers(engine) - before);
             // A crash may have ended it already; either way it is over.
             let _ = holder.client.batch_execute("commit").await;
             Probe::Finished {
@@ -333,13 +335,17 @@ async fn inject(
         }
         Fault::Terminate => {
             let mut terminated = 0;
+            let before = answers(engine);
             while begun.elapsed() < plan.storm {
                 if let Ok(c) = engine.connect().await {
                     terminated += sql::terminate_engine(&c.client).await.unwrap_or(0);
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
-            note = format!("{terminated} sessions terminated");
+            note = format!(
+                "{terminated} sessions terminated, {} jobs answered meanwhile",
+                answers(engine) - before
+            );
             Probe::Finished {
                 workflow: None,
                 gateway: None,
@@ -367,6 +373,15 @@ async fn inject(
         recover,
         note,
     })
+}
+
+/// Answers the clients got so far.
+fn answers(engine: &Engine) -> usize {
+    engine::read_clients(engine)
+        .answers
+        .values()
+        .map(Vec::len)
+        .sum()
 }
 
 /// Waits until `probe` passes (a fresh connection each try: the database may be down);

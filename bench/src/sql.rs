@@ -302,11 +302,15 @@ pub async fn streaming_standbys(c: &Client) -> anyhow::Result<i64> {
 /// Makes every commit wait for a standby (`synchronous_standby_names = '*'`), or not.
 pub async fn set_synchronous_standby(c: &Client, on: bool) -> anyhow::Result<()> {
     let names = if on { "'*'" } else { "''" };
+    // Two statements: ALTER SYSTEM cannot run in the implicit transaction of a batch.
     c.batch_execute(&format!(
-        "alter system set synchronous_standby_names = {names}; select pg_reload_conf()"
+        "alter system set synchronous_standby_names = {names}"
     ))
     .await
-    .context("could not set synchronous_standby_names")
+    .context("could not set synchronous_standby_names")?;
+    c.batch_execute("select pg_reload_conf()")
+        .await
+        .context("could not reload the settings")
 }
 
 /// Whether a top-level job created after `since` has finished: of workflow `workflow` if
