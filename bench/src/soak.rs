@@ -219,18 +219,18 @@ mod tests {
 
     #[test]
     fn steady_series_pass_and_growing_ones_fail() -> anyhow::Result<()> {
-        let steady: Vec<Value> = (1..=15)
+        let steady: Vec<Value> = (1..=15u32)
             .map(|i| sample(f64::from(i) * 10.0, 30_000 + u64::from(i % 2) * 500, 4000))
             .collect();
         assert!(judge(&steady)?.1, "steady");
-        let leaking: Vec<Value> = (1..=15)
+        let leaking: Vec<Value> = (1..=15u32)
             .map(|i| sample(f64::from(i) * 10.0, 30_000 + u64::from(i) * 5000, 4000))
             .collect();
         let (verdicts, passed) = judge(&leaking)?;
         assert!(!passed);
         assert_eq!(verdicts["rss_maestro_kb"]["bounded"], json!(false));
         assert_eq!(verdicts["jobs_rows"]["bounded"], json!(true));
-        let piling: Vec<Value> = (1..=15)
+        let piling: Vec<Value> = (1..=15u32)
             .map(|i| sample(f64::from(i) * 10.0, 30_000, i64::from(i) * 3000))
             .collect();
         assert!(!judge(&piling)?.1, "rows piling up");
