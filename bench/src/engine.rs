@@ -43,7 +43,6 @@ pub struct Shape {
 /// A running engine; everything is killed when it is dropped.
 #[derive(Debug)]
 pub struct Engine {
-    pub pair: Pair,
     pub dsn: String,
     setup: Setup,
     shape: Shape,
@@ -53,6 +52,8 @@ pub struct Engine {
     ports: Vec<[u16; 3]>,
     pub workers: Vec<Agent>,
     pub clients: Vec<Agent>,
+    /// Last, so that it is dropped (PostgreSQL stopped) after the processes are killed.
+    pub pair: Pair,
 }
 
 /// A worker or client process.

@@ -120,11 +120,7 @@ impl Pair {
 
     /// The engine's connection string: both nodes, the writable one chosen.
     pub fn dsn(&self) -> String {
-        format!(
-            "host=127.0.0.1,127.0.0.1 port={},{} user=postgres dbname={DB} \
-             target_session_attrs=read-write connect_timeout=3",
-            self.nodes[0].port, self.nodes[1].port
-        )
+        multi_host_dsn([self.nodes[0].port, self.nodes[1].port])
     }
 
     /// The current primary's connection string for `db`.
@@ -294,6 +290,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Both nodes on 127.0.0.1; libpq's (and tokio-postgres's) multi-host form.
+fn multi_host_dsn(ports: [u16; 2]) -> String {
+    format!(
+        "host=127.0.0.1,127.0.0.1 port={},{} user=postgres dbname={DB} \
+         target_session_attrs=read-write connect_timeout=3",
+        ports[0], ports[1]
+    )
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -304,4 +309,23 @@ fn log_tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The daemons read their connection string with `jc_db::connect_config`: both hosts and
+    /// the read-write requirement must survive it.
+    #[test]
+    fn the_daemons_take_the_multi_host_string_as_is() -> anyhow::Result<()> {
+        let pg = jc_db::connect_config(&multi_host_dsn([5001, 5002]), "maestro")?;
+        assert_eq!(pg.config.get_hosts().len(), 2);
+        assert_eq!(pg.config.get_ports(), [5001, 5002]);
+        assert_eq!(
+            pg.config.get_target_session_attrs(),
+            tokio_postgres::config::TargetSessionAttrs::ReadWrite
+        );
+        Ok(())
+    }
 }
