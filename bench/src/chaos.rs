@@ -465,6 +465,12 @@ async fn check(engine: &Engine, c: &tokio_postgres::Client) -> anyhow::Result<Va
         }
     }
     let (retried_jobs, retries) = sql::retries(c).await?;
+    let mut causes = serde_json::Map::new();
+    for (msg, n) in sql::retry_causes(c).await? {
+        let cause = retry_cause(&msg);
+        let sum = causes.get(cause).and_then(Value::as_i64).unwrap_or(0) + n;
+        causes.insert(cause.to_owned(), json!(sum));
+    }
     let live = sql::live_jobs(c).await?;
     let stuck: Vec<String> = live
         .iter()
@@ -484,6 +490,7 @@ async fn check(engine: &Engine, c: &tokio_postgres::Client) -> anyhow::Result<Va
         "wrong_outputs": wrong.len(),
         "jobs_retried": retried_jobs,
         "retries": retries,
+        "retries_by_cause": causes,
         "tasks_performed": performed.values().map(|n| u64::from(*n)).sum::<u64>(),
         "jobs_whose_tasks_were_performed_again": performed_again,
         "creates_unacknowledged": records.unacknowledged,
@@ -504,6 +511,21 @@ async fn check(engine: &Engine, c: &tokio_postgres::Client) -> anyhow::Result<Va
             "answers_differ": quote(&answers_differ),
         },
     }))
+}
+
+/// What a retry's error message says happened: the flaky worker's soft error, a worker that
+/// disconnected with the task (`disconnect`), or a task whose result never came (its
+/// time-out: the worker, its gateway or its `task_done` was lost).
+fn retry_cause(msg: &str) -> &'static str {
+    if msg.contains("flaky worker") {
+        "flaky_worker"
+    } else if msg.contains("disconnected") {
+        "worker_disconnected"
+    } else if msg.contains("time") {
+        "timed_out"
+    } else {
+        "other"
+    }
 }
 
 fn print_table(report: &Value) {
@@ -542,6 +564,7 @@ fn print_table(report: &Value) {
     ] {
         println!("{key:>28}: {}", c[key]);
     }
+    println!("{:>28}: {}", "retries_by_cause", c["retries_by_cause"]);
     println!("{:>28}: {}", "orphans", c["orphans"]);
     for (what, examples) in c["examples"].as_object().into_iter().flatten() {
         for e in examples.as_array().into_iter().flatten() {
@@ -553,4 +576,33 @@ fn print_table(report: &Value) {
 /// The kinds of the load, for the usage text.
 pub fn kinds() -> String {
     agents::KINDS.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_are_told_apart_by_their_messages() {
+        for (msg, cause) in [
+            ("flaky worker: try again", "flaky_worker"),
+            ("worker chaos-w1 disconnected", "worker_disconnected"),
+            (
+                "timeout: worker chaos-w0 did not finish in time",
+                "timed_out",
+            ),
+            ("something else", "other"),
+        ] {
+            assert_eq!(retry_cause(msg), cause, "{msg}");
+        }
+    }
+
+    #[test]
+    fn faults_parse_by_name() {
+        for f in Fault::ALL {
+            assert_eq!(Fault::parse(f.name()), Some(f));
+        }
+        assert_eq!(Fault::parse(" crash "), Some(Fault::Crash));
+        assert_eq!(Fault::parse("meteor"), None);
+    }
 }

@@ -42,7 +42,8 @@ jobs archived after 5 s and archived jobs deleted 30 s later (jobcenter.settings
 maestro's maintenance every 5 s. Every 10 s: resident memory of the maestro and both jcapi
 (/proc), rows of jobs, job_task_log and jobs_archive, their dead tuples, jobs/s. Fails (exit
 status 1) when a series grows: after the first minute, the mean of the last third of the
-samples above 1.25 x the first third's + 8 MB (memory) or 2,000 rows.
+samples above 1.25 x the first third's + 8 MB (memory) or 2,000 rows (dead
+tuples: the thirds' peaks, + 20,000).
 
 Options:
   --minutes N      how long (default 30); --seconds S for short runs (at least 100)

@@ -454,6 +454,20 @@ pub async fn retries(c: &Client) -> anyhow::Result<(i64, i64)> {
     Ok((r.try_get(0)?, r.try_get(1)?))
 }
 
+/// The error messages of the retries (`retrywait` steps), with how often each came.
+pub async fn retry_causes(c: &Client) -> anyhow::Result<Vec<(String, i64)>> {
+    c.query(
+        "select coalesce(task_state -> 'error' ->> 'msg', ''), count(*) \
+         from jobcenter.job_task_log where state = 'retrywait' group by 1",
+        &[],
+    )
+    .await
+    .context("could not read the retries' causes")?
+    .iter()
+    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+    .collect()
+}
+
 /// Live jobs (not ended) and whether each has a reason to move on: a time-out (a timer), or
 /// a live child, a lock holder or a live worker of its action (a waker).
 pub async fn live_jobs(c: &Client) -> anyhow::Result<Vec<(i64, String, bool)>> {
