@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
 
-use crate::agents::{self, INPUT_SPAN, STEP};
+use crate::agents::{INPUT_SPAN, STEP};
 use crate::engine::{self, Engine, Shape};
 use crate::sql;
 use crate::summary::round_to;
@@ -571,11 +571,6 @@ fn print_table(report: &Value) {
             println!("  {what}: {}", e.as_str().unwrap_or_default());
         }
     }
-}
-
-/// The kinds of the load, for the usage text.
-pub fn kinds() -> String {
-    agents::KINDS.join(", ")
 }
 
 #[cfg(test)]

@@ -53,8 +53,7 @@ Options:
 "
         .to_owned();
     }
-    format!(
-        "\
+    "\
 bench chaos: a mixed load through the whole engine while faults are injected
 
 usage: bench chaos [options]
@@ -62,8 +61,8 @@ usage: bench chaos [options]
 Starts a primary and a streaming standby (pg_basebackup -R, synchronous) on 127.0.0.1, the
 maestro, two jcapi and worker and client processes (jc-client, bench chaos-agent), all on one
 multi-host connection string (host=a,b target_session_attrs=read-write). Clients create jobs
-of {} in turn (at most --inflight unanswered each) and wait for each one's job_done;
-workers perform chaos.add and chaos.flaky (30% soft errors, retried). Every round injects
+of chaos.one, chaos.child, chaos.sleep, chaos.event, chaos.lock and chaos.retry in turn (at
+most --inflight unanswered each) and wait for each one's job_done; workers perform chaos.add and chaos.flaky (30% soft errors, retried). Every round injects
 each fault in turn, waits until the engine recovers, pauses 3 s. Then the clients stop, and
 the checks run: every job a client was told was created ended once with input + 3, no
 worker task's outputs applied twice, no live job without a timer or a waker, no locks,
@@ -84,9 +83,8 @@ Options:
   --drain-seconds D   how long the clients may take to get their answers (default 120)
   --jcapi PATH, --maestro PATH   the binaries (default: next to this program)
   --out PATH       (default bench/chaos.json), key `chaos`
-",
-        chaos::kinds()
-    )
+"
+    .to_owned()
 }
 
 /// Parses the options after the mode; `Ok(None)` for `--help`.
