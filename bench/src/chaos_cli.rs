@@ -62,11 +62,12 @@ Starts a primary and a streaming standby (pg_basebackup -R, synchronous) on 127.
 maestro, two jcapi and worker and client processes (jc-client, bench chaos-agent), all on one
 multi-host connection string (host=a,b target_session_attrs=read-write). Clients create jobs
 of chaos.one, chaos.child, chaos.sleep, chaos.event, chaos.lock and chaos.retry in turn (at
-most --inflight unanswered each) and wait for each one's job_done; workers perform chaos.add and chaos.flaky (30% soft errors, retried). Every round injects
-each fault in turn, waits until the engine recovers, pauses 3 s. Then the clients stop, and
-the checks run: every job a client was told was created ended once with input + 3, no
-worker task's outputs applied twice, no live job without a timer or a waker, no locks,
-subscriptions or queued events of ended jobs.
+most --inflight unanswered each) and wait for each one's job_done; workers perform chaos.add
+and chaos.flaky (30% soft errors, retried). Every round injects each fault in turn, waits
+until the engine recovers, pauses 3 s. Then the clients stop, and the checks run: every job
+a client was told was created ended once with input + 3, no worker task's outputs applied
+twice, no live job without a timer or a waker, no locks, subscriptions or queued events of
+ended jobs.
 
 Faults: maestro, jcapi, worker, client (kill -9 and start again), crash (pg_ctl stop -m
 immediate, start), failover (primary killed, standby promoted, a new standby built), xmin
