@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 use crate::conn::Conn;
 use crate::gateway::{self, Gateway};
 use crate::round::{self, Outcome};
+use crate::sql;
 use crate::workload::{self, ACTION, STEP, WORKFLOW};
 
 /// The gateway user the clients log in as.
@@ -111,6 +112,23 @@ impl Setup {
     pub fn jcapi(&self) -> &std::path::Path {
         &self.jcapi
     }
+
+    /// The directory for logs, removed when the bench ends.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    pub fn users_file(&self) -> &std::path::Path {
+        &self.users_file
+    }
+
+    pub fn client_password(&self) -> &str {
+        &self.client_password
+    }
+
+    pub fn worker_password(&self) -> &str {
+        &self.worker_password
+    }
 }
 
 /// What to run in a round.
@@ -170,20 +188,7 @@ pub async fn run(db: &testkit::TestDb, setup: &Setup, plan: &Plan) -> anyhow::Re
     let c = &control.client;
     workload::load(c).await?;
     // The gateway acts for its users: jobcenter roles its database role may impersonate.
-    let users = vec![CLIENT_USER.to_owned(), WORKER_USER.to_owned()];
-    c.execute(
-        "insert into jobcenter.jc_roles (rolename) select unnest($1::text[])",
-        &[&users],
-    )
-    .await
-    .context("could not add the gateway users to jobcenter.jc_roles")?;
-    c.execute(
-        "insert into jobcenter.jc_impersonate_roles (rolename, impersonates) \
-         select current_user, unnest($1::text[])",
-        &[&users],
-    )
-    .await
-    .context("could not let the gateway's role impersonate its users")?;
+    sql::allow_gateway_users(c, &[CLIENT_USER.to_owned(), WORKER_USER.to_owned()]).await?;
 
     let log = setup.dir.path().join(format!(
         "jcapi-{}-{}w.log",

@@ -1,7 +1,8 @@
-//! The real `jcapi` binary as a child process for `--e2e`: found next to the bench (or given
-//! with `--jcapi`), started on port 0 of 127.0.0.1 with TCP, WebSocket and HTTP listeners,
-//! its `/metrics` read, and stopped with SIGTERM. The child is killed if the [`Gateway`] is
-//! dropped while it runs (an error, a panic).
+//! The real `jcapi` binary as a child process for `--e2e`, `chaos` and `soak`: found next to
+//! the bench (or given with `--jcapi`; the maestro likewise), started on 127.0.0.1 with TCP,
+//! WebSocket and HTTP listeners (on free ports, or on given ones to start it again where it
+//! was), its `/metrics` read, and stopped with SIGTERM or killed with SIGKILL. The child is
+//! killed if the [`Gateway`] is dropped while it runs (an error, a panic).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -22,15 +23,20 @@ const LOG_TAIL: usize = 30;
 /// The `jcapi` binary to run: `explicit` (`--jcapi`), else the one next to this executable
 /// (the same cargo profile directory).
 pub fn find(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    find_binary("jcapi", explicit)
+}
+
+/// The binary `name` of this workspace: `explicit`, else the one next to this executable.
+pub fn find_binary(name: &str, explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(path) = explicit {
-        ensure!(path.is_file(), "--jcapi {}: no such file", path.display());
+        ensure!(path.is_file(), "--{name} {}: no such file", path.display());
         return Ok(path.to_owned());
     }
     let exe = std::env::current_exe().context("could not find the bench's own executable")?;
     let dir = exe
         .parent()
         .with_context(|| format!("{} has no directory", exe.display()))?;
-    let path = dir.join("jcapi");
+    let path = dir.join(name);
     if !path.is_file() {
         let release = if dir.ends_with("debug") {
             ""
@@ -38,8 +44,8 @@ pub fn find(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
             " --release"
         };
         bail!(
-            "no jcapi binary at {}: build it first: cargo build{release} -p jcapi \
-             (or give its path with --jcapi PATH)",
+            "no {name} binary at {}: build it first: cargo build{release} -p {name} \
+             (or give its path with --{name} PATH)",
             path.display()
         );
     }
@@ -96,15 +102,36 @@ impl Gateway {
         users_file: &Path,
         log: &Path,
     ) -> anyhow::Result<Gateway> {
-        let stderr = std::fs::File::create(log)
+        Gateway::start_at(bin, dsn, users_file, log, [0, 0, 0]).await
+    }
+
+    /// [`Gateway::start`] on the TCP, WebSocket and HTTP ports `ports` (0: a free one); the
+    /// log is appended to.
+    pub async fn start_at(
+        bin: &Path,
+        dsn: &str,
+        users_file: &Path,
+        log: &Path,
+        ports: [u16; 3],
+    ) -> anyhow::Result<Gateway> {
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
             .with_context(|| format!("could not create {}", log.display()))?;
+        let [tcp, ws, http] = ports;
         let mut cmd = Command::new(bin);
         cmd.arg("--dsn")
             .arg(dsn)
             .arg("--users-file")
             .arg(users_file)
-            .args(["--listen", "tcp:127.0.0.1:0", "--listen", "ws:127.0.0.1:0"])
-            .args(["--http", "127.0.0.1:0", "--log-level", "warn"])
+            .arg("--listen")
+            .arg(format!("tcp:127.0.0.1:{tcp}"))
+            .arg("--listen")
+            .arg(format!("ws:127.0.0.1:{ws}"))
+            .arg("--http")
+            .arg(format!("127.0.0.1:{http}"))
+            .args(["--log-level", "warn"])
             // Every bench client and worker comes from 127.0.0.1: the per-peer connection
             // limit that protects a real gateway would refuse them.
             .args(["--max-connections-per-peer", "100000"]);
@@ -168,6 +195,21 @@ impl Gateway {
             child,
             log: log.to_owned(),
         })
+    }
+
+    /// The ports it listens on: TCP, WebSocket, HTTP (for [`Gateway::start_at`]).
+    pub fn ports(&self) -> [u16; 3] {
+        [self.tcp.port(), self.ws.port(), self.http.port()]
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// SIGKILL, and waits for the exit.
+    pub async fn kill(mut self) -> anyhow::Result<()> {
+        self.child.kill().await.context("could not kill jcapi")
     }
 
     /// The last lines of the gateway's log.

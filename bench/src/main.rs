@@ -1,18 +1,25 @@
 //! The bench command: throughput and latency of the engine on a private PostgreSQL
 //! cluster: SQL workers and clients, (`--e2e`) jc-client workers and clients through the
 //! real `jcapi` gateway, (`drain`, `create`, `loop`) the drain, create and
-//! worker-free loop figures, and (`peers`) the same beside graphile-worker; prints tables and
+//! worker-free loop figures, (`peers`) the same beside graphile-worker, (`chaos`) a mixed load
+//! through the whole engine under faults and (`soak`) a long steady load; prints tables and
 //! writes the figures as JSON.
 
+mod agents;
+mod chaos;
+mod chaos_cli;
 mod conn;
 mod create;
 mod drain;
 mod e2e;
+mod engine;
 mod gateway;
 mod loops;
 mod machine;
+mod nodes;
 mod peers;
 mod round;
+mod soak;
 mod sql;
 mod stats;
 mod summary;
@@ -61,6 +68,11 @@ Modes:
            run: drain (1 graphile process x W concurrency, unbatched and batched), create
            (4 clients, add_job) and --e2e (TCP) against graphile unbatched; prints the
            ratios ours/peer. Key `peers`. Needs node, npm and a jcapi binary.
+  chaos    (its own options: bench chaos --help) the whole engine (maestro, two jcapi,
+           worker and client processes) on a primary and a streaming standby, a mixed load
+           while faults are injected; checks nothing was lost or doubled. bench/chaos.json.
+  soak     (bench soak --help) a steady load with archival on for --minutes, sampled
+           every 10 s; fails when memory or the job tables grow. bench/soak.json.
 
 Options:
   --workers LIST   worker counts, one round each (default 1,4,16; drain, peers: 10;
@@ -303,15 +315,34 @@ fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Option<Args>
 }
 
 fn main() -> anyhow::Result<()> {
-    let Some(args) = parse_args(std::env::args().skip(1))? else {
+    let mut argv = std::env::args().skip(1).peekable();
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("could not start the tokio runtime")
+    };
+    match argv.peek().map(String::as_str) {
+        Some("chaos-agent") => {
+            let spec = argv.nth(1).context("chaos-agent needs a spec")?;
+            return runtime()?.block_on(agents::run(&spec));
+        }
+        Some(mode @ ("chaos" | "soak")) => {
+            let soak = mode == "soak";
+            argv.next();
+            let Some(args) = chaos_cli::parse(argv, soak)? else {
+                print!("{}", chaos_cli::usage(soak));
+                return Ok(());
+            };
+            return runtime()?.block_on(chaos_cli::run(args));
+        }
+        _ => {}
+    }
+    let Some(args) = parse_args(argv)? else {
         print!("{USAGE}");
         return Ok(());
     };
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("could not start the tokio runtime")?
-        .block_on(bench(args))
+    runtime()?.block_on(bench(args))
 }
 
 async fn bench(args: Args) -> anyhow::Result<()> {

@@ -312,3 +312,283 @@ pub async fn peer_queued(c: &Client) -> anyhow::Result<i64> {
             .try_get(0)?,
     )
 }
+
+/// Lets the gateway's role (the connection's) act for the gateway users `users`, who get
+/// rows in `jc_roles`.
+pub async fn allow_gateway_users(c: &Client, users: &[String]) -> anyhow::Result<()> {
+    c.execute(
+        "insert into jobcenter.jc_roles (rolename) select unnest($1::text[])",
+        &[&users],
+    )
+    .await
+    .context("could not add the gateway users to jobcenter.jc_roles")?;
+    c.execute(
+        "insert into jobcenter.jc_impersonate_roles (rolename, impersonates) \
+         select current_user, unnest($1::text[])",
+        &[&users],
+    )
+    .await
+    .context("could not let the gateway's role impersonate its users")?;
+    Ok(())
+}
+
+/// Sets the engine setting `name` (`jobcenter.settings`) to `value`.
+pub async fn set_setting(c: &Client, name: &str, value: &Value) -> anyhow::Result<()> {
+    c.execute(
+        "insert into jobcenter.settings (name, value) values ($1, $2) \
+         on conflict (name) do update set value = excluded.value",
+        &[&name, value],
+    )
+    .await
+    .with_context(|| format!("could not set {name}"))?;
+    Ok(())
+}
+
+/// Standbys streaming from this server.
+pub async fn streaming_standbys(c: &Client) -> anyhow::Result<i64> {
+    Ok(c.query_one(
+        "select count(*) from pg_stat_replication where state = 'streaming'",
+        &[],
+    )
+    .await
+    .context("could not read pg_stat_replication")?
+    .try_get(0)?)
+}
+
+/// Makes every commit wait for a standby (`synchronous_standby_names = '*'`), or not.
+pub async fn set_synchronous_standby(c: &Client, on: bool) -> anyhow::Result<()> {
+    let names = if on { "'*'" } else { "''" };
+    // Two statements: ALTER SYSTEM cannot run in the implicit transaction of a batch.
+    c.batch_execute(&format!(
+        "alter system set synchronous_standby_names = {names}"
+    ))
+    .await
+    .context("could not set synchronous_standby_names")?;
+    c.batch_execute("select pg_reload_conf()")
+        .await
+        .context("could not reload the settings")
+}
+
+/// Whether a top-level job created after `since` has finished: of workflow `workflow` if
+/// given, of a client with an odd (or even) number if `client_parity` is given (inputs are
+/// `client * span + n`).
+pub async fn finished_since(
+    c: &Client,
+    since: std::time::SystemTime,
+    workflow: Option<&str>,
+    client_parity: Option<(i64, i64)>,
+) -> anyhow::Result<bool> {
+    let (span, parity) = client_parity.map_or((None, None), |(s, p)| (Some(s), Some(p)));
+    let filter = "j.job_created > $1 and j.job_finished is not null and j.parentjob_id is null \
+         and ($2::text is null or j.workflow_id in \
+              (select action_id from jobcenter.actions where name = $2)) \
+         and ($3::bigint is null or ((j.arguments ->> 'input')::bigint / $3) % 2 = $4)";
+    let sql = format!(
+        "select exists (select 1 from jobcenter.jobs j where {filter}) \
+             or exists (select 1 from jobcenter.jobs_archive j where {filter})"
+    );
+    Ok(c.query_one(&sql, &[&since, &workflow, &span, &parity])
+        .await
+        .context("could not look for a finished job")?
+        .try_get(0)?)
+}
+
+/// The live worker named `prefix…` holding the most tasks: its name, id and jobs.
+pub async fn busiest_worker(
+    c: &Client,
+    prefix: &str,
+) -> anyhow::Result<Option<(String, i64, Vec<i64>)>> {
+    let row = c
+        .query_opt(
+            "select w.name, w.worker_id, array_agg(j.job_id) from jobcenter.jobs j \
+             join jobcenter.workers w using (worker_id) \
+             where j.state = 'working' and w.stopped is null and w.name like $1 || '%' \
+             group by w.name, w.worker_id order by count(*) desc limit 1",
+            &[&prefix],
+        )
+        .await
+        .context("could not look for a busy worker")?;
+    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .transpose()
+}
+
+/// Of `jobs`, those still `working` for worker `worker_id` or waiting to retry.
+pub async fn still_held(c: &Client, worker_id: i64, jobs: &[i64]) -> anyhow::Result<i64> {
+    Ok(c.query_one(
+        "select count(*) from jobcenter.jobs where job_id = any($1) \
+         and (state = 'working' and worker_id = $2 or state = 'retrywait')",
+        &[&jobs, &worker_id],
+    )
+    .await
+    .context("could not look at the worker's jobs")?
+    .try_get(0)?)
+}
+
+/// `pg_terminate_backend` of every session of the maestro and the gateways in this database;
+/// how many.
+pub async fn terminate_engine(c: &Client) -> anyhow::Result<i64> {
+    Ok(c.query_one(
+        "select count(*) filter (where pg_terminate_backend(pid)) from pg_stat_activity \
+         where datname = current_database() and pid <> pg_backend_pid() \
+           and application_name in ('maestro', 'jcapi')",
+        &[],
+    )
+    .await
+    .context("could not terminate the engine's sessions")?
+    .try_get(0)?)
+}
+
+/// Opens a transaction whose snapshot holds back the database's xmin (vacuum cannot
+/// remove what it might see) until it ends.
+pub async fn hold_xmin(c: &Client) -> anyhow::Result<()> {
+    c.batch_execute("begin isolation level repeatable read; select count(*) from jobcenter.jobs")
+        .await
+        .context("could not open the long transaction")
+}
+
+/// The state and outputs of `jobs` that exist, live or archived.
+pub async fn job_ends(
+    c: &Client,
+    jobs: &[i64],
+) -> anyhow::Result<Vec<(i64, String, Option<Value>)>> {
+    c.query(
+        "select job_id, state::text, out_args from jobcenter.jobs where job_id = any($1) \
+         union all \
+         select job_id, state::text, out_args from jobcenter.jobs_archive where job_id = any($1)",
+        &[&jobs],
+    )
+    .await
+    .context("could not read the jobs' ends")?
+    .iter()
+    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+    .collect()
+}
+
+/// Jobs (any) whose end was logged more than once, and how often.
+pub async fn ended_twice(c: &Client) -> anyhow::Result<Vec<(i64, i64)>> {
+    c.query(
+        "select job_id, count(*) from jobcenter.job_task_log \
+         where state in ('finished', 'zombie', 'error') \
+         group by job_id having count(*) > 1",
+        &[],
+    )
+    .await
+    .context("could not count the jobs' ends")?
+    .iter()
+    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+    .collect()
+}
+
+/// (job, task, times) of worker tasks whose outputs were applied (a `done` step) more than
+/// once; the load's workflows run each task once.
+pub async fn applied_twice(c: &Client) -> anyhow::Result<Vec<(i64, i32, i64)>> {
+    c.query(
+        "select l.job_id, l.task_id, count(*) from jobcenter.job_task_log l \
+         join jobcenter.tasks t using (task_id) \
+         join jobcenter.actions a on a.action_id = t.action_id \
+         where a.type = 'action' and l.state = 'done' \
+         group by l.job_id, l.task_id having count(*) > 1",
+        &[],
+    )
+    .await
+    .context("could not count the applied outputs")?
+    .iter()
+    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+    .collect()
+}
+
+/// Jobs with a retry (a `retrywait` step), and the retries.
+pub async fn retries(c: &Client) -> anyhow::Result<(i64, i64)> {
+    let r = c
+        .query_one(
+            "select count(distinct job_id), count(*) from jobcenter.job_task_log \
+             where state = 'retrywait'",
+            &[],
+        )
+        .await
+        .context("could not count the retries")?;
+    Ok((r.try_get(0)?, r.try_get(1)?))
+}
+
+/// The error messages of the retries (`retrywait` steps), with how often each came.
+pub async fn retry_causes(c: &Client) -> anyhow::Result<Vec<(String, i64)>> {
+    c.query(
+        "select coalesce(task_state -> 'error' ->> 'msg', ''), count(*) \
+         from jobcenter.job_task_log where state = 'retrywait' group by 1",
+        &[],
+    )
+    .await
+    .context("could not read the retries' causes")?
+    .iter()
+    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+    .collect()
+}
+
+/// Live jobs (not ended) and whether each has a reason to move on: a time-out (a timer), or
+/// a live child, a lock holder or a live worker of its action (a waker).
+pub async fn live_jobs(c: &Client) -> anyhow::Result<Vec<(i64, String, bool)>> {
+    c.query(
+        "select j.job_id, j.state::text, case \
+           when j.state in ('sleeping', 'retrywait', 'eventwait') then j.timeout is not null \
+           when j.state = 'working' then j.timeout is not null or exists \
+             (select 1 from jobcenter.workers w where w.worker_id = j.worker_id \
+              and w.stopped is null) \
+           when j.state = 'childwait' then exists (select 1 from jobcenter.jobs k \
+             where k.parentjob_id = j.job_id and k.state not in ('finished', 'error', 'zombie')) \
+           when j.state = 'lockwait' then exists (select 1 from jobcenter.locks l \
+             join jobcenter.jobs h using (job_id) where h.state not in ('finished', 'error')) \
+           when j.state = 'ready' then exists (select 1 from jobcenter.worker_actions wa \
+             join jobcenter.workers w using (worker_id) \
+             join jobcenter.actions a on a.action_id = wa.action_id \
+             join jobcenter.actions r on r.action_id = j.ready_action_id \
+             where w.stopped is null and a.name = r.name) \
+           else false end \
+         from jobcenter.jobs j where j.state not in ('finished', 'error', 'zombie') \
+         order by j.job_id",
+        &[],
+    )
+    .await
+    .context("could not list the live jobs")?
+    .iter()
+    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+    .collect()
+}
+
+/// Rows left behind by ended jobs: (locks, event subscriptions, queued events).
+pub async fn orphans(c: &Client) -> anyhow::Result<(i64, i64, i64)> {
+    let ended = "j.state in ('finished', 'error', 'zombie')";
+    let r = c
+        .query_one(
+            &format!(
+                "select (select count(*) from jobcenter.locks l \
+                         join jobcenter.jobs j using (job_id) where {ended}), \
+                        (select count(*) from jobcenter.event_subscriptions s \
+                         join jobcenter.jobs j using (job_id) where {ended}), \
+                        (select count(*) from jobcenter.queued_events q \
+                         join jobcenter.event_subscriptions s using (subscription_id) \
+                         join jobcenter.jobs j using (job_id) where {ended})"
+            ),
+            &[],
+        )
+        .await
+        .context("could not count the orphans")?;
+    Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
+}
+
+/// The soak's sample of the job tables: rows of `jobs`, `job_task_log` and `jobs_archive`,
+/// and their dead tuples together (the statistics collector's count).
+pub async fn table_sample(c: &Client) -> anyhow::Result<(i64, i64, i64, i64)> {
+    let r = c
+        .query_one(
+            "select (select count(*) from jobcenter.jobs), \
+                    (select count(*) from jobcenter.job_task_log), \
+                    (select count(*) from jobcenter.jobs_archive), \
+                    (select coalesce(sum(n_dead_tup), 0)::bigint from pg_stat_user_tables \
+                     where schemaname = 'jobcenter' \
+                       and relname in ('jobs', 'job_task_log', 'jobs_archive'))",
+            &[],
+        )
+        .await
+        .context("could not sample the job tables")?;
+    Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?))
+}
