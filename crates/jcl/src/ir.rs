@@ -484,4 +484,22 @@ mod tests {
             assert!(Func::ALL.iter().all(|f| f.name() != alias), "{alias}");
         }
     }
+
+    #[test]
+    fn number_literals_survive_storage() {
+        // Found by the eval fuzz target: the default float parser read these back changed.
+        for n in [9.759412660323115e139, 1.0548895412117992e-303, -4.5287504477911344e-41] {
+            let code = Code::new(vec![Stmt::Assign {
+                target: Path {
+                    ns: Ns::V,
+                    segs: vec![Seg::Key("x".into())],
+                },
+                op: AssignOp::Set,
+                value: Expr::Lit(Value::from(n)),
+            }]);
+            let stored = serde_json::to_string(&code).expect("serialises");
+            let loaded: Code = serde_json::from_str(&stored).expect("loads");
+            assert_eq!(loaded, code, "{stored}");
+        }
+    }
 }
