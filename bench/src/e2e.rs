@@ -184,6 +184,13 @@ pub async fn run(db: &testkit::TestDb, setup: &Setup, plan: &Plan) -> anyhow::Re
     )
     .await
     .context("could not let the gateway's role impersonate its users")?;
+    // The worker serves actions without role: (the default worker role).
+    c.execute(
+        "insert into jobcenter.jc_role_members (rolename, member_of) values ($1, 'workers')",
+        &[&WORKER_USER],
+    )
+    .await
+    .context("could not make the worker user a member of workers")?;
 
     let log = setup.dir.path().join(format!(
         "jcapi-{}-{}w.log",

@@ -156,6 +156,7 @@ async fn run(a: Args) -> anyhow::Result<ExitCode> {
     };
     let mut all = syntax;
     all.append(&mut out.diagnostics);
+    all.extend(jcc::role_warnings(&parsed));
     out.diagnostics = all;
     print_diagnostics(&out, &sources, a.json);
     if out.has_errors() {

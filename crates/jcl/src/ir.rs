@@ -488,7 +488,11 @@ mod tests {
     #[test]
     fn number_literals_survive_storage() {
         // Found by the eval fuzz target: the default float parser read these back changed.
-        for n in [9.759412660323115e139, 1.0548895412117992e-303, -4.5287504477911344e-41] {
+        for n in [
+            9.759412660323115e139,
+            1.0548895412117992e-303,
+            -4.5287504477911344e-41,
+        ] {
             let code = Code::new(vec![Stmt::Assign {
                 target: Path {
                     ns: Ns::V,

@@ -473,11 +473,14 @@ mod tests {
             default,
             destination: Destination::Arguments,
         };
-        for p in [param(Some(Value::Null)), param(None), param(Some(Value::from(3)))] {
+        for p in [
+            param(Some(Value::Null)),
+            param(None),
+            param(Some(Value::from(3))),
+        ] {
             let stored = serde_json::to_string(&p).expect("serialises");
             let loaded: Param = serde_json::from_str(&stored).expect("loads");
             assert_eq!(loaded, p, "{stored}");
         }
     }
 }
-
