@@ -247,10 +247,13 @@ begin
     perform jobcenter.drive(v_wake);
 end $$;
 
--- A worker is alive: 'pong', or null when no live worker has that id.
+-- A worker is alive: 'pong', or null when no live worker has that id (or it is another
+-- user's: a ping cannot keep someone else's dead worker alive, nor tell that it exists).
 create or replace function jobcenter.ping(a_worker_id bigint) returns text language plpgsql as $$
 begin
-    update jobcenter.workers set last_ping = now() where worker_id = a_worker_id and stopped is null;
+    update jobcenter.workers set last_ping = now()
+    where worker_id = a_worker_id and stopped is null
+      and jobcenter.may_act_for(jobcenter.caller(null), owner);
     if not found then
         return null;
     end if;
