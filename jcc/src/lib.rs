@@ -524,9 +524,9 @@ fn order(
 
 /// A warning (JC0302) for every action without `role:`: the engine lets only its owner (the
 /// role that loads it) and members of the default worker role (`workers`, the setting
-/// `default_worker_role`) serve it. The `jcc` command adds these to its diagnostics; the
+/// `default_worker_role`) serve it. `jcc --warn-no-role` adds these to its diagnostics; the
 /// checks of [`check_and_lower`] leave them out, so that the original's files compile
-/// without a word there.
+/// without a word.
 pub fn role_warnings(parsed: &[Parsed]) -> Vec<Diagnostic> {
     parsed
         .iter()

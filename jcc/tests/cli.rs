@@ -682,7 +682,7 @@ fn a_warning_is_printed_like_an_error_but_does_not_stop_the_compile() {
 }
 
 #[test]
-fn an_action_without_a_role_is_warned_about() {
+fn an_action_without_a_role_is_warned_about_when_asked() {
     let tmp = tempfile::tempdir().unwrap();
     let open = write(
         tmp.path(),
@@ -694,11 +694,20 @@ fn an_action_without_a_role_is_warned_about() {
         "held.jcl",
         "action held:\nrole: payroll\nin:\n\tx number\nout:\n\ty number\n",
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_jcc"))
-        .args(["--dry-run", &open, &held])
-        .env_remove("JC_DSN")
-        .output()
-        .unwrap();
+    let run = |flags: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_jcc"))
+            .args(flags)
+            .args(["--dry-run", &open, &held])
+            .env_remove("JC_DSN")
+            .output()
+            .unwrap()
+    };
+    let quiet = run(&[]);
+    assert!(
+        !String::from_utf8_lossy(&quiet.stderr).contains("JC0302"),
+        "only when asked"
+    );
+    let out = run(&["--warn-no-role"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(
