@@ -137,6 +137,34 @@ pub enum BinOp {
 }
 
 impl BinOp {
+    /// Every operator, for generators and exhaustive tests.
+    pub const ALL: [BinOp; 24] = [
+        BinOp::Pow,
+        BinOp::Mul,
+        BinOp::Div,
+        BinOp::Mod,
+        BinOp::Repeat,
+        BinOp::Add,
+        BinOp::Sub,
+        BinOp::Concat,
+        BinOp::NumLt,
+        BinOp::NumLe,
+        BinOp::NumGt,
+        BinOp::NumGe,
+        BinOp::NumEq,
+        BinOp::NumNe,
+        BinOp::StrLt,
+        BinOp::StrLe,
+        BinOp::StrGt,
+        BinOp::StrGe,
+        BinOp::StrEq,
+        BinOp::StrNe,
+        BinOp::And,
+        BinOp::Or,
+        BinOp::DefinedOr,
+        BinOp::Xor,
+    ];
+
     /// Whether the operator always gives a boolean: the comparisons and `xor`.
     pub fn is_boolean(self) -> bool {
         matches!(
@@ -428,6 +456,21 @@ pub enum AssignOp {
     DefinedOr,
     /// `||=`: assign when the target is false.
     Or,
+}
+
+impl AssignOp {
+    /// Every operator, for generators and exhaustive tests.
+    pub const ALL: [AssignOp; 9] = [
+        AssignOp::Set,
+        AssignOp::Concat,
+        AssignOp::Push,
+        AssignOp::Add,
+        AssignOp::Sub,
+        AssignOp::Mul,
+        AssignOp::Div,
+        AssignOp::DefinedOr,
+        AssignOp::Or,
+    ];
 }
 
 /// One statement of an assignment block (imap, omap, wfomap, eval).

@@ -15,43 +15,6 @@ use serde_json::{Map, Value};
 /// Few names, so that reads find what writes left.
 const KEYS: [&str; 6] = ["x", "y", "list", "s", "0", ""];
 const UNOPS: [UnOp; 2] = [UnOp::Not, UnOp::Neg];
-const BINOPS: [BinOp; 24] = [
-    BinOp::Pow,
-    BinOp::Mul,
-    BinOp::Div,
-    BinOp::Mod,
-    BinOp::Repeat,
-    BinOp::Add,
-    BinOp::Sub,
-    BinOp::Concat,
-    BinOp::NumLt,
-    BinOp::NumLe,
-    BinOp::NumGt,
-    BinOp::NumGe,
-    BinOp::NumEq,
-    BinOp::NumNe,
-    BinOp::StrLt,
-    BinOp::StrLe,
-    BinOp::StrGt,
-    BinOp::StrGe,
-    BinOp::StrEq,
-    BinOp::StrNe,
-    BinOp::And,
-    BinOp::Or,
-    BinOp::DefinedOr,
-    BinOp::Xor,
-];
-const ASSIGNOPS: [AssignOp; 9] = [
-    AssignOp::Set,
-    AssignOp::Concat,
-    AssignOp::Push,
-    AssignOp::Add,
-    AssignOp::Sub,
-    AssignOp::Mul,
-    AssignOp::Div,
-    AssignOp::DefinedOr,
-    AssignOp::Or,
-];
 const REGEXES: [&str; 6] = ["^a", "b+$", "(x|y)\\d", "[", "", "(?i)S"];
 
 /// Bounds the size of what is generated, so one input cannot run for long.
@@ -135,7 +98,7 @@ impl Gen<'_, '_> {
                 expr: sub(self)?,
             },
             3 | 4 => Expr::Binary {
-                op: self.pick(&BINOPS)?,
+                op: self.pick(&BinOp::ALL)?,
                 left: sub(self)?,
                 right: sub(self)?,
             },
@@ -175,7 +138,7 @@ impl Gen<'_, '_> {
         }
         Ok(Stmt::Assign {
             target: self.path(0)?,
-            op: self.pick(&ASSIGNOPS)?,
+            op: self.pick(&AssignOp::ALL)?,
             value: self.expr(0)?,
         })
     }
