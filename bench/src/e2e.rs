@@ -188,7 +188,12 @@ pub async fn run(db: &testkit::TestDb, setup: &Setup, plan: &Plan) -> anyhow::Re
     let c = &control.client;
     workload::load(c).await?;
     // The gateway acts for its users: jobcenter roles its database role may impersonate.
-    sql::allow_gateway_users(c, &[CLIENT_USER.to_owned(), WORKER_USER.to_owned()]).await?;
+    sql::allow_gateway_users(
+        c,
+        &[CLIENT_USER.to_owned(), WORKER_USER.to_owned()],
+        &[WORKER_USER.to_owned()],
+    )
+    .await?;
 
     let log = setup.dir.path().join(format!(
         "jcapi-{}-{}w.log",

@@ -118,6 +118,7 @@ impl Engine {
             sql::allow_gateway_users(
                 c,
                 &[e2e::CLIENT_USER.to_owned(), e2e::WORKER_USER.to_owned()],
+                &[e2e::WORKER_USER.to_owned()],
             )
             .await?;
             for (name, value) in &shape.settings {

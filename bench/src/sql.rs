@@ -315,7 +315,11 @@ pub async fn peer_queued(c: &Client) -> anyhow::Result<i64> {
 
 /// Lets the gateway's role (the connection's) act for the gateway users `users`, who get
 /// rows in `jc_roles`.
-pub async fn allow_gateway_users(c: &Client, users: &[String]) -> anyhow::Result<()> {
+pub async fn allow_gateway_users(
+    c: &Client,
+    users: &[String],
+    workers: &[String],
+) -> anyhow::Result<()> {
     c.execute(
         "insert into jobcenter.jc_roles (rolename) select unnest($1::text[])",
         &[&users],
@@ -329,6 +333,14 @@ pub async fn allow_gateway_users(c: &Client, users: &[String]) -> anyhow::Result
     )
     .await
     .context("could not let the gateway's role impersonate its users")?;
+    // The workers serve actions without role: (members of the default worker role).
+    c.execute(
+        "insert into jobcenter.jc_role_members (rolename, member_of) \
+         select unnest($1::text[]), 'workers'",
+        &[&workers],
+    )
+    .await
+    .context("could not make the worker users members of workers")?;
     Ok(())
 }
 

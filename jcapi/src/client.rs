@@ -43,7 +43,7 @@ pub(crate) async fn call(
         CreateJob::NAME => create_job(shared, who, r).await,
         GetJobStatus::NAME => get_job_status(shared, who, r).await,
         FindJobs::NAME => find_jobs(shared, who, r).await,
-        CheckIfLockExists::NAME => check_if_lock_exists(shared, r).await,
+        CheckIfLockExists::NAME => check_if_lock_exists(shared, who, r).await,
         CancelJob::NAME => cancel_job(shared, who, r).await,
         RetryJob::NAME => retry_job(shared, who, r).await,
         RaiseEvent::NAME => raise_event(shared, who, r).await,
@@ -126,10 +126,15 @@ async fn find_jobs(shared: &Shared, who: &str, r: &Request) -> Result<Value, Err
     ok::<FindJobs>(ids)
 }
 
-async fn check_if_lock_exists(shared: &Shared, r: &Request) -> Result<Value, ErrorObject> {
+/// Asked as the user, so a lock another user's job holds is answered as no lock.
+async fn check_if_lock_exists(
+    shared: &Shared,
+    who: &str,
+    r: &Request,
+) -> Result<Value, ErrorObject> {
     let p = r.params::<CheckIfLockExists>()?;
     let db = shared.db().await?;
-    let held = jc_db::check_if_lock_exists(&**db, &p.locktype, &p.lockvalue)
+    let held = jc_db::check_if_lock_exists_as(&**db, &p.locktype, &p.lockvalue, who)
         .await
         .map_err(|e| shared.db_error(e))?;
     ok::<CheckIfLockExists>(held)

@@ -219,10 +219,17 @@ fn main() -> anyhow::Result<()> {
     }
 
     // The database driver logs every statement's parameters (inargs, outargs, cookies) at
-    // debug: never, whatever the level asked for.
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
-        .with_context(|| format!("log_level {:?}", config.log_level))?
-        .add_directive("tokio_postgres=info".parse()?);
+    // debug, and the WebSocket library every message (passwords in `hello`) at trace: never,
+    // whatever the level asked for.
+    let mut filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+        .with_context(|| format!("log_level {:?}", config.log_level))?;
+    for quiet in [
+        "tokio_postgres=info",
+        "tungstenite=info",
+        "tokio_tungstenite=info",
+    ] {
+        filter = filter.add_directive(quiet.parse()?);
+    }
     // Colour codes only for a terminal: a log file gets plain text.
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)

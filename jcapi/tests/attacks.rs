@@ -605,13 +605,48 @@ async fn no_secrets_or_parameters_in_logs_even_at_trace() {
     let cookie = task[1].as_str().unwrap();
     let out = http(g.addr("http"), &post(&basic("alice", ALICE_PW), PING)).await;
     assert!(out.starts_with("HTTP/1.1 200"));
+    // Failed logins: a wrong password (a user's typo is often a near miss of the real one)
+    // and a wrong token, over a stream and over HTTP.
+    let mut t = ws(g.addr("ws")).await;
+    assert_eq!(
+        t.hello("alice", "password", "wrong-pw-5150").await[0],
+        false
+    );
+    let mut t = tcp(g.addr("tcp")).await;
+    assert_eq!(
+        t.hello("alice", "token", "wrong-token-8086").await[0],
+        false
+    );
+    let out = http(
+        g.addr("http"),
+        &post(&basic("alice", "wrong-basic-6502"), PING),
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 401"), "{out}");
     let log = g.log();
     assert!(
         log.contains("TRACE") || log.contains("DEBUG"),
         "a trace log"
     );
-    for secret in ["424242", "31337", cookie, ALICE_PW, ALICE_TOKEN] {
-        assert!(!log.contains(secret), "{secret} in the log");
+    for secret in [
+        "424242",
+        "31337",
+        cookie,
+        ALICE_PW,
+        ALICE_TOKEN,
+        "wrong-pw-5150",
+        "wrong-token-8086",
+        "wrong-basic-6502",
+        &basic("alice", "wrong-basic-6502"),
+    ] {
+        assert!(
+            !log.contains(secret),
+            "{secret} in the log: {}",
+            log.lines()
+                .filter(|l| l.contains(secret))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
     }
 }
 

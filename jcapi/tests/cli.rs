@@ -154,8 +154,9 @@ async fn adduser_writes_a_private_users_file_where_it_is_told() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/jcapi-adduser");
-    let adduser = |name: &str, secret: &str| {
+    let adduser_with = |flags: &[&str], name: &str, secret: &str| {
         let mut child = Command::new(script)
+            .args(flags)
             .args(["users.toml", name])
             .current_dir(dir.path())
             .env("JC_DSN", &tdb.dsn)
@@ -170,6 +171,7 @@ async fn adduser_writes_a_private_users_file_where_it_is_told() {
         drop(stdin);
         child.wait_with_output().unwrap()
     };
+    let adduser = |name: &str, secret: &str| adduser_with(&[], name, secret);
     let out = adduser("ops.team@example", "pw-1");
     assert!(out.status.success(), "{}", text(&out.stderr));
     let file = dir.path().join("users.toml");
@@ -185,4 +187,19 @@ async fn adduser_writes_a_private_users_file_where_it_is_told() {
     let again = adduser("ops.team@example", "pw-2");
     assert!(!again.status.success(), "a second entry for one user");
     assert!(jcapi::Users::parse(&std::fs::read_to_string(&file).unwrap()).is_ok());
+    // --worker: a member of the default worker role, so it may serve actions without role:.
+    let out = adduser_with(&["--worker"], "w1", "pw-3");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let db = tdb.connect().await.unwrap();
+    let roles: Vec<String> = db
+        .query(
+            "select rolename || ' in ' || member_of from jobcenter.jc_role_members order by 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(roles, ["w1 in workers"], "ops.team@example is no worker");
 }

@@ -84,6 +84,9 @@ pub mod codes {
     pub const INTERNAL: &str = "JC0299";
     /// Warning: `wait_for_event` names an event the workflow never subscribes to.
     pub const NEVER_SUBSCRIBED: &str = "JC0301";
+    /// Warning: an action without `role:`, which only its owner and the default worker role
+    /// may serve ([`role_warnings`](super::role_warnings)).
+    pub const NO_ROLE: &str = "JC0302";
 }
 
 /// The errors of the compiler's I/O (database, files). Errors in the source are
@@ -516,6 +519,32 @@ fn order(
     let mut slots: Vec<Option<Unit>> = units.into_iter().map(|(_, u, _)| Some(u)).collect();
     out.into_iter()
         .filter_map(|k| slots.get_mut(k).and_then(Option::take))
+        .collect()
+}
+
+/// A warning (JC0302) for every action without `role:`: the engine lets only its owner (the
+/// role that loads it) and members of the default worker role (`workers`, the setting
+/// `default_worker_role`) serve it. `jcc --warn-no-role` adds these to its diagnostics; the
+/// checks of [`check_and_lower`] leave them out, so that the original's files compile
+/// without a word.
+pub fn role_warnings(parsed: &[Parsed]) -> Vec<Diagnostic> {
+    parsed
+        .iter()
+        .filter_map(|p| Some((p, p.ast.as_ref()?)))
+        .filter(|(_, a)| a.kind == FileKind::Action && a.role.is_none())
+        .map(|(p, a)| {
+            Diagnostic::warning(
+                codes::NO_ROLE,
+                &p.source.name,
+                a.name.span,
+                format!(
+                    "action {} has no role: only its owner and members of the default worker \
+                     role (workers) may serve it",
+                    a.name.text
+                ),
+            )
+            .with_hint("add `role: NAME` naming the role of the users whose workers serve it")
+        })
         .collect()
 }
 

@@ -1,7 +1,8 @@
 //! `jcc`: compiles JCL files into the jobcenter database.
 //!
 //! ```text
-//! jcc [--dsn DSN] [--dry-run] [--force] [--replace] [--tags a:b] [--format text|json] FILE…
+//! jcc [--dsn DSN] [--dry-run] [--force] [--replace] [--tags a:b] [--format text|json]
+//!     [--warn-no-role] FILE…
 //! jcc --emit FILE…          print the compiled models as JSON (no database)
 //! jcc [--dsn DSN] --stale   list workflows that call an older version of a callee
 //! ```
@@ -17,13 +18,14 @@ use jcc::db::{self, WriteOptions};
 use jcc::SourceFile;
 
 const USAGE: &str = "usage: jcc [--dsn DSN] [--dry-run] [--force] [--replace] [--tags a:b] \
-[--format text|json] FILE...\n       jcc --emit FILE...\n       jcc [--dsn DSN] --stale\n\n\
+[--format text|json] [--warn-no-role] FILE...\n       jcc --emit FILE...\n       jcc [--dsn DSN] --stale\n\n\
 The database is --dsn or the JC_DSN environment variable (a libpq connection string).\n\
   --dry-run   check everything against the database, write nothing\n\
   --force     compile files whose source is unchanged too\n\
   --replace   fix the newest version in place (inputs and outputs must stay the same)\n\
   --tags a:b  tag the new versions (create_job with tag 'a' picks them)\n\
   --format    how to print diagnostics: text (default) or json\n\
+  --warn-no-role  warn about actions without role: (only their owner and workers serve them)\n\
   --emit      print the compiled models as JSON; no database is used\n\
   --stale     list workflows whose tasks call an older version of an action or workflow";
 
@@ -33,6 +35,7 @@ struct Args {
     json: bool,
     emit: bool,
     stale: bool,
+    warn_no_role: bool,
     opts: WriteOptions,
     files: Vec<String>,
 }
@@ -78,6 +81,7 @@ fn parse_args() -> anyhow::Result<Option<Args>> {
             "--replace" => a.opts.replace = true,
             "--emit" => a.emit = true,
             "--stale" => a.stale = true,
+            "--warn-no-role" => a.warn_no_role = true,
             f if f.starts_with('-') && f.len() > 1 => bail!("unknown option {f}\n{USAGE}"),
             _ => a.files.push(arg),
         }
@@ -156,6 +160,9 @@ async fn run(a: Args) -> anyhow::Result<ExitCode> {
     };
     let mut all = syntax;
     all.append(&mut out.diagnostics);
+    if a.warn_no_role {
+        all.extend(jcc::role_warnings(&parsed));
+    }
     out.diagnostics = all;
     print_diagnostics(&out, &sources, a.json);
     if out.has_errors() {

@@ -680,3 +680,47 @@ fn a_warning_is_printed_like_an_error_but_does_not_stop_the_compile() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("jcc: 1 error found, nothing written"), "{err}");
 }
+
+#[test]
+fn an_action_without_a_role_is_warned_about_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let open = write(
+        tmp.path(),
+        "open.jcl",
+        "action open:\nin:\n\tx number\nout:\n\ty number\n",
+    );
+    let held = write(
+        tmp.path(),
+        "held.jcl",
+        "action held:\nrole: payroll\nin:\n\tx number\nout:\n\ty number\n",
+    );
+    let run = |flags: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_jcc"))
+            .args(flags)
+            .args(["--dry-run", &open, &held])
+            .env_remove("JC_DSN")
+            .output()
+            .unwrap()
+    };
+    let quiet = run(&[]);
+    assert!(
+        !String::from_utf8_lossy(&quiet.stderr).contains("JC0302"),
+        "only when asked"
+    );
+    let out = run(&["--warn-no-role"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(
+            "open.jcl:1:8: warning[JC0302]: action open has no role: only its owner and \
+             members of the default worker role (workers) may serve it"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("held.jcl:1"), "{err}");
+    assert!(err.contains("jcc: 1 warning\n"), "{err}");
+    // The library's checks, which the corpus tests use, leave it out.
+    let src = std::fs::read_to_string(&open).unwrap();
+    let lib = jcc::compile_offline(vec![jcc::SourceFile::new("open.jcl", src)]);
+    assert!(lib.diagnostics.is_empty());
+}

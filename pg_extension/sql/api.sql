@@ -208,10 +208,13 @@ declare
 begin
     v_action := jobcenter.find_action(a_actionname);
     v_who := jobcenter.caller(a_impersonate);
-    if not jobcenter.has_role(v_who, v_action.rolename) then
+    if not jobcenter.may_serve(v_who, v_action) then
         raise exception using errcode = 'JC004',
             message = format('%s may not do action %s', v_who, v_action.name),
-            hint = format('it needs role %s', v_action.rolename);
+            hint = case when v_action.rolename is not null
+                then format('it needs role %s', v_action.rolename)
+                else format('an action without role: is served by its owner %s and by members of role %s (setting default_worker_role)',
+                    v_action.owner, jobcenter.setting('default_worker_role') #>> '{}') end;
     end if;
     if a_filter is not null then
         if jsonb_typeof(a_filter) <> 'object' then
@@ -285,10 +288,13 @@ begin
     perform jobcenter.drive(v_wake);
 end $$;
 
--- A worker is alive: 'pong', or null when no live worker has that id.
+-- A worker is alive: 'pong', or null when no live worker has that id (or it is another
+-- user's: a ping cannot keep someone else's dead worker alive, nor tell that it exists).
 create or replace function jobcenter.ping(a_worker_id bigint) returns text language plpgsql as $$
 begin
-    update jobcenter.workers set last_ping = now() where worker_id = a_worker_id and stopped is null;
+    update jobcenter.workers set last_ping = now()
+    where worker_id = a_worker_id and stopped is null
+      and jobcenter.may_act_for(jobcenter.caller(null), owner);
     if not found then
         return null;
     end if;
@@ -636,9 +642,15 @@ returns bigint[] language sql stable as $$
       and jobcenter.may_see_job(j.job_id)
 $$;
 
+-- Whether a job the caller may reach holds lock (a_locktype, a_lockvalue): a job it may act
+-- for (its own), or one of a workflow whose role it holds (the event rule's reach,
+-- may_raise_to). A lock held by another user's job is answered as no lock, so the answer
+-- tells nothing about other users' work.
 create or replace function jobcenter.check_if_lock_exists(a_locktype text, a_lockvalue text)
 returns boolean language sql stable as $$
-    select exists (select 1 from jobcenter.locks where locktype = a_locktype and lockvalue = a_lockvalue)
+    select exists (select 1 from jobcenter.locks l
+                   where l.locktype = a_locktype and l.lockvalue = a_lockvalue
+                     and jobcenter.may_raise_to(jobcenter.caller(null), l.job_id))
 $$;
 
 -- The interface and settings of the workflow version create_job would run for the same name

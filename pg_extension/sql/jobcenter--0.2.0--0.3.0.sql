@@ -30,6 +30,13 @@ RETURNS jsonb STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '
 CREATE FUNCTION jobcenter."fit_outputs"("action_id" INT, "out" jsonb) RETURNS jsonb
 STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'fit_outputs_wrapper';
 
+-- fragment upgrade/0.3.0/sec.sql
+-- 0.3.0, security: actions without role: are served by their owner and the members of the
+-- role setting default_worker_role names (privileges.sql, may_serve); check_if_lock_exists
+-- answers only about jobs the caller may reach (function bodies, re-created after this file).
+insert into jobcenter.settings (name, value) values ('default_worker_role', '"workers"');
+insert into jobcenter.jc_roles (rolename) values ('workers') on conflict do nothing;
+
 -- functions of engine.sql
 -- jobcenter engine: the internal procedures that move jobs through the state machine.
 --
@@ -2380,10 +2387,13 @@ declare
 begin
     v_action := jobcenter.find_action(a_actionname);
     v_who := jobcenter.caller(a_impersonate);
-    if not jobcenter.has_role(v_who, v_action.rolename) then
+    if not jobcenter.may_serve(v_who, v_action) then
         raise exception using errcode = 'JC004',
             message = format('%s may not do action %s', v_who, v_action.name),
-            hint = format('it needs role %s', v_action.rolename);
+            hint = case when v_action.rolename is not null
+                then format('it needs role %s', v_action.rolename)
+                else format('an action without role: is served by its owner %s and by members of role %s (setting default_worker_role)',
+                    v_action.owner, jobcenter.setting('default_worker_role') #>> '{}') end;
     end if;
     if a_filter is not null then
         if jsonb_typeof(a_filter) <> 'object' then
@@ -2457,10 +2467,13 @@ begin
     perform jobcenter.drive(v_wake);
 end $$;
 
--- A worker is alive: 'pong', or null when no live worker has that id.
+-- A worker is alive: 'pong', or null when no live worker has that id (or it is another
+-- user's: a ping cannot keep someone else's dead worker alive, nor tell that it exists).
 create or replace function jobcenter.ping(a_worker_id bigint) returns text language plpgsql as $$
 begin
-    update jobcenter.workers set last_ping = now() where worker_id = a_worker_id and stopped is null;
+    update jobcenter.workers set last_ping = now()
+    where worker_id = a_worker_id and stopped is null
+      and jobcenter.may_act_for(jobcenter.caller(null), owner);
     if not found then
         return null;
     end if;
@@ -2808,9 +2821,15 @@ returns bigint[] language sql stable as $$
       and jobcenter.may_see_job(j.job_id)
 $$;
 
+-- Whether a job the caller may reach holds lock (a_locktype, a_lockvalue): a job it may act
+-- for (its own), or one of a workflow whose role it holds (the event rule's reach,
+-- may_raise_to). A lock held by another user's job is answered as no lock, so the answer
+-- tells nothing about other users' work.
 create or replace function jobcenter.check_if_lock_exists(a_locktype text, a_lockvalue text)
 returns boolean language sql stable as $$
-    select exists (select 1 from jobcenter.locks where locktype = a_locktype and lockvalue = a_lockvalue)
+    select exists (select 1 from jobcenter.locks l
+                   where l.locktype = a_locktype and l.lockvalue = a_lockvalue
+                     and jobcenter.may_raise_to(jobcenter.caller(null), l.job_id))
 $$;
 
 -- The interface and settings of the workflow version create_job would run for the same name
@@ -3129,6 +3148,18 @@ language sql stable as $$
             or (a.rolename is not null and jobcenter.has_role(a_raiser, a.rolename))
         from jobcenter.jobs j join jobcenter.actions a on a.action_id = j.workflow_id
         where j.job_id = a_job_id), false)
+$$;
+
+-- Whether identity `a_who` may serve (announce) action `a_action`: it holds the action's role
+-- (`role:`). An action without one is served by whoever may act for its owner (the role that
+-- loaded it: the owner, an administrator, or one who may impersonate it) and by members of
+-- the jobcenter role the setting `default_worker_role` names (`workers`; JSON null opens such
+-- actions to every identity, the rule before 0.3).
+create or replace function jobcenter.may_serve(a_who text, a_action jobcenter.actions) returns boolean
+language sql stable as $$
+    select case when a_action.rolename is not null then jobcenter.has_role(a_who, a_action.rolename)
+        else jobcenter.may_act_for(a_who, a_action.owner)
+            or jobcenter.has_role(a_who, jobcenter.setting('default_worker_role') #>> '{}') end
 $$;
 
 -- Workers -----------------------------------------------------------------------------------------

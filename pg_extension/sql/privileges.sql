@@ -117,6 +117,18 @@ language sql stable as $$
         where j.job_id = a_job_id), false)
 $$;
 
+-- Whether identity `a_who` may serve (announce) action `a_action`: it holds the action's role
+-- (`role:`). An action without one is served by whoever may act for its owner (the role that
+-- loaded it: the owner, an administrator, or one who may impersonate it) and by members of
+-- the jobcenter role the setting `default_worker_role` names (`workers`; JSON null opens such
+-- actions to every identity, the rule before 0.3).
+create or replace function jobcenter.may_serve(a_who text, a_action jobcenter.actions) returns boolean
+language sql stable as $$
+    select case when a_action.rolename is not null then jobcenter.has_role(a_who, a_action.rolename)
+        else jobcenter.may_act_for(a_who, a_action.owner)
+            or jobcenter.has_role(a_who, jobcenter.setting('default_worker_role') #>> '{}') end
+$$;
+
 -- Workers -----------------------------------------------------------------------------------------
 
 -- The live worker row named `a_workername` for identity `a_who`, created when there is none.

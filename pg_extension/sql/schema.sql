@@ -301,7 +301,11 @@ insert into jobcenter.settings (name, value) values
     -- archived jobs (and their step log) are deleted this long after archival
     ('archive_retention', '"30 days"'),
     -- the most rows each kind of clean-up deletes in one call of do_archival_and_cleanup
-    ('cleanup_batch', '10000');
+    ('cleanup_batch', '10000'),
+    -- the jobcenter role whose members (besides the owner) serve actions without role:
+    -- (privileges.sql, may_serve); null: every identity
+    ('default_worker_role', '"workers"');
+insert into jobcenter.jc_roles (rolename) values ('workers');
 
 -- The system actions. Their ids are fixed (see jcl::SystemAction::id).
 insert into jobcenter.actions (action_id, name, type, version) values

@@ -1,5 +1,6 @@
 # A worker action: adds step to counter.
 action add:
+role: workers
 in:
 	counter number
 	step number

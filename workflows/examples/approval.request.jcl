@@ -1,6 +1,7 @@
 # Approval with events: small amounts are approved at once; otherwise an approver is asked and
 # the workflow waits for the decision event (or gives up after two days).
 workflow approval.request:
+role: approvals
 in:
 	request_id string
 	amount number

@@ -1,5 +1,6 @@
 # Worker action: point a domain at an address.
 action dns.configure:
+role: hosting
 in:
 	domain string
 	ip string

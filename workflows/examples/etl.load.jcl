@@ -1,5 +1,6 @@
 # Worker action: bulk-load rows into a table.
 action etl.load:
+role: etl
 in:
 	rows array
 	table string

@@ -1,5 +1,6 @@
 # Worker action: reserve space on a filer for a hosting plan.
 action storage.allocate:
+role: hosting
 in:
 	plan string
 out:

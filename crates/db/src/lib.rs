@@ -295,7 +295,7 @@ pub async fn find_jobs(
     Ok(row.try_get(0)?)
 }
 
-/// Whether some job holds lock (`locktype`, `lockvalue`).
+/// Whether a job the session's identity may reach holds lock (`locktype`, `lockvalue`).
 pub async fn check_if_lock_exists(
     c: &impl GenericClient,
     locktype: &str,
@@ -305,6 +305,24 @@ pub async fn check_if_lock_exists(
         .query_one(
             "select jobcenter.check_if_lock_exists($1, $2)",
             &[&locktype, &lockvalue],
+        )
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// [`check_if_lock_exists`] asked as identity `who` (the session role must be allowed to
+/// impersonate it): a lock held by a job `who` may not reach is answered as no lock.
+pub async fn check_if_lock_exists_as(
+    c: &impl GenericClient,
+    locktype: &str,
+    lockvalue: &str,
+    who: &str,
+) -> Result<bool, Error> {
+    let row = c
+        .query_one(
+            "with s as materialized (select set_config('jobcenter.impersonate', $3, true)) \
+             select jobcenter.check_if_lock_exists($1, $2) from s",
+            &[&locktype, &lockvalue, &who],
         )
         .await?;
     Ok(row.try_get(0)?)

@@ -137,6 +137,34 @@ pub enum BinOp {
 }
 
 impl BinOp {
+    /// Every operator, for generators and exhaustive tests.
+    pub const ALL: [BinOp; 24] = [
+        BinOp::Pow,
+        BinOp::Mul,
+        BinOp::Div,
+        BinOp::Mod,
+        BinOp::Repeat,
+        BinOp::Add,
+        BinOp::Sub,
+        BinOp::Concat,
+        BinOp::NumLt,
+        BinOp::NumLe,
+        BinOp::NumGt,
+        BinOp::NumGe,
+        BinOp::NumEq,
+        BinOp::NumNe,
+        BinOp::StrLt,
+        BinOp::StrLe,
+        BinOp::StrGt,
+        BinOp::StrGe,
+        BinOp::StrEq,
+        BinOp::StrNe,
+        BinOp::And,
+        BinOp::Or,
+        BinOp::DefinedOr,
+        BinOp::Xor,
+    ];
+
     /// Whether the operator always gives a boolean: the comparisons and `xor`.
     pub fn is_boolean(self) -> bool {
         matches!(
@@ -430,6 +458,21 @@ pub enum AssignOp {
     Or,
 }
 
+impl AssignOp {
+    /// Every operator, for generators and exhaustive tests.
+    pub const ALL: [AssignOp; 9] = [
+        AssignOp::Set,
+        AssignOp::Concat,
+        AssignOp::Push,
+        AssignOp::Add,
+        AssignOp::Sub,
+        AssignOp::Mul,
+        AssignOp::Div,
+        AssignOp::DefinedOr,
+        AssignOp::Or,
+    ];
+}
+
 /// One statement of an assignment block (imap, omap, wfomap, eval).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -482,6 +525,28 @@ mod tests {
         // An alias never shadows a function of the same name.
         for (alias, _) in Func::ALIASES {
             assert!(Func::ALL.iter().all(|f| f.name() != alias), "{alias}");
+        }
+    }
+
+    #[test]
+    fn number_literals_survive_storage() {
+        // Found by the eval fuzz target: the default float parser read these back changed.
+        for n in [
+            9.759412660323115e139,
+            1.0548895412117992e-303,
+            -4.5287504477911344e-41,
+        ] {
+            let code = Code::new(vec![Stmt::Assign {
+                target: Path {
+                    ns: Ns::V,
+                    segs: vec![Seg::Key("x".into())],
+                },
+                op: AssignOp::Set,
+                value: Expr::Lit(Value::from(n)),
+            }]);
+            let stored = serde_json::to_string(&code).expect("serialises");
+            let loaded: Code = serde_json::from_str(&stored).expect("loads");
+            assert_eq!(loaded, code, "{stored}");
         }
     }
 }

@@ -56,10 +56,22 @@ pub struct Param {
     /// Inputs with a default are optional; outputs marked `optional` may be absent.
     #[serde(default)]
     pub optional: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// A default of JSON `null` is `Some(Value::Null)`, as the loader stores it; no default
+    /// is `None` (the field is absent).
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub default: Option<Value>,
     #[serde(default)]
     pub destination: Destination,
+}
+
+/// A field that is there is `Some`, even when it is `null` (serde's `Option` reads that as
+/// `None`, which would turn a default of null into no default).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// How the wait between retries grows.
@@ -444,5 +456,31 @@ impl Model {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_default_of_null_is_not_lost_in_storage() {
+        // Found by the check fuzz target (`cursor json null`).
+        let param = |default| Param {
+            name: "cursor".into(),
+            ty: "json".into(),
+            optional: true,
+            default,
+            destination: Destination::Arguments,
+        };
+        for p in [
+            param(Some(Value::Null)),
+            param(None),
+            param(Some(Value::from(3))),
+        ] {
+            let stored = serde_json::to_string(&p).expect("serialises");
+            let loaded: Param = serde_json::from_str(&stored).expect("loads");
+            assert_eq!(loaded, p, "{stored}");
+        }
     }
 }

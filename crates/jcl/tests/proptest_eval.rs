@@ -7,46 +7,11 @@ use jcl::{eval, run, AssignOp, BinOp, Context, Expr, Func, Ns, Path, Seg, Stmt, 
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
-const BINOPS: [BinOp; 24] = [
-    BinOp::Pow,
-    BinOp::Mul,
-    BinOp::Div,
-    BinOp::Mod,
-    BinOp::Repeat,
-    BinOp::Add,
-    BinOp::Sub,
-    BinOp::Concat,
-    BinOp::NumLt,
-    BinOp::NumLe,
-    BinOp::NumGt,
-    BinOp::NumGe,
-    BinOp::NumEq,
-    BinOp::NumNe,
-    BinOp::StrLt,
-    BinOp::StrLe,
-    BinOp::StrGt,
-    BinOp::StrGe,
-    BinOp::StrEq,
-    BinOp::StrNe,
-    BinOp::And,
-    BinOp::Or,
-    BinOp::DefinedOr,
-    BinOp::Xor,
-];
+const BINOPS: [BinOp; 24] = BinOp::ALL;
 
-const ASSIGN_OPS: [AssignOp; 9] = [
-    AssignOp::Set,
-    AssignOp::Concat,
-    AssignOp::Push,
-    AssignOp::Add,
-    AssignOp::Sub,
-    AssignOp::Mul,
-    AssignOp::Div,
-    AssignOp::DefinedOr,
-    AssignOp::Or,
-];
+const ASSIGN_OPS: [AssignOp; 9] = AssignOp::ALL;
 
-/// Fails to compile when an operator is added, so that the lists above stay complete.
+/// Fails to compile when an operator is added, so that `BinOp::ALL` stays complete.
 fn position_of(op: BinOp) -> usize {
     match op {
         BinOp::Pow => 0,

@@ -85,8 +85,8 @@ pub fn models() -> Vec<Model> {
     ]
 }
 
-/// A test database with the example models and the users alice, bob and carol, whom the
-/// test's database role may impersonate; plus a users file.
+/// A test database with the example models and the users alice, bob (workers) and carol,
+/// whom the test's database role may impersonate; plus a users file.
 pub struct Env {
     pub tdb: testkit::TestDb,
     pub db: tokio_postgres::Client,
@@ -111,10 +111,12 @@ pub async fn env_on(tdb: testkit::TestDb, db: tokio_postgres::Client) -> Env {
         jc_db::load_model(&db, &m, &[]).await.unwrap();
     }
     // The gateway acts for the users: they are jobcenter roles its role may impersonate.
+    // alice and bob run workers (the default worker role); carol only calls.
     db.batch_execute(
         "insert into jobcenter.jc_roles values ('alice'), ('bob'), ('carol'); \
          insert into jobcenter.jc_impersonate_roles (rolename, impersonates) \
-         select current_user, r from unnest(array['alice', 'bob', 'carol']) r",
+         select current_user, r from unnest(array['alice', 'bob', 'carol']) r; \
+         insert into jobcenter.jc_role_members values ('alice', 'workers'), ('bob', 'workers')",
     )
     .await
     .unwrap();

@@ -54,12 +54,17 @@ pub fn jcc_ok(dsn: &str, args: &[&str]) -> String {
     err
 }
 
-/// A test database with the jcc_double procedure and every file of `dirs` compiled by jcc.
+/// A test database with the jcc_double procedure and every file of `dirs` compiled by jcc;
+/// the test's role holds the roles the examples declare, so it may start and serve them.
 pub async fn compiled(dirs: &[&str]) -> (testkit::TestDb, Client) {
     let (tdb, c) = setup().await;
     c.batch_execute(
         "create function jcc_double(a jsonb) returns jsonb language sql as \
-         $$ select jsonb_build_object('x', (a ->> 'x')::numeric * 2) $$",
+         $$ select jsonb_build_object('x', (a ->> 'x')::numeric * 2) $$; \
+         insert into jobcenter.jc_roles select unnest(array[current_user::text, 'approvals', \
+             'etl', 'hosting', 'monitoring']) on conflict do nothing; \
+         insert into jobcenter.jc_role_members select current_user, unnest(array['workers', \
+             'approvals', 'etl', 'hosting', 'monitoring'])",
     )
     .await
     .unwrap();

@@ -387,6 +387,11 @@ async fn worker_names_and_taken_tasks_belong_to_their_user() {
     let (tdb, c) = setup().await;
     load(&c, &[examples::add(), examples::calltest()]).await;
     gateway_users(&c, &["p3_alice", "p3_bob"]).await;
+    c.batch_execute(
+        "insert into jobcenter.jc_role_members values ('p3_alice', 'workers'), ('p3_bob', 'workers')",
+    )
+    .await
+    .unwrap();
     let alice = connect_for(&tdb, "p3_alice").await;
     let bob = connect_for(&tdb, "p3_bob").await;
     db::announce(&alice, "p3_worker", "add", None, None)
@@ -447,6 +452,7 @@ async fn the_gateway_and_the_maestro_work_as_their_roles() {
     api_role(&c, "pd_maestro", "jobcenter_admin").await;
     c.batch_execute(
         "insert into jobcenter.jc_roles values ('pd_alice'); \
+         insert into jobcenter.jc_role_members values ('pd_alice', 'workers'); \
          insert into jobcenter.jc_impersonate_roles (rolename, impersonates) \
          values ('pd_gateway', 'pd_alice'), ('pd_maestro', 'pd_alice')",
     )

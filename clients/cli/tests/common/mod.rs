@@ -297,7 +297,8 @@ impl Gateway {
         sql.batch_execute(
             "insert into jobcenter.jc_roles values ('alice'), ('worker');
              insert into jobcenter.jc_impersonate_roles (rolename, impersonates)
-                 values (current_user, 'alice'), (current_user, 'worker');",
+                 values (current_user, 'alice'), (current_user, 'worker');
+             insert into jobcenter.jc_role_members values ('alice', 'workers'), ('worker', 'workers');",
         )
         .await
         .expect("roles");
