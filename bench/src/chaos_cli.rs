@@ -184,10 +184,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let jcapi = gateway::find(args.jcapi.as_deref())?;
     let maestro = gateway::find_binary("maestro", args.maestro.as_deref())?;
     println!(
-        "jobcenter bench, mode {}\n  machine:    {} CPUs, load average {:?} at start\n",
+        "jobcenter bench, mode {}\n  machine:    {} CPUs, load average {} at start\n",
         if args.soak { "soak" } else { "chaos" },
         machine::nproc(),
-        machine::loadavg().map(|l| l[0])
+        machine::loadavg().map_or_else(|| "unknown".to_owned(), |l| l[0].to_string())
     );
     let (key, mut body, passed) = if args.soak {
         let plan = soak::Plan {
