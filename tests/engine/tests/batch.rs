@@ -23,12 +23,13 @@ async fn get_tasks_takes_at_most_the_limit_each_task_once() {
     let ids: Vec<i64> = first.iter().map(|t| t.job_id).collect();
     assert_eq!(ids, jobs[..5]);
     let rest = db::get_tasks(&c, "w", "add", 5).await.unwrap();
-    assert_eq!(
-        rest.iter().map(|t| t.job_id).collect::<Vec<_>>(),
-        jobs[5..]
-    );
+    assert_eq!(rest.iter().map(|t| t.job_id).collect::<Vec<_>>(), jobs[5..]);
     assert!(db::get_tasks(&c, "w", "add", 5).await.unwrap().is_empty());
-    let cookies: HashSet<&str> = first.iter().chain(&rest).map(|t| t.cookie.as_str()).collect();
+    let cookies: HashSet<&str> = first
+        .iter()
+        .chain(&rest)
+        .map(|t| t.cookie.as_str())
+        .collect();
     assert_eq!(cookies.len(), 7, "every task has its own cookie");
     for t in first.iter().chain(&rest) {
         assert_eq!(state(&c, t.job_id).await, "working");
@@ -88,7 +89,15 @@ async fn tasks_done_fails_a_bad_result_alone() {
     let codes: Vec<Option<&str>> = outcomes.iter().map(|o| o.code.as_deref()).collect();
     assert_eq!(
         codes,
-        [None, Some("JC003"), None, None, Some("JC003"), None, Some("JC003")]
+        [
+            None,
+            Some("JC003"),
+            None,
+            None,
+            Some("JC003"),
+            None,
+            Some("JC003")
+        ]
     );
     assert_eq!(outcomes[1].cookie.as_deref(), Some(unknown));
     assert!(outcomes[1].message.as_deref().unwrap().contains(unknown));
@@ -119,7 +128,10 @@ async fn tasks_done_refuses_what_is_no_batch() {
         big.push(json!({"cookie": "x", "outargs": {}}));
     }
     let e = c
-        .query("select * from jobcenter.tasks_done($1)", &[&Value::Array(big)])
+        .query(
+            "select * from jobcenter.tasks_done($1)",
+            &[&Value::Array(big)],
+        )
         .await
         .unwrap_err();
     assert_eq!(e.code().unwrap().code(), "JC002");

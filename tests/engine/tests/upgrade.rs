@@ -80,9 +80,9 @@ async fn create_old(old: &str, c: &Client, wf: &str, args: Value) -> i64 {
         "select job_id from jobcenter.create_job($1, $2)"
     };
     c.query_one(sql, &[&wf, &args])
-    .await
-    .unwrap_or_else(|e| panic!("{old} create_job {wf}: {e}"))
-    .get(0)
+        .await
+        .unwrap_or_else(|e| panic!("{old} create_job {wf}: {e}"))
+        .get(0)
 }
 
 /// A task taken with the API of `old`: (job id, cookie, inargs). 0.1.0 answered a uuid
@@ -224,13 +224,9 @@ async fn upgrade_with_jobs_in_flight(old: &str) {
     }
 
     // The current API finishes them all.
-    db::task_done(
-        &c,
-        &working_cookie,
-        &examples::add_answer(&working_in),
-    )
-    .await
-    .unwrap();
+    db::task_done(&c, &working_cookie, &examples::add_answer(&working_in))
+        .await
+        .unwrap();
     assert_eq!(output(&c, working).await, json!({"output": 13}));
     work_job(&c, "add", ready, examples::add_answer).await;
     assert_eq!(output(&c, ready).await, json!({"output": 4}));
