@@ -171,6 +171,7 @@ async fn flush(shared: &Shared, mut batch: Vec<Done>) {
             .map(|d| (d.cookie.as_str(), &d.outargs))
             .collect();
         Metrics::inc(&shared.metrics.task_done_batches);
+        tracing::debug!(results = batch.len(), "group commit");
         let answered = match shared.pool.get().await {
             Ok(db) => jc_db::tasks_done(&**db, &pairs)
                 .await

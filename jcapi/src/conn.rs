@@ -638,6 +638,8 @@ impl Conn {
             Ok(tasks) => tasks.iter().map(|t| t.cookie.clone()).collect(),
             Err(_) => Vec::new(),
         };
+        tracing::debug!(conn, action = %shown(&p.actionname), asked = p.count,
+            given = tasks.len(), "get_tasks");
         let held = lock(&self.shared.dispatch).taken_batch(conn, tasks, claim, now);
         self.after.push(After::Unhold(held));
         let given = taken?
@@ -740,6 +742,11 @@ impl Conn {
                 return;
             }
         };
+        tracing::debug!(
+            conn = self.handle.id,
+            results = p.results.len(),
+            "tasks_done request"
+        );
         let mut waits = Vec::with_capacity(p.results.len());
         for result in p.results {
             let cookie = result.cookie.clone();

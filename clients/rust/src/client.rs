@@ -63,6 +63,7 @@ pub(crate) struct Inner {
     pub(crate) stop: watch::Sender<bool>,
     pub(crate) in_flight: AtomicUsize,
     pub(crate) idle: Notify,
+    pub(crate) batching: worker::Batching,
     workername: String,
 }
 
@@ -99,6 +100,7 @@ impl Client {
     /// A client that connects on first use.
     pub fn new(config: Config) -> Client {
         let workername = config.workername();
+        let batching = worker::Batching::new(config.batched);
         Client {
             inner: Arc::new(Inner {
                 config,
@@ -110,6 +112,7 @@ impl Client {
                 stop: watch::Sender::new(false),
                 in_flight: AtomicUsize::new(0),
                 idle: Notify::new(),
+                batching,
                 workername,
             }),
         }
