@@ -3,7 +3,9 @@
 //! A connection is a task of its own reading [`Inbound`] messages, plus a writer task fed by
 //! a bounded queue (so a slow peer delays only itself; the dispatcher never waits for it and
 //! closes it when its queue is full). The conversation: `greetings`, then `hello`; after a
-//! welcome the client and worker methods. Requests are answered in order. After the first
+//! welcome the client and worker methods. Requests are answered in order, but for
+//! `tasks_done`, answered once its results are applied (see [`crate::commit`]) while the
+//! connection goes on. After the first
 //! `announce` the server pings the worker every `ping_interval` and closes the connection
 //! when an answer takes longer than `ping_timeout`. However a worker connection ends, the
 //! engine is told (`disconnect`), so the tasks it held follow their action's `retryable`
@@ -577,7 +579,7 @@ impl Conn {
         let conn = self.handle.id;
         let taken = async {
             let db = self.shared.db().await?;
-            jc_db::get_task(&**db, &w.name, &p.actionname, job_id)
+            jc_db::pooled::get_task(&db, &w.name, &p.actionname, job_id)
                 .await
                 .map_err(|e| self.shared.db_error(e))
         }
@@ -627,7 +629,7 @@ impl Conn {
         let limit = i32::try_from(claim.count).unwrap_or(i32::MAX);
         let taken = async {
             let db = self.shared.db().await?;
-            jc_db::get_tasks(&**db, &w.name, &p.actionname, limit)
+            jc_db::pooled::get_tasks(&db, &w.name, &p.actionname, limit)
                 .await
                 .map_err(|e| self.shared.db_error(e))
         }
