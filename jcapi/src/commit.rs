@@ -173,7 +173,7 @@ async fn flush(shared: &Shared, mut batch: Vec<Done>) {
         Metrics::inc(&shared.metrics.task_done_batches);
         tracing::debug!(results = batch.len(), "group commit");
         let answered = match shared.pool.get().await {
-            Ok(db) => jc_db::tasks_done(&**db, &pairs)
+            Ok(db) => jc_db::pooled::tasks_done(&db, &pairs)
                 .await
                 .map_err(|e| (transient(&e), e.to_string(), Some(e))),
             Err(e) => Err((!shared.pool.is_closed(), e.to_string(), None)),

@@ -249,7 +249,7 @@ pub(crate) async fn check_job(shared: &Shared, job_id: i64) {
         return;
     }
     let Ok(db) = shared.db().await else { return };
-    match jc_db::get_job_status(&**db, job_id).await {
+    match jc_db::pooled::get_job_status(&db, job_id).await {
         Ok(Some(out)) => deliver(shared, job_id, out),
         Ok(None) => {}
         Err(e) => {
