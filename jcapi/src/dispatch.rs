@@ -566,6 +566,16 @@ impl Dispatch {
         }
     }
 
+    /// A look found no task: the action is not pending, unless a ready notification set it
+    /// again since the look was claimed (at `generation`).
+    fn clear_pending(&mut self, action_id: i32, generation: u64) {
+        if let Some(e) = self.actions.get_mut(&action_id) {
+            if e.generation == generation {
+                e.pending = false;
+            }
+        }
+    }
+
     /// While the action is pending, offers a poll to a free worker.
     fn fill(&mut self, action_id: i32, now: Instant) {
         if self.actions.get(&action_id).is_some_and(|e| e.pending) {
@@ -615,11 +625,7 @@ impl Dispatch {
     /// pass the returned [`Held`] to [`Dispatch::unhold`] then.
     pub fn not_taken(&mut self, conn: ConnId, claim: Claim) -> Held {
         if claim.poll {
-            if let Some(e) = self.actions.get_mut(&claim.action_id) {
-                if e.generation == claim.generation {
-                    e.pending = false;
-                }
-            }
+            self.clear_pending(claim.action_id, claim.generation);
         }
         Held {
             conn,
@@ -703,10 +709,8 @@ impl Dispatch {
         if got >= claim.count {
             self.set_pending(claim.action_id);
             self.fill(claim.action_id, now);
-        } else if let Some(e) = self.actions.get_mut(&claim.action_id) {
-            if e.generation == claim.generation {
-                e.pending = false;
-            }
+        } else {
+            self.clear_pending(claim.action_id, claim.generation);
         }
         Held {
             conn,

@@ -56,19 +56,26 @@ pub async fn create_job(
     opts: CreateJob<'_>,
 ) -> Result<NewJob, Error> {
     let row = c
-        .query_one(
-            CREATE_JOB,
-            &[
-                &wfname,
-                args,
-                &opts.tag,
-                &opts.impersonate,
-                &opts.env,
-                &opts.start_at,
-            ],
-        )
+        .query_one(CREATE_JOB, &create_job_params(&wfname, args, &opts))
         .await?;
     new_job(&row)
+}
+
+type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+
+fn create_job_params<'a>(
+    wfname: &'a &str,
+    args: &'a Value,
+    opts: &'a CreateJob<'_>,
+) -> [Param<'a>; 6] {
+    [
+        wfname,
+        args,
+        &opts.tag,
+        &opts.impersonate,
+        &opts.env,
+        &opts.start_at,
+    ]
 }
 
 const CREATE_JOB: &str =
@@ -240,7 +247,7 @@ fn done_rows(rows: &[tokio_postgres::Row]) -> Result<Vec<DoneOutcome>, Error> {
 /// statement prepared for its next call (`prepare_cached`): one round trip per call instead
 /// of a prepare and an execute.
 pub mod pooled {
-    use super::{done_rows, new_job, task_row, task_rows, tasks_done_arg};
+    use super::{create_job_params, done_rows, new_job, task_row, task_rows, tasks_done_arg};
     use super::{CreateJob, DoneOutcome, Error, NewJob, Task};
     use super::{CREATE_JOB, GET_JOB_STATUS, GET_TASK, GET_TASKS, TASKS_DONE};
     use serde_json::Value;
@@ -253,14 +260,7 @@ pub mod pooled {
         opts: CreateJob<'_>,
     ) -> Result<NewJob, Error> {
         let stmt = c.prepare_cached(CREATE_JOB).await?;
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
-            &wfname,
-            args,
-            &opts.tag,
-            &opts.impersonate,
-            &opts.env,
-            &opts.start_at,
-        ];
+        let params = create_job_params(&wfname, args, &opts);
         new_job(&c.query_one(&stmt, &params).await?)
     }
 
