@@ -85,6 +85,7 @@ class FakeJcapi:
         # without the batched calls it answers get_tasks/tasks_done as unknown methods
         self.batched = batched
         self.tasks_done: List[List[dict]] = []
+        self.methods: List[str] = []
         self.get_tasks: List[int] = []
         self.peers: List[Peer] = []
         self.jobs: Dict[int, dict] = {}
@@ -150,6 +151,7 @@ class FakeJcapi:
 
     async def _request(self, peer: Peer, msg: dict) -> None:
         method, params, id_ = msg["method"], msg.get("params") or {}, msg.get("id")
+        self.methods.append(method)
 
         async def reply(result: Any) -> None:
             await peer.send({"jsonrpc": "2.0", "id": id_, "result": result})

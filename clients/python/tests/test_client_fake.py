@@ -71,6 +71,8 @@ def test_a_worker_takes_and_finishes_tasks_in_batches():
         assert server.get_tasks[0] == 3 and all(1 <= n <= 3 for n in server.get_tasks), server.get_tasks
         assert sum(len(b) for b in server.tasks_done) == 5
         assert server.task_done == []
+        # the jobs' job_done came unasked to the connection that created them
+        assert "get_job_status" not in server.methods, server.methods
 
     run(main())
 

@@ -119,6 +119,8 @@ class _Action:
 
 #: The most tasks asked for, or results sent, in one call (the gateway's bound).
 _MAX_BATCH = 1000
+#: How many job_done that came before anyone waited are kept.
+_EARLY_ENDS = 1024
 #: JSON-RPC's "no such method".
 _NO_METHOD = -32601
 
@@ -309,6 +311,9 @@ class Client:
         # finished results waiting for the next tasks_done: (connection, job id, params)
         self._results: List[Any] = []
         self._sending = False
+        # jobs created here, with their connection; job_done that came before a wait
+        self._created: Dict[int, _Connection] = {}
+        self._ended: Dict[int, JSON] = {}
 
     # -- connection ----------------------------------------------------------------------
 
@@ -387,6 +392,7 @@ class Client:
                 if not f.done():
                     f.set_exception(ConnectionLost("connection closed"))
         self._jobs.clear()
+        self._created = {j: c for j, c in self._created.items() if c is not conn}
 
     async def rpc(self, method: str, params: JSON = None) -> JSON:
         """A raw JSON-RPC call on the current connection (connecting first if needed)."""
@@ -412,11 +418,14 @@ class Client:
             params["timeout"] = timeout
         if clenv is not None:
             params["clenv"] = clenv
-        res = await self.rpc("create_job", params)
+        conn = await self._ensure()
+        res = await conn.call("create_job", params, self.call_timeout)
         if isinstance(res, list) and res:
             if res[0] is None:
                 err = res[1] if len(res) > 1 else "create_job failed"
                 raise RPCError(err.get("msg", str(err)) if isinstance(err, dict) else str(err), data=err)
+            # the gateway sends this connection the job's job_done unasked
+            self._created[int(res[0])] = conn
             return int(res[0])
         if isinstance(res, dict) and "job_id" in res:
             return int(res["job_id"])
@@ -446,10 +455,13 @@ class Client:
             while True:
                 try:
                     fut = asyncio.get_running_loop().create_future()
-                    await self._ensure()
+                    conn = await self._ensure()
                     self._jobs.setdefault(job_id, []).append(fut)
-                    status = await self.rpc("get_job_status", {"job_id": job_id, "notify": True})
-                    outargs = _status_outargs(status)
+                    outargs = self._ended.pop(job_id, None)
+                    # a job created on this connection gets its job_done unasked
+                    if outargs is None and self._created.pop(job_id, None) is not conn:
+                        status = await self.rpc("get_job_status", {"job_id": job_id, "notify": True})
+                        outargs = _status_outargs(status)
                     if outargs is None:
                         outargs = await fut
                     self._drop_waiter(job_id, fut)
@@ -474,9 +486,16 @@ class Client:
                 del self._jobs[job_id]
 
     def _job_done(self, job_id: JSON, outargs: JSON) -> None:
+        sent = False
         for fut in self._jobs.pop(job_id, []):
             if not fut.done():
                 fut.set_result(outargs)
+                sent = True
+        if not sent and self._created.pop(job_id, None) is not None:
+            # created here and not waited for yet: kept for the wait_job to come
+            self._ended[job_id] = outargs
+            while len(self._ended) > _EARLY_ENDS:
+                self._ended.pop(next(iter(self._ended)))
 
     async def get_job_status(self, job_id: int) -> Optional[Dict[str, JSON]]:
         """The job's outputs (``{"error": …}`` for a job in error), or ``None`` while it runs."""
