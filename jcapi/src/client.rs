@@ -71,7 +71,7 @@ async fn create_job(shared: &Shared, who: &str, r: &Request) -> Result<Value, Er
         env: env.as_ref(),
         start_at: None,
     };
-    match jc_db::create_job(&**db, &p.wfname, &p.inargs, opts).await {
+    match jc_db::pooled::create_job(&db, &p.wfname, &p.inargs, opts).await {
         Ok(job) => {
             crate::metrics::Metrics::inc(&shared.metrics.jobs_created);
             tracing::debug!(job_id = job.job_id, wfname = %p.wfname, who, "job created");
@@ -88,7 +88,7 @@ async fn get_job_status(shared: &Shared, who: &str, r: &Request) -> Result<Value
     let p = r.params::<GetJobStatus>()?;
     own_job(shared, who, p.job_id).await?;
     let db = shared.db().await?;
-    let out = jc_db::get_job_status(&**db, p.job_id)
+    let out = jc_db::pooled::get_job_status(&db, p.job_id)
         .await
         .map_err(|e| shared.db_error(e))?;
     ok::<GetJobStatus>(JobStatus(p.job_id, out))

@@ -59,6 +59,9 @@ pub struct Config {
     pub offer_timeout: Duration,
     /// How often ready tasks are looked for in the database (NOTIFY is only a hint).
     pub sweep_interval: Duration,
+    /// Results (`task_done`, `tasks_done`) arriving within this of the first are finished
+    /// together, in one transaction (group commit); 0 sends what is queued at once.
+    pub task_done_window: Duration,
     /// Messages queued for one connection before it counts as too slow and is closed.
     pub write_queue: usize,
     pub log_format: LogFormat,
@@ -252,6 +255,7 @@ pub struct Layer {
     pub ping_timeout: Option<String>,
     pub offer_timeout: Option<String>,
     pub sweep_interval: Option<String>,
+    pub task_done_window: Option<String>,
     pub write_queue: Option<usize>,
     pub log_format: Option<String>,
     pub log_level: Option<String>,
@@ -277,7 +281,7 @@ pub struct Layer {
 }
 
 /// The environment variables read by [`Layer::from_env`].
-pub const ENV_VARS: [&str; 32] = [
+pub const ENV_VARS: [&str; 33] = [
     "JC_DSN",
     "JC_POOL_SIZE",
     "JC_LISTEN",
@@ -288,6 +292,7 @@ pub const ENV_VARS: [&str; 32] = [
     "JC_PING_TIMEOUT",
     "JC_OFFER_TIMEOUT",
     "JC_SWEEP_INTERVAL",
+    "JC_TASK_DONE_WINDOW",
     "JC_WRITE_QUEUE",
     "JC_LOG_FORMAT",
     "JC_LOG_LEVEL",
@@ -344,6 +349,7 @@ impl Layer {
             ping_timeout: Some("30s".into()),
             offer_timeout: Some("10s".into()),
             sweep_interval: Some("5s".into()),
+            task_done_window: Some("1ms".into()),
             write_queue: Some(4096),
             log_format: Some("pretty".into()),
             log_level: Some("info".into()),
@@ -436,6 +442,7 @@ impl Layer {
                 "JC_PING_TIMEOUT" => l.ping_timeout = Some(v),
                 "JC_OFFER_TIMEOUT" => l.offer_timeout = Some(v),
                 "JC_SWEEP_INTERVAL" => l.sweep_interval = Some(v),
+                "JC_TASK_DONE_WINDOW" => l.task_done_window = Some(v),
                 "JC_WRITE_QUEUE" => l.write_queue = Some(number(var, &v)?),
                 "JC_LOG_FORMAT" => l.log_format = Some(v),
                 "JC_LOG_LEVEL" => l.log_level = Some(v),
@@ -481,6 +488,7 @@ impl Layer {
             ping_timeout: over.ping_timeout.or(self.ping_timeout),
             offer_timeout: over.offer_timeout.or(self.offer_timeout),
             sweep_interval: over.sweep_interval.or(self.sweep_interval),
+            task_done_window: over.task_done_window.or(self.task_done_window),
             write_queue: over.write_queue.or(self.write_queue),
             log_format: over.log_format.or(self.log_format),
             log_level: over.log_level.or(self.log_level),
@@ -517,6 +525,26 @@ fn duration(key: &str, value: Option<String>) -> Result<Duration, Error> {
         .map_err(|e| Error::Config(format!("{key} = {value:?}: {e} (e.g. \"30s\", \"1m\")")))?;
     if d.is_zero() {
         return Err(Error::Config(format!("{key} must be more than zero")));
+    }
+    Ok(d)
+}
+
+/// The group-commit window: zero (no waiting) up to a second.
+fn window(value: Option<String>) -> Result<Duration, Error> {
+    let value = value.unwrap_or_else(|| "0".into());
+    let d = if value.trim() == "0" {
+        Duration::ZERO
+    } else {
+        humantime::parse_duration(&value).map_err(|e| {
+            Error::Config(format!(
+                "task_done_window = {value:?}: {e} (e.g. \"1ms\", \"0\")"
+            ))
+        })?
+    };
+    if d > Duration::from_secs(1) {
+        return Err(Error::Config(format!(
+            "task_done_window = {value:?}: at most 1s (results wait this long)"
+        )));
     }
     Ok(d)
 }
@@ -730,6 +758,7 @@ impl Config {
             ping_timeout: duration("ping_timeout", l.ping_timeout)?,
             offer_timeout: duration("offer_timeout", l.offer_timeout)?,
             sweep_interval: duration("sweep_interval", l.sweep_interval)?,
+            task_done_window: window(l.task_done_window)?,
             write_queue,
             log_format,
             log_level: l.log_level.unwrap_or_else(|| "info".into()),
@@ -759,6 +788,7 @@ impl Config {
         let _ = writeln!(out, "ping_timeout = {}", dur(self.ping_timeout));
         let _ = writeln!(out, "offer_timeout = {}", dur(self.offer_timeout));
         let _ = writeln!(out, "sweep_interval = {}", dur(self.sweep_interval));
+        let _ = writeln!(out, "task_done_window = {}", dur(self.task_done_window));
         let _ = writeln!(out, "write_queue = {}", self.write_queue);
         let format = match self.log_format {
             LogFormat::Pretty => "pretty",

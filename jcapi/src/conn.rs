@@ -3,7 +3,9 @@
 //! A connection is a task of its own reading [`Inbound`] messages, plus a writer task fed by
 //! a bounded queue (so a slow peer delays only itself; the dispatcher never waits for it and
 //! closes it when its queue is full). The conversation: `greetings`, then `hello`; after a
-//! welcome the client and worker methods. Requests are answered in order. After the first
+//! welcome the client and worker methods. Requests are answered in order, but for
+//! `tasks_done`, answered once its results are applied (see [`crate::commit`]) while the
+//! connection goes on. After the first
 //! `announce` the server pings the worker every `ping_interval` and closes the connection
 //! when an answer takes longer than `ping_timeout`. However a worker connection ends, the
 //! engine is told (`disconnect`), so the tasks it held follow their action's `retryable`
@@ -23,21 +25,23 @@ use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use jc_proto::methods::{
-    self, Announce, AnnounceResult, CreateJob, CreateJobResult, CreateSlotgroup, GetJobStatus,
-    GetTask, GreetingsParams, Hello, HelloResult, JobRef, TaskDone, TaskGiven, Withdraw,
+    self, Announce, AnnounceResult, CreateJob, CreateJobResult, CreateSlotgroup, DoneOutcome,
+    GetJobStatus, GetTask, GetTasks, GreetingsParams, Hello, HelloResult, JobRef, TaskDone,
+    TaskDoneParams, TaskGiven, TasksDone, Withdraw,
 };
 use jc_proto::{
     ErrorKind, ErrorObject, Id, Message, Method, Notification, Notify, Request, Response,
 };
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, Interval};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::client::{self, ok};
+use crate::commit::{self, Done, Pending};
 use crate::config::{AuthMethod, Kind};
-use crate::dispatch::{ConnHandle, Held, NameTaken, QueueRx};
+use crate::dispatch::{ConnHandle, Held, NameTaken, NotFinishing, QueueRx};
 use crate::guard::{refused, shown, Login};
 use crate::metrics::Metrics;
 use crate::server::{action_channel, check_job, lock, wait_timeout, Shared};
@@ -78,8 +82,10 @@ struct Worker {
 #[derive(Debug)]
 enum After {
     Close,
-    /// Send `job_done` when the job ends (a `create_job` time-out in seconds).
-    WaitJob(i64, Option<f64>),
+    /// Send `job_done` when the job ends (a `create_job` time-out in seconds); the job's
+    /// status is read at once when it may have ended before (always, for
+    /// `get_job_status`: true), else only when its `job:finished` came already.
+    WaitJob(i64, Option<f64>, bool),
     Sweep,
     /// Free the slot of a `get_task` that found nothing, once its empty answer is queued
     /// (an offer for the slot must not overtake the answer).
@@ -99,6 +105,8 @@ struct Conn {
     ping: Option<(i64, Instant)>,
     after: Vec<After>,
     closing: bool,
+    /// Results of this connection not yet answered by the database.
+    pending: Arc<Pending>,
 }
 
 fn error(kind: ErrorKind, msg: impl Into<String>) -> ErrorObject {
@@ -146,6 +154,7 @@ pub(crate) async fn serve(
         ping: None,
         after: Vec::new(),
         closing: false,
+        pending: Arc::default(),
     };
     let greetings = Notification::new::<methods::Greetings>(&GreetingsParams {
         who: "jcapi".into(),
@@ -273,6 +282,9 @@ impl Conn {
                 Metrics::inc(&self.shared.metrics.bad_messages);
                 self.send(e.response().into()).await;
             }
+            Ok(Message::Request(r)) if r.method == TasksDone::NAME && self.who.is_some() => {
+                self.tasks_done(r)
+            }
             Ok(Message::Request(r)) => {
                 let started = std::time::Instant::now();
                 let outcome = self.request(&r).await;
@@ -298,15 +310,18 @@ impl Conn {
                 After::Close => self.closing = true,
                 After::Sweep => self.shared.sweep.notify_one(),
                 After::Unhold(held) => lock(&self.shared.dispatch).unhold(held, Instant::now()),
-                After::WaitJob(job_id, timeout) => {
-                    let wait = lock(&self.shared.waiters).add(job_id, self.handle.clone());
+                After::WaitJob(job_id, timeout, check) => {
+                    let (wait, ended) = lock(&self.shared.waiters).add(job_id, self.handle.clone());
                     if let Some(secs) = timeout.filter(|s| *s > 0.0 && s.is_finite()) {
                         let after = std::time::Duration::from_secs_f64(secs.min(1e9));
                         wait_timeout(self.shared.clone(), job_id, wait, after);
                     }
-                    // It may have ended already (steps without workers run inline).
-                    let shared = self.shared.clone();
-                    tokio::spawn(async move { check_job(&shared, job_id).await });
+                    // It may have ended already (steps without workers run inline); else
+                    // its job:finished is still to come, and no status need be read now.
+                    if check || ended {
+                        let shared = self.shared.clone();
+                        tokio::spawn(async move { check_job(&shared, job_id).await });
+                    }
                 }
             }
         }
@@ -334,6 +349,7 @@ impl Conn {
             Announce::NAME => self.announce(&who, r).await,
             Withdraw::NAME => self.withdraw(r).await,
             GetTask::NAME => self.get_task(r).await,
+            GetTasks::NAME => self.get_tasks(r).await,
             _ => Err(error(
                 ErrorKind::MethodNotFound,
                 format!("no method {}", r.method),
@@ -350,13 +366,13 @@ impl Conn {
                 if let (Ok(CreateJobResult(Some(job_id), _)), Ok(p)) =
                     (created, r.params::<CreateJob>())
                 {
-                    self.after.push(After::WaitJob(job_id, p.timeout));
+                    self.after.push(After::WaitJob(job_id, p.timeout, false));
                 }
             }
             GetJobStatus::NAME => {
                 if let Ok(p) = r.params::<GetJobStatus>() {
                     if p.notify == Some(true) {
-                        self.after.push(After::WaitJob(p.job_id, None));
+                        self.after.push(After::WaitJob(p.job_id, None, true));
                     }
                 }
             }
@@ -565,7 +581,7 @@ impl Conn {
         let conn = self.handle.id;
         let taken = async {
             let db = self.shared.db().await?;
-            jc_db::get_task(&**db, &w.name, &p.actionname, job_id)
+            jc_db::pooled::get_task(&db, &w.name, &p.actionname, job_id)
                 .await
                 .map_err(|e| self.shared.db_error(e))
         }
@@ -594,6 +610,49 @@ impl Conn {
         }
     }
 
+    /// `get_tasks`: as many ready tasks as asked for, the worker's offers of the action and
+    /// its free slots allow, in one call of the database.
+    async fn get_tasks(&mut self, r: &Request) -> Result<Value, ErrorObject> {
+        let p = r.params::<GetTasks>()?;
+        let Some(w) = &self.worker else {
+            return Err(error(ErrorKind::UnknownWorker, "announce an action first"));
+        };
+        let Some(&action_id) = self.actions.get(&p.actionname) else {
+            return Err(error(
+                ErrorKind::UnknownWorker,
+                format!("{} was not announced on this connection", p.actionname),
+            ));
+        };
+        let conn = self.handle.id;
+        let count = p.count.min(commit::MAX_BATCH as u32);
+        let Some(claim) = lock(&self.shared.dispatch).claim_batch(conn, action_id, count) else {
+            return ok::<GetTasks>(Vec::new());
+        };
+        let limit = i32::try_from(claim.count).unwrap_or(i32::MAX);
+        let taken = async {
+            let db = self.shared.db().await?;
+            jc_db::pooled::get_tasks(&db, &w.name, &p.actionname, limit)
+                .await
+                .map_err(|e| self.shared.db_error(e))
+        }
+        .await;
+        let now = Instant::now();
+        // An error counts as nothing found: the sweep finds the ready tasks again.
+        let tasks = match &taken {
+            Ok(tasks) => tasks.iter().map(|t| t.cookie.clone()).collect(),
+            Err(_) => Vec::new(),
+        };
+        tracing::debug!(conn, action = %shown(&p.actionname), asked = p.count,
+            given = tasks.len(), "get_tasks");
+        let held = lock(&self.shared.dispatch).taken_batch(conn, tasks, claim, now);
+        self.after.push(After::Unhold(held));
+        let given = taken?
+            .into_iter()
+            .map(|t| TaskGiven(t.job_id, t.cookie, t.inargs, t.env))
+            .collect();
+        ok::<GetTasks>(given)
+    }
+
     async fn notification(&mut self, n: Notification) {
         if n.method != TaskDone::NAME {
             tracing::debug!(conn = self.handle.id, method = %shown(&n.method),
@@ -613,31 +672,118 @@ impl Conn {
                 return;
             }
         };
-        if Uuid::parse_str(&p.cookie).is_err() {
+        if let Err(e) = self.finish(p, None) {
             Metrics::inc(&self.shared.metrics.bad_messages);
-            tracing::warn!(conn = self.handle.id, "task_done: not a cookie");
-            return;
+            tracing::info!(conn = self.handle.id, error = %e.message, "task_done refused");
         }
-        if !lock(&self.shared.dispatch).took(self.handle.id, &p.cookie) {
-            Metrics::inc(&self.shared.metrics.bad_messages);
-            tracing::info!(
-                conn = self.handle.id,
-                "task_done refused: the task was not taken on this connection"
-            );
-            return;
+    }
+
+    /// Sends a result on to the group commit ([`commit`]) if this connection took its
+    /// task; `reply` is told what became of it.
+    fn finish(
+        &self,
+        p: TaskDoneParams,
+        reply: Option<oneshot::Sender<commit::Outcome>>,
+    ) -> Result<(), ErrorObject> {
+        if Uuid::parse_str(&p.cookie).is_err() {
+            return Err(error(ErrorKind::UnknownCookie, "not a cookie"));
+        }
+        let finishing = lock(&self.shared.dispatch).finishing(self.handle.id, &p.cookie);
+        match finishing {
+            Ok(()) => {}
+            Err(NotFinishing::NotTaken) => {
+                return Err(error(
+                    ErrorKind::UnknownCookie,
+                    "the task was not taken on this connection",
+                ))
+            }
+            Err(NotFinishing::Finishing) => {
+                return Err(error(
+                    ErrorKind::Refused,
+                    "a result for this task is being applied",
+                ))
+            }
         }
         Metrics::inc(&self.shared.metrics.tasks_done);
-        match self.shared.db().await {
-            Ok(db) => {
-                if let Err(e) = jc_db::task_done(&**db, &p.cookie, &p.outargs).await {
-                    let e = self.shared.db_error(e);
-                    tracing::info!(conn = self.handle.id, error = %shown(&e.message),
-                        "task_done refused");
-                }
-            }
-            Err(e) => tracing::warn!(conn = self.handle.id, error = %e, "task_done lost"),
+        let done = Done::new(p.cookie, p.outargs, &self.pending, reply);
+        if self.shared.commits.send(done).is_err() {
+            return Err(error(ErrorKind::InternalError, "the gateway is stopping"));
         }
-        lock(&self.shared.dispatch).done(&p.cookie, Instant::now());
+        Ok(())
+    }
+
+    /// `tasks_done`: every result goes to the group commit (or is refused at once); the
+    /// answer is sent when the database has answered for all of them, so the connection
+    /// goes on reading meanwhile (its pings, its next `get_tasks`).
+    fn tasks_done(&mut self, r: Request) {
+        let started = std::time::Instant::now();
+        let handle = self.handle.clone();
+        let shared = self.shared.clone();
+        let id = r.id.clone();
+        let answer = move |outcome: Result<Value, ErrorObject>| {
+            Message::from(Response {
+                id: Some(id.clone()),
+                outcome,
+            })
+        };
+        let p = match r.params::<TasksDone>() {
+            Ok(_) if self.worker.is_none() => {
+                let e = error(ErrorKind::UnknownWorker, "announce an action first");
+                handle.push(&answer(Err(e)));
+                return;
+            }
+            Ok(p) if p.results.len() > commit::MAX_BATCH => {
+                let e = error(
+                    ErrorKind::InvalidParams,
+                    format!("tasks_done takes at most {} results", commit::MAX_BATCH),
+                );
+                handle.push(&answer(Err(e)));
+                return;
+            }
+            Ok(p) => p,
+            Err(e) => {
+                handle.push(&answer(Err(e)));
+                return;
+            }
+        };
+        tracing::debug!(
+            conn = self.handle.id,
+            results = p.results.len(),
+            "tasks_done request"
+        );
+        let mut waits = Vec::with_capacity(p.results.len());
+        for result in p.results {
+            let cookie = result.cookie.clone();
+            let sent = if result.outargs.is_object() {
+                let (tx, rx) = oneshot::channel();
+                self.finish(result, Some(tx)).map(|()| rx)
+            } else {
+                Err(error(
+                    ErrorKind::InvalidParams,
+                    "outargs must be a JSON object",
+                ))
+            };
+            waits.push((cookie, sent));
+        }
+        tokio::spawn(async move {
+            let mut outcomes = Vec::with_capacity(waits.len());
+            for (cookie, sent) in waits {
+                let outcome = match sent {
+                    Ok(rx) => rx.await.unwrap_or_else(|_| {
+                        Err(error(ErrorKind::InternalError, "the gateway is stopping"))
+                    }),
+                    Err(e) => Err(e),
+                };
+                outcomes.push(DoneOutcome {
+                    cookie,
+                    ok: outcome.is_ok(),
+                    error: outcome.err(),
+                });
+            }
+            let value = ok::<TasksDone>(outcomes);
+            handle.send(&answer(value)).await;
+            shared.metrics.requests.observe(started.elapsed());
+        });
     }
 
     fn response(&mut self, r: Response) {
@@ -677,6 +823,41 @@ impl Conn {
         }
     }
 
+    /// Ends the worker in the engine, so its tasks follow their action's policy now rather
+    /// than at the maestro's next worker check; tried again while the database is away.
+    async fn disconnect(&self, name: &str) {
+        let conn = self.handle.id;
+        let mut backoff = std::time::Duration::from_millis(100);
+        loop {
+            let done = match self.shared.pool.get().await {
+                Ok(db) => jc_db::disconnect(&**db, name).await.map_err(Some),
+                Err(_) => Err(None),
+            };
+            match done {
+                Ok(true) => return,
+                Ok(false) => {
+                    tracing::info!(conn, worker = %shown(name), "disconnect: already gone");
+                    return;
+                }
+                Err(Some(e)) if !commit::transient(&e) => {
+                    let e = self.shared.db_error(e);
+                    tracing::info!(conn, worker = %shown(name), error = %e, "disconnect");
+                    return;
+                }
+                Err(_) if self.shared.pool.is_closed() || *self.shared.stop.borrow() => {
+                    tracing::warn!(conn, worker = %shown(name),
+                        "disconnect lost: the maestro's worker check ends the worker");
+                    return;
+                }
+                Err(_) => {
+                    Metrics::inc(&self.shared.metrics.db_errors);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
     async fn cleanup(&mut self) {
         let conn = self.handle.id;
         let empty = lock(&self.shared.dispatch).remove_conn(conn, Instant::now());
@@ -690,19 +871,12 @@ impl Conn {
                 .workers
                 .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             tracing::info!(conn, worker = %shown(&w.name), "worker gone: disconnect");
-            match self.shared.db().await {
-                Ok(db) => match jc_db::disconnect(&**db, &w.name).await {
-                    Ok(true) => {}
-                    Ok(false) => tracing::info!(conn, worker = %w.name, "disconnect: already gone"),
-                    Err(e) => {
-                        let e = self.shared.db_error(e);
-                        tracing::info!(conn, worker = %shown(&w.name), error = %e, "disconnect");
-                    }
-                },
-                Err(e) => {
-                    tracing::warn!(conn, worker = %shown(&w.name), error = %e, "disconnect lost")
-                }
-            }
+            // Its results on their way go first: the disconnect would fail their tasks.
+            self.pending.idle().await;
+            self.disconnect(&w.name).await;
         }
+        // Only now may another connection use the name: a disconnect after its announce
+        // would end the new worker.
+        lock(&self.shared.dispatch).release_name(conn);
     }
 }

@@ -228,6 +228,8 @@ struct Taken {
     conn: ConnId,
     group: String,
     action_id: i32,
+    /// Its result is on its way to the database (group commit).
+    finishing: bool,
 }
 
 /// An offer a worker took up with `get_task`: what to tell [`Dispatch::taken`] or
@@ -251,6 +253,28 @@ pub(crate) struct Held {
     conn: ConnId,
     group: String,
     action_id: i32,
+    /// How many slots (more than one for a `get_tasks` that found fewer than it asked).
+    count: u32,
+}
+
+/// A `get_tasks`: the offers of the action it took up and the free slots it uses, `count`
+/// slots in all; tell [`Dispatch::taken_batch`] what the database gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BatchClaim {
+    pub action_id: i32,
+    pub group: String,
+    pub count: u32,
+    /// The action's pending generation when the slots were claimed.
+    pub generation: u64,
+}
+
+/// Why a result cannot be finished on this connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotFinishing {
+    /// The task was not taken on this connection (or is done).
+    NotTaken,
+    /// A result for it is being applied already.
+    Finishing,
 }
 
 /// A worker name's owner on this gateway and the connection using it.
@@ -326,9 +350,17 @@ impl Dispatch {
         }
     }
 
-    /// Whether connection `conn` took the task with `cookie` (and has not finished it).
-    pub fn took(&self, conn: ConnId, cookie: &str) -> bool {
-        self.taken.get(cookie).is_some_and(|t| t.conn == conn)
+    /// Marks the task with `cookie` as being finished by connection `conn`, which took it;
+    /// its slot stays used until [`Dispatch::done`] (after the database has the result).
+    pub fn finishing(&mut self, conn: ConnId, cookie: &str) -> Result<(), NotFinishing> {
+        match self.taken.get_mut(cookie) {
+            Some(t) if t.conn == conn && t.finishing => Err(NotFinishing::Finishing),
+            Some(t) if t.conn == conn => {
+                t.finishing = true;
+                Ok(())
+            }
+            _ => Err(NotFinishing::NotTaken),
+        }
     }
 
     /// Creates a slot group; `false` when the connection has one of that name.
@@ -406,9 +438,9 @@ impl Dispatch {
         false
     }
 
-    /// Forgets a closed connection; returns the actions left without workers.
+    /// Forgets a closed connection (but for its worker name: [`Dispatch::release_name`]
+    /// once the engine has ended the worker); returns the actions left without workers.
     pub fn remove_conn(&mut self, conn: ConnId, now: Instant) -> Vec<i32> {
-        self.release_name(conn);
         self.taken.retain(|_, t| t.conn != conn);
         for entry in self.actions.values_mut() {
             entry.workers.retain(|w| w.handle.id != conn);
@@ -536,6 +568,16 @@ impl Dispatch {
         }
     }
 
+    /// A look found no task: the action is not pending, unless a ready notification set it
+    /// again since the look was claimed (at `generation`).
+    fn clear_pending(&mut self, action_id: i32, generation: u64) {
+        if let Some(e) = self.actions.get_mut(&action_id) {
+            if e.generation == generation {
+                e.pending = false;
+            }
+        }
+    }
+
     /// While the action is pending, offers a poll to a free worker.
     fn fill(&mut self, action_id: i32, now: Instant) {
         if self.actions.get(&action_id).is_some_and(|e| e.pending) {
@@ -570,6 +612,7 @@ impl Dispatch {
                 conn,
                 group: claim.group,
                 action_id,
+                finishing: false,
             },
         );
         if claim.poll {
@@ -584,24 +627,99 @@ impl Dispatch {
     /// pass the returned [`Held`] to [`Dispatch::unhold`] then.
     pub fn not_taken(&mut self, conn: ConnId, claim: Claim) -> Held {
         if claim.poll {
-            if let Some(e) = self.actions.get_mut(&claim.action_id) {
-                if e.generation == claim.generation {
-                    e.pending = false;
-                }
-            }
+            self.clear_pending(claim.action_id, claim.generation);
         }
         Held {
             conn,
             group: claim.group,
             action_id: claim.action_id,
+            count: 1,
         }
     }
 
     /// The empty answer to a `get_task` is queued: its slot is free again, for pending work
     /// too.
     pub fn unhold(&mut self, held: Held, now: Instant) {
-        self.release(held.conn, &held.group);
-        self.fill(held.action_id, now);
+        for _ in 0..held.count {
+            self.release(held.conn, &held.group);
+            self.fill(held.action_id, now);
+        }
+    }
+
+    /// `get_tasks` from `conn` for up to `count` tasks of `action_id`: takes up the
+    /// connection's offers of the action and as many free slots of its group as make
+    /// `count`; `None` when that is no slot at all.
+    pub fn claim_batch(&mut self, conn: ConnId, action_id: i32, count: u32) -> Option<BatchClaim> {
+        let entry = self.actions.get(&action_id)?;
+        let group = entry
+            .workers
+            .iter()
+            .find(|w| w.handle.id == conn)?
+            .group
+            .clone();
+        let generation = entry.generation;
+        let g = self.groups.get(&(conn, group.clone()))?;
+        let free = g.slots.saturating_sub(g.used);
+        let mine: Vec<JobRef> = self
+            .offers
+            .iter()
+            .filter(|(_, o)| o.conn == conn && o.action_id == action_id)
+            .map(|(k, _)| k.clone())
+            .take(count as usize)
+            .collect();
+        for key in &mine {
+            self.offers.remove(key);
+        }
+        let offered = mine.len() as u32;
+        let extra = (count - offered).min(free);
+        if let Some(g) = self.groups.get_mut(&(conn, group.clone())) {
+            g.used += extra;
+        }
+        let count = offered + extra;
+        (count > 0).then_some(BatchClaim {
+            action_id,
+            group,
+            count,
+            generation,
+        })
+    }
+
+    /// The database gave `cookies` for a [`BatchClaim`]: their slots stay used until
+    /// `task_done`; the rest are held until the answer is queued ([`Dispatch::unhold`]).
+    /// Fewer tasks than asked means none are left for this worker (unless a ready
+    /// notification came since the claim); as many may mean more.
+    pub fn taken_batch(
+        &mut self,
+        conn: ConnId,
+        cookies: Vec<String>,
+        claim: BatchClaim,
+        now: Instant,
+    ) -> Held {
+        let got = cookies.len() as u32;
+        for cookie in cookies {
+            Metrics::inc(&self.metrics.tasks_taken);
+            self.taken.insert(
+                cookie,
+                Taken {
+                    conn,
+                    group: claim.group.clone(),
+                    action_id: claim.action_id,
+                    finishing: false,
+                },
+            );
+        }
+        if got >= claim.count {
+            self.set_pending(claim.action_id);
+            self.fill(claim.action_id, now);
+        } else {
+            self.clear_pending(claim.action_id, claim.generation);
+        }
+        Held {
+            conn,
+            group: claim.group,
+            action_id: claim.action_id,
+            count: claim.count.saturating_sub(got),
+        }
     }
 
     /// `task_done` for `cookie`: frees its slot and offers pending work.
@@ -822,6 +940,8 @@ mod tests {
     enum Op {
         Ready(i64, bool),
         GetTask(u64, usize, bool),
+        /// `get_tasks` asking for .1 tasks; the database has .2.
+        GetTasks(u64, u32, u32),
         /// The empty answer to a `get_task` is queued: its held slot is freed.
         Answer(usize),
         Done(usize),
@@ -837,6 +957,7 @@ mod tests {
         prop_oneof![
             (0i64..20, any::<bool>()).prop_map(|(j, f)| Op::Ready(j, f)),
             (1u64..5, 0usize..8, any::<bool>()).prop_map(|(c, i, t)| Op::GetTask(c, i, t)),
+            (1u64..5, 0u32..4, 0u32..4).prop_map(|(c, n, k)| Op::GetTasks(c, n, k)),
             (0usize..8).prop_map(Op::Answer),
             (0usize..8).prop_map(Op::Done),
             (0u64..30).prop_map(Op::Expire),
@@ -887,6 +1008,18 @@ mod tests {
                             }
                         }
                     }
+                    Op::GetTasks(c, count, have) => {
+                        if let Some(claim) = d.claim_batch(c, 7, count) {
+                            let got = have.min(claim.count);
+                            let mut given = Vec::new();
+                            for _ in 0..got {
+                                next_cookie += 1;
+                                given.push(format!("c{next_cookie}"));
+                            }
+                            cookies.extend(given.iter().cloned());
+                            held.push(d.taken_batch(c, given, claim, now));
+                        }
+                    }
                     Op::Answer(i) => {
                         if !held.is_empty() {
                             let h = held.remove(i % held.len());
@@ -924,7 +1057,7 @@ mod tests {
                     proptest::prop_assert!(g.used <= g.slots, "{conn}/{group}: {g:?}");
                     let offers = d.offers.values().filter(|o| o.conn == *conn).count() as u32;
                     let taken = d.taken.values().filter(|t| t.conn == *conn).count() as u32;
-                    let holds = held.iter().filter(|h| h.conn == *conn).count() as u32;
+                    let holds: u32 = held.iter().filter(|h| h.conn == *conn).map(|h| h.count).sum();
                     proptest::prop_assert_eq!(g.used, offers + taken + holds, "{}/{}", conn, group);
                 }
             }
@@ -983,6 +1116,40 @@ mod tests {
         d.unhold(held, now);
         assert!(ws[1].offers().is_empty());
         assert_eq!(d.slots(2, "_a"), (0, 1));
+    }
+
+    #[test]
+    fn get_tasks_takes_up_the_offers_and_free_slots_and_holds_what_it_did_not_get() {
+        let now = Instant::now();
+        let (mut d, mut ws) = setup(&[(1, 4)]);
+        d.ready(7, 100, None, now);
+        assert_eq!(ws[0].offers(), vec![JobRef::Id(100)]);
+        // One offer and three free slots: a worker asking for ten gets room for four.
+        let claim = d.claim_batch(1, 7, 10).unwrap();
+        assert_eq!(claim.count, 4);
+        assert_eq!(d.slots(1, "_a"), (4, 4));
+        assert!(d.offers.is_empty(), "the offer is part of the batch");
+        assert!(d.claim_batch(1, 7, 1).is_none(), "no slot left");
+        // The database had three: one slot is held until the answer is queued.
+        let held = d.taken_batch(1, vec!["a".into(), "b".into(), "c".into()], claim, now);
+        assert_eq!(held.count, 1);
+        assert!(!d.actions[&7].pending, "fewer than asked: nothing is left");
+        d.unhold(held, now);
+        assert_eq!(d.slots(1, "_a"), (3, 4));
+        // Results being applied keep their slots; a second result for one is refused.
+        assert_eq!(d.finishing(1, "a"), Ok(()));
+        assert_eq!(d.finishing(1, "a"), Err(NotFinishing::Finishing));
+        assert_eq!(d.finishing(2, "b"), Err(NotFinishing::NotTaken));
+        assert_eq!(d.slots(1, "_a"), (3, 4));
+        d.done("a", now);
+        assert_eq!(d.slots(1, "_a"), (2, 4));
+        // As many as asked: there may be more, offered as slots free up.
+        let claim = d.claim_batch(1, 7, 2).unwrap();
+        let held = d.taken_batch(1, vec!["d".into(), "e".into()], claim, now);
+        assert!(d.actions[&7].pending);
+        d.unhold(held, now);
+        d.done("b", now);
+        assert!(matches!(ws[0].offers().as_slice(), [JobRef::Token(_)]));
     }
 
     #[test]

@@ -24,6 +24,7 @@
 mod admin;
 mod auth;
 mod client;
+mod commit;
 pub mod config;
 mod conn;
 mod dispatch;
@@ -141,6 +142,7 @@ pub async fn run_with(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let (listen_tx, listen_rx) = mpsc::unbounded_channel();
+    let (commit_tx, commit_rx) = mpsc::unbounded_channel();
     guard::set_field_max(config.limits.log_field_max);
     let shared = Arc::new(Shared {
         dispatch: Mutex::new(Dispatch::new(config.offer_timeout, metrics.clone())),
@@ -154,6 +156,7 @@ pub async fn run_with(
         waiters: Mutex::new(Waiters::default()),
         listen: listen_tx,
         sweep: tokio::sync::Notify::new(),
+        commits: commit_tx,
         next_conn: AtomicU64::new(0),
         stop: stop_rx,
     });
@@ -161,6 +164,7 @@ pub async fn run_with(
         tokio::spawn(server::listen_loop(shared.clone(), pg, listen_rx)),
         tokio::spawn(server::sweep_loop(shared.clone())),
         tokio::spawn(server::expiry_loop(shared.clone())),
+        tokio::spawn(commit::commit_loop(shared.clone(), commit_rx)),
         tokio::spawn(reload_loop(shared.clone())),
     ];
     let tracker = TaskTracker::new();

@@ -57,6 +57,10 @@ struct Args {
     /// How often ready tasks are looked for in the database (default 5s).
     #[arg(long, value_name = "DURATION")]
     sweep_interval: Option<String>,
+    /// Results arriving within this of the first are finished in one transaction (default
+    /// 1ms; 0 sends what is queued at once).
+    #[arg(long, value_name = "DURATION")]
+    task_done_window: Option<String>,
     /// Messages queued for a connection before it counts as too slow (default 4096).
     #[arg(long)]
     write_queue: Option<usize>,
@@ -158,6 +162,7 @@ impl Args {
             ping_timeout: self.ping_timeout.clone(),
             offer_timeout: self.offer_timeout.clone(),
             sweep_interval: self.sweep_interval.clone(),
+            task_done_window: self.task_done_window.clone(),
             write_queue: self.write_queue,
             log_format: self.log_format.clone(),
             log_level: self.log_level.clone(),

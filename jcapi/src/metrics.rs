@@ -51,6 +51,10 @@ pub struct Metrics {
     pub tasks_offered: AtomicU64,
     pub tasks_taken: AtomicU64,
     pub tasks_done: AtomicU64,
+    /// `tasks_done` calls of the group commit, each finishing a batch of results.
+    pub task_done_batches: AtomicU64,
+    /// Results sent again after they lost a deadlock or serialization conflict.
+    pub task_done_conflicts: AtomicU64,
     pub offers_expired: AtomicU64,
     pub ping_timeouts: AtomicU64,
     pub slow_clients: AtomicU64,
@@ -72,7 +76,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         // A registry of this moment's values; the text encoder adds `_total` to counters.
         let mut r = Registry::default();
-        let counters: [(&str, &str, &AtomicU64); 16] = [
+        let counters: [(&str, &str, &AtomicU64); 18] = [
             (
                 "jcapi_connections",
                 "Connections accepted",
@@ -107,13 +111,23 @@ impl Metrics {
             ),
             (
                 "jcapi_tasks_taken",
-                "Tasks handed to workers by get_task",
+                "Tasks handed to workers by get_task and get_tasks",
                 &self.tasks_taken,
             ),
             (
                 "jcapi_tasks_done",
-                "task_done notifications received.",
+                "Results received (task_done notifications and tasks_done results)",
                 &self.tasks_done,
+            ),
+            (
+                "jcapi_task_done_batches",
+                "tasks_done calls of the group commit",
+                &self.task_done_batches,
+            ),
+            (
+                "jcapi_task_done_conflicts",
+                "Results sent again after a deadlock or serialization conflict",
+                &self.task_done_conflicts,
             ),
             (
                 "jcapi_offers_expired",

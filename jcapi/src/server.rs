@@ -10,7 +10,7 @@
 //!   have ended (NOTIFY is a hint, the database is the truth);
 //! - the expiry loop: offers not taken in time go to the next worker.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -48,22 +48,46 @@ pub(crate) fn action_channel(action_id: i32) -> String {
     format!("action:{action_id}:ready")
 }
 
+/// How many of the latest `job:finished` notifications nobody waited for are remembered.
+const RECENT_ENDS: usize = 4096;
+
 /// Connections waiting for jobs to end (`job_done`).
 #[derive(Debug, Default)]
 pub(crate) struct Waiters {
     next: u64,
     by_job: HashMap<i64, Vec<(u64, ConnHandle)>>,
+    /// Jobs whose `job:finished` came while nobody waited for them, newest last: a job can
+    /// end in `create_job`'s own transaction, before its creator waits for it.
+    recent: VecDeque<i64>,
+    recent_set: HashSet<i64>,
 }
 
 impl Waiters {
-    /// Registers a wait; returns its id (for a time-out).
-    pub fn add(&mut self, job_id: i64, handle: ConnHandle) -> u64 {
+    /// Registers a wait; returns its id (for a time-out) and whether the job's
+    /// `job:finished` came already (then its status is to be read).
+    pub fn add(&mut self, job_id: i64, handle: ConnHandle) -> (u64, bool) {
         self.next += 1;
         self.by_job
             .entry(job_id)
             .or_default()
             .push((self.next, handle));
-        self.next
+        (self.next, self.recent_set.contains(&job_id))
+    }
+
+    /// `job:finished` for `job_id`: whether someone waits for it; remembered if not.
+    fn ended(&mut self, job_id: i64) -> bool {
+        if self.by_job.contains_key(&job_id) {
+            return true;
+        }
+        if self.recent_set.insert(job_id) {
+            self.recent.push_back(job_id);
+            if self.recent.len() > RECENT_ENDS {
+                if let Some(old) = self.recent.pop_front() {
+                    self.recent_set.remove(&old);
+                }
+            }
+        }
+        false
     }
 
     fn has(&self, job_id: i64) -> bool {
@@ -125,6 +149,8 @@ pub(crate) struct Shared {
     pub listen: mpsc::UnboundedSender<ListenCmd>,
     /// Wakes the sweep loop.
     pub sweep: tokio::sync::Notify,
+    /// The results on their way to the database (group commit).
+    pub commits: mpsc::UnboundedSender<crate::commit::Done>,
     pub next_conn: AtomicU64,
     pub stop: watch::Receiver<bool>,
 }
@@ -225,7 +251,7 @@ pub(crate) async fn check_job(shared: &Shared, job_id: i64) {
         return;
     }
     let Ok(db) = shared.db().await else { return };
-    match jc_db::get_job_status(&**db, job_id).await {
+    match jc_db::pooled::get_job_status(&db, job_id).await {
         Ok(Some(out)) => deliver(shared, job_id, out),
         Ok(None) => {}
         Err(e) => {
@@ -267,7 +293,7 @@ pub(crate) fn wait_timeout(shared: Arc<Shared>, job_id: i64, wait: u64, after: D
 fn route(shared: &Arc<Shared>, channel: &str, payload: &str) {
     if channel == "job:finished" {
         if let Ok(job_id) = payload.trim().parse::<i64>() {
-            if lock(&shared.waiters).has(job_id) {
+            if lock(&shared.waiters).ended(job_id) {
                 let shared = shared.clone();
                 tokio::spawn(async move { check_job(&shared, job_id).await });
             }

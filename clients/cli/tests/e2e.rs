@@ -292,6 +292,13 @@ async fn jcworker_serves_shell_and_http_actions_to_jcclient() {
     assert_eq!(stdout_json(&o)["error"]["msg"], "disk on fire: later");
     assert_eq!(gw.state(job_id).await, "error");
 
+    // jcworker took its tasks and sent its results with the batched calls.
+    let log = gw.log();
+    assert!(
+        log.contains("get_tasks") && log.contains("tasks_done request"),
+        "{log}"
+    );
+
     // SIGTERM: the worker stops cleanly and its announcements end.
     let status = worker.stop();
     assert!(status.success(), "jcworker exited with {status}");
@@ -538,6 +545,12 @@ async fn the_rust_library_as_client_and_worker_over_tcp_and_websocket() {
     let e = client.call("nosuchflow", json!({})).await.unwrap_err();
     assert!(e.to_string().contains("nosuchflow"), "{e}");
     client.ping().await.unwrap();
+    // Tasks were taken and finished with the batched calls.
+    let log = gw.log();
+    assert!(
+        log.contains("get_tasks") && log.contains("tasks_done request"),
+        "{log}"
+    );
 
     worker.stop();
     work.await.unwrap().unwrap();
@@ -797,6 +810,33 @@ async fn a_slot_group_bounds_tasks_across_actions() {
         most.load(Ordering::SeqCst),
         1,
         "one task at a time in the group"
+    );
+    worker.stop();
+    work.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_rust_library_works_with_the_original_worker_calls() {
+    let gw = Gateway::start(&models()).await;
+    let tcp = Endpoint::tcp("127.0.0.1", gw.tcp.port());
+    let mut config = lib_config(tcp.clone(), WORKER);
+    config.batched = false;
+    let worker = Client::connect(config).await.unwrap();
+    let work = serve_add(&worker, 5).await;
+    let client = Client::connect(lib_config(tcp, ALICE)).await.unwrap();
+    for i in 0..3 {
+        assert_eq!(
+            client
+                .call("calltest", json!({ "input": i }))
+                .await
+                .unwrap(),
+            json!({ "output": i + 5 })
+        );
+    }
+    let log = gw.log();
+    assert!(
+        !log.contains("get_tasks") && !log.contains("tasks_done request"),
+        "{log}"
     );
     worker.stop();
     work.await.unwrap().unwrap();

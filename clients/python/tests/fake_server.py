@@ -80,8 +80,13 @@ class Peer:
 class FakeJcapi:
     """Serves the protocol; ``jobs`` maps job ids to their state."""
 
-    def __init__(self, ws: bool = False) -> None:
+    def __init__(self, ws: bool = False, batched: bool = False) -> None:
         self.ws = ws
+        # without the batched calls it answers get_tasks/tasks_done as unknown methods
+        self.batched = batched
+        self.tasks_done: List[List[dict]] = []
+        self.methods: List[str] = []
+        self.get_tasks: List[int] = []
         self.peers: List[Peer] = []
         self.jobs: Dict[int, dict] = {}
         self.job_ids = itertools.count(100)
@@ -146,6 +151,7 @@ class FakeJcapi:
 
     async def _request(self, peer: Peer, msg: dict) -> None:
         method, params, id_ = msg["method"], msg.get("params") or {}, msg.get("id")
+        self.methods.append(method)
 
         async def reply(result: Any) -> None:
             await peer.send({"jsonrpc": "2.0", "id": id_, "result": result})
@@ -195,20 +201,45 @@ class FakeJcapi:
         elif method == "task_done":
             assert id_ is None, "task_done is a notification"
             self.task_done.append(params)
+            await self._finish(params["cookie"], params["outargs"])
+        elif method == "get_tasks" and self.batched:
+            self.get_tasks.append(params["count"])
+            given = []
             for job_id, job in self.jobs.items():
-                if job.get("cookie") == params["cookie"]:
-                    out = params["outargs"]
-                    job["state"] = "error" if "error" in out else "finished"
-                    job["outargs"] = out
-                    for p in job["notify"]:
-                        if p in self.peers:
-                            await p.send({"jsonrpc": "2.0", "method": "job_done", "params": {"job_id": job_id, "outargs": out}})
+                if job["state"] == "ready" and len(given) < params["count"]:
+                    job["state"] = "working"
+                    job["cookie"] = str(uuid.uuid4())
+                    given.append([job_id, job["cookie"], job["inargs"], {"who": peer.user}])
+            await reply(given)
+        elif method == "tasks_done" and self.batched:
+            self.tasks_done.append(params["results"])
+            answers = []
+            for r in params["results"]:
+                ok = await self._finish(r["cookie"], r["outargs"])
+                answers.append({"cookie": r["cookie"], "ok": True} if ok else
+                               {"cookie": r["cookie"], "ok": False, "error": {"code": 1003, "message": "no task"}})
+            await reply(answers)
+            # as the gateway offers freed slots the work left
+            for job_id, job in self.jobs.items():
+                if job["state"] == "ready":
+                    await self._offer(job_id)
         elif method == "ping":
             await reply("pong")
         elif method in ("cancel_job", "retry_job", "raise_event", "find_jobs", "withdraw", "get_job"):
             await reply({"method": method, "params": params})
         elif id_ is not None:
             await peer.send({"jsonrpc": "2.0", "id": id_, "error": {"code": -32601, "message": "no such method"}})
+
+    async def _finish(self, cookie: str, out: Any) -> bool:
+        for job_id, job in self.jobs.items():
+            if job.get("cookie") == cookie and job["state"] == "working":
+                job["state"] = "error" if "error" in out else "finished"
+                job["outargs"] = out
+                for p in job["notify"]:
+                    if p in self.peers:
+                        await p.send({"jsonrpc": "2.0", "method": "job_done", "params": {"job_id": job_id, "outargs": out}})
+                return True
+        return False
 
     async def _offer(self, job_id: int) -> None:
         for p in self.peers:

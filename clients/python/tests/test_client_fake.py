@@ -47,6 +47,36 @@ def test_call_is_served_by_a_worker_and_returns_outputs(ws):
     run(main())
 
 
+def test_a_worker_takes_and_finishes_tasks_in_batches():
+    async def main():
+        server = await FakeJcapi(batched=True).start()
+
+        async def double(task):
+            await asyncio.sleep(0.05)
+            return {"out": task.inargs["x"] * 2}
+
+        worker = make_client(server, workername="w1")
+        await worker.connect()
+        await worker.announce("double", double, slots=3)
+        work = asyncio.create_task(worker.work())
+        async with make_client(server) as client:
+            jobs = [await client.call_nb("double", {"x": x}) for x in range(5)]
+            outs = [await client.wait_job(j) for j in jobs]
+        worker.stop()
+        await work
+        await worker.close()
+        await server.stop()
+        assert outs == [{"out": x * 2} for x in range(5)]
+        # three slots: the first ask is for three, never more; no original calls
+        assert server.get_tasks[0] == 3 and all(1 <= n <= 3 for n in server.get_tasks), server.get_tasks
+        assert sum(len(b) for b in server.tasks_done) == 5
+        assert server.task_done == []
+        # the jobs' job_done came unasked to the connection that created them
+        assert "get_job_status" not in server.methods, server.methods
+
+    run(main())
+
+
 def test_async_handler_error_fails_the_job_with_its_message_and_class():
     async def main():
         server = await FakeJcapi().start()

@@ -1,7 +1,7 @@
 //! The client: one connection to jcapi at a time, opened lazily and again after a drop;
 //! job creation, waiting for `job_done`, and the other client calls.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -20,6 +20,9 @@ use crate::config::Config;
 use crate::conn::{Conn, Event, EventFn};
 use crate::error::{Error, Result};
 use crate::worker::{self, ActionReg, Slots};
+
+/// How many `job_done`s nobody waited for yet are kept.
+const EARLY_ENDS: usize = 1024;
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -58,11 +61,17 @@ pub(crate) struct Inner {
     current: tokio::sync::Mutex<Option<Arc<Conn>>>,
     welcome: Mutex<Option<String>>,
     jobs: Mutex<HashMap<i64, Vec<oneshot::Sender<Value>>>>,
+    /// Jobs created here, with the connection that created them: the gateway sends their
+    /// `job_done` there unasked.
+    created: Mutex<HashMap<i64, Weak<Conn>>>,
+    /// `job_done`s that came before anyone waited (the newest [`EARLY_ENDS`]).
+    ended: Mutex<VecDeque<(i64, Value)>>,
     pub(crate) actions: Mutex<BTreeMap<String, Arc<ActionReg>>>,
     pub(crate) slotgroups: Mutex<BTreeMap<String, Arc<Slots>>>,
     pub(crate) stop: watch::Sender<bool>,
     pub(crate) in_flight: AtomicUsize,
     pub(crate) idle: Notify,
+    pub(crate) batching: worker::Batching,
     workername: String,
 }
 
@@ -99,17 +108,21 @@ impl Client {
     /// A client that connects on first use.
     pub fn new(config: Config) -> Client {
         let workername = config.workername();
+        let batching = worker::Batching::new(config.batched);
         Client {
             inner: Arc::new(Inner {
                 config,
                 current: tokio::sync::Mutex::new(None),
                 welcome: Mutex::new(None),
                 jobs: Mutex::new(HashMap::new()),
+                created: Mutex::new(HashMap::new()),
+                ended: Mutex::new(VecDeque::new()),
                 actions: Mutex::new(BTreeMap::new()),
                 slotgroups: Mutex::new(BTreeMap::new()),
                 stop: watch::Sender::new(false),
                 in_flight: AtomicUsize::new(0),
                 idle: Notify::new(),
+                batching,
                 workername,
             }),
         }
@@ -191,8 +204,14 @@ impl Client {
             timeout: req.timeout,
             clenv: req.clenv.clone(),
         };
-        match self.request::<CreateJob>(&params).await? {
-            jc_proto::methods::CreateJobResult(Some(job_id), _) => Ok(job_id),
+        let conn = self.conn().await?;
+        match conn.call::<CreateJob>(&params).await? {
+            jc_proto::methods::CreateJobResult(Some(job_id), _) => {
+                let mut created = lock(&self.inner.created);
+                created.retain(|_, c| c.strong_count() > 0);
+                created.insert(job_id, Arc::downgrade(&conn));
+                Ok(job_id)
+            }
             jc_proto::methods::CreateJobResult(None, why) => Err(Error::Refused {
                 method: CreateJob::NAME.into(),
                 reason: why.unwrap_or_else(|| "no reason given".into()),
@@ -213,8 +232,9 @@ impl Client {
 
     /// Waits for a job to end: its outputs, or [`Error::Job`] when it ended in error.
     ///
-    /// Asks `get_job_status` with `notify` and waits for `job_done`; after a reconnect it
-    /// asks again, so a `job_done` lost with the connection is not waited for forever.
+    /// Waits for `job_done`: a job created by this client on the current connection gets
+    /// it unasked; any other first asks `get_job_status` with `notify`. After a reconnect it
+    /// asks, so a `job_done` lost with the connection is not waited for forever.
     pub async fn wait_job(&self, job_id: i64) -> Result<Value> {
         let backoff = self.inner.config.backoff;
         let mut delay = backoff.initial;
@@ -228,14 +248,28 @@ impl Client {
                     waiters.retain(|w| !w.is_closed());
                     waiters.push(tx);
                 }
-                let status = conn
-                    .call::<GetJobStatus>(&GetJobStatusParams {
-                        job_id,
-                        notify: Some(true),
-                    })
-                    .await?;
-                if let JobStatus(_, Some(out)) = status {
+                let early = {
+                    let mut ended = lock(&self.inner.ended);
+                    let i = ended.iter().position(|(j, _)| *j == job_id);
+                    i.and_then(|i| ended.remove(i)).map(|(_, out)| out)
+                };
+                if let Some(out) = early {
                     return Ok::<_, Error>(Some(out));
+                }
+                let unasked = lock(&self.inner.created)
+                    .remove(&job_id)
+                    .and_then(|c| c.upgrade())
+                    .is_some_and(|c| Arc::ptr_eq(&c, &conn));
+                if !unasked {
+                    let status = conn
+                        .call::<GetJobStatus>(&GetJobStatusParams {
+                            job_id,
+                            notify: Some(true),
+                        })
+                        .await?;
+                    if let JobStatus(_, Some(out)) = status {
+                        return Ok(Some(out));
+                    }
                 }
                 tokio::select! {
                     r = rx => Ok(r.ok()),
@@ -341,14 +375,24 @@ fn on_event(inner: &Weak<Inner>, conn: &Arc<Conn>, ev: Event) {
     match ev {
         Event::JobDone(p) => {
             let waiters = lock(&inner.jobs).remove(&p.job_id).unwrap_or_default();
+            let mut sent = false;
             for w in waiters {
-                let _ = w.send(p.outargs.clone());
+                sent |= w.send(p.outargs.clone()).is_ok();
+            }
+            if !sent && lock(&inner.created).remove(&p.job_id).is_some() {
+                // Created here and not waited for yet: kept for the wait_job to come.
+                let mut ended = lock(&inner.ended);
+                ended.push_back((p.job_id, p.outargs));
+                if ended.len() > EARLY_ENDS {
+                    ended.pop_front();
+                }
             }
         }
         Event::TaskReady(p) => worker::task_ready(&Client { inner }, conn, p),
         Event::Closed => {
             // Waiters ask again on the next connection.
             lock(&inner.jobs).clear();
+            lock(&inner.created).retain(|_, c| c.upgrade().is_some_and(|c| !c.is_closed()));
         }
     }
 }

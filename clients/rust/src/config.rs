@@ -131,11 +131,15 @@ pub struct Config {
     /// Whether calls and `work()` reconnect after the connection drops.
     pub reconnect: bool,
     pub backoff: Backoff,
+    /// Whether a worker takes tasks with `get_tasks` and sends results with `tasks_done`
+    /// (the default; a gateway without them is detected and the original calls used),
+    /// or always with `get_task` and `task_done`.
+    pub batched: bool,
 }
 
 impl Config {
     /// A configuration with the defaults: 16 MiB messages, 60 s call time-out, 60 s
-    /// keep-alive, reconnecting with 0.2 s..30 s back-off.
+    /// keep-alive, reconnecting with 0.2 s..30 s back-off, batched worker calls.
     pub fn new(endpoint: Endpoint, auth: Auth) -> Config {
         Config {
             endpoint,
@@ -146,6 +150,7 @@ impl Config {
             keepalive: Duration::from_secs(60),
             reconnect: true,
             backoff: Backoff::default(),
+            batched: true,
         }
     }
 

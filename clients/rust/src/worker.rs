@@ -1,17 +1,26 @@
-//! The worker side: handlers, `announce` with slots, the `task_ready` → `get_task` →
-//! handler → `task_done` cycle, and `work()` with keep-alive and reconnection.
+//! The worker side: handlers, `announce` with slots, the `task_ready` → `get_tasks` →
+//! handlers → `tasks_done` cycle, and `work()` with keep-alive and reconnection.
+//!
+//! An offer (`task_ready`) makes the worker ask for as many tasks of that action as it has
+//! free slots (`get_tasks`); offers that come while it asks make it ask again afterwards.
+//! Finished results are sent together: whatever is finished while a `tasks_done` is on its
+//! way goes in the next one, and each result's answer is logged when it is refused. With a
+//! gateway that lacks the batched calls (it answers "no method"), or with
+//! [`Config::batched`](crate::Config) off, the worker uses the original calls: `get_task`
+//! for each offer and the `task_done` notification.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jc_proto::methods::{
-    Announce, AnnounceParams, CreateSlotgroup, CreateSlotgroupParams, GetTask, GetTaskParams, Ping,
-    PingParams, TaskDone, TaskDoneParams, TaskGiven, TaskReadyParams, Withdraw, WithdrawParams,
+    Announce, AnnounceParams, CreateSlotgroup, CreateSlotgroupParams, GetTask, GetTaskParams,
+    GetTasks, GetTasksParams, Ping, PingParams, TaskDone, TaskDoneParams, TaskGiven,
+    TaskReadyParams, TasksDone, TasksDoneParams, Withdraw, WithdrawParams,
 };
-use jc_proto::Method;
+use jc_proto::{ErrorKind, Method};
 use serde_json::{json, Map, Value};
 
 use crate::client::{jitter, lock, Client};
@@ -206,6 +215,55 @@ pub(crate) struct ActionReg {
     handler: Handler,
     opts: AnnounceOptions,
     slots: Arc<Slots>,
+    /// A `get_tasks` of this action is on its way.
+    fetching: AtomicBool,
+    /// An offer came meanwhile: ask again when it is answered.
+    again: AtomicBool,
+}
+
+/// The most tasks asked for, or results sent, in one call (the gateway's bound).
+const MAX_BATCH: usize = 1000;
+
+/// A finished task's result, waiting to go out on the connection that took the task.
+#[derive(Debug)]
+struct Finished {
+    conn: Arc<Conn>,
+    job_id: i64,
+    actionname: String,
+    done: TaskDoneParams,
+}
+
+/// Whether the batched calls are used, and the results waiting for the next `tasks_done`.
+#[derive(Debug)]
+pub(crate) struct Batching {
+    on: AtomicBool,
+    results: Mutex<Vec<Finished>>,
+    sending: AtomicBool,
+}
+
+impl Batching {
+    pub(crate) fn new(on: bool) -> Batching {
+        Batching {
+            on: AtomicBool::new(on),
+            results: Mutex::new(Vec::new()),
+            sending: AtomicBool::new(false),
+        }
+    }
+
+    fn on(&self) -> bool {
+        self.on.load(Ordering::SeqCst)
+    }
+
+    /// The gateway lacks the batched calls: use the original ones from now on.
+    fn off(&self) {
+        if self.on.swap(false, Ordering::SeqCst) {
+            tracing::info!("the gateway has no get_tasks/tasks_done: using get_task and task_done");
+        }
+    }
+}
+
+fn no_method(e: &Error) -> bool {
+    e.kind() == Some(ErrorKind::MethodNotFound)
 }
 
 fn announce_params(client: &Client, name: &str, opts: &AnnounceOptions) -> AnnounceParams {
@@ -254,13 +312,80 @@ pub(crate) async fn announce_all(client: &Client, conn: &Conn) -> Result<()> {
     Ok(())
 }
 
-/// A `task_ready` offer: take it when a slot is free (else the server offers it elsewhere
-/// after 10 s, or again when a slot frees up).
+/// A `task_ready` offer: ask for as many tasks as slots are free (or, with the original
+/// calls, take the offered one when a slot is free); else the server offers it elsewhere
+/// after 10 s, or again when a slot frees up.
 pub(crate) fn task_ready(client: &Client, conn: &Arc<Conn>, p: TaskReadyParams) {
     let Some(action) = lock(&client.inner.actions).get(&p.actionname).cloned() else {
         tracing::info!("task_ready for {}, which is not announced", p.actionname);
         return;
     };
+    if !client.inner.batching.on() {
+        take_offer(client, conn, p, action);
+        return;
+    }
+    if action.fetching.swap(true, Ordering::SeqCst) {
+        action.again.store(true, Ordering::SeqCst);
+        return;
+    }
+    tokio::spawn(fetch(client.clone(), conn.clone(), p, action));
+}
+
+/// `get_tasks` for the free slots of the action, again while offers came meanwhile.
+async fn fetch(client: Client, conn: Arc<Conn>, p: TaskReadyParams, action: Arc<ActionReg>) {
+    loop {
+        action.again.store(false, Ordering::SeqCst);
+        let mut count = 0;
+        while count < MAX_BATCH && action.slots.try_take() {
+            count += 1;
+        }
+        if count > 0 {
+            let got = conn
+                .call::<GetTasks>(&GetTasksParams {
+                    actionname: p.actionname.clone(),
+                    count: count as u32,
+                })
+                .await;
+            match got {
+                Ok(tasks) => {
+                    for _ in tasks.len()..count {
+                        action.slots.give_back();
+                    }
+                    for t in tasks {
+                        client.inner.task_started();
+                        tokio::spawn(run(
+                            client.clone(),
+                            conn.clone(),
+                            p.actionname.clone(),
+                            action.clone(),
+                            t,
+                        ));
+                    }
+                }
+                Err(e) => {
+                    for _ in 0..count {
+                        action.slots.give_back();
+                    }
+                    if no_method(&e) {
+                        client.inner.batching.off();
+                        action.fetching.store(false, Ordering::SeqCst);
+                        take_offer(&client, &conn, p, action);
+                        return;
+                    }
+                    tracing::warn!("get_tasks {}: {e}", p.actionname);
+                }
+            }
+        }
+        action.fetching.store(false, Ordering::SeqCst);
+        // An offer that came after the last look asks again (unless another fetch did).
+        if !action.again.load(Ordering::SeqCst) || action.fetching.swap(true, Ordering::SeqCst) {
+            return;
+        }
+    }
+}
+
+/// The original calls: `get_task` for the offered task when a slot is free.
+fn take_offer(client: &Client, conn: &Arc<Conn>, p: TaskReadyParams, action: Arc<ActionReg>) {
     if !action.slots.try_take() {
         tracing::debug!("task_ready for {} while its slots are busy", p.actionname);
         return;
@@ -269,51 +394,134 @@ pub(crate) fn task_ready(client: &Client, conn: &Arc<Conn>, p: TaskReadyParams) 
     let client = client.clone();
     let conn = conn.clone();
     tokio::spawn(async move {
-        let done = perform(&conn, &p, &action).await;
-        // The slot is free before task_done leaves: the server may offer the next task as
-        // soon as it reads it.
-        action.slots.give_back();
-        if let Some((job_id, done)) = done {
-            if let Err(e) = conn.notify::<TaskDone>(&done) {
-                tracing::warn!(
-                    "task_done for job {job_id} ({}) not sent: {e}",
-                    p.actionname
-                );
+        let given = conn
+            .call::<GetTask>(&GetTaskParams {
+                actionname: p.actionname.clone(),
+                job_id: p.job_id.clone(),
+            })
+            .await;
+        match given {
+            Ok(Some(t)) => run(client, conn, p.actionname, action, t).await,
+            // Another worker was faster.
+            Ok(None) => {
+                action.slots.give_back();
+                client.inner.task_finished();
+            }
+            Err(e) => {
+                tracing::warn!("get_task {} {:?}: {e}", p.actionname, p.job_id);
+                action.slots.give_back();
+                client.inner.task_finished();
             }
         }
-        client.inner.task_finished();
     });
 }
 
-/// Takes the offered task and runs the handler: the job id and the `task_done` to send,
-/// or nothing when the task was gone.
-async fn perform(
-    conn: &Conn,
-    p: &TaskReadyParams,
-    action: &ActionReg,
-) -> Option<(i64, TaskDoneParams)> {
-    let given = conn
-        .call::<GetTask>(&GetTaskParams {
-            actionname: p.actionname.clone(),
-            job_id: p.job_id.clone(),
-        })
-        .await;
-    let TaskGiven(job_id, cookie, inargs, env) = match given {
-        Ok(Some(t)) => t,
-        Ok(None) => return None, // another worker was faster
-        Err(e) => {
-            tracing::warn!("get_task {} {:?}: {e}", p.actionname, p.job_id);
-            return None;
-        }
-    };
+/// Runs the handler on a task taken (its slot taken and counted in flight), then sends
+/// the result on.
+async fn run(
+    client: Client,
+    conn: Arc<Conn>,
+    actionname: String,
+    action: Arc<ActionReg>,
+    given: TaskGiven,
+) {
+    let TaskGiven(job_id, cookie, inargs, env) = given;
     let task = Task {
-        actionname: p.actionname.clone(),
+        actionname: actionname.clone(),
         job_id,
         inargs,
         env,
     };
     let outargs = action.handler.run(task).await;
-    Some((job_id, TaskDoneParams { cookie, outargs }))
+    // The slot is free before the result leaves: the server may offer the next task as
+    // soon as it has the result.
+    action.slots.give_back();
+    let f = Finished {
+        conn,
+        job_id,
+        actionname,
+        done: TaskDoneParams { cookie, outargs },
+    };
+    let batching = &client.inner.batching;
+    if !batching.on() {
+        notify_done(&f);
+        client.inner.task_finished();
+        return;
+    }
+    lock(&batching.results).push(f);
+    if !batching.sending.swap(true, Ordering::SeqCst) {
+        tokio::spawn(send_results(client));
+    }
+}
+
+fn notify_done(f: &Finished) {
+    if let Err(e) = f.conn.notify::<TaskDone>(&f.done) {
+        tracing::warn!(
+            "task_done for job {} ({}) not sent: {e}",
+            f.job_id,
+            f.actionname
+        );
+    }
+}
+
+/// Sends the finished results, those of one connection in one `tasks_done`, until none
+/// are left; results finished meanwhile go in the next call.
+async fn send_results(client: Client) {
+    let batching = &client.inner.batching;
+    loop {
+        let mut batch = std::mem::take(&mut *lock(&batching.results));
+        if batch.is_empty() {
+            batching.sending.store(false, Ordering::SeqCst);
+            if lock(&batching.results).is_empty() || batching.sending.swap(true, Ordering::SeqCst) {
+                return;
+            }
+            continue;
+        }
+        while !batch.is_empty() {
+            let conn = batch[0].conn.clone();
+            let (mine, rest): (Vec<Finished>, Vec<Finished>) =
+                batch.into_iter().partition(|f| Arc::ptr_eq(&f.conn, &conn));
+            batch = rest;
+            let mut mine = mine.into_iter().peekable();
+            while mine.peek().is_some() {
+                let chunk: Vec<Finished> = mine.by_ref().take(MAX_BATCH).collect();
+                send_batch(&client, &conn, chunk).await;
+            }
+        }
+    }
+}
+
+async fn send_batch(client: &Client, conn: &Conn, batch: Vec<Finished>) {
+    let params = TasksDoneParams {
+        results: batch.iter().map(|f| f.done.clone()).collect(),
+    };
+    match conn.call::<TasksDone>(&params).await {
+        Ok(outcomes) => {
+            for (f, o) in batch.iter().zip(&outcomes) {
+                if let Some(e) = o.error.as_ref().filter(|_| !o.ok) {
+                    tracing::warn!(
+                        "task_done for job {} ({}) refused: {}",
+                        f.job_id,
+                        f.actionname,
+                        e.message
+                    );
+                }
+            }
+        }
+        Err(e) if no_method(&e) => {
+            client.inner.batching.off();
+            for f in &batch {
+                notify_done(f);
+            }
+        }
+        Err(e) => {
+            let jobs: Vec<i64> = batch.iter().map(|f| f.job_id).collect();
+            tracing::warn!("tasks_done for jobs {jobs:?} not acknowledged: {e}");
+        }
+    }
+    for _ in &batch {
+        client.inner.task_finished();
+    }
 }
 
 impl Client {
@@ -342,16 +550,23 @@ impl Client {
             None => Arc::new(Slots::new(opts.slots.unwrap_or(1))),
         };
         let conn = self.conn().await?;
-        announce_on(&conn, &announce_params(self, actionname, &opts)).await?;
+        let params = announce_params(self, actionname, &opts);
+        // Registered first: the server may offer a task before it answers.
         lock(&self.inner.actions).insert(
             actionname.to_owned(),
             Arc::new(ActionReg {
                 handler,
                 opts,
                 slots,
+                fetching: AtomicBool::new(false),
+                again: AtomicBool::new(false),
             }),
         );
-        Ok(())
+        let announced = announce_on(&conn, &params).await;
+        if announced.is_err() {
+            lock(&self.inner.actions).remove(actionname);
+        }
+        announced
     }
 
     /// Stops offering `actionname`.

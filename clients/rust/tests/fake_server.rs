@@ -41,6 +41,30 @@ struct State {
     answers: Vec<Value>,
     /// Whether the last TLS client showed a certificate.
     client_cert_seen: Vec<bool>,
+    /// Whether the batched worker calls (`get_tasks`, `tasks_done`) exist; without them the
+    /// fake answers them as unknown methods, as a gateway from before them.
+    batched: bool,
+}
+
+/// Finishes the task holding `cookie` and tells the job's watchers; false for no task.
+fn finish(st: &mut State, cookie: &str, out: Value) -> bool {
+    let Some((job_id, job)) = st
+        .jobs
+        .iter_mut()
+        .find(|(_, j)| j.cookie.as_deref() == Some(cookie) && j.outargs.is_none())
+    else {
+        return false;
+    };
+    let job_id = *job_id;
+    job.outargs = Some(out.clone());
+    let watchers = job.watchers.clone();
+    for w in watchers {
+        if let Some((tx, _)) = st.peers.get(&w) {
+            let _ = tx.send(json!({"jsonrpc":"2.0","method":"job_done",
+                "params":{"job_id": job_id, "outargs": out}}));
+        }
+    }
+    true
 }
 
 #[derive(Clone)]
@@ -249,21 +273,49 @@ impl Fake {
             }
             "task_done" => {
                 assert!(id.is_none(), "task_done is a notification");
-                let cookie = p["cookie"].as_str().unwrap();
-                let (job_id, job) = st
+                let cookie = p["cookie"].as_str().unwrap().to_owned();
+                assert!(finish(&mut st, &cookie, p["outargs"].clone()), "{cookie}");
+            }
+            "get_tasks" if st.batched => {
+                let count = p["count"].as_u64().unwrap() as usize;
+                let mut ready: Vec<i64> = st
                     .jobs
-                    .iter_mut()
-                    .find(|(_, j)| j.cookie.as_deref() == Some(cookie))
-                    .unwrap();
-                let job_id = *job_id;
-                let out = p["outargs"].clone();
-                job.outargs = Some(out.clone());
-                let watchers = job.watchers.clone();
-                for w in watchers {
-                    if let Some((tx, _)) = st.peers.get(&w) {
-                        let _ = tx.send(json!({"jsonrpc":"2.0","method":"job_done",
-                            "params":{"job_id": job_id, "outargs": out}}));
-                    }
+                    .iter()
+                    .filter(|(_, j)| j.outargs.is_none() && !j.working)
+                    .map(|(id, _)| *id)
+                    .collect();
+                ready.sort_unstable();
+                let mut given = Vec::new();
+                for job_id in ready.into_iter().take(count) {
+                    let job = st.jobs.get_mut(&job_id).unwrap();
+                    job.working = true;
+                    let cookie = format!("cookie-{job_id}");
+                    job.cookie = Some(cookie.clone());
+                    given.push(json!([job_id, cookie, job.inargs, null]));
+                }
+                reply(Value::Array(given));
+            }
+            "tasks_done" if st.batched => {
+                let mut answers = Vec::new();
+                for r in p["results"].as_array().unwrap() {
+                    let cookie = r["cookie"].as_str().unwrap().to_owned();
+                    answers.push(if finish(&mut st, &cookie, r["outargs"].clone()) {
+                        json!({"cookie": cookie, "ok": true})
+                    } else {
+                        json!({"cookie": cookie, "ok": false,
+                            "error": {"code": 1003, "message": "no task holds that cookie"}})
+                    });
+                }
+                reply(Value::Array(answers));
+                // As the gateway offers freed slots the work left.
+                let ready: Vec<i64> = st
+                    .jobs
+                    .iter()
+                    .filter(|(_, j)| j.outargs.is_none() && !j.working)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for job_id in ready {
+                    offer(&st, job_id);
                 }
             }
             "ping" => reply(json!("pong")),
@@ -351,6 +403,15 @@ async fn roundtrip(endpoint: Endpoint, fake: &Fake) {
         announce["params"],
         json!({"actionname":"double","slots":3,"workername":"w1"})
     );
+    // This gateway lacks the batched calls: the worker asked once, then used the originals.
+    let asked: Vec<&Value> = st
+        .received
+        .iter()
+        .filter(|m| m["method"] == "get_tasks" || m["method"] == "tasks_done")
+        .collect();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0]["method"], "get_tasks");
+    assert!(st.received.iter().any(|m| m["method"] == "get_task"));
     let done = st
         .received
         .iter()
@@ -368,6 +429,76 @@ async fn roundtrip(endpoint: Endpoint, fake: &Fake) {
     assert_eq!(pong["result"], "pong");
     let nope = st.answers.iter().find(|m| m["id"] == "s2").unwrap();
     assert_eq!(nope["error"]["code"], -32601);
+}
+
+#[tokio::test]
+async fn a_worker_takes_and_finishes_tasks_in_batches() {
+    let fake = Fake::new();
+    fake.st().batched = true;
+    let port = fake.listen(Kind::Netstring, None).await;
+    let endpoint = Endpoint::tcp("127.0.0.1", port);
+    let client = Client::connect(config(endpoint.clone())).await.unwrap();
+    let worker = Client::connect(config(endpoint)).await.unwrap();
+    worker
+        .announce(
+            "double",
+            Handler::new_async(|t| async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Ok(json!({"out": t.inargs["x"].as_i64().unwrap() * 2}))
+            }),
+            AnnounceOptions {
+                slots: Some(3),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let w = worker.clone();
+    let work = tokio::spawn(async move { w.work().await });
+    let mut jobs = Vec::new();
+    for x in 0..5 {
+        jobs.push(client.call_nb("double", json!({ "x": x })).await.unwrap());
+    }
+    for (x, job) in jobs.iter().enumerate() {
+        assert_eq!(
+            client.wait_job(*job).await.unwrap(),
+            json!({ "out": x * 2 })
+        );
+    }
+    worker.stop();
+    work.await.unwrap().unwrap();
+
+    let st = fake.st();
+    let methods: Vec<&str> = st
+        .received
+        .iter()
+        .filter_map(|m| m["method"].as_str())
+        .collect();
+    assert!(
+        !methods.contains(&"get_task") && !methods.contains(&"task_done"),
+        "{methods:?}"
+    );
+    // The jobs' job_done came unasked to the connection that created them.
+    assert!(!methods.contains(&"get_job_status"), "{methods:?}");
+    // Three slots: the first ask is for three, and never more than are free.
+    let asks: Vec<u64> = st
+        .received
+        .iter()
+        .filter(|m| m["method"] == "get_tasks")
+        .map(|m| m["params"]["count"].as_u64().unwrap())
+        .collect();
+    assert_eq!(asks[0], 3, "{asks:?}");
+    assert!(asks.iter().all(|n| (1..=3).contains(n)), "{asks:?}");
+    let results: usize = st
+        .received
+        .iter()
+        .filter(|m| m["method"] == "tasks_done")
+        .map(|m| {
+            assert!(m.get("id").is_some(), "tasks_done is a call");
+            m["params"]["results"].as_array().unwrap().len()
+        })
+        .sum();
+    assert_eq!(results, 5);
 }
 
 #[tokio::test]
@@ -575,7 +706,9 @@ async fn a_waiting_client_reads_the_status_again_after_reconnecting() {
         .iter()
         .filter(|m| m["method"] == "get_job_status")
         .count();
-    assert_eq!(statuses, 2, "asked once per connection");
+    // Not on the connection that created the job (its job_done comes unasked), but after
+    // the reconnect.
+    assert_eq!(statuses, 1, "asked once, on the new connection");
 }
 
 struct Pki {

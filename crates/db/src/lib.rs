@@ -56,18 +56,33 @@ pub async fn create_job(
     opts: CreateJob<'_>,
 ) -> Result<NewJob, Error> {
     let row = c
-        .query_one(
-            "select job_id, listenstring from jobcenter.create_job($1, $2, $3, $4, $5, $6)",
-            &[
-                &wfname,
-                args,
-                &opts.tag,
-                &opts.impersonate,
-                &opts.env,
-                &opts.start_at,
-            ],
-        )
+        .query_one(CREATE_JOB, &create_job_params(&wfname, args, &opts))
         .await?;
+    new_job(&row)
+}
+
+type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+
+fn create_job_params<'a>(
+    wfname: &'a &str,
+    args: &'a Value,
+    opts: &'a CreateJob<'_>,
+) -> [Param<'a>; 6] {
+    [
+        wfname,
+        args,
+        &opts.tag,
+        &opts.impersonate,
+        &opts.env,
+        &opts.start_at,
+    ]
+}
+
+const CREATE_JOB: &str =
+    "select job_id, listenstring from jobcenter.create_job($1, $2, $3, $4, $5, $6)";
+const GET_JOB_STATUS: &str = "select o_out_args from jobcenter.get_job_status($1)";
+
+fn new_job(row: &tokio_postgres::Row) -> Result<NewJob, Error> {
     Ok(NewJob {
         job_id: row.try_get(0)?,
         listen: row.try_get(1)?,
@@ -76,12 +91,7 @@ pub async fn create_job(
 
 /// The job's output once it has ended (`{"error": …}` for a job in error), `None` while it runs.
 pub async fn get_job_status(c: &impl GenericClient, job_id: i64) -> Result<Option<Value>, Error> {
-    let row = c
-        .query_one(
-            "select o_out_args from jobcenter.get_job_status($1)",
-            &[&job_id],
-        )
-        .await?;
+    let row = c.query_one(GET_JOB_STATUS, &[&job_id]).await?;
     Ok(row.try_get(0)?)
 }
 
@@ -128,6 +138,12 @@ pub async fn ping(c: &impl GenericClient, worker_id: i64) -> Result<bool, Error>
     Ok(pong.is_some())
 }
 
+const GET_TASK: &str =
+    "select o_job_id, o_job_cookie, o_in_args, o_env from jobcenter.get_task($1, $2, $3)";
+const GET_TASKS: &str =
+    "select o_job_id, o_job_cookie, o_in_args, o_env from jobcenter.get_tasks($1, $2, $3)";
+const TASKS_DONE: &str = "select o_cookie, o_code, o_message from jobcenter.tasks_done($1)";
+
 /// Takes a ready task of `action` (of `job_id`, or the oldest); `None` when there is none.
 pub async fn get_task(
     c: &impl GenericClient,
@@ -135,12 +151,11 @@ pub async fn get_task(
     action: &str,
     job_id: Option<i64>,
 ) -> Result<Option<Task>, Error> {
-    let r = c
-        .query_one(
-            "select o_job_id, o_job_cookie, o_in_args, o_env from jobcenter.get_task($1, $2, $3)",
-            &[&worker, &action, &job_id],
-        )
-        .await?;
+    let r = c.query_one(GET_TASK, &[&worker, &action, &job_id]).await?;
+    task_row(&r)
+}
+
+fn task_row(r: &tokio_postgres::Row) -> Result<Option<Task>, Error> {
     // No task is a row of nulls, as the original answers.
     let Some(job_id) = r.try_get(0)? else {
         return Ok(None);
@@ -168,21 +183,13 @@ pub async fn get_tasks(
     action: &str,
     limit: i32,
 ) -> Result<Vec<Task>, Error> {
-    let rows = c
-        .query(
-            "select o_job_id, o_job_cookie, o_in_args, o_env from jobcenter.get_tasks($1, $2, $3)",
-            &[&worker, &action, &limit],
-        )
-        .await?;
+    let rows = c.query(GET_TASKS, &[&worker, &action, &limit]).await?;
+    task_rows(&rows)
+}
+
+fn task_rows(rows: &[tokio_postgres::Row]) -> Result<Vec<Task>, Error> {
     rows.iter()
-        .map(|r| {
-            Ok(Task {
-                job_id: r.try_get(0)?,
-                cookie: r.try_get(1)?,
-                inargs: r.try_get(2)?,
-                env: r.try_get(3)?,
-            })
-        })
+        .filter_map(|r| task_row(r).transpose())
         .collect()
 }
 
@@ -211,18 +218,20 @@ pub async fn tasks_done(
     c: &impl GenericClient,
     results: &[(&str, &Value)],
 ) -> Result<Vec<DoneOutcome>, Error> {
-    let arg = Value::Array(
+    let rows = c.query(TASKS_DONE, &[&tasks_done_arg(results)]).await?;
+    done_rows(&rows)
+}
+
+fn tasks_done_arg(results: &[(&str, &Value)]) -> Value {
+    Value::Array(
         results
             .iter()
             .map(|(cookie, out)| serde_json::json!({"cookie": cookie, "outargs": out}))
             .collect(),
-    );
-    let rows = c
-        .query(
-            "select o_cookie, o_code, o_message from jobcenter.tasks_done($1)",
-            &[&arg],
-        )
-        .await?;
+    )
+}
+
+fn done_rows(rows: &[tokio_postgres::Row]) -> Result<Vec<DoneOutcome>, Error> {
     rows.iter()
         .map(|r| {
             Ok(DoneOutcome {
@@ -232,6 +241,68 @@ pub async fn tasks_done(
             })
         })
         .collect()
+}
+
+/// The calls a gateway makes for every job and task, on a pooled connection that keeps each
+/// statement prepared for its next call (`prepare_cached`): one round trip per call instead
+/// of a prepare and an execute.
+pub mod pooled {
+    use super::{create_job_params, done_rows, new_job, task_row, task_rows, tasks_done_arg};
+    use super::{CreateJob, DoneOutcome, Error, NewJob, Task};
+    use super::{CREATE_JOB, GET_JOB_STATUS, GET_TASK, GET_TASKS, TASKS_DONE};
+    use serde_json::Value;
+
+    /// [`super::create_job`] with a cached statement.
+    pub async fn create_job(
+        c: &deadpool_postgres::Client,
+        wfname: &str,
+        args: &Value,
+        opts: CreateJob<'_>,
+    ) -> Result<NewJob, Error> {
+        let stmt = c.prepare_cached(CREATE_JOB).await?;
+        let params = create_job_params(&wfname, args, &opts);
+        new_job(&c.query_one(&stmt, &params).await?)
+    }
+
+    /// [`super::get_job_status`] with a cached statement.
+    pub async fn get_job_status(
+        c: &deadpool_postgres::Client,
+        job_id: i64,
+    ) -> Result<Option<Value>, Error> {
+        let stmt = c.prepare_cached(GET_JOB_STATUS).await?;
+        Ok(c.query_one(&stmt, &[&job_id]).await?.try_get(0)?)
+    }
+
+    /// [`super::get_task`] with a cached statement.
+    pub async fn get_task(
+        c: &deadpool_postgres::Client,
+        worker: &str,
+        action: &str,
+        job_id: Option<i64>,
+    ) -> Result<Option<Task>, Error> {
+        let stmt = c.prepare_cached(GET_TASK).await?;
+        task_row(&c.query_one(&stmt, &[&worker, &action, &job_id]).await?)
+    }
+
+    /// [`super::get_tasks`] with a cached statement.
+    pub async fn get_tasks(
+        c: &deadpool_postgres::Client,
+        worker: &str,
+        action: &str,
+        limit: i32,
+    ) -> Result<Vec<Task>, Error> {
+        let stmt = c.prepare_cached(GET_TASKS).await?;
+        task_rows(&c.query(&stmt, &[&worker, &action, &limit]).await?)
+    }
+
+    /// [`super::tasks_done`] with a cached statement.
+    pub async fn tasks_done(
+        c: &deadpool_postgres::Client,
+        results: &[(&str, &Value)],
+    ) -> Result<Vec<DoneOutcome>, Error> {
+        let stmt = c.prepare_cached(TASKS_DONE).await?;
+        done_rows(&c.query(&stmt, &[&tasks_done_arg(results)]).await?)
+    }
 }
 
 /// Publishes an event; returns its id (`raise_event_id`; the original's `raise_event` answers

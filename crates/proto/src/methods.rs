@@ -26,6 +26,14 @@
 //! | `task_ready` | server → worker, notification | [`TaskReadyParams`] | |
 //! | `get_task` | worker → server | [`GetTaskParams`] | [`TaskGiven`] or `null` |
 //! | `task_done` | worker → server, notification | [`TaskDoneParams`] | |
+//! | `get_tasks` (ours) | worker → server | [`GetTasksParams`] | [`TaskGiven`]s, maybe none |
+//! | `tasks_done` (ours) | worker → server | [`TasksDoneParams`] | [`DoneOutcome`]s |
+//!
+//! `get_tasks` and `tasks_done` are the batched forms of `get_task` and `task_done`: a worker
+//! offered tasks (`task_ready`) takes up to `count` ready tasks of the action at once (the
+//! offers it holds and its free slots bound the count), and finishes many in one call, each
+//! result answered on its own. `tasks_done` is answered once its results are applied, which
+//! may come after the answers to later requests (the ids tell them apart).
 //!
 //! `get_job_status`, `cancel_job`, `retry_job` and `get_job` only reach jobs the caller
 //! created; `hello` and `ping` are the only calls allowed before a welcome.
@@ -453,8 +461,51 @@ pub struct TaskDoneParams {
     pub outargs: Value,
 }
 
+method!(
+    /// Ours: takes up to `count` ready tasks of `actionname` at once (the oldest first, as
+    /// `get_task` with a poll token takes them); none when there is none.
+    GetTasks,
+    "get_tasks",
+    GetTasksParams,
+    Vec<TaskGiven>
+);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetTasksParams {
+    pub actionname: String,
+    /// At most this many (the worker's free slots); the gateway gives no more than the
+    /// worker's slots allow.
+    pub count: u32,
+}
+
+method!(
+    /// Ours: finishes many tasks in one call; one [`DoneOutcome`] per result, in order. A
+    /// result that fails (an unknown cookie, a task taken elsewhere) fails alone.
+    TasksDone,
+    "tasks_done",
+    TasksDoneParams,
+    Vec<DoneOutcome>
+);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TasksDoneParams {
+    /// The results, each as `task_done`'s params.
+    pub results: Vec<TaskDoneParams>,
+}
+
+/// What became of one result of `tasks_done`: `{"cookie": …, "ok": true}` when it was
+/// applied (outputs that do not fit the action fail its task, as with `task_done`), else
+/// `{"cookie": …, "ok": false, "error": {"code": …, "message": …}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DoneOutcome {
+    pub cookie: String,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::ErrorObject>,
+}
+
 /// Every method and notification name, for dispatch tables and fuzzing.
-pub const NAMES: [&str; 18] = [
+pub const NAMES: [&str; 20] = [
     Greetings::NAME,
     Hello::NAME,
     Ping::NAME,
@@ -473,6 +524,8 @@ pub const NAMES: [&str; 18] = [
     TaskReady::NAME,
     GetTask::NAME,
     TaskDone::NAME,
+    GetTasks::NAME,
+    TasksDone::NAME,
 ];
 
 #[cfg(test)]

@@ -156,6 +156,25 @@ impl Cluster {
         self.pg_ctl_start().await
     }
 
+    /// Crashes the server (`pg_ctl stop -m immediate`: no shutdown checkpoint, connections
+    /// cut at once; the next start runs crash recovery), as for a test of an outage.
+    pub async fn crash(&self) -> Result<(), Error> {
+        if self.running.load(Ordering::SeqCst) {
+            tools::run(self.pg_ctl_stop("immediate")).await?;
+            self.running.store(false, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// Starts a server that [`Cluster::stop`] or [`Cluster::crash`] stopped, on the same
+    /// port and data directory; does nothing if it is running.
+    pub async fn start_again(&self) -> Result<(), Error> {
+        if self.running.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.pg_ctl_start().await
+    }
+
     /// Turns TLS on: writes the server's certificate and key and the CA that client
     /// certificates must chain to into the data directory, puts the rules `hba` (pg_hba.conf
     /// lines) before the existing ones, and restarts the server on the same port.

@@ -184,7 +184,7 @@ fn jcapi_config(dir: &Path, pki: &Pki, addrs: [&str; 3]) -> PathBuf {
         &file,
         format!(
             r#"users_file = {users:?}
-log_level = "warn"
+log_level = "warn,jcapi::conn=debug,jcapi::commit=debug"
 
 [[listen]]
 kind = "tcp"

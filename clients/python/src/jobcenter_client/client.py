@@ -6,6 +6,11 @@ worker (``announce`` a handler, then ``work`` until ``stop``). It speaks the ori
 JobCenter protocol: the server greets, the client says ``hello``; jobs end with a ``job_done``
 notification; tasks are offered with ``task_ready``, taken with ``get_task`` and finished with
 the ``task_done`` notification; the server's ``ping`` is answered with ``"pong"``.
+
+A worker uses the gateway's batched calls (``batched=True``, the default): an offer makes it
+ask for as many tasks as it has free slots (``get_tasks``), and results finished while a
+``tasks_done`` is on its way go together in the next one. A gateway without them (it answers
+"no method") is served with ``get_task`` and ``task_done`` instead.
 """
 
 from __future__ import annotations
@@ -108,6 +113,16 @@ class _Action:
     slotgroup: Optional[str]
     filter: Optional[Dict[str, JSON]]
     busy: int = 0
+    # a get_tasks is on its way; an offer came meanwhile (ask again)
+    fetching: bool = False
+    again: bool = False
+
+#: The most tasks asked for, or results sent, in one call (the gateway's bound).
+_MAX_BATCH = 1000
+#: How many job_done that came before anyone waited are kept.
+_EARLY_ENDS = 1024
+#: JSON-RPC's "no such method".
+_NO_METHOD = -32601
 
 
 def _outargs_error(outargs: JSON) -> JSON:
@@ -258,6 +273,7 @@ class Client:
         backoff_max: float = 30.0,
         call_timeout: Optional[float] = 60.0,
         keepalive: float = 60.0,
+        batched: bool = True,
         logger: Optional[logging.Logger] = None,
     ) -> None:
         self.who = who
@@ -291,6 +307,13 @@ class Client:
         self._tasks: set = set()
         self._stop: Optional[asyncio.Event] = None
         self._stop_early = False
+        self._batched = batched
+        # finished results waiting for the next tasks_done: (connection, job id, params)
+        self._results: List[Any] = []
+        self._sending = False
+        # jobs created here, with their connection; job_done that came before a wait
+        self._created: Dict[int, _Connection] = {}
+        self._ended: Dict[int, JSON] = {}
 
     # -- connection ----------------------------------------------------------------------
 
@@ -369,6 +392,7 @@ class Client:
                 if not f.done():
                     f.set_exception(ConnectionLost("connection closed"))
         self._jobs.clear()
+        self._created = {j: c for j, c in self._created.items() if c is not conn}
 
     async def rpc(self, method: str, params: JSON = None) -> JSON:
         """A raw JSON-RPC call on the current connection (connecting first if needed)."""
@@ -394,11 +418,14 @@ class Client:
             params["timeout"] = timeout
         if clenv is not None:
             params["clenv"] = clenv
-        res = await self.rpc("create_job", params)
+        conn = await self._ensure()
+        res = await conn.call("create_job", params, self.call_timeout)
         if isinstance(res, list) and res:
             if res[0] is None:
                 err = res[1] if len(res) > 1 else "create_job failed"
                 raise RPCError(err.get("msg", str(err)) if isinstance(err, dict) else str(err), data=err)
+            # the gateway sends this connection the job's job_done unasked
+            self._created[int(res[0])] = conn
             return int(res[0])
         if isinstance(res, dict) and "job_id" in res:
             return int(res["job_id"])
@@ -428,10 +455,13 @@ class Client:
             while True:
                 try:
                     fut = asyncio.get_running_loop().create_future()
-                    await self._ensure()
+                    conn = await self._ensure()
                     self._jobs.setdefault(job_id, []).append(fut)
-                    status = await self.rpc("get_job_status", {"job_id": job_id, "notify": True})
-                    outargs = _status_outargs(status)
+                    outargs = self._ended.pop(job_id, None)
+                    # a job created on this connection gets its job_done unasked
+                    if outargs is None and self._created.pop(job_id, None) is not conn:
+                        status = await self.rpc("get_job_status", {"job_id": job_id, "notify": True})
+                        outargs = _status_outargs(status)
                     if outargs is None:
                         outargs = await fut
                     self._drop_waiter(job_id, fut)
@@ -456,9 +486,16 @@ class Client:
                 del self._jobs[job_id]
 
     def _job_done(self, job_id: JSON, outargs: JSON) -> None:
+        sent = False
         for fut in self._jobs.pop(job_id, []):
             if not fut.done():
                 fut.set_result(outargs)
+                sent = True
+        if not sent and self._created.pop(job_id, None) is not None:
+            # created here and not waited for yet: kept for the wait_job to come
+            self._ended[job_id] = outargs
+            while len(self._ended) > _EARLY_ENDS:
+                self._ended.pop(next(iter(self._ended)))
 
     async def get_job_status(self, job_id: int) -> Optional[Dict[str, JSON]]:
         """The job's outputs (``{"error": …}`` for a job in error), or ``None`` while it runs."""
@@ -513,8 +550,13 @@ class Client:
             raise JobCenterError(f"action {actionname} already announced")
         a = _Action(handler, max(1, int(slots)), slotgroup, filter)
         conn = await self._ensure()
-        await self._announce(conn, actionname, a)
+        # registered first: the server may offer a task before it answers
         self._actions[actionname] = a
+        try:
+            await self._announce(conn, actionname, a)
+        except BaseException:
+            self._actions.pop(actionname, None)
+            raise
 
     async def _announce(self, conn: _Connection, name: str, a: _Action) -> None:
         params: Dict[str, JSON] = {"actionname": name, "workername": self.workername}
@@ -538,45 +580,140 @@ class Client:
     async def create_slotgroup(self, name: str, slots: int) -> JSON:
         return await self.rpc("create_slotgroup", {"name": name, "slots": slots})
 
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        """Runs ``coro`` as a task :meth:`work` waits for before it returns."""
+        t = asyncio.ensure_future(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+
     def _task_ready(self, conn: _Connection, actionname: JSON, job_id: JSON) -> None:
         a = self._actions.get(actionname) if isinstance(actionname, str) else None
         if a is None:
             self.log.info("task_ready for unannounced action %r", actionname)
             return
+        if not self._batched:
+            self._take_offer(conn, actionname, a, job_id)
+        elif a.fetching:
+            a.again = True
+        else:
+            a.fetching = True
+            self._spawn(self._fetch(conn, actionname, a, job_id))
+
+    def _take_offer(self, conn: _Connection, name: str, a: _Action, job_id: JSON) -> None:
         if a.busy >= a.slots:
-            self.log.debug("task_ready for %s while all %d slots are busy", actionname, a.slots)
+            self.log.debug("task_ready for %s while all %d slots are busy", name, a.slots)
             return
         a.busy += 1
-        t = asyncio.create_task(self._run_task(conn, actionname, a, job_id))
-        self._tasks.add(t)
-        t.add_done_callback(self._tasks.discard)
+        self._spawn(self._run_task(conn, name, a, job_id))
+
+    async def _fetch(self, conn: _Connection, name: str, a: _Action, job_id: JSON) -> None:
+        """``get_tasks`` for the free slots, again while offers came meanwhile."""
+        try:
+            while True:
+                a.again = False
+                count = min(a.slots - a.busy, _MAX_BATCH)
+                if count <= 0:
+                    return
+                a.busy += count
+                tasks: List[JSON] = []
+                try:
+                    res = await conn.call("get_tasks", {"actionname": name, "count": count}, self.call_timeout)
+                    tasks = res if isinstance(res, list) else []
+                except RPCError as e:
+                    if e.code == _NO_METHOD:
+                        a.busy -= count
+                        self._batched = False
+                        self.log.info("the gateway has no get_tasks/tasks_done: using get_task and task_done")
+                        self._take_offer(conn, name, a, job_id)
+                        return
+                    self.log.warning("get_tasks %s: %s", name, e)
+                except (ConnectionLost, ConnectionError, OSError, asyncio.TimeoutError) as e:
+                    self.log.info("get_tasks %s: %s", name, e)
+                a.busy -= count - len(tasks)
+                for t in tasks:
+                    self._spawn(self._perform(conn, name, a, t))
+                if not a.again:
+                    return
+        finally:
+            a.fetching = False
 
     async def _run_task(self, conn: _Connection, name: str, a: _Action, job_id: JSON) -> None:
-        done = None
+        """The original calls: ``get_task`` for the offered task (its slot taken)."""
         try:
             res = await conn.call("get_task", {"actionname": name, "job_id": job_id}, self.call_timeout)
-            if not res or not isinstance(res, list) or res[0] is None:
-                return  # another worker was faster
-            tjob, cookie = res[0], res[1]
-            inargs = res[2] if len(res) > 2 and res[2] is not None else {}
-            env = res[3] if len(res) > 3 and res[3] is not None else {}
-            outargs = await self._invoke(a.handler, Task(name, tjob, inargs, env))
-            done = {"cookie": cookie, "outargs": outargs}
         except (ConnectionLost, ConnectionError, OSError) as e:
             self.log.info("task of %s for job %s: %s", name, job_id, e)
+            res = None
         except RPCError as e:
             self.log.warning("get_task %s for job %s: %s", name, job_id, e)
+            res = None
         except asyncio.TimeoutError:
             self.log.warning("get_task %s for job %s timed out", name, job_id)
+            res = None
+        if not res or not isinstance(res, list) or res[0] is None:
+            a.busy -= 1  # another worker was faster
+            return
+        await self._perform(conn, name, a, res)
+
+    async def _perform(self, conn: _Connection, name: str, a: _Action, given: List[JSON]) -> None:
+        """Runs the handler on a task given as ``[job_id, cookie, inargs, env]`` (its slot
+        taken) and sends the result on."""
+        try:
+            tjob, cookie = given[0], given[1]
+            inargs = given[2] if len(given) > 2 and given[2] is not None else {}
+            env = given[3] if len(given) > 3 and given[3] is not None else {}
+            outargs = await self._invoke(a.handler, Task(name, tjob, inargs, env))
         finally:
-            # The slot is free before task_done leaves: the server may offer the next task
-            # as soon as it reads it.
+            # The slot is free before the result leaves: the server may offer the next task
+            # as soon as it has the result.
             a.busy -= 1
-        if done is not None:
-            try:
-                await conn.notify("task_done", done)
-            except ConnectionLost as e:
-                self.log.warning("task_done for job %s not sent: %s", job_id, e)
+        done = {"cookie": cookie, "outargs": outargs}
+        if not self._batched:
+            await self._notify_done(conn, tjob, done)
+            return
+        self._results.append((conn, tjob, done))
+        if not self._sending:
+            self._sending = True
+            self._spawn(self._send_results())
+
+    async def _notify_done(self, conn: _Connection, job_id: JSON, done: Dict[str, JSON]) -> None:
+        try:
+            await conn.notify("task_done", done)
+        except ConnectionLost as e:
+            self.log.warning("task_done for job %s not sent: %s", job_id, e)
+
+    async def _send_results(self) -> None:
+        """Sends the finished results, those of one connection in one ``tasks_done``,
+        until none are left; results finished meanwhile go in the next call."""
+        try:
+            while self._results:
+                batch, self._results = self._results, []
+                while batch:
+                    conn = batch[0][0]
+                    mine = [r for r in batch if r[0] is conn]
+                    batch = [r for r in batch if r[0] is not conn]
+                    for i in range(0, len(mine), _MAX_BATCH):
+                        await self._send_batch(conn, mine[i : i + _MAX_BATCH])
+        finally:
+            self._sending = False
+
+    async def _send_batch(self, conn: _Connection, batch: List[Any]) -> None:
+        try:
+            res = await conn.call("tasks_done", {"results": [done for _, _, done in batch]}, self.call_timeout)
+        except RPCError as e:
+            if e.code != _NO_METHOD:
+                self.log.warning("tasks_done: %s", e)
+                return
+            self._batched = False
+            for _, job_id, done in batch:
+                await self._notify_done(conn, job_id, done)
+            return
+        except (ConnectionLost, ConnectionError, OSError, asyncio.TimeoutError) as e:
+            self.log.warning("tasks_done for jobs %s not acknowledged: %s", [j for _, j, _ in batch], e)
+            return
+        for (_, job_id, _), outcome in zip(batch, res if isinstance(res, list) else []):
+            if isinstance(outcome, dict) and outcome.get("ok") is not True:
+                self.log.warning("task_done for job %s refused: %s", job_id, outcome.get("error"))
 
     async def _invoke(self, handler: Handler, task: Task) -> JSON:
         try:
@@ -626,7 +763,8 @@ class Client:
                     continue
                 await self._serve(conn)
         finally:
-            if self._tasks:
+            # Tasks in hand, and the results they send, may start more of them.
+            while self._tasks:
                 await asyncio.gather(*list(self._tasks), return_exceptions=True)
             self._stop = None
             self._stop_early = False

@@ -1,0 +1,287 @@
+//! The batched worker calls through the real `jcapi` binary: `get_tasks` bounded by the
+//! worker's slots, `tasks_done` answering each result on its own (an unknown cookie, a task
+//! taken elsewhere, outputs that are no object or do not fit beside good results), the group
+//! commit of results arriving together, and no result lost while PostgreSQL is down.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+async fn metric(g: &Gateway, name: &str) -> u64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(g.addr("http"))
+        .await
+        .unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {out}"))
+}
+
+/// Waits for a first offer, then takes up to `count` tasks with `get_tasks`.
+async fn take(w: &mut Rpc, action: &str, count: u32) -> Vec<Value> {
+    w.notification("task_ready", WAIT).await.expect("an offer");
+    let tasks = w
+        .call("get_tasks", json!({"actionname": action, "count": count}))
+        .await;
+    tasks.as_array().unwrap().clone()
+}
+
+fn result(task: &Value, outargs: Value) -> Value {
+    json!({"cookie": task[1], "outargs": outargs})
+}
+
+#[tokio::test]
+async fn get_tasks_is_bounded_by_slots_and_tasks_done_answers_each_result() {
+    let env = env().await;
+    let g = Gateway::start(&env, &[]).await;
+    let mut c = login(&g, "tcp", "alice", ALICE_PW).await;
+    let mut w = announced(&g, "tcp", "batcher", "add", 4).await;
+    let mut jobs = Vec::new();
+    for i in 0..6 {
+        jobs.push(c.create_job("calltest", json!({"input": i})).await);
+    }
+    // Ten asked, four slots: four tasks, oldest first.
+    let tasks = take(&mut w, "add", 10).await;
+    let ids: Vec<i64> = tasks.iter().map(|t| t[0].as_i64().unwrap()).collect();
+    assert_eq!(ids, jobs[..4]);
+    assert!(
+        w.call("get_tasks", json!({"actionname": "add", "count": 3}))
+            .await
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "no slot is free"
+    );
+
+    // Another worker's task and a made-up cookie beside good results.
+    let mut other = announced(&g, "ws", "other", "add", 1).await;
+    let theirs = take(&mut other, "add", 1).await;
+    assert_eq!(theirs.len(), 1);
+    let unknown = "00000000-0000-4000-8000-000000000000";
+    let answers = w
+        .call(
+            "tasks_done",
+            json!({"results": [
+                result(&tasks[0], add(&tasks[0][2])),
+                {"cookie": unknown, "outargs": {"counter": 1}},
+                result(&tasks[1], json!({"counter": "not a number"})),
+                result(&theirs[0], add(&theirs[0][2])),
+                result(&tasks[2], json!("no object")),
+                {"cookie": "not a cookie", "outargs": {}},
+                result(&tasks[3], json!({"error": {"class": "normal", "msg": "out of paper"}})),
+            ]}),
+        )
+        .await;
+    let answers = answers.as_array().unwrap();
+    assert_eq!(answers.len(), 7);
+    let codes: Vec<Value> = answers
+        .iter()
+        .map(|a| {
+            if a["ok"] == true {
+                assert!(a.get("error").is_none(), "{a}");
+                json!("ok")
+            } else {
+                a["error"]["code"].clone()
+            }
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            json!("ok"),
+            json!(1003),
+            json!("ok"),
+            json!(1003),
+            json!(-32602),
+            json!(1003),
+            json!("ok")
+        ],
+        "{answers:?}"
+    );
+    assert_eq!(answers[1]["cookie"], unknown);
+    assert_eq!(c.job_done(jobs[0]).await, json!({"output": 3}));
+    // Outputs that do not fit fail their own job; a failure reported by the worker too.
+    assert_eq!(c.job_done(jobs[1]).await["error"]["class"], "normal");
+    assert_eq!(c.job_done(jobs[3]).await["error"]["msg"], "out of paper");
+    // The other worker's task is still its own, and the refused result kept its task.
+    assert_eq!(
+        job_state(&env.db, theirs[0][0].as_i64().unwrap()).await,
+        "working"
+    );
+    assert_eq!(job_state(&env.db, jobs[2]).await, "working");
+    let again = w
+        .call(
+            "tasks_done",
+            json!({"results": [result(&tasks[2], add(&tasks[2][2]))]}),
+        )
+        .await;
+    assert_eq!(again, json!([{"cookie": tasks[2][1], "ok": true}]));
+    assert_eq!(c.job_done(jobs[2]).await, json!({"output": 5}));
+
+    // The freed slots are offered the job left over; the single calls work beside.
+    let rest = take(&mut w, "add", 4).await;
+    assert_eq!(rest.len(), 1, "{rest:?}");
+    assert_eq!(rest[0][0], jobs[5]);
+    w.notify("task_done", result(&rest[0], add(&rest[0][2])));
+    assert_eq!(c.job_done(jobs[5]).await, json!({"output": 8}));
+}
+
+#[tokio::test]
+async fn batched_calls_are_refused_to_non_workers_and_for_too_many() {
+    let env = env().await;
+    let g = Gateway::start(&env, &[]).await;
+    let mut c = login(&g, "tcp", "alice", ALICE_PW).await;
+    let e = c
+        .call_err("get_tasks", json!({"actionname": "add", "count": 2}))
+        .await;
+    assert_eq!(e["code"], 1006, "{e}");
+    let e = c.call_err("tasks_done", json!({"results": []})).await;
+    assert_eq!(e["code"], 1006, "{e}");
+    let mut w = announced(&g, "tcp", "greedy", "add", 1).await;
+    let many: Vec<Value> = (0..1001)
+        .map(|_| json!({"cookie": "x", "outargs": {}}))
+        .collect();
+    let e = w.call_err("tasks_done", json!({"results": many})).await;
+    assert_eq!(e["code"], -32602, "{e}");
+    let e = w.call_err("tasks_done", json!({"results": "nope"})).await;
+    assert_eq!(e["code"], -32602, "{e}");
+    let e = w
+        .call_err("get_tasks", json!({"actionname": "fragile", "count": 1}))
+        .await;
+    assert_eq!(e["code"], 1006, "{e}");
+    assert_eq!(
+        w.call("tasks_done", json!({"results": []})).await,
+        json!([])
+    );
+    // The connection goes on.
+    still_serving(&g).await;
+}
+
+#[tokio::test]
+async fn results_arriving_together_are_committed_together() {
+    let env = env().await;
+    let g = Gateway::start(&env, &["--task-done-window", "300ms"]).await;
+    let mut c = login(&g, "tcp", "alice", ALICE_PW).await;
+    let mut w = announced(&g, "tcp", "grouped", "add", 5).await;
+    let mut jobs = Vec::new();
+    for i in 0..5 {
+        jobs.push(c.create_job("calltest", json!({"input": i})).await);
+    }
+    let mut tasks = take(&mut w, "add", 5).await;
+    while tasks.len() < 5 {
+        tasks.extend(take(&mut w, "add", 5 - tasks.len() as u32).await);
+    }
+    let before = metric(&g, "jcapi_task_done_batches_total").await;
+    // Four notifications and a batch of one, all within the window.
+    for t in &tasks[..4] {
+        w.notify("task_done", result(t, add(&t[2])));
+    }
+    let answer = w
+        .call(
+            "tasks_done",
+            json!({"results": [result(&tasks[4], add(&tasks[4][2]))]}),
+        )
+        .await;
+    assert_eq!(answer[0]["ok"], true, "{answer}");
+    for (i, job) in jobs.iter().enumerate() {
+        assert_eq!(c.job_done(*job).await, json!({"output": i + 3}));
+    }
+    assert_eq!(
+        metric(&g, "jcapi_task_done_batches_total").await - before,
+        1,
+        "one transaction for the five results"
+    );
+}
+
+/// A private cluster, since this test crashes PostgreSQL; durable, so that a crash keeps
+/// what was committed (the tests' clusters commit without flushing).
+#[tokio::test]
+async fn no_result_is_lost_while_postgres_is_down() {
+    let cluster = testkit::Cluster::start(testkit::ClusterOptions { durable: true })
+        .await
+        .unwrap();
+    let tdb = cluster.new_db().await.unwrap();
+    let db = tdb.connect().await.unwrap();
+    let env = env_on(tdb, db).await;
+    let g = Gateway::start(&env, &[]).await;
+    let mut c = login(&g, "tcp", "alice", ALICE_PW).await;
+    let mut batched = announced(&g, "tcp", "batched", "add", 3).await;
+    let mut single = announced(&g, "ws", "single", "add", 1).await;
+    let mut jobs = Vec::new();
+    for i in 0..6 {
+        jobs.push(c.create_job("calltest", json!({"input": i})).await);
+    }
+    let offer = single.notification("task_ready", WAIT).await.unwrap();
+    let one = single
+        .call(
+            "get_task",
+            json!({"actionname": "add", "job_id": offer["job_id"]}),
+        )
+        .await;
+    assert!(one.is_array(), "{one}");
+    let mut tasks = Vec::new();
+    while tasks.len() < 3 {
+        tasks.extend(take(&mut batched, "add", 3 - tasks.len() as u32).await);
+    }
+
+    cluster.crash().await.unwrap();
+    // Results sent while the database is down: a batch, and the original notification
+    // from a worker whose connection then dies.
+    batched.send(&json!({"jsonrpc": "2.0", "method": "tasks_done", "id": 99,
+        "params": {"results": tasks.iter().map(|t| result(t, add(&t[2]))).collect::<Vec<_>>()}}));
+    single.notify(
+        "task_done",
+        json!({"cookie": one[1], "outargs": add(&one[2])}),
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    single.kill();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The worker is still served meanwhile (pings, calls that need no database).
+    assert_eq!(batched.call("ping", json!({})).await, "pong");
+    cluster.start_again().await.unwrap();
+
+    let answer = batched.response(json!(99)).await;
+    let answers = answer["result"].as_array().unwrap();
+    assert!(answers.iter().all(|a| a["ok"] == true), "{answer}");
+    // The rest of the jobs go to the surviving worker once the gateway finds them again.
+    let mut left = jobs.len() - 4;
+    while left > 0 {
+        let more = take(&mut batched, "add", 3).await;
+        left -= more.len();
+        let results: Vec<Value> = more.iter().map(|t| result(t, add(&t[2]))).collect();
+        let a = batched
+            .call("tasks_done", json!({ "results": results }))
+            .await;
+        assert!(a.as_array().unwrap().iter().all(|a| a["ok"] == true), "{a}");
+    }
+    let db = env.tdb.connect().await.unwrap();
+    for (i, job) in jobs.iter().enumerate() {
+        assert!(
+            eventually(WAIT, || async { job_state(&db, *job).await == "finished" }).await,
+            "job {job}: {}",
+            job_state(&db, *job).await
+        );
+        assert_eq!(c.job_done(*job).await, json!({"output": i + 3}));
+    }
+    // The dead worker was ended in the engine once the database was back.
+    let stopped: bool = db
+        .query_one(
+            "select stopped is not null from jobcenter.workers where name = 'single' \
+             order by worker_id desc limit 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(stopped, "{}", g.log());
+    assert!(g.log().contains("tasks_done reached the database again"));
+}
