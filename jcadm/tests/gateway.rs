@@ -234,7 +234,9 @@ impl Gateway {
         c.batch_execute(
             "insert into jobcenter.jc_roles values ('alice'), ('bob');
              insert into jobcenter.jc_impersonate_roles (rolename, impersonates)
-             select current_user, r from unnest(array['alice', 'bob']) r",
+             select current_user, r from unnest(array['alice', 'bob']) r;
+             -- alice's worker serves step, which declares no role
+             insert into jobcenter.jc_role_members values ('alice', 'workers');",
         )
         .await
         .unwrap();

@@ -58,6 +58,9 @@ const MATRIX: &[Row] = &[
     // a lock another user's job holds is no lock to the caller
     ("check_if_lock_exists", "select jobcenter.check_if_lock_exists('mxlock', '1')",
         ["~true", "~false", D, "~false", D, "JC004"]),
+    // marking another user's (or an unknown) job's error as seen is refused alike
+    ("error_seen", "select jobcenter.error_seen({ja}, 'matrix')",
+        ["JC007", "JC005", D, "JC005", D, "JC004"]),
     // worker procedures
     ("announce", "select * from jobcenter.announce('w_new', 'add')",
         ["ok", "ok", D, "JC004", D, "JC004"]),
@@ -71,6 +74,9 @@ const MATRIX: &[Row] = &[
         ["~true", "JC004", D, "JC004", D, "JC004"]),
     ("ping", "select jobcenter.ping({wid})",
         ["~pong", "~{\"ping\":null}", D, "~{\"ping\":null}", D, "JC004"]),
+    // another user's workers count as not given
+    ("poll_tasks", "select count(*) from jobcenter.poll_tasks(array[{wid}]::bigint[])",
+        ["ok", "ok", D, "ok", D, "JC004"]),
     ("get_task", "select * from jobcenter.get_task('wa', 'add')",
         ["~{\"o_job_id\":null", "JC004", D, "JC004", D, "JC004"]),
     ("get_tasks", "select * from jobcenter.get_tasks('wa', 'add', 10)",
@@ -88,6 +94,7 @@ const MATRIX: &[Row] = &[
         [D, D, D, D, D, D]),
     ("drop_schedule", "select jobcenter.drop_schedule('s')", [D, D, D, D, D, D]),
     ("enable_schedule", "select jobcenter.enable_schedule('s', true)", [D, D, D, D, D, D]),
+    ("get_stale_actions", "select * from jobcenter.get_stale_actions()", [D, D, D, D, D, D]),
     // the maestro's and the operator's procedures
     ("do_timeout", "select jobcenter.do_timeout()", [D, D, D, D, D, D]),
     ("next_timeout", "select jobcenter.next_timeout()", [D, D, D, D, D, D]),
@@ -98,6 +105,7 @@ const MATRIX: &[Row] = &[
     ("next_schedule", "select jobcenter.next_schedule()", [D, D, D, D, D, D]),
     ("retry_now", "select jobcenter.retry_now({ja})", [D, D, D, D, D, D]),
     ("set_disabled", "select jobcenter.set_disabled('calltest', true)", [D, D, D, D, D, D]),
+    ("disable_action", "select jobcenter.disable_action({wf}, 'matrix')", [D, D, D, D, D, D]),
 ];
 
 /// A connection as database role `role`, acting for `user` when given.

@@ -351,7 +351,10 @@ async fn the_operator_procedures_keep_to_their_callers_jobs_workers_and_roles() 
     load(&c, &[examples::add(), examples::calltest()]).await;
     c.batch_execute(
         "create role orig_alice nologin; create role orig_bob nologin; \
-         grant jobcenter_client, jobcenter_worker to orig_alice, orig_bob",
+         grant jobcenter_client, jobcenter_worker to orig_alice, orig_bob; \
+         insert into jobcenter.jc_roles values ('orig_alice'), ('orig_bob'); \
+         insert into jobcenter.jc_role_members values ('orig_alice', 'workers'), \
+             ('orig_bob', 'workers')",
     )
     .await
     .unwrap();
