@@ -134,9 +134,15 @@ async fn jobs_in_flight_survive_the_upgrade_from_0_2_0() {
     upgrade_with_jobs_in_flight("0.2.0").await;
 }
 
+/// The upgrades of this file, one at a time: an upgrade re-runs privileges.sql, whose role
+/// grants are cluster-wide, and two of them at once in one cluster may fail with "tuple
+/// concurrently updated".
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Installs `old`, leaves jobs waiting in every waiting state, upgrades to NEW and finishes
 /// them; the upgraded schema must be the fresh one.
 async fn upgrade_with_jobs_in_flight(old: &str) {
+    let _one = ONE_AT_A_TIME.lock().await;
     let cluster = testkit::Cluster::shared().await.unwrap();
     let old_db = cluster.new_empty_db().await.unwrap();
     let c = old_db.connect().await.unwrap();
