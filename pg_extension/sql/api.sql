@@ -136,9 +136,7 @@ begin
         -- The new job is plotted in memory and its row written once, where it comes to rest.
         j := jobcenter.new_job_row(v_wf, v_start, v_checked -> 'args', v_env);
         v_job_id := j.job_id;
-        v_plot := jobcenter.plot(j.workflow_id, j.task_id, 'plotting', j.task_state, j.arguments,
-            j.environment, j.variables, j.stepcounter, j.max_steps,
-            extract(epoch from j.task_entered)::double precision);
+        v_plot := jobcenter.plot_job(j);
         if v_plot is null then
             insert into jobcenter.jobs select (j).*;
             perform jobcenter.drive(array[v_job_id]);
@@ -367,8 +365,7 @@ begin
             or exists (select 1 from jobcenter.jobs p where p.job_id = j.parentjob_id
                        and p.state not in ('finished', 'error', 'zombie'))) then
         -- outputs, omap and the steps after them in memory, the row written once
-        v_plot := jobcenter.plot(j.workflow_id, j.task_id, 'working', j.task_state, j.arguments,
-            j.environment, j.variables, j.stepcounter, j.max_steps, 0, coalesce(a_out_args, '{}'));
+        v_plot := jobcenter.plot_job(j, coalesce(a_out_args, '{}'));
         if v_plot is not null then
             perform jobcenter.drive(jobcenter.apply_plot(j, v_plot));
             return;

@@ -417,6 +417,16 @@ end $$;
 
 -- The plotter ---------------------------------------------------------------------------------
 
+-- The plotter (`jobcenter.plot`, src/plot.rs) on job row `j`, as it is in memory; with
+-- `a_outputs` in state 'working', the outputs of its call.
+create or replace function jobcenter.plot_job(j jobcenter.jobs, a_outputs jsonb default null)
+returns jsonb language plpgsql as $$
+begin
+    return jobcenter.plot(j.workflow_id, j.task_id, j.state::text, j.task_state, j.arguments,
+        j.environment, j.variables, j.stepcounter, j.max_steps,
+        coalesce(extract(epoch from j.task_entered)::double precision, 0), a_outputs);
+end $$;
+
 -- Writes what the plotter (`jobcenter.plot`, src/plot.rs) did to job `a_job` in memory: its step
 -- log in one insert, then the job row once: as ready for a worker (notified), ended (end_job),
 -- or at the step the SQL driver runs next. With `a_insert` the job is new and its row is
@@ -500,9 +510,7 @@ begin
     if not jobcenter.plottable(j.workflow_id, j.task_id, j.state::text, j.stepcounter, j.max_steps) then
         return null;
     end if;
-    v_plot := jobcenter.plot(j.workflow_id, j.task_id, j.state::text, j.task_state, j.arguments,
-        j.environment, j.variables, j.stepcounter, j.max_steps,
-        coalesce(extract(epoch from j.task_entered)::double precision, 0));
+    v_plot := jobcenter.plot_job(j);
     if v_plot is null then
         return null;
     end if;

@@ -457,6 +457,16 @@ end $$;
 
 -- The plotter ---------------------------------------------------------------------------------
 
+-- The plotter (`jobcenter.plot`, src/plot.rs) on job row `j`, as it is in memory; with
+-- `a_outputs` in state 'working', the outputs of its call.
+create or replace function jobcenter.plot_job(j jobcenter.jobs, a_outputs jsonb default null)
+returns jsonb language plpgsql as $$
+begin
+    return jobcenter.plot(j.workflow_id, j.task_id, j.state::text, j.task_state, j.arguments,
+        j.environment, j.variables, j.stepcounter, j.max_steps,
+        coalesce(extract(epoch from j.task_entered)::double precision, 0), a_outputs);
+end $$;
+
 -- Writes what the plotter (`jobcenter.plot`, src/plot.rs) did to job `a_job` in memory: its step
 -- log in one insert, then the job row once: as ready for a worker (notified), ended (end_job),
 -- or at the step the SQL driver runs next. With `a_insert` the job is new and its row is
@@ -540,9 +550,7 @@ begin
     if not jobcenter.plottable(j.workflow_id, j.task_id, j.state::text, j.stepcounter, j.max_steps) then
         return null;
     end if;
-    v_plot := jobcenter.plot(j.workflow_id, j.task_id, j.state::text, j.task_state, j.arguments,
-        j.environment, j.variables, j.stepcounter, j.max_steps,
-        coalesce(extract(epoch from j.task_entered)::double precision, 0));
+    v_plot := jobcenter.plot_job(j);
     if v_plot is null then
         return null;
     end if;
@@ -2315,9 +2323,7 @@ begin
         -- The new job is plotted in memory and its row written once, where it comes to rest.
         j := jobcenter.new_job_row(v_wf, v_start, v_checked -> 'args', v_env);
         v_job_id := j.job_id;
-        v_plot := jobcenter.plot(j.workflow_id, j.task_id, 'plotting', j.task_state, j.arguments,
-            j.environment, j.variables, j.stepcounter, j.max_steps,
-            extract(epoch from j.task_entered)::double precision);
+        v_plot := jobcenter.plot_job(j);
         if v_plot is null then
             insert into jobcenter.jobs select (j).*;
             perform jobcenter.drive(array[v_job_id]);
@@ -2546,8 +2552,7 @@ begin
             or exists (select 1 from jobcenter.jobs p where p.job_id = j.parentjob_id
                        and p.state not in ('finished', 'error', 'zombie'))) then
         -- outputs, omap and the steps after them in memory, the row written once
-        v_plot := jobcenter.plot(j.workflow_id, j.task_id, 'working', j.task_state, j.arguments,
-            j.environment, j.variables, j.stepcounter, j.max_steps, 0, coalesce(a_out_args, '{}'));
+        v_plot := jobcenter.plot_job(j, coalesce(a_out_args, '{}'));
         if v_plot is not null then
             perform jobcenter.drive(jobcenter.apply_plot(j, v_plot));
             return;

@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use jcl::Context;
 
 use crate::json_arg::{check_limits, check_object_limits, Jsonb};
-use crate::model_cache::{self, checked_outputs, env_inputs, fill_inputs, Entry};
+use crate::model_cache::{self, checked_outputs, env_inputs, fill_inputs, Entry, Task};
 
 /// The system actions the plotter runs (ids of `jcl::SystemAction`).
 const START: i32 = -1;
@@ -94,10 +94,10 @@ impl Job {
         self.c.t.clear();
     }
 
-    /// Runs `code` on the variables; on an error or a value beyond the limits they are as
-    /// before and the step is left to the SQL driver. Returns the variables before.
-    fn run(&mut self, code: Option<&Vec<jcl::Stmt>>) -> Result<Map<String, Value>, ()> {
-        self.scratch();
+    /// Runs `code` on the variables (the other namespaces as they are); on an error or a
+    /// value beyond the limits they are as before and the step is left to the SQL driver.
+    /// Returns the variables before.
+    fn run_code(&mut self, code: Option<&Vec<jcl::Stmt>>) -> Result<Map<String, Value>, ()> {
         let before = self.c.v.clone();
         if let Some(code) = code {
             let ok = jcl::run(code, &mut self.c).is_ok() && check_object_limits(&self.c.v).is_ok();
@@ -108,21 +108,34 @@ impl Job {
         }
         Ok(before)
     }
+
+    /// [`Job::run_code`] with empty i., o. and t.
+    fn run(&mut self, code: Option<&Vec<jcl::Stmt>>) -> Result<Map<String, Value>, ()> {
+        self.scratch();
+        self.run_code(code)
+    }
+}
+
+/// Whether the plotter runs task `t` of workflow `wf` (the job 'plotting' there).
+fn runs(wf: &Entry, t: &Task) -> bool {
+    t.fast
+        && match t.action_id {
+            START => !wf.start_locks,
+            END | NO_OP | EVAL | BRANCH | SWITCH => true,
+            id if id > 0 => matches!(model_cache::get(id), Ok(Some(c)) if c.kind == "action"),
+            _ => false,
+        }
 }
 
 /// Runs one step of task `task_id` (the job is 'plotting' there): the stop, or `Ok(None)`
 /// when the step finished and the job is 'done'; `Err(())` leaves the step to the SQL driver.
 fn run_step(wf: &Entry, job: &mut Job) -> Result<Option<Stop>, ()> {
     let task = wf.tasks.get(&job.task_id).ok_or(())?;
-    if !task.fast {
+    if !runs(wf, task) {
         return Err(());
     }
     match task.action_id {
-        START if !wf.start_locks => {
-            job.finish(None, None);
-            Ok(None)
-        }
-        NO_OP => {
+        START | NO_OP => {
             job.finish(None, None);
             Ok(None)
         }
@@ -164,9 +177,6 @@ fn run_step(wf: &Entry, job: &mut Job) -> Result<Option<Stop>, ()> {
         }
         id if id > 0 => {
             let callee = model_cache::get(id).map_err(|_| ())?.ok_or(())?;
-            if callee.kind != "action" {
-                return Err(());
-            }
             let before = job.run(task.imap.as_ref())?;
             let i = std::mem::take(&mut job.c.i);
             // an input map's writes to v. are not kept
@@ -199,17 +209,7 @@ fn plottable(
     };
     match state {
         "done" => stepcounter < max_steps,
-        "plotting" => wf.tasks.get(&task_id).is_some_and(|t| {
-            t.fast
-                && match t.action_id {
-                    START => !wf.start_locks,
-                    END | NO_OP | EVAL | BRANCH | SWITCH => true,
-                    id if id > 0 => {
-                        matches!(model_cache::get(id), Ok(Some(c)) if c.kind == "action")
-                    }
-                    _ => false,
-                }
-        }),
+        "plotting" => wf.tasks.get(&task_id).is_some_and(|t| runs(&wf, t)),
         _ => false,
     }
 }
@@ -270,15 +270,7 @@ fn plot(
             let out = checked_outputs(&callee, &object(out.0)?)?;
             job.scratch();
             job.c.o = out.clone();
-            let before = job.c.v.clone();
-            let ok = task
-                .omap
-                .as_ref()
-                .is_none_or(|code| jcl::run(code, &mut job.c).is_ok())
-                && check_object_limits(&job.c.v).is_ok();
-            if !ok {
-                return None;
-            }
+            let before = job.run_code(task.omap.as_ref()).ok()?;
             let changed = job.c.v != before;
             job.log.push(json!({
                 "task_id": task_id,
