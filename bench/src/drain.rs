@@ -32,6 +32,10 @@ pub struct Plan {
     pub workers: usize,
     /// Tasks per call (1 to [`MAX_BATCH`]).
     pub batch: usize,
+    /// Whether the jobs' ends are notified (`job:finished`). By default they are quiet
+    /// (`create_job(..., a_notify => false)`): nobody waits for them, as nobody is told of a
+    /// graphile-worker job's completion.
+    pub notify: bool,
     pub timeout: Duration,
 }
 
@@ -51,6 +55,8 @@ pub struct Outcome {
     pub jobs: usize,
     pub workers: usize,
     pub batch: usize,
+    /// Whether the jobs' ends were notified ([`Plan::notify`]).
+    pub notify: bool,
     /// Creating the jobs beforehand (not part of the rate).
     pub setup: Duration,
     /// From the workers' start to the last `task_done`.
@@ -70,6 +76,7 @@ impl Outcome {
             "jobs": self.jobs,
             "workers": self.workers,
             "tasks_per_call": self.batch,
+            "ends_notified": self.notify,
             "setup_s": round_to(self.setup.as_secs_f64(), 3),
             "elapsed_s": round_to(self.elapsed.as_secs_f64(), 3),
             "jobs_per_s": round_to(self.jobs_per_s(), 1),
@@ -101,7 +108,7 @@ pub async fn run(db: &testkit::TestDb, plan: &Plan) -> anyhow::Result<Outcome> {
     let mut from = 0;
     while from < jobs {
         let to = (from + CREATE_CHUNK).min(jobs) - 1;
-        sql::create_jobs(c, WORKFLOW, from, to).await?;
+        sql::create_jobs(c, WORKFLOW, from, to, plan.notify).await?;
         from = to + 1;
     }
     let setup = setup_start.elapsed();
@@ -152,6 +159,7 @@ pub async fn run(db: &testkit::TestDb, plan: &Plan) -> anyhow::Result<Outcome> {
         jobs: plan.jobs,
         workers: plan.workers,
         batch: plan.batch,
+        notify: plan.notify,
         setup,
         elapsed,
         get_task_ms: mean(worked.iter().map(|w| w.get_task).sum(), get_task_calls),
@@ -226,6 +234,7 @@ mod tests {
             jobs: 30,
             workers: 3,
             batch: 1,
+            notify: false,
             timeout: Duration::from_secs(120),
         };
         let o = run(&db, &plan).await?;
@@ -233,6 +242,7 @@ mod tests {
         assert!(o.jobs_per_s() > 0.0 && o.task_done_ms > 0.0, "{o:?}");
         let j = o.json();
         assert_eq!(j["tasks_per_call"], json!(1));
+        assert_eq!(j["ends_notified"], json!(false));
         assert_eq!(j["jobs"], json!(30));
         Ok(())
     }
@@ -245,11 +255,13 @@ mod tests {
             jobs: 45,
             workers: 2,
             batch: 10,
+            notify: true,
             timeout: Duration::from_secs(120),
         };
         let o = run(&db, &plan).await?;
         assert_eq!(o.jobs, 45);
         assert_eq!(o.json()["tasks_per_call"], json!(10));
+        assert_eq!(o.json()["ends_notified"], json!(true));
         Ok(())
     }
 }

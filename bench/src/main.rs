@@ -93,6 +93,9 @@ Options:
                    program; build it with cargo build --release -p jcapi)
   --batch K        (drain) tasks per worker call (default 1: get_task and task_done; up
                    to 1000: get_tasks and one tasks_done for them)
+  --notify-ends    (drain, peers) create the drained jobs notified (job:finished at their
+                   end); by default they are quiet (create_job's a_notify => false), as
+                   nobody is told of a graphile-worker job's completion either
   --prefill P      (create) archived jobs to add before the second run (default: no second
                    run); 1000000 is the target's table size
   --steps LIST     (loop) sizes in steps (default 1000,10000,100000)
@@ -142,6 +145,7 @@ struct Args {
     slots: u32,
     jcapi: Option<PathBuf>,
     batch: usize,
+    notify_ends: bool,
     prefill: Option<i64>,
     steps: Vec<u64>,
     budget: Duration,
@@ -157,6 +161,7 @@ fn flag_modes(flag: &str) -> &'static [Mode] {
         "--transports" | "--slots" => &[Mode::E2e],
         "--jcapi" => &[Mode::E2e, Mode::Peers],
         "--batch" => &[Mode::Drain],
+        "--notify-ends" => &[Mode::Drain, Mode::Peers],
         "--prefill" => &[Mode::Create],
         "--steps" | "--budget-seconds" => &[Mode::Loop],
         "--rounds" | "--probe-seconds" | "--peer-dir" => &[Mode::Peers],
@@ -207,6 +212,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Option<Args>
         slots: 1,
         jcapi: None,
         batch: 1,
+        notify_ends: false,
         prefill: None,
         steps: vec![1000, 10_000, 100_000],
         budget: Duration::from_secs(120),
@@ -279,11 +285,14 @@ fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Option<Args>
             "--rounds" => parsed.rounds = count(value()?, "--rounds")?,
             "--probe-seconds" => parsed.probe = seconds(value()?, "--probe-seconds")?,
             "--peer-dir" => parsed.peer_dir = PathBuf::from(value()?),
-            "--fast" | "--stats" | "--e2e" | "--help" | "-h" if inline.is_some() => {
+            "--fast" | "--stats" | "--e2e" | "--notify-ends" | "--help" | "-h"
+                if inline.is_some() =>
+            {
                 bail!("{flag} takes no value")
             }
             "--fast" => parsed.fast = true,
             "--stats" => parsed.stats = true,
+            "--notify-ends" => parsed.notify_ends = true,
             "--e2e" => match mode {
                 None | Some(Mode::E2e) => mode = Some(Mode::E2e),
                 Some(other) => bail!(
@@ -359,6 +368,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             jobs: args.jobs,
             workers,
             batch: args.batch,
+            notify: args.notify_ends,
             timeout: args.timeout,
         })
         .collect();
@@ -619,6 +629,7 @@ async fn peers_mode(
         workers,
         clients: args.clients,
         probe: args.probe,
+        notify: args.notify_ends,
         timeout: args.timeout,
     };
     println!(
@@ -997,6 +1008,7 @@ mod tests {
             jobs: a.jobs,
             workers: 10,
             batch: a.batch,
+            notify: false,
             timeout: a.timeout,
         };
         assert!(drain::check(&plan).is_ok());

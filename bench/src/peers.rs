@@ -280,6 +280,8 @@ pub struct Plan {
     pub workers: usize,
     pub clients: usize,
     pub probe: Duration,
+    /// Whether our drained jobs' ends are notified ([`drain::Plan::notify`]).
+    pub notify: bool,
     pub timeout: Duration,
 }
 
@@ -343,6 +345,7 @@ pub async fn run(
                 jobs: plan.jobs,
                 workers: w,
                 batch: 1,
+                notify: plan.notify,
                 timeout: plan.timeout,
             },
         )
@@ -365,6 +368,7 @@ pub async fn run(
                 jobs: plan.jobs,
                 workers: w,
                 batch: BATCH,
+                notify: plan.notify,
                 timeout: plan.timeout,
             },
         )

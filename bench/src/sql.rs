@@ -31,7 +31,7 @@ const TASKS_DONE: &str = "select o_cookie, o_code, o_message from jobcenter.task
 
 /// Creates jobs `$2 ..= $3` of workflow `$1` in one statement, input `{"input": i}`.
 const CREATE_JOBS: &str = "select count(*) from generate_series($2::bigint, $3::bigint) i, \
-     lateral jobcenter.create_job($1, jsonb_build_object('input', i))";
+     lateral jobcenter.create_job($1, jsonb_build_object('input', i), a_notify => $4)";
 
 /// A task's (or a client's) prepared statements on one connection.
 #[derive(Debug)]
@@ -166,8 +166,14 @@ pub async fn announce(c: &Client, worker: &str, action: &str) -> anyhow::Result<
 }
 
 /// Creates jobs of `workflow` with inputs `from ..= to` in one statement (one transaction).
-pub async fn create_jobs(c: &Client, workflow: &str, from: i64, to: i64) -> anyhow::Result<()> {
-    c.query_one(CREATE_JOBS, &[&workflow, &from, &to])
+pub async fn create_jobs(
+    c: &Client,
+    workflow: &str,
+    from: i64,
+    to: i64,
+    notify: bool,
+) -> anyhow::Result<()> {
+    c.query_one(CREATE_JOBS, &[&workflow, &from, &to, &notify])
         .await
         .with_context(|| format!("could not create jobs {from}..={to} of {workflow}"))?;
     Ok(())

@@ -1,8 +1,9 @@
 //! Group commit of the workers' results, and their survival across a database outage.
 //!
 //! Every `task_done` (a notification) and every result of a `tasks_done` goes to one queue.
-//! The commit loop takes the first result, waits `task_done_window` for more (or until
-//! [`MAX_BATCH`] are there) and finishes them all with one `jobcenter.tasks_done` call, each
+//! The commit loop takes the first result and, while another batch is in the database, waits
+//! `task_done_window` for more (or until [`MAX_BATCH`] are there; with none in the database
+//! it sends at once), then finishes them all with one `jobcenter.tasks_done` call, each
 //! in a subtransaction of its own; at most [`IN_FLIGHT`] batches are in the database at once,
 //! and results arriving meanwhile join the next batch. A result is then answered on its own:
 //! applied, or refused with the engine's error (an unknown cookie: `JC003`). Results that
@@ -115,10 +116,14 @@ pub(crate) async fn commit_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedRece
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         let deadline = Instant::now() + window;
+        // With no batch in the database a result goes at once: waiting would only add the
+        // window to its latency. Results arriving while batches are in flight wait for
+        // company (as PostgreSQL's commit_delay waits only with commit_siblings active).
+        let wait = !window.is_zero() && flights.available_permits() < IN_FLIGHT;
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(d) => batch.push(d),
-                Err(_) if window.is_zero() => break,
+                Err(_) if !wait => break,
                 Err(_) => tokio::select! {
                     d = rx.recv() => match d {
                         Some(d) => batch.push(d),

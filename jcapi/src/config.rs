@@ -60,7 +60,8 @@ pub struct Config {
     /// How often ready tasks are looked for in the database (NOTIFY is only a hint).
     pub sweep_interval: Duration,
     /// Results (`task_done`, `tasks_done`) arriving within this of the first are finished
-    /// together, in one transaction (group commit); 0 sends what is queued at once.
+    /// together, in one transaction (group commit), when another batch is in the database
+    /// (else the first goes at once); 0 sends what is queued at once.
     pub task_done_window: Duration,
     /// Messages queued for one connection before it counts as too slow and is closed.
     pub write_queue: usize,

@@ -70,10 +70,12 @@ end $$;
 -- Starts a job; returns its id and the channel notified when it ends. The parameter and
 -- column names are the original's. With a_start_at in the future (ours: delayed start) the job
 -- waits in state 'sleeping' at its start task until then (timeout = a_start_at, task_state
--- {"delayed": true}); do_timeout starts it.
+-- {"delayed": true}); do_timeout starts it. With a_notify false (ours) the job is quiet: nobody
+-- is told when it ends (no job:finished, no job:<id>:finished; its children are quiet too), so
+-- its end does not wait for PostgreSQL's notification lock; poll get_job_status instead.
 create or replace function jobcenter.create_job(
     wfname text, args jsonb, tag text default null, impersonate text default null,
-    env jsonb default null, a_start_at timestamptz default null,
+    env jsonb default null, a_start_at timestamptz default null, a_notify boolean default true,
     out job_id bigint, out listenstring text)
 returns record language plpgsql as $$
 #variable_conflict use_column
@@ -83,6 +85,7 @@ declare
     a_tag alias for $3;
     a_impersonate alias for $4;
     a_env alias for $5;
+    v_job_state jsonb := case when a_notify is false then '{"quiet": true}' else '{}' end;
     v_wf jobcenter.actions;
     v_who text;
     v_checked jsonb;
@@ -126,15 +129,16 @@ begin
         || jsonb_strip_nulls(jsonb_build_object('jcclient', v_who, 'jcimpersonate', a_impersonate));
     if a_start_at > clock_timestamp() then
         insert into jobcenter.jobs (workflow_id, task_id, state, arguments, environment,
-            task_entered, max_steps, timeout, task_state)
+            task_entered, max_steps, timeout, task_state, job_state)
         values (v_wf.action_id, v_start, 'sleeping', v_checked -> 'args', v_env, clock_timestamp(),
             coalesce((v_wf.config ->> 'max_steps')::integer, (jobcenter.setting('max_steps'))::integer, 99),
-            a_start_at, '{"delayed": true}')
+            a_start_at, '{"delayed": true}', v_job_state)
         returning job_id into v_job_id;
         perform jobcenter.notify_timer(a_start_at);
     else
         -- The new job is plotted in memory and its row written once, where it comes to rest.
         j := jobcenter.new_job_row(v_wf, v_start, v_checked -> 'args', v_env);
+        j.job_state := v_job_state;
         v_job_id := j.job_id;
         v_plot := jobcenter.plot_job(j);
         if v_plot is null then
@@ -345,6 +349,7 @@ declare
     j jobcenter.jobs;
     t jobcenter.tasks;
     v_plot jsonb;
+    v_fast boolean;
 begin
     if a_jobcookie ~* '^[0-9a-f]{8}-?([0-9a-f]{4}-?){3}[0-9a-f]{12}$' then
         select * into j from jobcenter.jobs
@@ -359,11 +364,18 @@ begin
         raise exception using errcode = 'JC004',
             message = format('%s did not take this task', jobcenter.caller(null));
     end if;
-    if jsonb_typeof(coalesce(a_out_args, '{}')) = 'object' and not coalesce(a_out_args, '{}') ? 'error'
-       and not exists (select 1 from jobcenter.job_aborts x where x.job_id = j.job_id)
-       and (j.parentjob_id is null or j.detached
-            or exists (select 1 from jobcenter.jobs p where p.job_id = j.parentjob_id
-                       and p.state not in ('finished', 'error', 'zombie'))) then
+    -- the plotter's guard in separate statements: one condition with the subqueries and the
+    -- or-null tests would be planned again at every call
+    v_fast := jsonb_typeof(coalesce(a_out_args, '{}')) = 'object'
+        and not coalesce(a_out_args, '{}') ? 'error';
+    if v_fast then
+        v_fast := not exists (select 1 from jobcenter.job_aborts x where x.job_id = j.job_id);
+    end if;
+    if v_fast and j.parentjob_id is not null and not j.detached then
+        v_fast := exists (select 1 from jobcenter.jobs p where p.job_id = j.parentjob_id
+                          and p.state not in ('finished', 'error', 'zombie'));
+    end if;
+    if v_fast then
         -- outputs, omap and the steps after them in memory, the row written once
         v_plot := jobcenter.plot_job(j, coalesce(a_out_args, '{}'));
         if v_plot is not null then
@@ -382,11 +394,12 @@ end $$;
 
 -- Takes up to `a_limit` ready tasks of an action the worker announced (only job `a_job_id`'s
 -- when given), oldest first within the highest priority: one row per task taken. get_task and
--- get_tasks call it.
+-- get_tasks call it. Its plans are generic: the custom plans PostgreSQL would otherwise make
+-- for the taking statement (it weighs the or-null tests) cost more to plan than to run.
 create or replace function jobcenter.take_tasks(a_workername text, a_actionname text,
     a_limit integer, a_job_id bigint,
     out o_job_id bigint, out o_job_cookie text, out o_in_args jsonb, out o_env jsonb)
-returns setof record language plpgsql as $$
+returns setof record language plpgsql set plan_cache_mode = force_generic_plan as $$
 declare
     v_worker_id bigint;
     v_queue integer;
@@ -409,14 +422,22 @@ begin
     v_taker := jobcenter.check_worker_access(a_workername);
     v_queue := jobcenter.action_queue(a_actionname);
     for r in
-        with picked as (
+        -- the oldest ready tasks, or job a_job_id's: two scans, of which a one-time filter
+        -- (a_job_id is null) runs one, so the generic plan reads the ready index or the key
+        with any_job as (
             select jb.job_id, jb.task_id, jb.priority from jobcenter.jobs jb
-            where jb.state = 'ready' and jb.ready_action_id = v_queue
-              and (a_job_id is null or jb.job_id = a_job_id)
+            where a_job_id is null and jb.state = 'ready' and jb.ready_action_id = v_queue
               and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
               and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
             order by jb.priority desc, jb.job_id
             limit a_limit for no key update of jb skip locked),
+        one_job as (
+            select jb.job_id, jb.task_id, jb.priority from jobcenter.jobs jb
+            where jb.job_id = a_job_id and jb.state = 'ready' and jb.ready_action_id = v_queue
+              and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
+              and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
+            for no key update of jb skip locked),
+        picked as (select * from any_job union all select * from one_job),
         taken as (
             update jobcenter.jobs j set
                 state = 'working', cookie = gen_random_uuid(), worker_id = v_worker_id,

@@ -32,9 +32,13 @@ end $$;
 
 -- Settings ------------------------------------------------------------------------------------
 
-create or replace function jobcenter.setting(a_name text) returns jsonb language sql stable as $$
-    select value from jobcenter.settings where name = a_name
-$$;
+-- PL/pgSQL rather than SQL here and in the other small functions the hot path calls: a SQL
+-- function that cannot be inlined is parsed and planned again at every call, a PL/pgSQL one
+-- keeps its plans for the session.
+create or replace function jobcenter.setting(a_name text) returns jsonb language plpgsql stable as $$
+begin
+    return (select value from jobcenter.settings where name = a_name);
+end $$;
 
 -- A duration from JCL: a number of seconds or a PostgreSQL interval string; null if neither.
 create or replace function jobcenter.to_interval(a_value jsonb) returns interval
@@ -160,14 +164,19 @@ end $$;
 
 -- Whether `a_who` is `a_role` or a member of it, at any depth.
 create or replace function jobcenter.has_role(a_who text, a_role text) returns boolean
-language sql stable as $$
-    with recursive m(role) as (
-        select a_who
-        union
-        select rm.member_of from jobcenter.jc_role_members rm join m on rm.rolename = m.role
-    )
-    select a_role is null or exists (select 1 from m where role = a_role)
-$$;
+language plpgsql stable as $$
+begin
+    if a_role is null or a_who = a_role then
+        return true;
+    end if;
+    return exists (
+        with recursive m(role) as (
+            select a_who
+            union
+            select rm.member_of from jobcenter.jc_role_members rm join m on rm.rolename = m.role
+        )
+        select 1 from m where role = a_role);
+end $$;
 
 -- The identity a call acts as: the impersonated role (the argument, else the transaction's
 -- `jobcenter.impersonate` setting) when the calling role may impersonate it, else the calling
@@ -195,14 +204,15 @@ end $$;
 
 create or replace function jobcenter.log_step(a_job jobcenter.jobs, a_state jobcenter.job_state,
     a_variables jsonb, a_inargs jsonb, a_outargs jsonb, a_task_state jsonb)
-returns void language sql as $$
+returns void language plpgsql as $$
+begin
     insert into jobcenter.job_task_log (job_id, workflow_id, task_id, state, variables, inargs,
         outargs, task_entered, task_started, worker_id, task_state)
     values (a_job.job_id, a_job.workflow_id, a_job.task_id, a_state,
         case when a_variables is distinct from a_job.variables then a_variables end,
         a_inargs, a_outargs, a_job.task_entered, a_job.task_started, a_job.worker_id,
-        nullif(a_task_state, '{}'))
-$$;
+        nullif(a_task_state, '{}'));
+end $$;
 
 -- Step results --------------------------------------------------------------------------------
 
@@ -235,6 +245,9 @@ declare
     v_state jobcenter.job_state := a_state;
     v_wake bigint[] := '{}';
     v_parent bigint;
+    v_locks boolean;
+    v_subscriptions boolean;
+    v_children boolean;
 begin
     if a_state = 'finished' and a_job.parentjob_id is not null and not a_job.detached then
         v_state := 'zombie';
@@ -255,11 +268,25 @@ begin
             task_completed = clock_timestamp(), cookie = null, timeout = null, worker_id = null
         where job_id = a_job.job_id;
     end if;
-    v_wake := v_wake || jobcenter.release_locks(a_job.job_id);
-    delete from jobcenter.event_subscriptions where job_id = a_job.job_id;
-    v_wake := v_wake || jobcenter.abort_children(a_job.job_id, 'parent job ' || a_job.job_id || ' ended');
-    perform pg_notify('job:finished', a_job.job_id::text);
-    perform pg_notify('job:' || a_job.job_id || ':finished', '');
+    -- one look at what the job holds (most jobs end holding no lock, subscription or child),
+    -- then only the clean-up it needs; nothing else adds to them while this row is locked
+    select exists (select 1 from jobcenter.locks where job_id = a_job.job_id),
+           exists (select 1 from jobcenter.event_subscriptions where job_id = a_job.job_id),
+           exists (select 1 from jobcenter.jobs where parentjob_id = a_job.job_id)
+    into v_locks, v_subscriptions, v_children;
+    if v_locks then
+        v_wake := v_wake || jobcenter.release_locks(a_job.job_id);
+    end if;
+    if v_subscriptions then
+        delete from jobcenter.event_subscriptions where job_id = a_job.job_id;
+    end if;
+    if v_children then
+        v_wake := v_wake || jobcenter.abort_children(a_job.job_id, 'parent job ' || a_job.job_id || ' ended');
+    end if;
+    if not a_job.job_state ? 'quiet' then
+        perform pg_notify('job:finished', a_job.job_id::text);
+        perform pg_notify('job:' || a_job.job_id || ':finished', '');
+    end if;
     if a_job.parentjob_id is not null and not a_job.detached then
         update jobcenter.jobs set state = 'plotting'
         where job_id = a_job.parentjob_id and state = 'childwait'
@@ -657,10 +684,11 @@ $$;
 -- version), so a task made ready for an older version reaches the workers of the newest one.
 -- `ready_action_id` and the channel `action:<queue>:ready` use it.
 create or replace function jobcenter.action_queue(a_name text) returns integer
-language sql stable as $$
-    select action_id from jobcenter.actions where name = a_name and type = 'action'
-    order by version limit 1
-$$;
+language plpgsql stable as $$
+begin
+    return (select action_id from jobcenter.actions where name = a_name and type = 'action'
+            order by version limit 1);
+end $$;
 
 -- Makes a task ready for a worker and tells the workers.
 create or replace function jobcenter.make_ready(a_job jobcenter.jobs, a_action jobcenter.actions,

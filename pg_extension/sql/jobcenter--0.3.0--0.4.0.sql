@@ -4,6 +4,13 @@
 -- changes.
 \echo Use "ALTER EXTENSION jobcenter UPDATE TO '0.4.0'" to load this file. \quit
 
+-- fragment upgrade/0.4.0/eng.sql
+-- The engine core of 0.4.0: quiet jobs (create_job's a_notify), the hot path's small
+-- functions in PL/pgSQL, take_tasks' generic plans.
+
+-- create_job(...) gains a_notify (default true)
+DROP FUNCTION jobcenter.create_job(text, jsonb, text, text, jsonb, timestamptz);
+
 -- functions of engine.sql
 -- jobcenter engine: the internal procedures that move jobs through the state machine.
 --
@@ -39,9 +46,13 @@ end $$;
 
 -- Settings ------------------------------------------------------------------------------------
 
-create or replace function jobcenter.setting(a_name text) returns jsonb language sql stable as $$
-    select value from jobcenter.settings where name = a_name
-$$;
+-- PL/pgSQL rather than SQL here and in the other small functions the hot path calls: a SQL
+-- function that cannot be inlined is parsed and planned again at every call, a PL/pgSQL one
+-- keeps its plans for the session.
+create or replace function jobcenter.setting(a_name text) returns jsonb language plpgsql stable as $$
+begin
+    return (select value from jobcenter.settings where name = a_name);
+end $$;
 
 -- A duration from JCL: a number of seconds or a PostgreSQL interval string; null if neither.
 create or replace function jobcenter.to_interval(a_value jsonb) returns interval
@@ -167,14 +178,19 @@ end $$;
 
 -- Whether `a_who` is `a_role` or a member of it, at any depth.
 create or replace function jobcenter.has_role(a_who text, a_role text) returns boolean
-language sql stable as $$
-    with recursive m(role) as (
-        select a_who
-        union
-        select rm.member_of from jobcenter.jc_role_members rm join m on rm.rolename = m.role
-    )
-    select a_role is null or exists (select 1 from m where role = a_role)
-$$;
+language plpgsql stable as $$
+begin
+    if a_role is null or a_who = a_role then
+        return true;
+    end if;
+    return exists (
+        with recursive m(role) as (
+            select a_who
+            union
+            select rm.member_of from jobcenter.jc_role_members rm join m on rm.rolename = m.role
+        )
+        select 1 from m where role = a_role);
+end $$;
 
 -- The identity a call acts as: the impersonated role (the argument, else the transaction's
 -- `jobcenter.impersonate` setting) when the calling role may impersonate it, else the calling
@@ -202,14 +218,15 @@ end $$;
 
 create or replace function jobcenter.log_step(a_job jobcenter.jobs, a_state jobcenter.job_state,
     a_variables jsonb, a_inargs jsonb, a_outargs jsonb, a_task_state jsonb)
-returns void language sql as $$
+returns void language plpgsql as $$
+begin
     insert into jobcenter.job_task_log (job_id, workflow_id, task_id, state, variables, inargs,
         outargs, task_entered, task_started, worker_id, task_state)
     values (a_job.job_id, a_job.workflow_id, a_job.task_id, a_state,
         case when a_variables is distinct from a_job.variables then a_variables end,
         a_inargs, a_outargs, a_job.task_entered, a_job.task_started, a_job.worker_id,
-        nullif(a_task_state, '{}'))
-$$;
+        nullif(a_task_state, '{}'));
+end $$;
 
 -- Step results --------------------------------------------------------------------------------
 
@@ -242,6 +259,9 @@ declare
     v_state jobcenter.job_state := a_state;
     v_wake bigint[] := '{}';
     v_parent bigint;
+    v_locks boolean;
+    v_subscriptions boolean;
+    v_children boolean;
 begin
     if a_state = 'finished' and a_job.parentjob_id is not null and not a_job.detached then
         v_state := 'zombie';
@@ -262,11 +282,25 @@ begin
             task_completed = clock_timestamp(), cookie = null, timeout = null, worker_id = null
         where job_id = a_job.job_id;
     end if;
-    v_wake := v_wake || jobcenter.release_locks(a_job.job_id);
-    delete from jobcenter.event_subscriptions where job_id = a_job.job_id;
-    v_wake := v_wake || jobcenter.abort_children(a_job.job_id, 'parent job ' || a_job.job_id || ' ended');
-    perform pg_notify('job:finished', a_job.job_id::text);
-    perform pg_notify('job:' || a_job.job_id || ':finished', '');
+    -- one look at what the job holds (most jobs end holding no lock, subscription or child),
+    -- then only the clean-up it needs; nothing else adds to them while this row is locked
+    select exists (select 1 from jobcenter.locks where job_id = a_job.job_id),
+           exists (select 1 from jobcenter.event_subscriptions where job_id = a_job.job_id),
+           exists (select 1 from jobcenter.jobs where parentjob_id = a_job.job_id)
+    into v_locks, v_subscriptions, v_children;
+    if v_locks then
+        v_wake := v_wake || jobcenter.release_locks(a_job.job_id);
+    end if;
+    if v_subscriptions then
+        delete from jobcenter.event_subscriptions where job_id = a_job.job_id;
+    end if;
+    if v_children then
+        v_wake := v_wake || jobcenter.abort_children(a_job.job_id, 'parent job ' || a_job.job_id || ' ended');
+    end if;
+    if not a_job.job_state ? 'quiet' then
+        perform pg_notify('job:finished', a_job.job_id::text);
+        perform pg_notify('job:' || a_job.job_id || ':finished', '');
+    end if;
     if a_job.parentjob_id is not null and not a_job.detached then
         update jobcenter.jobs set state = 'plotting'
         where job_id = a_job.parentjob_id and state = 'childwait'
@@ -664,10 +698,11 @@ $$;
 -- version), so a task made ready for an older version reaches the workers of the newest one.
 -- `ready_action_id` and the channel `action:<queue>:ready` use it.
 create or replace function jobcenter.action_queue(a_name text) returns integer
-language sql stable as $$
-    select action_id from jobcenter.actions where name = a_name and type = 'action'
-    order by version limit 1
-$$;
+language plpgsql stable as $$
+begin
+    return (select action_id from jobcenter.actions where name = a_name and type = 'action'
+            order by version limit 1);
+end $$;
 
 -- Makes a task ready for a worker and tells the workers.
 create or replace function jobcenter.make_ready(a_job jobcenter.jobs, a_action jobcenter.actions,
@@ -1273,12 +1308,14 @@ declare
 begin
     select task_id into v_start from jobcenter.tasks where workflow_id = a_wf.action_id and action_id = -1;
     insert into jobcenter.jobs (workflow_id, task_id, parentjob_id, parenttask_id, state,
-        arguments, environment, task_entered, max_steps, current_depth, detached)
+        arguments, environment, task_entered, max_steps, current_depth, detached, job_state)
     values (a_wf.action_id, v_start, a_parent.job_id, a_task.task_id, 'plotting', a_args,
         (a_parent.environment - '_error') || coalesce(a_wf.wfenv, '{}') || coalesce(a_env, '{}'),
         clock_timestamp(),
         coalesce((a_wf.config ->> 'max_steps')::integer, (jobcenter.setting('max_steps'))::integer, 99),
-        a_parent.current_depth + 1, a_detach)
+        a_parent.current_depth + 1, a_detach,
+        -- a quiet job's children are quiet too
+        case when a_parent.job_state ? 'quiet' then '{"quiet": true}'::jsonb else '{}' end)
     returning job_id into v_id;
     return v_id;
 end $$;
@@ -2224,10 +2261,12 @@ end $$;
 -- Starts a job; returns its id and the channel notified when it ends. The parameter and
 -- column names are the original's. With a_start_at in the future (ours: delayed start) the job
 -- waits in state 'sleeping' at its start task until then (timeout = a_start_at, task_state
--- {"delayed": true}); do_timeout starts it.
+-- {"delayed": true}); do_timeout starts it. With a_notify false (ours) the job is quiet: nobody
+-- is told when it ends (no job:finished, no job:<id>:finished; its children are quiet too), so
+-- its end does not wait for PostgreSQL's notification lock; poll get_job_status instead.
 create or replace function jobcenter.create_job(
     wfname text, args jsonb, tag text default null, impersonate text default null,
-    env jsonb default null, a_start_at timestamptz default null,
+    env jsonb default null, a_start_at timestamptz default null, a_notify boolean default true,
     out job_id bigint, out listenstring text)
 returns record language plpgsql as $$
 #variable_conflict use_column
@@ -2237,6 +2276,7 @@ declare
     a_tag alias for $3;
     a_impersonate alias for $4;
     a_env alias for $5;
+    v_job_state jsonb := case when a_notify is false then '{"quiet": true}' else '{}' end;
     v_wf jobcenter.actions;
     v_who text;
     v_checked jsonb;
@@ -2280,15 +2320,16 @@ begin
         || jsonb_strip_nulls(jsonb_build_object('jcclient', v_who, 'jcimpersonate', a_impersonate));
     if a_start_at > clock_timestamp() then
         insert into jobcenter.jobs (workflow_id, task_id, state, arguments, environment,
-            task_entered, max_steps, timeout, task_state)
+            task_entered, max_steps, timeout, task_state, job_state)
         values (v_wf.action_id, v_start, 'sleeping', v_checked -> 'args', v_env, clock_timestamp(),
             coalesce((v_wf.config ->> 'max_steps')::integer, (jobcenter.setting('max_steps'))::integer, 99),
-            a_start_at, '{"delayed": true}')
+            a_start_at, '{"delayed": true}', v_job_state)
         returning job_id into v_job_id;
         perform jobcenter.notify_timer(a_start_at);
     else
         -- The new job is plotted in memory and its row written once, where it comes to rest.
         j := jobcenter.new_job_row(v_wf, v_start, v_checked -> 'args', v_env);
+        j.job_state := v_job_state;
         v_job_id := j.job_id;
         v_plot := jobcenter.plot_job(j);
         if v_plot is null then
@@ -2499,6 +2540,7 @@ declare
     j jobcenter.jobs;
     t jobcenter.tasks;
     v_plot jsonb;
+    v_fast boolean;
 begin
     if a_jobcookie ~* '^[0-9a-f]{8}-?([0-9a-f]{4}-?){3}[0-9a-f]{12}$' then
         select * into j from jobcenter.jobs
@@ -2513,11 +2555,18 @@ begin
         raise exception using errcode = 'JC004',
             message = format('%s did not take this task', jobcenter.caller(null));
     end if;
-    if jsonb_typeof(coalesce(a_out_args, '{}')) = 'object' and not coalesce(a_out_args, '{}') ? 'error'
-       and not exists (select 1 from jobcenter.job_aborts x where x.job_id = j.job_id)
-       and (j.parentjob_id is null or j.detached
-            or exists (select 1 from jobcenter.jobs p where p.job_id = j.parentjob_id
-                       and p.state not in ('finished', 'error', 'zombie'))) then
+    -- the plotter's guard in separate statements: one condition with the subqueries and the
+    -- or-null tests would be planned again at every call
+    v_fast := jsonb_typeof(coalesce(a_out_args, '{}')) = 'object'
+        and not coalesce(a_out_args, '{}') ? 'error';
+    if v_fast then
+        v_fast := not exists (select 1 from jobcenter.job_aborts x where x.job_id = j.job_id);
+    end if;
+    if v_fast and j.parentjob_id is not null and not j.detached then
+        v_fast := exists (select 1 from jobcenter.jobs p where p.job_id = j.parentjob_id
+                          and p.state not in ('finished', 'error', 'zombie'));
+    end if;
+    if v_fast then
         -- outputs, omap and the steps after them in memory, the row written once
         v_plot := jobcenter.plot_job(j, coalesce(a_out_args, '{}'));
         if v_plot is not null then
@@ -2536,11 +2585,12 @@ end $$;
 
 -- Takes up to `a_limit` ready tasks of an action the worker announced (only job `a_job_id`'s
 -- when given), oldest first within the highest priority: one row per task taken. get_task and
--- get_tasks call it.
+-- get_tasks call it. Its plans are generic: the custom plans PostgreSQL would otherwise make
+-- for the taking statement (it weighs the or-null tests) cost more to plan than to run.
 create or replace function jobcenter.take_tasks(a_workername text, a_actionname text,
     a_limit integer, a_job_id bigint,
     out o_job_id bigint, out o_job_cookie text, out o_in_args jsonb, out o_env jsonb)
-returns setof record language plpgsql as $$
+returns setof record language plpgsql set plan_cache_mode = force_generic_plan as $$
 declare
     v_worker_id bigint;
     v_queue integer;
@@ -2563,14 +2613,22 @@ begin
     v_taker := jobcenter.check_worker_access(a_workername);
     v_queue := jobcenter.action_queue(a_actionname);
     for r in
-        with picked as (
+        -- the oldest ready tasks, or job a_job_id's: two scans, of which a one-time filter
+        -- (a_job_id is null) runs one, so the generic plan reads the ready index or the key
+        with any_job as (
             select jb.job_id, jb.task_id, jb.priority from jobcenter.jobs jb
-            where jb.state = 'ready' and jb.ready_action_id = v_queue
-              and (a_job_id is null or jb.job_id = a_job_id)
+            where a_job_id is null and jb.state = 'ready' and jb.ready_action_id = v_queue
               and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
               and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
             order by jb.priority desc, jb.job_id
             limit a_limit for no key update of jb skip locked),
+        one_job as (
+            select jb.job_id, jb.task_id, jb.priority from jobcenter.jobs jb
+            where jb.job_id = a_job_id and jb.state = 'ready' and jb.ready_action_id = v_queue
+              and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
+              and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
+            for no key update of jb skip locked),
+        picked as (select * from any_job union all select * from one_job),
         taken as (
             update jobcenter.jobs j set
                 state = 'working', cookie = gen_random_uuid(), worker_id = v_worker_id,
@@ -3070,23 +3128,25 @@ end $$;
 -- the role set with SET ROLE, else the session user. Unlike current_user it is the same
 -- inside the SECURITY DEFINER API functions.
 create or replace function jobcenter.invoker() returns text
-language sql stable as $$
-    select coalesce(
+language plpgsql stable as $$
+begin
+    return coalesce(
         pg_catalog.pg_get_userbyid(jobcenter.step_owner())::text,
         nullif(pg_catalog.current_setting('role'), 'none'),
-        session_user::text)
-$$;
+        session_user::text);
+end $$;
 
 -- Whether identity `a_who` is an administrator: the calling PostgreSQL role itself when it is
 -- a superuser or a member of jobcenter_admin (an impersonated name never is, whatever
 -- database role shares it), or a jobcenter role in jobcenter_admin (jc_role_members).
 create or replace function jobcenter.is_admin(a_who text) returns boolean
-language sql stable security definer set search_path = pg_catalog, jobcenter, pg_temp as $$
-    select (a_who = jobcenter.invoker() and exists (
+language plpgsql stable security definer set search_path = pg_catalog, jobcenter, pg_temp as $$
+begin
+    return (a_who = jobcenter.invoker() and exists (
                 select 1 from pg_catalog.pg_roles r where r.rolname = a_who
                   and (r.rolsuper or pg_catalog.pg_has_role(r.oid, 'jobcenter_admin', 'MEMBER'))))
-        or jobcenter.has_role(a_who, 'jobcenter_admin')
-$$;
+        or jobcenter.has_role(a_who, 'jobcenter_admin');
+end $$;
 
 -- Whether identity `a_who` may act for `a_for` (a job's client, a worker's owner): it is that
 -- identity, an administrator, or may impersonate it. True when `a_for` is unknown (rows made
@@ -3109,13 +3169,14 @@ end $$;
 -- Whether the caller may see and act on job `a_job_id` (live or archived): it is the job's
 -- client (or may act for it). True for an unknown job, which the caller reports as such.
 create or replace function jobcenter.may_see_job(a_job_id bigint) returns boolean
-language sql stable as $$
-    select jobcenter.may_act_for(jobcenter.caller(null), (
+language plpgsql stable as $$
+begin
+    return jobcenter.may_act_for(jobcenter.caller(null), (
         select environment ->> 'jcclient' from jobcenter.jobs where job_id = a_job_id
         union all
         select environment ->> 'jcclient' from jobcenter.jobs_archive where job_id = a_job_id
-        limit 1))
-$$;
+        limit 1));
+end $$;
 
 -- The event rule: an event raised by `a_raiser` reaches the subscriptions of job `a_job_id`
 -- only when the raiser may act for the job's client (is it, may impersonate it, or is an

@@ -65,23 +65,25 @@ end $$;
 -- the role set with SET ROLE, else the session user. Unlike current_user it is the same
 -- inside the SECURITY DEFINER API functions.
 create or replace function jobcenter.invoker() returns text
-language sql stable as $$
-    select coalesce(
+language plpgsql stable as $$
+begin
+    return coalesce(
         pg_catalog.pg_get_userbyid(jobcenter.step_owner())::text,
         nullif(pg_catalog.current_setting('role'), 'none'),
-        session_user::text)
-$$;
+        session_user::text);
+end $$;
 
 -- Whether identity `a_who` is an administrator: the calling PostgreSQL role itself when it is
 -- a superuser or a member of jobcenter_admin (an impersonated name never is, whatever
 -- database role shares it), or a jobcenter role in jobcenter_admin (jc_role_members).
 create or replace function jobcenter.is_admin(a_who text) returns boolean
-language sql stable security definer set search_path = pg_catalog, jobcenter, pg_temp as $$
-    select (a_who = jobcenter.invoker() and exists (
+language plpgsql stable security definer set search_path = pg_catalog, jobcenter, pg_temp as $$
+begin
+    return (a_who = jobcenter.invoker() and exists (
                 select 1 from pg_catalog.pg_roles r where r.rolname = a_who
                   and (r.rolsuper or pg_catalog.pg_has_role(r.oid, 'jobcenter_admin', 'MEMBER'))))
-        or jobcenter.has_role(a_who, 'jobcenter_admin')
-$$;
+        or jobcenter.has_role(a_who, 'jobcenter_admin');
+end $$;
 
 -- Whether identity `a_who` may act for `a_for` (a job's client, a worker's owner): it is that
 -- identity, an administrator, or may impersonate it. True when `a_for` is unknown (rows made
@@ -104,13 +106,14 @@ end $$;
 -- Whether the caller may see and act on job `a_job_id` (live or archived): it is the job's
 -- client (or may act for it). True for an unknown job, which the caller reports as such.
 create or replace function jobcenter.may_see_job(a_job_id bigint) returns boolean
-language sql stable as $$
-    select jobcenter.may_act_for(jobcenter.caller(null), (
+language plpgsql stable as $$
+begin
+    return jobcenter.may_act_for(jobcenter.caller(null), (
         select environment ->> 'jcclient' from jobcenter.jobs where job_id = a_job_id
         union all
         select environment ->> 'jcclient' from jobcenter.jobs_archive where job_id = a_job_id
-        limit 1))
-$$;
+        limit 1));
+end $$;
 
 -- The event rule: an event raised by `a_raiser` reaches the subscriptions of job `a_job_id`
 -- only when the raiser may act for the job's client (is it, may impersonate it, or is an

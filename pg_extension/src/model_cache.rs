@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use pgrx::prelude::*;
+use pgrx::spi::OwnedPreparedStatement;
 use pgrx::JsonB;
 use serde_json::{Map, Value};
 
@@ -92,12 +93,36 @@ fn json(v: Option<JsonB>) -> Value {
     v.map_or(Value::Null, |j| j.0)
 }
 
+thread_local! {
+    /// The freshness check's plan, prepared once per backend: it runs in every transaction
+    /// that uses the cache, and parsing and planning it cost more than running it.
+    static XMIN_PLAN: RefCell<Option<OwnedPreparedStatement>> = const { RefCell::new(None) };
+}
+
 fn xmin_of(id: i32) -> Result<Option<String>, String> {
-    Spi::get_one_with_args::<String>(
-        "select xmin::text from jobcenter.actions where action_id = $1",
-        &[id.into()],
-    )
-    .map_err(spi_err)
+    Spi::connect(|c| {
+        XMIN_PLAN.with(|plan| {
+            let mut plan = plan.borrow_mut();
+            let plan = match plan.as_ref() {
+                Some(p) => p,
+                None => {
+                    let p = c
+                        .prepare(
+                            "select xmin::text from jobcenter.actions where action_id = $1",
+                            &[PgOid::BuiltIn(PgBuiltInOids::INT4OID)],
+                        )
+                        .map_err(spi_err)?
+                        .keep();
+                    plan.insert(p)
+                }
+            };
+            let rows = c.select(plan, Some(1), &[id.into()]).map_err(spi_err)?;
+            match rows.into_iter().next() {
+                None => Ok(None),
+                Some(r) => r.get::<String>(1).map_err(spi_err),
+            }
+        })
+    })
 }
 
 fn decls(sql: &str, id: i32, inputs: bool) -> Result<Vec<Decl>, String> {

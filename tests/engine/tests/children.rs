@@ -103,6 +103,60 @@ async fn call_waits_for_the_child_and_reaps_it() {
     );
 }
 
+/// A quiet job (`create_job(..., a_notify => false)`) and its child end unannounced, through
+/// the plotter (the child's task_done) and the parent's reaping alike; a job created
+/// normally afterwards is announced on the same listener.
+#[tokio::test]
+async fn a_quiet_job_and_its_children_end_unannounced() {
+    let (tdb, c) = setup().await;
+    let mut f = Flow::workflow("callparent")
+        .input("x", "number")
+        .output("result", "number");
+    f.call(
+        "child_add",
+        vec![set(ip(&["x"]), a(&["x"]))],
+        vec![set(vp(&["y"]), o(&["y"]))],
+    );
+    let parent_wf = f.end(vec![set(op(&["result"]), v(&["y"]))]);
+    load(&c, &[examples::add(), child_add(), parent_wf]).await;
+    let mut l = Listener::new(&tdb, &["job:finished"]).await;
+
+    let quiet = db::CreateJob {
+        quiet: true,
+        ..Default::default()
+    };
+    let parent = db::create_job(&c, "callparent", &json!({"x": 5}), quiet)
+        .await
+        .unwrap()
+        .job_id;
+    let child = children(&c, parent).await[0];
+    let flags: Value = c
+        .query_one(
+            "select job_state from jobcenter.jobs where job_id = $1",
+            &[&child],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(flags["quiet"], json!(true), "the child inherits quietness");
+    work_one(&c, "w", "add", examples::add_answer).await;
+    assert_eq!(state(&c, parent).await, "finished");
+    assert_eq!(output(&c, parent).await, json!({"result": 15}));
+    assert_eq!(
+        db::get_job_status(&c, parent).await.unwrap(),
+        Some(json!({"result": 15}))
+    );
+
+    let loud = db::create_job(&c, "child_add", &json!({"x": 1}), Default::default())
+        .await
+        .unwrap()
+        .job_id;
+    work_one(&c, "w", "add", examples::add_answer).await;
+    assert_eq!(state(&c, loud).await, "finished");
+    // the first notification the listener sees is the normal job's
+    assert_eq!(l.next().await, Some(("job:finished".into(), loud.to_string())));
+}
+
 // Child errors ----------------------------------------------------------------------------------
 
 fn error_parent(name: &str, caught: bool) -> Model {
