@@ -168,6 +168,10 @@ impl Conn {
     }
 
     fn send(&self, msg: Message) -> Result<()> {
+        // The writer may outlive the connection by a moment: what it takes then is lost.
+        if self.is_closed() {
+            return Err(Error::Disconnected);
+        }
         match &*lock(&self.out) {
             Some(tx) => tx.send(msg.to_bytes()).map_err(|_| Error::Disconnected),
             None => Err(Error::Disconnected),
