@@ -438,6 +438,31 @@ fn lib_config(endpoint: Endpoint, (who, password): (&str, &str)) -> Config {
     c
 }
 
+/// `c` reconnecting quickly, for the tests that restart the gateway.
+fn fast(mut c: Config) -> Config {
+    c.backoff = jc_client::Backoff {
+        initial: Duration::from_millis(50),
+        max: Duration::from_millis(500),
+    };
+    c
+}
+
+/// `python -m pytest` on the client's end-to-end tests, with the gateway's addresses and
+/// users in `JC_E2E_*`.
+fn pytest(gw: &Gateway, python: &str) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(python);
+    c.args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .env("JC_E2E_HOST", "127.0.0.1")
+        .env("JC_E2E_PORT", gw.tcp.port().to_string())
+        .env("JC_E2E_WS", gw.ws_url())
+        .env("JC_E2E_USER", ALICE.0)
+        .env("JC_E2E_PASSWORD", ALICE.1)
+        .env("JC_E2E_WORKER", WORKER.0)
+        .env("JC_E2E_WORKER_PASSWORD", WORKER.1)
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    c
+}
+
 /// Announces `add` on `worker`, answering counter + `plus`, and runs its work loop.
 async fn serve_add(worker: &Client, plus: i64) -> tokio::task::JoinHandle<Result<(), Error>> {
     worker
@@ -562,23 +587,14 @@ async fn the_python_client_passes_its_tests_against_jcapi() {
     let python = std::env::var("JC_PYTHON").unwrap_or_else(|_| "python3".into());
     let root = common::workspace();
     // The restart tests need this harness's help: the next test runs them.
-    let out = tokio::process::Command::new(&python)
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+    let out = pytest(&gw, &python)
         .args(["-k", "not gateway_is_down"])
         .arg(root.join("clients/python/tests"))
-        .env("JC_E2E_HOST", "127.0.0.1")
-        .env("JC_E2E_PORT", gw.tcp.port().to_string())
-        .env("JC_E2E_WS", gw.ws_url())
-        .env("JC_E2E_USER", ALICE.0)
-        .env("JC_E2E_PASSWORD", ALICE.1)
-        .env("JC_E2E_WORKER", WORKER.0)
-        .env("JC_E2E_WORKER_PASSWORD", WORKER.1)
         .env("JC_E2E_TOKEN", ALICE_TOKEN)
         .env("JC_E2E_TLS_PORT", gw.tls.port().to_string())
         .env("JC_E2E_CA", &gw.pki.ca)
         .env("JC_E2E_CERT", &gw.pki.alice_cert)
         .env("JC_E2E_KEY", &gw.pki.alice_key)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()
         .await
         .unwrap_or_else(|e| panic!("running {python} -m pytest: {e}"));
@@ -678,13 +694,6 @@ async fn clients_over_tls_with_a_password_and_with_a_client_certificate() {
 #[tokio::test]
 async fn a_worker_and_a_waiting_client_survive_a_gateway_restart() {
     let mut gw = Gateway::start(&models()).await;
-    let fast = |mut c: Config| {
-        c.backoff = jc_client::Backoff {
-            initial: Duration::from_millis(50),
-            max: Duration::from_millis(500),
-        };
-        c
-    };
     let mut wc = fast(lib_config(
         Endpoint::tcp("127.0.0.1", gw.tcp.port()),
         WORKER,
@@ -743,13 +752,6 @@ async fn a_worker_and_a_waiting_client_survive_a_gateway_restart() {
 async fn a_result_finished_while_the_gateway_is_down_is_sent_again_after_its_restart() {
     for batched in [true, false] {
         let mut gw = Gateway::start(&models()).await;
-        let fast = |mut c: Config| {
-            c.backoff = jc_client::Backoff {
-                initial: Duration::from_millis(50),
-                max: Duration::from_millis(500),
-            };
-            c
-        };
         let mut wc = fast(lib_config(
             Endpoint::tcp("127.0.0.1", gw.tcp.port()),
             WORKER,
@@ -826,26 +828,10 @@ async fn the_python_client_sends_a_result_again_after_a_gateway_restart() {
     let python = std::env::var("JC_PYTHON").unwrap_or_else(|_| "python3".into());
     let root = common::workspace();
     let signals = tempfile::tempdir().unwrap();
-    let pytest = tokio::process::Command::new(&python)
-        .args([
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-k",
-            "gateway_is_down",
-        ])
+    let run = pytest(&gw, &python)
+        .args(["-k", "gateway_is_down"])
         .arg(root.join("clients/python/tests/test_e2e.py"))
-        .env("JC_E2E_HOST", "127.0.0.1")
-        .env("JC_E2E_PORT", gw.tcp.port().to_string())
-        .env("JC_E2E_WS", gw.ws_url())
-        .env("JC_E2E_USER", ALICE.0)
-        .env("JC_E2E_PASSWORD", ALICE.1)
-        .env("JC_E2E_WORKER", WORKER.0)
-        .env("JC_E2E_WORKER_PASSWORD", WORKER.1)
         .env("JC_E2E_RESTART_DIR", signals.path())
-        .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -867,7 +853,7 @@ async fn the_python_client_sends_a_result_again_after_a_gateway_restart() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         gw.restart();
     }
-    let out = tokio::time::timeout(Duration::from_secs(120), pytest.wait_with_output())
+    let out = tokio::time::timeout(Duration::from_secs(120), run.wait_with_output())
         .await
         .expect("pytest ends")
         .unwrap();
