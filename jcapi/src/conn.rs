@@ -509,6 +509,16 @@ impl Conn {
                 .await
             }
             .map_err(|e| self.shared.db_error(e))?;
+            if gateway == 0 {
+                // Attached when the gateway registers, or now if it did meanwhile.
+                lock(&self.shared.unattached).push(worker_id);
+                let now = *self.shared.gateway.borrow();
+                if now != 0 {
+                    jc_db::gateway_attach(&**db, worker_id, now)
+                        .await
+                        .map_err(|e| self.shared.db_error(e))?;
+                }
+            }
             let action_id = jc_db::announced_action(&**db, worker_id, &p.actionname)
                 .await
                 .map_err(|e| self.shared.db_error(e))?

@@ -164,6 +164,7 @@ pub async fn run_with(
         stop: stop_rx,
         gateway: watch::Sender::new(0),
         rejoin: watch::Sender::new(0),
+        unattached: Mutex::default(),
     });
     let name = gateway_name(&addresses);
     let background = [

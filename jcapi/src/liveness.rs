@@ -9,13 +9,14 @@
 //! leaves a live gateway's workers alone. Should the maestro have found it dead all the same
 //! (the database was out of reach longer than that), the registration starts a new gateway
 //! and every worker connection is closed: its workers reconnect and announce again, and the
-//! tasks they hold are still theirs for `worker_grace`.
+//! tasks they hold are still theirs for `worker_grace`. Workers announced before the first
+//! registration (the database away at the start) are attached once it succeeds.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::metrics::Metrics;
-use crate::server::Shared;
+use crate::server::{lock, Shared};
 
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 /// Short, so the lock is back soon after the database is: the maestro waits only
@@ -48,6 +49,7 @@ pub(crate) async fn gateway_loop(shared: Arc<Shared>, pg: jc_db::Pg, name: Strin
                         shared.gateway.send_replace(gateway);
                         backoff = BACKOFF_FIRST;
                         tracing::info!(gateway, "gateway registered");
+                        attach(&shared, &client, gateway).await;
                         tokio::select! {
                             _ = &mut driver => {
                                 Metrics::inc(&shared.metrics.db_errors);
@@ -73,5 +75,18 @@ pub(crate) async fn gateway_loop(shared: Arc<Shared>, pg: jc_db::Pg, name: Strin
             _ = stop.changed() => return,
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Attaches the workers announced before the gateway registered (the database was away at
+/// its start); those that failed stay listed for the next registration.
+async fn attach(shared: &Shared, client: &tokio_postgres::Client, gateway: i32) {
+    let ids = std::mem::take(&mut *lock(&shared.unattached));
+    for (i, worker_id) in ids.iter().enumerate() {
+        if let Err(e) = jc_db::gateway_attach(client, *worker_id, gateway).await {
+            tracing::warn!(error = %e, worker_id, "attaching a worker to the gateway failed");
+            lock(&shared.unattached).extend_from_slice(&ids[i..]);
+            return;
+        }
     }
 }

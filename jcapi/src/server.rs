@@ -157,6 +157,8 @@ pub(crate) struct Shared {
     pub gateway: watch::Sender<i32>,
     /// Bumped when the engine withdrew this gateway's workers: worker connections close.
     pub rejoin: watch::Sender<u64>,
+    /// Workers announced while the gateway was not registered, to attach once it is.
+    pub unattached: Mutex<Vec<i64>>,
 }
 
 impl Shared {

@@ -132,6 +132,22 @@ pub async fn announce_via(
     Ok(row.try_get(0)?)
 }
 
+/// Records that worker `worker_id` is connected through gateway `gateway` (announced before
+/// the gateway could register); returns the worker id.
+pub async fn gateway_attach(
+    c: &impl GenericClient,
+    worker_id: i64,
+    gateway: i32,
+) -> Result<i64, Error> {
+    let row = c
+        .query_one(
+            "select jobcenter.gateway_attach($1, $2)",
+            &[&worker_id, &gateway],
+        )
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
 /// Registers the session as a gateway named `name`, or as `again` after a reconnection, and
 /// takes the gateway's lock for the session's lifetime: its id, and whether it is a new one
 /// although `again` was given (that one was found dead: its workers must announce again).
