@@ -715,7 +715,19 @@ impl Conn {
         }
         let finishing = lock(&self.shared.dispatch).finishing(self.handle.id, &p.cookie);
         match finishing {
-            Ok(()) => {}
+            Ok(true) => {}
+            // A resend uses no slot: bounded apart, so the queue stays bounded (a whole
+            // batch of resends fits beside every slot's result).
+            Ok(false)
+                if self.pending.len()
+                    >= self.shared.config.limits.max_slots as usize + commit::MAX_BATCH =>
+            {
+                return Err(error(
+                    ErrorKind::Refused,
+                    "too many results of tasks taken elsewhere on their way: send again later",
+                ))
+            }
+            Ok(false) => {}
             Err(NotFinishing::NotTaken) => {
                 return Err(error(
                     ErrorKind::UnknownCookie,

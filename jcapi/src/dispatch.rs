@@ -352,18 +352,18 @@ impl Dispatch {
 
     /// Marks the task with `cookie` as being finished by connection `conn`, which took it;
     /// its slot stays used until [`Dispatch::done`] (after the database has the result).
-    /// A cookie no connection here holds passes (it uses no slot here): a worker resending,
-    /// after a reconnection, the result of a task it took through a gateway that died; the
-    /// engine checks the cookie and who took the task.
-    pub fn finishing(&mut self, conn: ConnId, cookie: &str) -> Result<(), NotFinishing> {
+    /// A cookie no connection here holds passes (it uses no slot here: `false`): a worker
+    /// resending, after a reconnection, the result of a task it took through a gateway that
+    /// died; the engine checks the cookie and who took the task.
+    pub fn finishing(&mut self, conn: ConnId, cookie: &str) -> Result<bool, NotFinishing> {
         match self.taken.get_mut(cookie) {
             Some(t) if t.conn == conn && t.finishing => Err(NotFinishing::Finishing),
             Some(t) if t.conn == conn => {
                 t.finishing = true;
-                Ok(())
+                Ok(true)
             }
             Some(_) => Err(NotFinishing::NotTaken),
-            None => Ok(()),
+            None => Ok(false),
         }
     }
 
@@ -1141,11 +1141,11 @@ mod tests {
         d.unhold(held, now);
         assert_eq!(d.slots(1, "_a"), (3, 4));
         // Results being applied keep their slots; a second result for one is refused.
-        assert_eq!(d.finishing(1, "a"), Ok(()));
+        assert_eq!(d.finishing(1, "a"), Ok(true));
         assert_eq!(d.finishing(1, "a"), Err(NotFinishing::Finishing));
         assert_eq!(d.finishing(2, "b"), Err(NotFinishing::NotTaken));
         // A cookie nobody here holds (a resend after a reconnection) passes, using no slot.
-        assert_eq!(d.finishing(2, "elsewhere"), Ok(()));
+        assert_eq!(d.finishing(2, "elsewhere"), Ok(false));
         d.done("elsewhere", now);
         assert_eq!(d.slots(1, "_a"), (3, 4));
         d.done("a", now);
