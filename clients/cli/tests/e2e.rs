@@ -819,6 +819,79 @@ async fn a_result_finished_while_the_gateway_is_down_is_sent_again_after_its_res
     }
 }
 
+/// jcworker (the library's worker loop under a shell action) across a gateway restart: the
+/// action holds its task until the gateway is dead and answers while it is down; the result
+/// is sent again once jcworker has reconnected and announced.
+#[tokio::test]
+async fn jcworker_sends_a_result_again_after_a_gateway_restart() {
+    let mut gw = Gateway::start(&models()).await;
+    let held = gw.dir.path().join("held");
+    let release = gw.dir.path().join("release");
+    let file = gw.dir.path().join("resender.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+[connection]
+host = "127.0.0.1"
+port = {port}
+user = "{user}"
+password = "{password}"
+workername = "e2e-resender"
+
+[actions.add]
+command = 'read -r _; echo run >> {held}; while [ ! -e {release} ]; do sleep 0.05; done; echo "{{\"counter\": $((JC_IN_counter + 1))}}"'
+"#,
+            port = gw.tcp.port(),
+            user = WORKER.0,
+            password = WORKER.1,
+            held = held.display(),
+            release = release.display(),
+        ),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_jcworker"))
+        .arg("--config")
+        .arg(&file)
+        .env("JC_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("starting jcworker");
+    let worker = Worker(child);
+    announced(&gw, 1).await;
+    let client = Client::new(fast(lib_config(
+        Endpoint::tcp("127.0.0.1", gw.tcp.port()),
+        ALICE,
+    )));
+    let job = client
+        .call_nb("calltest", json!({"input": 1}))
+        .await
+        .unwrap();
+    eventually("the action to hold the task", || async { held.exists() }).await;
+    gw.kill();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    std::fs::write(&release, "").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gw.restart();
+    let out = tokio::time::timeout(Duration::from_secs(40), client.wait_job(job))
+        .await
+        .expect("the job ends")
+        .unwrap();
+    assert_eq!(out, json!({"output": 2}));
+    assert_eq!(gw.state(job).await, "finished");
+    count_until(
+        &gw,
+        "no job in error",
+        "select count(*) from jobcenter.jobs where state = 'error'",
+        |n| n == 0,
+    )
+    .await;
+    // The result was sent again, not the task done again.
+    assert_eq!(std::fs::read_to_string(&held).unwrap(), "run\n");
+    assert!(worker.stop().success());
+}
+
 /// The Python client's resend across a gateway restart (tests/test_e2e.py, the tests that
 /// need `JC_E2E_RESTART_DIR`): its handler says it holds the task by a file, this test kills
 /// the gateway, lets the handler return by another file, and starts the gateway again.

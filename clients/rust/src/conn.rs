@@ -131,11 +131,10 @@ impl Conn {
 
         let greetings = match tokio::time::timeout(config.call_timeout, greet_rx).await {
             Ok(Ok(g)) => g,
+            // A gateway stopping or starting may do that: connecting again may succeed.
             Ok(Err(_)) => {
                 conn.close();
-                return Err(Error::Protocol(
-                    "the connection closed before greetings".into(),
-                ));
+                return Err(Error::Disconnected);
             }
             Err(_) => {
                 conn.close();
