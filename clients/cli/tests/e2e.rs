@@ -136,18 +136,11 @@ struct Worker(std::process::Child);
 
 impl Worker {
     fn start(gw: &Gateway, http: &HttpServer) -> Worker {
-        let file = gw.dir.path().join("worker.toml");
-        std::fs::write(
-            &file,
-            format!(
+        Worker::with_actions(
+            gw,
+            "e2e-shell",
+            &format!(
                 r#"
-[connection]
-host = "127.0.0.1"
-port = {port}
-user = "{user}"
-password = "{password}"
-workername = "e2e-shell"
-
 [actions.add]
 command = 'read -r _; echo "{{\"counter\": $((JC_IN_counter + JC_IN_step))}}"'
 slots = 2
@@ -159,10 +152,28 @@ headers = {{ X-Test = "yes" }}
 [actions.fail]
 command = 'echo "disk on fire: $JC_IN_why" >&2; exit 3'
 "#,
+                url = http.url("/fetch"),
+            ),
+        )
+    }
+
+    /// jcworker as `workername` on the gateway's TCP listener, serving `actions` (TOML).
+    fn with_actions(gw: &Gateway, workername: &str, actions: &str) -> Worker {
+        let file = gw.dir.path().join(format!("{workername}.toml"));
+        std::fs::write(
+            &file,
+            format!(
+                r#"
+[connection]
+host = "127.0.0.1"
+port = {port}
+user = "{user}"
+password = "{password}"
+workername = "{workername}"
+{actions}"#,
                 port = gw.tcp.port(),
                 user = WORKER.0,
                 password = WORKER.1,
-                url = http.url("/fetch"),
             ),
         )
         .unwrap();
@@ -827,38 +838,18 @@ async fn jcworker_sends_a_result_again_after_a_gateway_restart() {
     let mut gw = Gateway::start(&models()).await;
     let held = gw.dir.path().join("held");
     let release = gw.dir.path().join("release");
-    let file = gw.dir.path().join("resender.toml");
-    std::fs::write(
-        &file,
-        format!(
+    let worker = Worker::with_actions(
+        &gw,
+        "e2e-resender",
+        &format!(
             r#"
-[connection]
-host = "127.0.0.1"
-port = {port}
-user = "{user}"
-password = "{password}"
-workername = "e2e-resender"
-
 [actions.add]
 command = 'read -r _; echo run >> {held}; while [ ! -e {release} ]; do sleep 0.05; done; echo "{{\"counter\": $((JC_IN_counter + 1))}}"'
 "#,
-            port = gw.tcp.port(),
-            user = WORKER.0,
-            password = WORKER.1,
             held = held.display(),
             release = release.display(),
         ),
-    )
-    .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_jcworker"))
-        .arg("--config")
-        .arg(&file)
-        .env("JC_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("starting jcworker");
-    let worker = Worker(child);
+    );
     announced(&gw, 1).await;
     let client = Client::new(fast(lib_config(
         Endpoint::tcp("127.0.0.1", gw.tcp.port()),
