@@ -53,6 +53,11 @@ impl Pending {
         PendingGuard(self.clone())
     }
 
+    /// How many results of the connection are on their way.
+    pub fn len(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
     /// Returns once every result of the connection is answered.
     pub async fn idle(&self) {
         loop {

@@ -14,7 +14,8 @@
 //! Before a successful `hello` a connection is held to the pre-auth limits: small messages
 //! (a larger one closes it), a small write queue, and the pre-auth time-out. After it, a
 //! client that is no worker, waits for no job and sends nothing for the idle time-out is
-//! closed. A `task_done` counts only from the connection that took the task.
+//! closed. A `task_done` for a task another connection here took is refused; one for a cookie
+//! no connection here holds (a worker resending after its gateway died) goes to the engine.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -143,6 +144,7 @@ pub(crate) async fn serve(
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     tracing::debug!(conn = id, peer = %peer.addr, kind = peer.kind.name(), "connected");
     let mut stop = shared.stop.clone();
+    let mut rejoin = shared.rejoin.subscribe();
     let mut conn = Conn {
         shared: shared.clone(),
         handle,
@@ -177,6 +179,8 @@ pub(crate) async fn serve(
         tokio::select! {
             _ = kill.cancelled() => break,
             _ = stop.changed() => break,
+            // The engine withdrew this gateway's workers: the worker announces again.
+            _ = rejoin.changed(), if conn.worker.is_some() => break,
             item = inbound.next() => match item {
                 None => break,
                 Some(Inbound::Message(bytes)) => {
@@ -490,10 +494,31 @@ impl Conn {
         }
         let announced = async {
             let db = self.shared.db().await?;
-            let worker_id =
-                jc_db::announce(&**db, &name, &p.actionname, Some(who), p.filter.as_ref())
-                    .await
-                    .map_err(|e| self.shared.db_error(e))?;
+            let gateway = *self.shared.gateway.borrow();
+            let worker_id = if gateway == 0 {
+                jc_db::announce(&**db, &name, &p.actionname, Some(who), p.filter.as_ref()).await
+            } else {
+                jc_db::announce_via(
+                    &**db,
+                    gateway,
+                    &name,
+                    &p.actionname,
+                    Some(who),
+                    p.filter.as_ref(),
+                )
+                .await
+            }
+            .map_err(|e| self.shared.db_error(e))?;
+            if gateway == 0 {
+                // Attached when the gateway registers, or now if it did meanwhile.
+                lock(&self.shared.unattached).push(worker_id);
+                let now = *self.shared.gateway.borrow();
+                if now != 0 {
+                    jc_db::gateway_attach(&**db, worker_id, now)
+                        .await
+                        .map_err(|e| self.shared.db_error(e))?;
+                }
+            }
             let action_id = jc_db::announced_action(&**db, worker_id, &p.actionname)
                 .await
                 .map_err(|e| self.shared.db_error(e))?
@@ -690,11 +715,23 @@ impl Conn {
         }
         let finishing = lock(&self.shared.dispatch).finishing(self.handle.id, &p.cookie);
         match finishing {
-            Ok(()) => {}
+            Ok(true) => {}
+            // A resend uses no slot: bounded apart, so the queue stays bounded (a whole
+            // batch of resends fits beside every slot's result).
+            Ok(false)
+                if self.pending.len()
+                    >= self.shared.config.limits.max_slots as usize + commit::MAX_BATCH =>
+            {
+                return Err(error(
+                    ErrorKind::Refused,
+                    "too many results of tasks taken elsewhere on their way: send again later",
+                ))
+            }
+            Ok(false) => {}
             Err(NotFinishing::NotTaken) => {
                 return Err(error(
                     ErrorKind::UnknownCookie,
-                    "the task was not taken on this connection",
+                    "the task was taken on another connection",
                 ))
             }
             Err(NotFinishing::Finishing) => {

@@ -271,7 +271,7 @@ pub(crate) struct BatchClaim {
 /// Why a result cannot be finished on this connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum NotFinishing {
-    /// The task was not taken on this connection (or is done).
+    /// Another connection of this gateway took the task.
     NotTaken,
     /// A result for it is being applied already.
     Finishing,
@@ -352,14 +352,18 @@ impl Dispatch {
 
     /// Marks the task with `cookie` as being finished by connection `conn`, which took it;
     /// its slot stays used until [`Dispatch::done`] (after the database has the result).
-    pub fn finishing(&mut self, conn: ConnId, cookie: &str) -> Result<(), NotFinishing> {
+    /// A cookie no connection here holds passes (it uses no slot here: `false`): a worker
+    /// resending, after a reconnection, the result of a task it took through a gateway that
+    /// died; the engine checks the cookie and who took the task.
+    pub fn finishing(&mut self, conn: ConnId, cookie: &str) -> Result<bool, NotFinishing> {
         match self.taken.get_mut(cookie) {
             Some(t) if t.conn == conn && t.finishing => Err(NotFinishing::Finishing),
             Some(t) if t.conn == conn => {
                 t.finishing = true;
-                Ok(())
+                Ok(true)
             }
-            _ => Err(NotFinishing::NotTaken),
+            Some(_) => Err(NotFinishing::NotTaken),
+            None => Ok(false),
         }
     }
 
@@ -1137,9 +1141,12 @@ mod tests {
         d.unhold(held, now);
         assert_eq!(d.slots(1, "_a"), (3, 4));
         // Results being applied keep their slots; a second result for one is refused.
-        assert_eq!(d.finishing(1, "a"), Ok(()));
+        assert_eq!(d.finishing(1, "a"), Ok(true));
         assert_eq!(d.finishing(1, "a"), Err(NotFinishing::Finishing));
         assert_eq!(d.finishing(2, "b"), Err(NotFinishing::NotTaken));
+        // A cookie nobody here holds (a resend after a reconnection) passes, using no slot.
+        assert_eq!(d.finishing(2, "elsewhere"), Ok(false));
+        d.done("elsewhere", now);
         assert_eq!(d.slots(1, "_a"), (3, 4));
         d.done("a", now);
         assert_eq!(d.slots(1, "_a"), (2, 4));

@@ -31,6 +31,7 @@ mod dispatch;
 mod error;
 mod guard;
 mod http;
+mod liveness;
 pub mod metrics;
 mod server;
 mod tls;
@@ -59,6 +60,8 @@ use crate::server::{Shared, Waiters};
 
 /// How long connections get to close at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long the start waits for the gateway's registration before it serves anyway.
+const REGISTER_WAIT: Duration = Duration::from_secs(5);
 
 /// Where the gateway listens (useful with port 0).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,8 +162,13 @@ pub async fn run_with(
         commits: commit_tx,
         next_conn: AtomicU64::new(0),
         stop: stop_rx,
+        gateway: watch::Sender::new(0),
+        rejoin: watch::Sender::new(0),
+        unattached: Mutex::default(),
     });
+    let name = gateway_name(&addresses);
     let background = [
+        tokio::spawn(liveness::gateway_loop(shared.clone(), pg.clone(), name)),
         tokio::spawn(server::listen_loop(shared.clone(), pg, listen_rx)),
         tokio::spawn(server::sweep_loop(shared.clone())),
         tokio::spawn(server::expiry_loop(shared.clone())),
@@ -184,6 +192,14 @@ pub async fn run_with(
             tracker.clone(),
         )));
     }
+    // Workers announced before the gateway registered would not be withdrawn with it.
+    let mut registered = shared.gateway.subscribe();
+    if tokio::time::timeout(REGISTER_WAIT, registered.wait_for(|g| *g != 0))
+        .await
+        .is_err()
+    {
+        tracing::warn!("serving unregistered: the database is unavailable");
+    }
     on_ready(&addresses);
 
     shutdown.await;
@@ -205,6 +221,17 @@ pub async fn run_with(
     shared.pool.close();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The gateway's name in `jobcenter.gateways`: its process and first address.
+fn gateway_name(addresses: &Addresses) -> String {
+    let first = addresses
+        .listeners
+        .first()
+        .map(|(_, a)| a.to_string())
+        .or_else(|| addresses.http.map(|a| a.to_string()))
+        .unwrap_or_default();
+    format!("jcapi {first} pid {}", std::process::id())
 }
 
 /// Reloads the users file on SIGHUP; a file that does not load leaves the users as they were.

@@ -153,6 +153,12 @@ pub(crate) struct Shared {
     pub commits: mpsc::UnboundedSender<crate::commit::Done>,
     pub next_conn: AtomicU64,
     pub stop: watch::Receiver<bool>,
+    /// The gateway's id in the engine (0 until it registered; see [`crate::liveness`]).
+    pub gateway: watch::Sender<i32>,
+    /// Bumped when the engine withdrew this gateway's workers: worker connections close.
+    pub rejoin: watch::Sender<u64>,
+    /// Workers announced while the gateway was not registered, to attach once it is.
+    pub unattached: Mutex<Vec<i64>>,
 }
 
 impl Shared {

@@ -1,4 +1,5 @@
-//! The maestro's loops: the LISTEN connection, the timer loop and the maintenance loop.
+//! The maestro's loops: the LISTEN connection, the timer loop, the maintenance loop and the
+//! gateway check.
 //!
 //! The LISTEN connection only wakes the timer loop: a `timer` notification may bring the next
 //! wake-up forward, and every (re)connection makes it re-read the state (crash recovery, due
@@ -19,6 +20,10 @@ use tokio_postgres::AsyncMessage;
 
 use crate::metrics::{self, Call, Metrics};
 use crate::{Config, Error};
+
+/// How often the gateway check runs: a dead gateway's workers are withdrawn within this
+/// after its `gateway_timeout`.
+const GATEWAY_CHECK: Duration = Duration::from_secs(1);
 
 /// `do_timeout()` handles at most this many jobs per call; a full batch means call again.
 const TIMEOUT_BATCH: i32 = 1000;
@@ -117,10 +122,11 @@ pub(crate) async fn run(
     ));
     let maintenance = tokio::spawn(maintenance_loop(
         pool.clone(),
-        stop_rx,
+        stop_rx.clone(),
         metrics.clone(),
         config.clone(),
     ));
+    let gateways = tokio::spawn(gateway_loop(pool.clone(), stop_rx, metrics.clone()));
 
     shutdown.await;
     tracing::info!("shutting down: finishing the calls in flight");
@@ -128,6 +134,7 @@ pub(crate) async fn run(
     // A join error would mean a loop panicked; there is nothing left to do about it here.
     let _ = timer.await;
     let _ = maintenance.await;
+    let _ = gateways.await;
     listener.abort();
     if let Some(server) = metrics_server {
         server.abort();
@@ -430,4 +437,43 @@ async fn maintain(pool: &Pool, metrics: &Metrics) -> Result<(), Error> {
         tracing::info!(jobs = archived, "archived ended jobs");
     }
     Ok(())
+}
+
+/// The workers of dead gateways, every [`GATEWAY_CHECK`]: withdrawn within seconds of their
+/// gateway's death, rather than at the worker check `worker_timeout` later.
+async fn gateway_loop(pool: Pool, mut stop: watch::Receiver<bool>, metrics: Arc<Metrics>) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        match pool.get().await {
+            Ok(object) => {
+                let started = Instant::now();
+                match jc_db::do_gateway_check(&**object).await {
+                    Ok(withdrawn) => {
+                        metrics.call(Call::DoGatewayCheck, started.elapsed());
+                        metrics.workers_withdrawn.inc_by(withdrawn as u64);
+                        if withdrawn > 0 {
+                            tracing::info!(
+                                workers = withdrawn,
+                                "withdrew the workers of dead gateways"
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        metrics.db_errors.inc();
+                        tracing::warn!(error = %e, "gateway check: a database call failed");
+                    }
+                }
+            }
+            Err(e) => {
+                metrics.db_errors.inc();
+                tracing::warn!(error = %e, "gateway check: no database connection");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(GATEWAY_CHECK) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }

@@ -8,6 +8,9 @@
 //!   then calls `do_timeout()` (again while it returns its batch limit) and `do_schedules()`.
 //! - **Maintenance**, every `maintenance_interval`: `do_worker_check()` (dead workers) and
 //!   `do_archival_and_cleanup()`.
+//! - **Gateways**, every second: `do_gateway_check()` withdraws the workers of a gateway
+//!   (jcapi) whose lock has been free for `gateway_timeout`, and applies the dead-worker
+//!   policy to their tasks after `worker_grace`.
 //! - **Recovery**: `do_crash_recovery()` at start and after every reconnection.
 //!
 //! NOTIFY is a hint: after every (re)connection of its LISTEN connection it re-reads the

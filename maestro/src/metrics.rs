@@ -37,15 +37,17 @@ pub enum Call {
     DoSchedules,
     DoCrashRecovery,
     DoWorkerCheck,
+    DoGatewayCheck,
     DoArchivalAndCleanup,
 }
 
 impl Call {
-    const ALL: [Call; 5] = [
+    const ALL: [Call; 6] = [
         Call::DoTimeout,
         Call::DoSchedules,
         Call::DoCrashRecovery,
         Call::DoWorkerCheck,
+        Call::DoGatewayCheck,
         Call::DoArchivalAndCleanup,
     ];
 
@@ -55,6 +57,7 @@ impl Call {
             Call::DoSchedules => "do_schedules",
             Call::DoCrashRecovery => "do_crash_recovery",
             Call::DoWorkerCheck => "do_worker_check",
+            Call::DoGatewayCheck => "do_gateway_check",
             Call::DoArchivalAndCleanup => "do_archival_and_cleanup",
         }
     }
@@ -73,6 +76,8 @@ pub struct Metrics {
     pub recovered: Counter,
     /// Workers disconnected for silence.
     pub workers_disconnected: Counter,
+    /// Workers withdrawn because their gateway died.
+    pub workers_withdrawn: Counter,
     /// Jobs moved to the archive.
     pub archived: Counter,
     /// Failed database calls (each is retried).
@@ -94,6 +99,7 @@ impl Default for Metrics {
             schedule_runs: Counter::default(),
             recovered: Counter::default(),
             workers_disconnected: Counter::default(),
+            workers_withdrawn: Counter::default(),
             archived: Counter::default(),
             db_errors: Counter::default(),
             listen_connects: Counter::default(),
@@ -130,6 +136,11 @@ impl Default for Metrics {
                 "jobcenter_workers_disconnected",
                 "Workers disconnected because they stopped pinging",
                 &m.workers_disconnected,
+            ),
+            (
+                "jobcenter_workers_withdrawn",
+                "Workers withdrawn because their gateway died (do_gateway_check)",
+                &m.workers_withdrawn,
             ),
             (
                 "jobcenter_jobs_archived",

@@ -141,6 +141,110 @@ begin
     return v_count;
 end $$;
 
+-- Gateways -------------------------------------------------------------------------------------
+--
+-- A gateway (jcapi) registers on a connection of its own and holds the session-level advisory
+-- lock (gateway_lock_class(), its id) there while it runs; the workers it announces record it
+-- (gateway_attach). When the gateway dies its lock goes with its session, and the maestro's
+-- do_gateway_check withdraws its workers. A PostgreSQL restart (or a failover) frees every
+-- lock, also those of live gateways: a gateway counts as dead only when its lock has been
+-- free for `gateway_timeout` since the maestro first saw it free, and a gateway re-taking its
+-- lock clears that mark, so a gateway that reconnects within `gateway_timeout` loses nothing.
+
+-- The first half of the advisory lock key of every gateway (the second is its id).
+create or replace function jobcenter.gateway_lock_class() returns integer
+language sql immutable as $$ select 1245904897 $$;
+
+-- Whether gateway `a_gateway_id` holds its lock (in any session).
+create or replace function jobcenter.gateway_held(a_gateway_id integer) returns boolean
+language sql stable as $$
+    select exists (select 1 from pg_catalog.pg_locks l
+                   where l.locktype = 'advisory' and l.granted and l.objsubid = 2
+                     and l.classid = jobcenter.gateway_lock_class()::oid
+                     and l.objid = a_gateway_id::oid)
+$$;
+
+-- Registers the calling session as gateway `a_name`, or as gateway `a_gateway_id` again after
+-- a reconnection, and takes its lock for the session's lifetime. `o_new` is true when a new
+-- gateway was registered although `a_gateway_id` was given: that one was found dead and its
+-- workers were withdrawn, so the caller must announce them again. Fails (JC007) while
+-- another session still holds the lock (a connection not yet found broken).
+create or replace function jobcenter.gateway_register(a_gateway_id integer, a_name text,
+    out o_gateway_id integer, out o_new boolean)
+returns record language plpgsql as $$
+begin
+    o_new := false;
+    if a_gateway_id is not null then
+        if not pg_catalog.pg_try_advisory_lock(jobcenter.gateway_lock_class(), a_gateway_id) then
+            raise exception using errcode = 'JC007',
+                message = format('gateway %s holds its lock in another session', a_gateway_id);
+        end if;
+        update jobcenter.gateways set locked = now(), missing_since = null
+        where gateway_id = a_gateway_id and owner = jobcenter.invoker();
+        if found then
+            o_gateway_id := a_gateway_id;
+            return;
+        end if;
+        perform pg_catalog.pg_advisory_unlock(jobcenter.gateway_lock_class(), a_gateway_id);
+        o_new := true;
+    end if;
+    insert into jobcenter.gateways (name, owner) values (a_name, jobcenter.invoker())
+    returning gateway_id into o_gateway_id;
+    perform pg_catalog.pg_advisory_lock(jobcenter.gateway_lock_class(), o_gateway_id);
+end $$;
+
+-- Records that worker `a_worker_id` is connected through gateway `a_gateway_id` (the caller's
+-- own): its workers are withdrawn when it dies, and a worker that moved here from a dead
+-- gateway is no longer that one's. Returns the worker id.
+create or replace function jobcenter.gateway_attach(a_worker_id bigint, a_gateway_id integer)
+returns bigint language plpgsql as $$
+declare
+    v_who text := jobcenter.caller(null);
+begin
+    update jobcenter.workers w set gateway_id = a_gateway_id
+    where w.worker_id = a_worker_id and w.stopped is null
+      and w.gateway_id is distinct from a_gateway_id
+      and jobcenter.may_act_for(v_who, w.owner)
+      and exists (select 1 from jobcenter.gateways g
+                  where g.gateway_id = a_gateway_id and g.owner = jobcenter.invoker());
+    return a_worker_id;
+end $$;
+
+-- The gateway check, run every second by the maestro: marks the gateways whose lock is free,
+-- withdraws the workers of those free for `gateway_timeout` (their offers end at once; the
+-- tasks they hold stay theirs, so a worker that reconnects can still deliver the results) and
+-- forgets the gateway; then applies `dead_worker_policy` (see disconnect) to the tasks of
+-- workers withdrawn longer than `worker_grace` ago. Returns how many workers it withdrew.
+create or replace function jobcenter.do_gateway_check() returns integer language plpgsql as $$
+declare
+    g integer;
+    w record;
+    v_count integer := 0;
+begin
+    update jobcenter.gateways set missing_since = now()
+    where missing_since is null and not jobcenter.gateway_held(gateway_id);
+    for g in select gateway_id from jobcenter.gateways
+             where missing_since < now() - (jobcenter.setting('gateway_timeout') #>> '{}')::interval
+             for update skip locked loop
+        -- re-read under the row lock: a gateway re-taking its lock updates the row
+        continue when jobcenter.gateway_held(g);
+        for w in update jobcenter.workers set stopped = now(), orphaned = true
+                 where gateway_id = g and stopped is null returning worker_id loop
+            delete from jobcenter.worker_actions where worker_id = w.worker_id;
+            v_count := v_count + 1;
+        end loop;
+        delete from jobcenter.gateways where gateway_id = g;
+    end loop;
+    for w in select worker_id, name from jobcenter.workers
+             where orphaned and stopped < now() - (jobcenter.setting('worker_grace') #>> '{}')::interval
+             for update skip locked loop
+        update jobcenter.workers set orphaned = false where worker_id = w.worker_id;
+        perform jobcenter.fail_worker_tasks(w.worker_id,
+            format('worker %s disconnected with its gateway', w.name));
+    end loop;
+    return v_count;
+end $$;
+
 -- Moves ended job trees (a top-level job and all its descendants) to jobs_archive: finished
 -- ones after `archive_finished_after` (or the workflow's `archive` config), ones in error after
 -- `archive_error_after`. A tree with a job still running (a detached child, or a child that has

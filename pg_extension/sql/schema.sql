@@ -207,6 +207,21 @@ create table jobcenter.job_task_log (
 );
 create index job_task_log_job on jobcenter.job_task_log (job_id, job_task_log_id);
 
+-- The running gateways (jcapi processes). Each holds the session-level advisory lock
+-- (gateway_lock_class(), gateway_id) on a connection of its own while it runs, so that the
+-- maestro tells a dead gateway from a live one (do_gateway_check in maintenance.sql).
+create table jobcenter.gateways (
+    gateway_id serial primary key,
+    name text not null,
+    -- the role that registered it
+    owner text not null,
+    started timestamptz not null default now(),
+    -- when it last took its lock
+    locked timestamptz not null default now(),
+    -- when the maestro first found its lock free (null while it is held)
+    missing_since timestamptz
+);
+
 -- Live workers and what they announced.
 create table jobcenter.workers (
     worker_id bigserial primary key,
@@ -215,10 +230,16 @@ create table jobcenter.workers (
     stopped timestamptz,
     last_ping timestamptz not null default now(),
     -- the identity that announced it: the name is that user's (see claim_worker)
-    owner text
+    owner text,
+    -- the gateway it is connected through (null: a direct caller, or a dead gateway's)
+    gateway_id integer references jobcenter.gateways on delete set null,
+    -- stopped with its gateway: its tasks wait `worker_grace` for a resend of their results
+    orphaned boolean not null default false
 );
 create index workers_name on jobcenter.workers (name, worker_id);
 create unique index workers_live on jobcenter.workers (name) where stopped is null;
+create index workers_gateway on jobcenter.workers (gateway_id) where stopped is null;
+create index workers_orphaned on jobcenter.workers (stopped) where orphaned;
 
 create table jobcenter.worker_actions (
     worker_id bigint not null references jobcenter.workers on delete cascade,
@@ -296,6 +317,11 @@ insert into jobcenter.settings (name, value) values
     ('max_depth', '9'),
     ('worker_timeout', '"3 minutes"'),
     ('dead_worker_policy', '"error"'),
+    -- a gateway whose lock is free this long is dead: its workers are withdrawn
+    ('gateway_timeout', '"5 seconds"'),
+    -- the tasks of a dead gateway's workers wait this long for their results (resent by the
+    -- worker through another connection) before `dead_worker_policy` applies
+    ('worker_grace', '"30 seconds"'),
     ('archive_finished_after', '"1 minute"'),
     ('archive_error_after', '"7 days"'),
     -- archived jobs (and their step log) are deleted this long after archival

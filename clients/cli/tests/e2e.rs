@@ -136,18 +136,11 @@ struct Worker(std::process::Child);
 
 impl Worker {
     fn start(gw: &Gateway, http: &HttpServer) -> Worker {
-        let file = gw.dir.path().join("worker.toml");
-        std::fs::write(
-            &file,
-            format!(
+        Worker::with_actions(
+            gw,
+            "e2e-shell",
+            &format!(
                 r#"
-[connection]
-host = "127.0.0.1"
-port = {port}
-user = "{user}"
-password = "{password}"
-workername = "e2e-shell"
-
 [actions.add]
 command = 'read -r _; echo "{{\"counter\": $((JC_IN_counter + JC_IN_step))}}"'
 slots = 2
@@ -159,10 +152,28 @@ headers = {{ X-Test = "yes" }}
 [actions.fail]
 command = 'echo "disk on fire: $JC_IN_why" >&2; exit 3'
 "#,
+                url = http.url("/fetch"),
+            ),
+        )
+    }
+
+    /// jcworker as `workername` on the gateway's TCP listener, serving `actions` (TOML).
+    fn with_actions(gw: &Gateway, workername: &str, actions: &str) -> Worker {
+        let file = gw.dir.path().join(format!("{workername}.toml"));
+        std::fs::write(
+            &file,
+            format!(
+                r#"
+[connection]
+host = "127.0.0.1"
+port = {port}
+user = "{user}"
+password = "{password}"
+workername = "{workername}"
+{actions}"#,
                 port = gw.tcp.port(),
                 user = WORKER.0,
                 password = WORKER.1,
-                url = http.url("/fetch"),
             ),
         )
         .unwrap();
@@ -438,6 +449,31 @@ fn lib_config(endpoint: Endpoint, (who, password): (&str, &str)) -> Config {
     c
 }
 
+/// `c` reconnecting quickly, for the tests that restart the gateway.
+fn fast(mut c: Config) -> Config {
+    c.backoff = jc_client::Backoff {
+        initial: Duration::from_millis(50),
+        max: Duration::from_millis(500),
+    };
+    c
+}
+
+/// `python -m pytest` on the client's end-to-end tests, with the gateway's addresses and
+/// users in `JC_E2E_*`.
+fn pytest(gw: &Gateway, python: &str) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(python);
+    c.args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .env("JC_E2E_HOST", "127.0.0.1")
+        .env("JC_E2E_PORT", gw.tcp.port().to_string())
+        .env("JC_E2E_WS", gw.ws_url())
+        .env("JC_E2E_USER", ALICE.0)
+        .env("JC_E2E_PASSWORD", ALICE.1)
+        .env("JC_E2E_WORKER", WORKER.0)
+        .env("JC_E2E_WORKER_PASSWORD", WORKER.1)
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    c
+}
+
 /// Announces `add` on `worker`, answering counter + `plus`, and runs its work loop.
 async fn serve_add(worker: &Client, plus: i64) -> tokio::task::JoinHandle<Result<(), Error>> {
     worker
@@ -561,22 +597,15 @@ async fn the_python_client_passes_its_tests_against_jcapi() {
     let gw = Gateway::start(&models()).await;
     let python = std::env::var("JC_PYTHON").unwrap_or_else(|_| "python3".into());
     let root = common::workspace();
-    let out = tokio::process::Command::new(&python)
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+    // The restart tests need this harness's help: the next test runs them.
+    let out = pytest(&gw, &python)
+        .args(["-k", "not gateway_is_down"])
         .arg(root.join("clients/python/tests"))
-        .env("JC_E2E_HOST", "127.0.0.1")
-        .env("JC_E2E_PORT", gw.tcp.port().to_string())
-        .env("JC_E2E_WS", gw.ws_url())
-        .env("JC_E2E_USER", ALICE.0)
-        .env("JC_E2E_PASSWORD", ALICE.1)
-        .env("JC_E2E_WORKER", WORKER.0)
-        .env("JC_E2E_WORKER_PASSWORD", WORKER.1)
         .env("JC_E2E_TOKEN", ALICE_TOKEN)
         .env("JC_E2E_TLS_PORT", gw.tls.port().to_string())
         .env("JC_E2E_CA", &gw.pki.ca)
         .env("JC_E2E_CERT", &gw.pki.alice_cert)
         .env("JC_E2E_KEY", &gw.pki.alice_key)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()
         .await
         .unwrap_or_else(|e| panic!("running {python} -m pytest: {e}"));
@@ -676,13 +705,6 @@ async fn clients_over_tls_with_a_password_and_with_a_client_certificate() {
 #[tokio::test]
 async fn a_worker_and_a_waiting_client_survive_a_gateway_restart() {
     let mut gw = Gateway::start(&models()).await;
-    let fast = |mut c: Config| {
-        c.backoff = jc_client::Backoff {
-            initial: Duration::from_millis(50),
-            max: Duration::from_millis(500),
-        };
-        c
-    };
     let mut wc = fast(lib_config(
         Endpoint::tcp("127.0.0.1", gw.tcp.port()),
         WORKER,
@@ -731,6 +753,199 @@ async fn a_worker_and_a_waiting_client_survive_a_gateway_restart() {
     assert_eq!(out["event"]["data"], json!({"type": "approval", "id": 9}));
     worker.stop();
     work.await.unwrap().unwrap();
+}
+
+/// A worker holds a task until the gateway is dead (SIGKILL), then finishes it while the
+/// gateway is down; the gateway starts again on the same port. The result, not acknowledged
+/// by the dead gateway, is sent again on the worker's next connection: the job finishes with
+/// it, none ends in error. With the batched calls and with the original ones.
+#[tokio::test]
+async fn a_result_finished_while_the_gateway_is_down_is_sent_again_after_its_restart() {
+    for batched in [true, false] {
+        let mut gw = Gateway::start(&models()).await;
+        let mut wc = fast(lib_config(
+            Endpoint::tcp("127.0.0.1", gw.tcp.port()),
+            WORKER,
+        ));
+        wc.workername = Some(format!("resender-{batched}"));
+        wc.batched = batched;
+        let worker = Client::new(wc);
+        let (held_tx, mut held) = tokio::sync::mpsc::unbounded_channel();
+        let (release, released) = tokio::sync::watch::channel(false);
+        worker
+            .announce(
+                "add",
+                Handler::new_async(move |t| {
+                    let held = held_tx.clone();
+                    let mut released = released.clone();
+                    async move {
+                        let _ = held.send(());
+                        let _ = released.wait_for(|r| *r).await;
+                        Ok(json!({"counter": t.inargs["counter"].as_i64().unwrap_or(0) + 1}))
+                    }
+                }),
+                AnnounceOptions::default(),
+            )
+            .await
+            .unwrap();
+        let w = worker.clone();
+        let work = tokio::spawn(async move { w.work().await });
+        let client = Client::new(fast(lib_config(
+            Endpoint::tcp("127.0.0.1", gw.tcp.port()),
+            ALICE,
+        )));
+        let job = client
+            .call_nb("calltest", json!({"input": 1}))
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(20), held.recv())
+            .await
+            .expect("the worker took the task");
+        gw.kill();
+        // The worker has seen its connection close when the handler returns.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        release.send_replace(true);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        gw.restart();
+        let Ok(out) = tokio::time::timeout(Duration::from_secs(30), client.wait_job(job)).await
+        else {
+            panic!(
+                "the job did not end (batched {batched}): {}\njcapi log:\n{}",
+                gw.state(job).await,
+                gw.log()
+            )
+        };
+        let out = out.unwrap();
+        assert_eq!(out, json!({"output": 2}), "batched {batched}");
+        assert_eq!(gw.state(job).await, "finished");
+        count_until(
+            &gw,
+            "no job in error",
+            "select count(*) from jobcenter.jobs where state = 'error'",
+            |n| n == 0,
+        )
+        .await;
+        worker.stop();
+        work.await.unwrap().unwrap();
+    }
+}
+
+/// jcworker (the library's worker loop under a shell action) across a gateway restart: the
+/// action holds its task until the gateway is dead and answers while it is down; the result
+/// is sent again once jcworker has reconnected and announced.
+#[tokio::test]
+async fn jcworker_sends_a_result_again_after_a_gateway_restart() {
+    let mut gw = Gateway::start(&models()).await;
+    let held = gw.dir.path().join("held");
+    let release = gw.dir.path().join("release");
+    let worker = Worker::with_actions(
+        &gw,
+        "e2e-resender",
+        &format!(
+            r#"
+[actions.add]
+command = 'read -r _; echo run >> {held}; while [ ! -e {release} ]; do sleep 0.05; done; echo "{{\"counter\": $((JC_IN_counter + 1))}}"'
+"#,
+            held = held.display(),
+            release = release.display(),
+        ),
+    );
+    announced(&gw, 1).await;
+    let client = Client::new(fast(lib_config(
+        Endpoint::tcp("127.0.0.1", gw.tcp.port()),
+        ALICE,
+    )));
+    let job = client
+        .call_nb("calltest", json!({"input": 1}))
+        .await
+        .unwrap();
+    eventually("the action to hold the task", || async { held.exists() }).await;
+    gw.kill();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    std::fs::write(&release, "").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gw.restart();
+    let out = tokio::time::timeout(Duration::from_secs(40), client.wait_job(job))
+        .await
+        .expect("the job ends")
+        .unwrap();
+    assert_eq!(out, json!({"output": 2}));
+    assert_eq!(gw.state(job).await, "finished");
+    count_until(
+        &gw,
+        "no job in error",
+        "select count(*) from jobcenter.jobs where state = 'error'",
+        |n| n == 0,
+    )
+    .await;
+    // The result was sent again, not the task done again.
+    assert_eq!(std::fs::read_to_string(&held).unwrap(), "run\n");
+    assert!(worker.stop().success());
+}
+
+/// The Python client's resend across a gateway restart (tests/test_e2e.py, the tests that
+/// need `JC_E2E_RESTART_DIR`): its handler says it holds the task by a file, this test kills
+/// the gateway, lets the handler return by another file, and starts the gateway again.
+#[tokio::test]
+async fn the_python_client_sends_a_result_again_after_a_gateway_restart() {
+    let mut gw = Gateway::start(&models()).await;
+    let python = std::env::var("JC_PYTHON").unwrap_or_else(|_| "python3".into());
+    let root = common::workspace();
+    let signals = tempfile::tempdir().unwrap();
+    let run = pytest(&gw, &python)
+        .args(["-k", "gateway_is_down"])
+        .arg(root.join("clients/python/tests/test_e2e.py"))
+        .env("JC_E2E_RESTART_DIR", signals.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("running {python} -m pytest: {e}"));
+    for batched in ["True", "False"] {
+        let held = signals.path().join(format!("held-{batched}"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !held.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "the Python worker did not take the task (batched {batched})"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        gw.kill();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        std::fs::write(signals.path().join(format!("release-{batched}")), "").unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        gw.restart();
+    }
+    let out = tokio::time::timeout(Duration::from_secs(120), run.wait_with_output())
+        .await
+        .expect("pytest ends")
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("2 passed"),
+        "pytest failed:\n{text}\njcapi log:\n{}",
+        gw.log()
+    );
+    count_until(
+        &gw,
+        "both jobs finished",
+        "select count(*) from jobcenter.jobs where state = 'finished' and workflow_id =
+             (select action_id from jobcenter.actions where name = 'calltest' limit 1)",
+        |n| n == 2,
+    )
+    .await;
+    count_until(
+        &gw,
+        "no job in error",
+        "select count(*) from jobcenter.jobs where state = 'error'",
+        |n| n == 0,
+    )
+    .await;
 }
 
 #[tokio::test]

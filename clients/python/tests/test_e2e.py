@@ -111,3 +111,39 @@ def test_tls_with_a_password_and_with_a_client_certificate():
             await client(who="worker", method="clientcert", cert=env("CERT"), key=env("KEY"), **tls).connect()
 
     run(main())
+
+
+RESTART = os.environ.get("JC_E2E_RESTART_DIR")
+
+
+@pytest.mark.skipif(not RESTART, reason="needs a gateway the harness restarts (JC_E2E_RESTART_DIR)")
+@pytest.mark.parametrize("batched", [True, False])
+def test_a_result_finished_while_the_gateway_is_down_is_sent_again(batched):
+    """The harness (clients/cli/tests/e2e.rs) kills the gateway once the handler holds the
+    task (file ``held-<batched>``), lets it return while the gateway is down (file
+    ``release-<batched>``) and starts the gateway again: the result is sent again on the next
+    connection and the job finishes with it."""
+
+    async def main():
+        held = os.path.join(RESTART, f"held-{batched}")
+        release = os.path.join(RESTART, f"release-{batched}")
+
+        async def add(task):
+            open(held, "w").close()
+            while not os.path.exists(release):
+                await asyncio.sleep(0.05)
+            return {"counter": task.inargs["counter"] + 1}
+
+        fast = dict(backoff_initial=0.05, backoff_max=0.5)
+        w = worker(workername=f"py-resend-{batched}", batched=batched, **fast)
+        await w.announce("add", add)
+        work = asyncio.create_task(w.work())
+        c = client(**fast)
+        job_id = await c.call_nb("calltest", {"input": 1})
+        assert await c.wait_job(job_id, timeout=45) == {"output": 2}
+        w.stop()
+        await work
+        await w.close()
+        await c.close()
+
+    run(main())

@@ -175,6 +175,9 @@ impl Client {
             return Err(e);
         }
         *current = Some(conn.clone());
+        drop(current);
+        // After the announcements: the results the last connection could not deliver.
+        worker::resend(self, &conn);
         Ok(conn)
     }
 

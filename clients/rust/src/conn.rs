@@ -131,11 +131,10 @@ impl Conn {
 
         let greetings = match tokio::time::timeout(config.call_timeout, greet_rx).await {
             Ok(Ok(g)) => g,
+            // A gateway stopping or starting may do that: connecting again may succeed.
             Ok(Err(_)) => {
                 conn.close();
-                return Err(Error::Protocol(
-                    "the connection closed before greetings".into(),
-                ));
+                return Err(Error::Disconnected);
             }
             Err(_) => {
                 conn.close();
@@ -168,6 +167,10 @@ impl Conn {
     }
 
     fn send(&self, msg: Message) -> Result<()> {
+        // The writer may outlive the connection by a moment: what it takes then is lost.
+        if self.is_closed() {
+            return Err(Error::Disconnected);
+        }
         match &*lock(&self.out) {
             Some(tx) => tx.send(msg.to_bytes()).map_err(|_| Error::Disconnected),
             None => Err(Error::Disconnected),

@@ -7,7 +7,13 @@
 //! - As a **worker**: [`Client::announce`] an action with a [`Handler`] (async, blocking, or
 //!   an [`Action`]) and a number of slots, then [`Client::work`] serves `task_ready` offers
 //!   (`get_task`, the handler, the `task_done` notification) until [`Client::stop`],
-//!   answering the server's pings and reconnecting with back-off.
+//!   answering the server's pings and reconnecting with back-off. A finished result the
+//!   gateway did not acknowledge (it went away) is kept and sent again on the next
+//!   connection, after the announcements, until it is applied or refused (see `worker.rs`).
+//!
+//! Across a reconnection [`Client::wait_job`] asks for the job's status again, and the
+//! read-only calls may simply be made again; [`Client::create_job`] is not repeated by the
+//! library, since a `create_job` whose answer was lost may have created the job.
 //!
 //! ```no_run
 //! # async fn demo() -> jc_client::Result<()> {

@@ -8,6 +8,14 @@
 //! gateway that lacks the batched calls (it answers "no method"), or with
 //! [`Config::batched`](crate::Config) off, the worker uses the original calls: `get_task`
 //! for each offer and the `task_done` notification.
+//!
+//! No finished result is dropped because the gateway went away: a `tasks_done` that got no
+//! answer, a `task_done` notification that could not be written, and a result finished while
+//! disconnected are kept and sent again on the next connection, after its announcements,
+//! until the gateway answers (applied, or refused: a refusal, such as an unknown cookie, is
+//! final and logged). A resend is harmless: a cookie finishes its task once. A `task_done`
+//! notification that was written but lost with the gateway is not known to be lost (it has
+//! no answer): use the batched calls where that matters.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -233,12 +241,17 @@ struct Finished {
     done: TaskDoneParams,
 }
 
-/// Whether the batched calls are used, and the results waiting for the next `tasks_done`.
+/// Whether the batched calls are used, the results waiting for the next `tasks_done`, and
+/// those waiting for the next connection.
 #[derive(Debug)]
 pub(crate) struct Batching {
     on: AtomicBool,
     results: Mutex<Vec<Finished>>,
     sending: AtomicBool,
+    /// Results not acknowledged because their connection went away.
+    unsent: Mutex<Vec<Finished>>,
+    /// The newest connection whose announcements are made: unsent results go there.
+    announced: Mutex<std::sync::Weak<Conn>>,
 }
 
 impl Batching {
@@ -247,7 +260,14 @@ impl Batching {
             on: AtomicBool::new(on),
             results: Mutex::new(Vec::new()),
             sending: AtomicBool::new(false),
+            unsent: Mutex::new(Vec::new()),
+            announced: Mutex::new(std::sync::Weak::new()),
         }
+    }
+
+    /// How many finished results wait for a connection.
+    pub(crate) fn unsent(&self) -> usize {
+        lock(&self.unsent).len()
     }
 
     fn on(&self) -> bool {
@@ -442,26 +462,65 @@ async fn run(
         actionname,
         done: TaskDoneParams { cookie, outargs },
     };
+    queue(&client, vec![f]);
+}
+
+/// Sends results on: with the batched calls through the next `tasks_done`, else each as a
+/// `task_done` notification. Each counts in flight (it was counted by the caller) until it
+/// is answered, refused, or kept for the next connection.
+fn queue(client: &Client, results: Vec<Finished>) {
     let batching = &client.inner.batching;
     if !batching.on() {
-        notify_done(&f);
-        client.inner.task_finished();
+        for f in results {
+            notify_done(client, f);
+            client.inner.task_finished();
+        }
         return;
     }
-    lock(&batching.results).push(f);
+    lock(&batching.results).extend(results);
     if !batching.sending.swap(true, Ordering::SeqCst) {
-        tokio::spawn(send_results(client));
+        tokio::spawn(send_results(client.clone()));
     }
 }
 
-fn notify_done(f: &Finished) {
+fn notify_done(client: &Client, f: Finished) {
     if let Err(e) = f.conn.notify::<TaskDone>(&f.done) {
         tracing::warn!(
-            "task_done for job {} ({}) not sent: {e}",
+            "task_done for job {} ({}) not sent: {e}; kept for the next connection",
             f.job_id,
             f.actionname
         );
+        keep(client, vec![f]);
     }
+}
+
+/// Keeps results whose connection went away for the next one (at once when it is there).
+fn keep(client: &Client, results: Vec<Finished>) {
+    let batching = &client.inner.batching;
+    let from = results.first().map(|f| f.conn.clone());
+    lock(&batching.unsent).extend(results);
+    // A connection announced before these were kept would not take them: look again.
+    let next = lock(&batching.announced).upgrade();
+    let fresh = |c: &Arc<Conn>| !c.is_closed() && !from.as_ref().is_some_and(|f| Arc::ptr_eq(f, c));
+    if let Some(conn) = next.filter(fresh) {
+        resend(client, &conn);
+    }
+}
+
+/// On a connection whose announcements are made: the results kept for it go out.
+pub(crate) fn resend(client: &Client, conn: &Arc<Conn>) {
+    let batching = &client.inner.batching;
+    *lock(&batching.announced) = Arc::downgrade(conn);
+    let mut kept = std::mem::take(&mut *lock(&batching.unsent));
+    if kept.is_empty() {
+        return;
+    }
+    tracing::info!("sending {} results again on the new connection", kept.len());
+    for f in &mut kept {
+        f.conn = conn.clone();
+        client.inner.task_started();
+    }
+    queue(client, kept);
 }
 
 /// Sends the finished results, those of one connection in one `tasks_done`, until none
@@ -492,6 +551,7 @@ async fn send_results(client: Client) {
 }
 
 async fn send_batch(client: &Client, conn: &Conn, batch: Vec<Finished>) {
+    let n = batch.len();
     let params = TasksDoneParams {
         results: batch.iter().map(|f| f.done.clone()).collect(),
     };
@@ -510,16 +570,23 @@ async fn send_batch(client: &Client, conn: &Conn, batch: Vec<Finished>) {
         }
         Err(e) if no_method(&e) => {
             client.inner.batching.off();
-            for f in &batch {
-                notify_done(f);
+            for f in batch {
+                notify_done(client, f);
             }
+        }
+        Err(e) if e.is_transient() => {
+            let jobs: Vec<i64> = batch.iter().map(|f| f.job_id).collect();
+            tracing::warn!(
+                "tasks_done for jobs {jobs:?} not acknowledged: {e}; kept for the next connection"
+            );
+            keep(client, batch);
         }
         Err(e) => {
             let jobs: Vec<i64> = batch.iter().map(|f| f.job_id).collect();
-            tracing::warn!("tasks_done for jobs {jobs:?} not acknowledged: {e}");
+            tracing::warn!("tasks_done for jobs {jobs:?} refused: {e}");
         }
     }
-    for _ in &batch {
+    for _ in 0..n {
         client.inner.task_finished();
     }
 }
@@ -656,6 +723,12 @@ impl Client {
                 break;
             }
             idle.await;
+        }
+        let unsent = self.inner.batching.unsent();
+        if unsent > 0 {
+            tracing::warn!(
+                "{unsent} finished results wait for a connection: they go out when this client connects again"
+            );
         }
         self.inner.stop.send_replace(false);
         outcome

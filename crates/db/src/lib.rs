@@ -115,6 +115,59 @@ pub async fn announce(
     Ok(row.try_get(0)?)
 }
 
+/// [`announce`] through gateway `gateway` (see [`gateway_register`]), in one statement, so
+/// the worker is never announced without its gateway; returns the worker id.
+pub async fn announce_via(
+    c: &impl GenericClient,
+    gateway: i32,
+    worker: &str,
+    action: &str,
+    impersonate: Option<&str>,
+    filter: Option<&Value>,
+) -> Result<i64, Error> {
+    let row = c
+        .query_one(
+            "select jobcenter.gateway_attach(a.worker_id, $5) \
+             from jobcenter.announce($1, $2, $3, $4) a",
+            &[&worker, &action, &impersonate, &filter, &gateway],
+        )
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// Records that worker `worker_id` is connected through gateway `gateway` (announced before
+/// the gateway could register); returns the worker id.
+pub async fn gateway_attach(
+    c: &impl GenericClient,
+    worker_id: i64,
+    gateway: i32,
+) -> Result<i64, Error> {
+    let row = c
+        .query_one(
+            "select jobcenter.gateway_attach($1, $2)",
+            &[&worker_id, &gateway],
+        )
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// Registers the session as a gateway named `name`, or as `again` after a reconnection, and
+/// takes the gateway's lock for the session's lifetime: its id, and whether it is a new one
+/// although `again` was given (that one was found dead: its workers must announce again).
+pub async fn gateway_register(
+    c: &impl GenericClient,
+    again: Option<i32>,
+    name: &str,
+) -> Result<(i32, bool), Error> {
+    let row = c
+        .query_one(
+            "select o_gateway_id, o_new from jobcenter.gateway_register($1, $2)",
+            &[&again, &name],
+        )
+        .await?;
+    Ok((row.try_get(0)?, row.try_get(1)?))
+}
+
 /// Withdraws an announcement; `false` when there was none.
 pub async fn withdraw(c: &impl GenericClient, worker: &str, action: &str) -> Result<bool, Error> {
     let row = c
@@ -442,6 +495,12 @@ pub async fn do_crash_recovery(c: &impl GenericClient) -> Result<i32, Error> {
 /// Archives ended job trees past their retention; returns how many jobs moved.
 pub async fn do_archival_and_cleanup(c: &impl GenericClient) -> Result<i32, Error> {
     call_count(c, "select jobcenter.do_archival_and_cleanup()").await
+}
+
+/// Withdraws the workers of dead gateways, and applies the dead-worker policy to their tasks
+/// after the grace; returns how many workers it withdrew.
+pub async fn do_gateway_check(c: &impl GenericClient) -> Result<i32, Error> {
+    call_count(c, "select jobcenter.do_gateway_check()").await
 }
 
 /// Disconnects workers that stopped pinging; returns how many.

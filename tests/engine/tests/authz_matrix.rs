@@ -87,6 +87,12 @@ const MATRIX: &[Row] = &[
         ["~\"o_code\":null", "~JC004", D, "~JC004", D, "~JC004"]),
     ("task_failed", "select jobcenter.task_failed('{cookie}', 'matrix')",
         ["ok", "JC004", D, "JC004", D, "JC004"]),
+    // the gateway's own: its registration (no user's), and recording a worker's gateway (a
+    // worker the caller may not act for is left as it is)
+    ("gateway_register", "select o_new from jobcenter.gateway_register(null, 'matrix')",
+        ["ok", "ok", D, "ok", D, "ok"]),
+    ("gateway_attach", "select jobcenter.gateway_attach({wid}, 0)",
+        ["ok", "ok", D, "ok", D, "JC004"]),
     // compiler procedures: no gateway user loads definitions
     ("load_action", "select jobcenter.load_action('{}')", [D, D, D, D, D, D]),
     ("replace_action", "select jobcenter.replace_action({wf}, '{}')", [D, D, D, D, D, D]),
@@ -100,6 +106,7 @@ const MATRIX: &[Row] = &[
     ("next_timeout", "select jobcenter.next_timeout()", [D, D, D, D, D, D]),
     ("do_crash_recovery", "select jobcenter.do_crash_recovery()", [D, D, D, D, D, D]),
     ("do_worker_check", "select jobcenter.do_worker_check()", [D, D, D, D, D, D]),
+    ("do_gateway_check", "select jobcenter.do_gateway_check()", [D, D, D, D, D, D]),
     ("do_archival_and_cleanup", "select jobcenter.do_archival_and_cleanup()", [D, D, D, D, D, D]),
     ("do_schedules", "select jobcenter.do_schedules()", [D, D, D, D, D, D]),
     ("next_schedule", "select jobcenter.next_schedule()", [D, D, D, D, D, D]),

@@ -11,6 +11,16 @@ A worker uses the gateway's batched calls (``batched=True``, the default): an of
 ask for as many tasks as it has free slots (``get_tasks``), and results finished while a
 ``tasks_done`` is on its way go together in the next one. A gateway without them (it answers
 "no method") is served with ``get_task`` and ``task_done`` instead.
+
+No finished result is dropped because the gateway went away: a ``tasks_done`` that got no
+answer, a ``task_done`` notification that could not be written, and a result finished while
+disconnected are kept and sent again on the next connection, after its announcements, until
+the gateway answers (applied, or refused: a refusal such as an unknown cookie is final and
+logged). A resend is harmless, since a cookie finishes its task once. A ``task_done``
+notification that was written but lost with the gateway cannot be known lost (it has no
+answer); the batched calls have none of that gap. Read-only calls may simply be called again
+after a ``ConnectionLost``; ``call_nb``/``create_job`` must not be blindly repeated, since a
+job whose answer was lost may have been created.
 """
 
 from __future__ import annotations
@@ -311,6 +321,10 @@ class Client:
         # finished results waiting for the next tasks_done: (connection, job id, params)
         self._results: List[Any] = []
         self._sending = False
+        # results whose connection went away, for the next one: (job id, params)
+        self._unsent: List[Any] = []
+        # the connection whose announcements are made
+        self._announced: Optional[_Connection] = None
         # jobs created here, with their connection; job_done that came before a wait
         self._created: Dict[int, _Connection] = {}
         self._ended: Dict[int, JSON] = {}
@@ -365,6 +379,8 @@ class Client:
             self.log.info("connected: %s", self.welcome)
             for name, a in self._actions.items():
                 await self._announce(conn, name, a)
+            self._announced = conn
+            self._resend(conn)
             return self.welcome
 
     async def close(self) -> None:
@@ -680,7 +696,31 @@ class Client:
         try:
             await conn.notify("task_done", done)
         except ConnectionLost as e:
-            self.log.warning("task_done for job %s not sent: %s", job_id, e)
+            self.log.warning("task_done for job %s not sent: %s; kept for the next connection", job_id, e)
+            self._keep(conn, [(job_id, done)])
+
+    def _keep(self, failed: _Connection, results: List[Any]) -> None:
+        """Keeps results whose connection went away for the next one (at once when it is
+        there already)."""
+        self._unsent.extend(results)
+        conn = self._announced
+        if conn is not None and conn is not failed and not conn.closed.is_set():
+            self._resend(conn)
+
+    def _resend(self, conn: _Connection) -> None:
+        """On a connection whose announcements are made: the results kept for it go out."""
+        if not self._unsent:
+            return
+        kept, self._unsent = self._unsent, []
+        self.log.info("sending %d results again on the new connection", len(kept))
+        if not self._batched:
+            for job_id, done in kept:
+                self._spawn(self._notify_done(conn, job_id, done))
+            return
+        self._results.extend((conn, job_id, done) for job_id, done in kept)
+        if not self._sending:
+            self._sending = True
+            self._spawn(self._send_results())
 
     async def _send_results(self) -> None:
         """Sends the finished results, those of one connection in one ``tasks_done``,
@@ -709,7 +749,12 @@ class Client:
                 await self._notify_done(conn, job_id, done)
             return
         except (ConnectionLost, ConnectionError, OSError, asyncio.TimeoutError) as e:
-            self.log.warning("tasks_done for jobs %s not acknowledged: %s", [j for _, j, _ in batch], e)
+            self.log.warning(
+                "tasks_done for jobs %s not acknowledged: %s; kept for the next connection",
+                [j for _, j, _ in batch],
+                e,
+            )
+            self._keep(conn, [(job_id, done) for _, job_id, done in batch])
             return
         for (_, job_id, _), outcome in zip(batch, res if isinstance(res, list) else []):
             if isinstance(outcome, dict) and outcome.get("ok") is not True:
