@@ -67,13 +67,59 @@ begin
     return j;
 end $$;
 
+-- Idempotent submission: the job that key `a_key` of workflow `a_wfname` names while it
+-- lives or within `job_key_retention` after it ended, or null when the key is free, which
+-- claims it for the job the calling transaction creates (create_job then names the job). A
+-- create racing with one that claimed the key waits on the key's row until that one commits
+-- (then it gets its job) or rolls back (then it claims the key itself).
+create or replace function jobcenter.claim_job_key(a_wfname text, a_key text)
+returns bigint language plpgsql as $$
+declare
+    k jobcenter.job_keys;
+    v_live boolean;
+    v_ended timestamptz;
+begin
+    if a_key = '' then
+        raise exception using errcode = 'JC002', message = 'a job key must not be empty';
+    end if;
+    loop
+        insert into jobcenter.job_keys (wfname, key) values (a_wfname, a_key)
+        on conflict do nothing;
+        if found then
+            return null;
+        end if;
+        select * into k from jobcenter.job_keys where wfname = a_wfname and key = a_key for update;
+        -- gone meanwhile (expired and reclaimed by another create that rolled back): try again
+        continue when not found;
+        if k.expires is null then
+            select j.state not in ('finished', 'error', 'zombie'), coalesce(j.job_finished, now())
+            into v_live, v_ended from jobcenter.jobs j where j.job_id = k.job_id;
+            if not found then
+                select false, a.job_finished into v_live, v_ended
+                from jobcenter.jobs_archive a where a.job_id = k.job_id;
+            end if;
+            k.expires := v_ended + (jobcenter.setting('job_key_retention') #>> '{}')::interval;
+        end if;
+        if v_live or k.expires > now() then
+            return k.job_id;
+        end if;
+        -- expired (or its job is gone): the key is this create's now
+        update jobcenter.job_keys set job_id = null, expires = null
+        where wfname = a_wfname and key = a_key;
+        return null;
+    end loop;
+end $$;
+
 -- Starts a job; returns its id and the channel notified when it ends. The parameter and
 -- column names are the original's. With a_start_at in the future (ours: delayed start) the job
 -- waits in state 'sleeping' at its start task until then (timeout = a_start_at, task_state
--- {"delayed": true}); do_timeout starts it.
+-- {"delayed": true}); do_timeout starts it. With a_key (ours: idempotent submission), a
+-- create of the same workflow name and key while the first job lives or within
+-- `job_key_retention` after it ended returns the first job and creates nothing
+-- (claim_job_key).
 create or replace function jobcenter.create_job(
     wfname text, args jsonb, tag text default null, impersonate text default null,
-    env jsonb default null, a_start_at timestamptz default null,
+    env jsonb default null, a_start_at timestamptz default null, a_key text default null,
     out job_id bigint, out listenstring text)
 returns record language plpgsql as $$
 #variable_conflict use_column
@@ -118,6 +164,14 @@ begin
         raise exception using errcode = 'JC002',
             message = format('bad arguments for %s: %s', v_wf.name, v_checked ->> '_error');
     end if;
+    if a_key is not null then
+        v_job_id := jobcenter.claim_job_key(v_wf.name, a_key);
+        if v_job_id is not null then
+            job_id := v_job_id;
+            listenstring := 'job:' || v_job_id || ':finished';
+            return;
+        end if;
+    end if;
     select task_id into v_start from jobcenter.tasks where workflow_id = v_wf.action_id and action_id = -1;
     select coalesce(jsonb_object_agg(name, value), '{}') into v_env from jobcenter.jc_env;
     -- the client identity is the engine's to set: a caller's env cannot claim one
@@ -143,6 +197,9 @@ begin
         else
             perform jobcenter.drive(jobcenter.apply_plot(j, v_plot, true));
         end if;
+    end if;
+    if a_key is not null then
+        update jobcenter.job_keys k set job_id = v_job_id where k.wfname = v_wf.name and k.key = a_key;
     end if;
     job_id := v_job_id;
     listenstring := 'job:' || v_job_id || ':finished';

@@ -189,6 +189,21 @@ create table jobcenter.jobs_archive (
 create index jobs_archive_archived on jobcenter.jobs_archive (archived);
 create index jobs_archive_arguments on jobcenter.jobs_archive using gin (arguments jsonb_path_ops);
 
+-- Idempotency keys of create_job (a_key), per workflow name: the job a key names, and once
+-- the job is archived, when the key expires (its job_finished plus `job_key_retention`). The
+-- primary key serialises racing creates with one key. job_id is null only inside the
+-- transaction that claimed the key, until its job exists. Keys outlive their jobs' rows
+-- (archival and its clean-up), so there is no foreign key.
+create table jobcenter.job_keys (
+    wfname text not null,
+    key text not null,
+    job_id bigint,
+    expires timestamptz,
+    primary key (wfname, key)
+);
+create index job_keys_job on jobcenter.job_keys (job_id);
+create index job_keys_expires on jobcenter.job_keys (expires) where expires is not null;
+
 -- One row per step.
 create table jobcenter.job_task_log (
     job_task_log_id bigserial primary key,
@@ -300,6 +315,8 @@ insert into jobcenter.settings (name, value) values
     ('archive_error_after', '"7 days"'),
     -- archived jobs (and their step log) are deleted this long after archival
     ('archive_retention', '"30 days"'),
+    -- how long after its job ended an idempotency key of create_job still returns that job
+    ('job_key_retention', '"1 day"'),
     -- the most rows each kind of clean-up deletes in one call of do_archival_and_cleanup
     ('cleanup_batch', '10000'),
     -- the jobcenter role whose members (besides the owner) serve actions without role:

@@ -40,6 +40,9 @@ pub struct JobRequest {
     pub timeout: Option<f64>,
     /// The client's environment, visible to the job.
     pub clenv: Option<Value>,
+    /// Idempotency key: creating the same workflow again with the same key while the job
+    /// lives (or within the server's `job_key_retention` after it ended) returns that job.
+    pub key: Option<String>,
 }
 
 impl JobRequest {
@@ -51,6 +54,7 @@ impl JobRequest {
             vtag: None,
             timeout: None,
             clenv: None,
+            key: None,
         }
     }
 }
@@ -203,6 +207,7 @@ impl Client {
             vtag: req.vtag.clone(),
             timeout: req.timeout,
             clenv: req.clenv.clone(),
+            key: req.key.clone(),
         };
         let conn = self.conn().await?;
         match conn.call::<CreateJob>(&params).await? {

@@ -28,6 +28,9 @@ pub struct CreateJob<'a> {
     pub env: Option<&'a Value>,
     /// Start later: until then the job sleeps at its start task (the maestro starts it).
     pub start_at: Option<SystemTime>,
+    /// Idempotency key: a create of the same workflow with the same key while its job lives,
+    /// or within the `job_key_retention` setting after it ended, returns that job instead.
+    pub key: Option<&'a str>,
 }
 
 /// A job created by [`create_job`].
@@ -67,7 +70,7 @@ fn create_job_params<'a>(
     wfname: &'a &str,
     args: &'a Value,
     opts: &'a CreateJob<'_>,
-) -> [Param<'a>; 6] {
+) -> [Param<'a>; 7] {
     [
         wfname,
         args,
@@ -75,11 +78,12 @@ fn create_job_params<'a>(
         &opts.impersonate,
         &opts.env,
         &opts.start_at,
+        &opts.key,
     ]
 }
 
 const CREATE_JOB: &str =
-    "select job_id, listenstring from jobcenter.create_job($1, $2, $3, $4, $5, $6)";
+    "select job_id, listenstring from jobcenter.create_job($1, $2, $3, $4, $5, $6, $7)";
 const GET_JOB_STATUS: &str = "select o_out_args from jobcenter.get_job_status($1)";
 
 fn new_job(row: &tokio_postgres::Row) -> Result<NewJob, Error> {

@@ -436,6 +436,7 @@ mod tests {
                 vtag: None,
                 timeout: None,
                 clenv: None,
+                key: None,
             },
         )
         .unwrap();

@@ -50,6 +50,10 @@ enum Cmd {
         /// The client environment (JSON) passed to the job.
         #[arg(long)]
         clenv: Option<String>,
+        /// Idempotency key: a second call of the workflow with the same key returns the
+        /// first call's job (while it lives, or within the server's `job_key_retention`).
+        #[arg(long)]
+        key: Option<String>,
         /// Only create the job and print its id.
         #[arg(long)]
         no_wait: bool,
@@ -130,6 +134,7 @@ async fn run(cli: Cli, pretty: bool, progress: bool) -> anyhow::Result<Outcome> 
             vtag,
             timeout,
             clenv,
+            key,
             no_wait,
         } => {
             let inargs = read_json_arg(&inargs).context("the inputs")?;
@@ -143,6 +148,7 @@ async fn run(cli: Cli, pretty: bool, progress: bool) -> anyhow::Result<Outcome> 
                 vtag,
                 timeout,
                 clenv,
+                key,
             };
             let job_id = client.create_job(&req).await?;
             if no_wait {
