@@ -80,6 +80,8 @@ pub mod codes {
     /// A bad schedule: an invalid cron expression or time zone, an unknown key, a value of
     /// the wrong form, no `cron`.
     pub const SCHEDULE: &str = "JC0224";
+    /// A lock `limit` that is not a whole number from 1 to 2147483647.
+    pub const LOCK_LIMIT: &str = "JC0225";
     /// The compiled model fails the loader's structural checks: a compiler bug.
     pub const INTERNAL: &str = "JC0299";
     /// Warning: `wait_for_event` names an event the workflow never subscribes to.

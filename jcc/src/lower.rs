@@ -712,11 +712,27 @@ impl<'a> Lowerer<'a> {
                     "a lock taken at job start needs a value; add `manual` to take it with `lock`",
                 );
             }
+            let limit = d.limit.and_then(|(n, span)| match u32::try_from(n) {
+                Ok(n) if n >= 1 && i32::try_from(n).is_ok() => Some(n),
+                _ => {
+                    self.error(
+                        codes::LOCK_LIMIT,
+                        span,
+                        format!(
+                            "lock type `{}` has limit {n}: a limit is from 1 to {}",
+                            d.locktype.text,
+                            i32::MAX
+                        ),
+                    );
+                    None
+                }
+            });
             out.push(LockDecl {
                 locktype: d.locktype.text.clone(),
                 value,
                 manual: d.manual,
                 inherit: d.inherit,
+                limit,
             });
         }
         out

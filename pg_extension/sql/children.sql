@@ -182,8 +182,10 @@ begin
                  where j.state = 'lockwait' order by j.job_id for no key update of j skip locked loop
             select job_id into v_holder from jobcenter.locks
             where locktype = d.task_state #>> '{lockwait,type}'
-              and lockvalue = d.task_state #>> '{lockwait,value}';
-            if v_holder is not null and jobcenter.lock_deadlock(d.job_id, v_holder) then
+              and lockvalue = d.task_state #>> '{lockwait,value}'
+            order by taken, slot limit 1;
+            if v_holder is not null and jobcenter.lock_blocked(d.job_id,
+                    d.task_state #>> '{lockwait,type}', d.task_state #>> '{lockwait,value}') then
                 perform jobcenter.lock_wait_ended(d);
                 v_wake := v_wake || jobcenter.raise_job_error(d, jobcenter.task_error_obj(d, 'lock',
                     format('deadlock: waiting for lock %s %s held by job %s',

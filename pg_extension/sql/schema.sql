@@ -104,9 +104,11 @@ create table jobcenter.next_tasks (
     primary key (from_task_id, "when")
 );
 
--- Lock types a workflow may use (declared in its `locks:` section).
+-- Lock types a workflow may use (declared in its `locks:` section), with the most jobs that
+-- may hold one value at once (`limit N`; 1: a mutex).
 create table jobcenter.locktypes (
-    locktype text primary key
+    locktype text primary key,
+    max_holders integer not null default 1 check (max_holders >= 1)
 );
 
 create table jobcenter.workflow_locks (
@@ -265,7 +267,8 @@ create table jobcenter.queued_events (
     primary key (subscription_id, event_id)
 );
 
--- Exclusive named locks held by jobs.
+-- Named locks held by jobs: one row per holder, in slots 0 .. max_holders - 1 of its lock
+-- type (a mutex has slot 0 only). A job holds at most one slot of a (type, value).
 create table jobcenter.locks (
     locktype text not null references jobcenter.locktypes,
     lockvalue text not null,
@@ -276,7 +279,8 @@ create table jobcenter.locks (
     -- a lock taken over from an ancestor holding it with `inherit`: the jobs it goes back to
     -- when released, innermost last
     inherited_from bigint[] not null default '{}',
-    primary key (locktype, lockvalue)
+    slot integer not null default 0,
+    primary key (locktype, lockvalue, slot)
 );
 create index locks_job on jobcenter.locks (job_id);
 

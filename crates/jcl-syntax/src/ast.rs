@@ -154,7 +154,7 @@ pub struct Schedule {
     pub span: Span,
 }
 
-/// A line of `locks:`: `locktype value [manual] [inherit]`.
+/// A line of `locks:`: `locktype value [manual] [inherit] [limit N]`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LockDecl {
     pub locktype: Name,
@@ -163,6 +163,8 @@ pub struct LockDecl {
     pub value: Option<Expr>,
     pub manual: bool,
     pub inherit: bool,
+    /// `limit N`: the most holders of one value (saturated at `u64::MAX`), and where it is.
+    pub limit: Option<(u64, Span)>,
     pub span: Span,
 }
 

@@ -587,6 +587,7 @@ impl<'s, 'a> P<'s, 'a> {
                 value: None,
                 manual: false,
                 inherit: false,
+                limit: None,
                 span: self.line_span(line),
             };
             for p in self.parse_line(Rule::lock_line, line)? {
@@ -599,13 +600,18 @@ impl<'s, 'a> P<'s, 'a> {
                             cx.span(p.as_span()),
                         ))
                     }
-                    Rule::lock_flag => {
-                        if p.as_str().starts_with("manual") {
-                            decl.manual = true;
-                        } else {
-                            decl.inherit = true;
+                    Rule::lock_flag => match p.clone().into_inner().next() {
+                        Some(l) if l.as_rule() == Rule::lock_limit => {
+                            let span = cx.span(l.as_span());
+                            let n = l
+                                .into_inner()
+                                .find(|c| c.as_rule() == Rule::lock_count)
+                                .map_or(u64::MAX, |c| c.as_str().parse().unwrap_or(u64::MAX));
+                            decl.limit = Some((n, span));
                         }
-                    }
+                        _ if p.as_str().starts_with("manual") => decl.manual = true,
+                        _ => decl.inherit = true,
+                    },
                     _ => {}
                 }
             }

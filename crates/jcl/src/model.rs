@@ -142,6 +142,10 @@ pub struct LockDecl {
     /// Child jobs may take a lock of this type that this job holds.
     #[serde(default)]
     pub inherit: bool,
+    /// How many jobs may hold one value of this lock type at once (a counted lock); loading
+    /// the workflow sets the lock type's limit. `None` leaves it as it is (1 for a new type).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
 }
 
 /// The built-in actions, with their fixed negative ids in `jobcenter.actions`.
