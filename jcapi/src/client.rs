@@ -71,6 +71,7 @@ async fn create_job(shared: &Shared, who: &str, r: &Request) -> Result<Value, Er
         env: env.as_ref(),
         start_at: None,
         key: p.key.as_deref(),
+        priority: p.priority,
     };
     match jc_db::pooled::create_job(&db, &p.wfname, &p.inargs, opts).await {
         Ok(job) => {

@@ -5,7 +5,8 @@
 \echo Use "ALTER EXTENSION jobcenter UPDATE TO '0.4.0'" to load this file. \quit
 
 -- fragment upgrade/0.4.0/flow.sql
--- Flow control of 0.4.0: idempotent submission (create_job's a_key) and counted locks.
+-- Flow control of 0.4.0: idempotent submission (create_job's a_key), counted locks and
+-- priorities with aging.
 
 -- create_job gains a_key (default null), after a_start_at
 DROP FUNCTION jobcenter.create_job(text, jsonb, text, text, jsonb, timestamptz);
@@ -31,6 +32,13 @@ alter table jobcenter.locks add primary key (locktype, lockvalue, slot);
 
 -- lock_deadlock(job, holder) gains a_seen (default '{}')
 DROP FUNCTION jobcenter.lock_deadlock(bigint, bigint);
+
+-- Priorities with aging: the ready queue's order is each job's ready_rank.
+alter table jobcenter.jobs add column ready_rank timestamptz not null default now();
+update jobcenter.jobs set ready_rank = job_created - priority * interval '1 minute';
+drop index jobcenter.jobs_ready;
+create index jobs_ready on jobcenter.jobs (ready_action_id, ready_rank, job_id) where state = 'ready';
+insert into jobcenter.settings (name, value) values ('priority_aging', '"1 minute"');
 
 -- functions of engine.sql
 -- jobcenter engine: the internal procedures that move jobs through the state machine.
@@ -1347,23 +1355,26 @@ end $$;
 -- jobcenter child jobs: call of a workflow (waits), split/map (start now, wait later),
 -- detachflow (nobody waits), reaping in order, child errors.
 
--- Creates a child job of `a_parent` at the start task of workflow `a_wf`. Returns its id, or
--- raises a job error in the parent (returned as {"_error": …} by the caller's check).
+-- Creates a child job of `a_parent` at the start task of workflow `a_wf`, with the call's
+-- `priority` or else its parent's. Returns its id, or raises a job error in the parent
+-- (returned as {"_error": …} by the caller's check).
 create or replace function jobcenter.new_child(a_parent jobcenter.jobs, a_task jobcenter.tasks,
     a_wf jobcenter.actions, a_args jsonb, a_env jsonb, a_detach boolean)
 returns bigint language plpgsql as $$
 declare
     v_start integer;
     v_id bigint;
+    v_priority integer := coalesce((a_task.attributes ->> 'priority')::integer, a_parent.priority);
 begin
     select task_id into v_start from jobcenter.tasks where workflow_id = a_wf.action_id and action_id = -1;
     insert into jobcenter.jobs (workflow_id, task_id, parentjob_id, parenttask_id, state,
-        arguments, environment, task_entered, max_steps, current_depth, detached)
+        arguments, environment, task_entered, max_steps, current_depth, detached, priority,
+        ready_rank)
     values (a_wf.action_id, v_start, a_parent.job_id, a_task.task_id, 'plotting', a_args,
         (a_parent.environment - '_error') || coalesce(a_wf.wfenv, '{}') || coalesce(a_env, '{}'),
         clock_timestamp(),
         coalesce((a_wf.config ->> 'max_steps')::integer, (jobcenter.setting('max_steps'))::integer, 99),
-        a_parent.current_depth + 1, a_detach)
+        a_parent.current_depth + 1, a_detach, v_priority, jobcenter.ready_rank(now(), v_priority))
     returning job_id into v_id;
     return v_id;
 end $$;
@@ -2295,6 +2306,20 @@ begin
     return v_wf;
 end $$;
 
+-- The queue position of the tasks of a job created at `a_created` with priority `a_priority`
+-- (-1000 to 1000, JC002 else): served as if created `a_priority` times `priority_aging`
+-- earlier, so a job waits at most (p - q) times `priority_aging` behind jobs of a higher
+-- priority p created after it. Ours.
+create or replace function jobcenter.ready_rank(a_created timestamptz, a_priority integer)
+returns timestamptz language plpgsql stable as $$
+begin
+    if a_priority not between -1000 and 1000 then
+        raise exception using errcode = 'JC002',
+            message = format('a priority is from -1000 to 1000, not %s', a_priority);
+    end if;
+    return a_created - a_priority * (jobcenter.setting('priority_aging') #>> '{}')::interval;
+end $$;
+
 -- The row of a new top-level job of workflow `a_wf` at its start task, in memory (the column
 -- defaults of jobcenter.jobs, its id taken from the sequence).
 create or replace function jobcenter.new_job_row(a_wf jobcenter.actions, a_start integer,
@@ -2321,6 +2346,7 @@ begin
     j.priority := 0;
     j.task_state := '{}';
     j.job_state := '{}';
+    j.ready_rank := j.job_created;
     return j;
 end $$;
 
@@ -2373,10 +2399,12 @@ end $$;
 -- {"delayed": true}); do_timeout starts it. With a_key (ours: idempotent submission), a
 -- create of the same workflow name and key while the first job lives or within
 -- `job_key_retention` after it ended returns the first job and creates nothing
--- (claim_job_key).
+-- (claim_job_key). With a_priority (ours, -1000 to 1000, default 0) its tasks are served
+-- before those of lower priorities, bounded by aging (ready_rank); its child jobs inherit it.
 create or replace function jobcenter.create_job(
     wfname text, args jsonb, tag text default null, impersonate text default null,
     env jsonb default null, a_start_at timestamptz default null, a_key text default null,
+    a_priority integer default null,
     out job_id bigint, out listenstring text)
 returns record language plpgsql as $$
 #variable_conflict use_column
@@ -2394,6 +2422,7 @@ declare
     v_job_id bigint;
     j jobcenter.jobs;
     v_plot jsonb;
+    v_rank timestamptz := jobcenter.ready_rank(now(), coalesce(a_priority, 0));
 begin
     if a_wfname is null then
         raise exception using errcode = 'JC002', message = 'workflow name must not be null';
@@ -2437,15 +2466,17 @@ begin
         || jsonb_strip_nulls(jsonb_build_object('jcclient', v_who, 'jcimpersonate', a_impersonate));
     if a_start_at > clock_timestamp() then
         insert into jobcenter.jobs (workflow_id, task_id, state, arguments, environment,
-            task_entered, max_steps, timeout, task_state)
+            task_entered, max_steps, timeout, task_state, priority, ready_rank)
         values (v_wf.action_id, v_start, 'sleeping', v_checked -> 'args', v_env, clock_timestamp(),
             coalesce((v_wf.config ->> 'max_steps')::integer, (jobcenter.setting('max_steps'))::integer, 99),
-            a_start_at, '{"delayed": true}')
+            a_start_at, '{"delayed": true}', coalesce(a_priority, 0), v_rank)
         returning job_id into v_job_id;
         perform jobcenter.notify_timer(a_start_at);
     else
         -- The new job is plotted in memory and its row written once, where it comes to rest.
         j := jobcenter.new_job_row(v_wf, v_start, v_checked -> 'args', v_env);
+        j.priority := coalesce(a_priority, 0);
+        j.ready_rank := v_rank;
         v_job_id := j.job_id;
         v_plot := jobcenter.plot_job(j);
         if v_plot is null then
@@ -2637,8 +2668,8 @@ language sql stable as $$
     order by 1, 2
 $$;
 
--- Takes a ready task of an action the worker announced: the given job's, or the oldest (highest
--- priority first). As the original, one row: all null when there is none (another worker was
+-- Takes a ready task of an action the worker announced: the given job's, or the first by its
+-- job's ready_rank (the oldest, priority with aging first). As the original, one row: all null when there is none (another worker was
 -- faster).
 create or replace function jobcenter.get_task(a_workername text, a_actionname text,
     a_job_id bigint default null,
@@ -2695,7 +2726,8 @@ begin
 end $$;
 
 -- Takes up to `a_limit` ready tasks of an action the worker announced (only job `a_job_id`'s
--- when given), oldest first within the highest priority: one row per task taken. get_task and
+-- when given), in the order of their jobs' ready_rank (priority with aging): one row per task
+-- taken. get_task and
 -- get_tasks call it.
 create or replace function jobcenter.take_tasks(a_workername text, a_actionname text,
     a_limit integer, a_job_id bigint,
@@ -2724,12 +2756,12 @@ begin
     v_queue := jobcenter.action_queue(a_actionname);
     for r in
         with picked as (
-            select jb.job_id, jb.task_id, jb.priority from jobcenter.jobs jb
+            select jb.job_id, jb.task_id, jb.ready_rank from jobcenter.jobs jb
             where jb.state = 'ready' and jb.ready_action_id = v_queue
               and (a_job_id is null or jb.job_id = a_job_id)
               and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
               and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
-            order by jb.priority desc, jb.job_id
+            order by jb.ready_rank, jb.job_id
             limit a_limit for no key update of jb skip locked),
         taken as (
             update jobcenter.jobs j set
@@ -2744,8 +2776,8 @@ begin
             join jobcenter.tasks t on t.task_id = p.task_id
             join jobcenter.actions a on a.action_id = t.action_id
             where j.job_id = p.job_id
-            returning j.job_id, j.cookie, j.task_state, j.timeout, p.priority)
-        select * from taken order by priority desc, job_id
+            returning j.job_id, j.cookie, j.task_state, j.timeout, p.ready_rank)
+        select * from taken order by ready_rank, job_id
     loop
         o_job_id := r.job_id;
         o_job_cookie := r.cookie::text;

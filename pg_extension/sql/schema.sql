@@ -150,11 +150,14 @@ create table jobcenter.jobs (
     -- get_task reads its queue in index order
     ready_action_id integer,
     task_state jsonb not null default '{}',
-    job_state jsonb not null default '{}'
+    job_state jsonb not null default '{}',
+    -- the order of the job's ready tasks: its creation time less `priority` times the setting
+    -- `priority_aging` (ready_rank), fixed when the job is created
+    ready_rank timestamptz not null default now()
 );
 create unique index jobs_cookie on jobcenter.jobs (cookie) where cookie is not null;
 -- The ready queue of each action, in the order get_task takes it.
-create index jobs_ready on jobcenter.jobs (ready_action_id, priority desc, job_id) where state = 'ready';
+create index jobs_ready on jobcenter.jobs (ready_action_id, ready_rank, job_id) where state = 'ready';
 create index jobs_timeout on jobcenter.jobs (timeout) where timeout is not null;
 create index jobs_parent on jobcenter.jobs (parentjob_id) where parentjob_id is not null;
 create index jobs_state on jobcenter.jobs (state);
@@ -321,6 +324,9 @@ insert into jobcenter.settings (name, value) values
     ('archive_retention', '"30 days"'),
     -- how long after its job ended an idempotency key of create_job still returns that job
     ('job_key_retention', '"1 day"'),
+    -- what one step of job priority is worth in waiting: a job of priority p is served as if
+    -- created p times this earlier (ready_rank)
+    ('priority_aging', '"1 minute"'),
     -- the most rows each kind of clean-up deletes in one call of do_archival_and_cleanup
     ('cleanup_batch', '10000'),
     -- the jobcenter role whose members (besides the owner) serve actions without role:

@@ -1,6 +1,7 @@
 //! Flow control end to end through the real jcapi: idempotent submission with `jcclient call
 //! --key` and the Rust library's `JobRequest::key` (one job per key; a keyed call of a job
-//! that ended already gets its outputs at once).
+//! that ended already gets its outputs at once), and priorities (`--priority`,
+//! `JobRequest::priority`) ordering what a worker is offered.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -120,6 +121,67 @@ async fn a_key_makes_repeated_calls_one_job() {
     assert_eq!(client.call_with(&req).await.unwrap(), json!({"output": 4}));
     assert_eq!(jobs(&gw).await, 2);
 
+    worker.close().await;
+    work.abort();
+}
+
+#[tokio::test]
+async fn a_priority_orders_the_tasks_through_the_gateway() {
+    let gw = Gateway::start(&[examples::add(), examples::calltest()]).await;
+    let o = jcclient(&gw, &["call", "--no-wait", "calltest", r#"{"input": 1}"#]);
+    let low = stdout_json(&o).as_i64().unwrap();
+    let o = jcclient(
+        &gw,
+        &[
+            "call",
+            "--no-wait",
+            "--priority",
+            "-3",
+            "calltest",
+            r#"{"input": 2}"#,
+        ],
+    );
+    let lowest = stdout_json(&o).as_i64().unwrap();
+    let client = Client::connect(lib_config(&gw, ALICE)).await.unwrap();
+    let mut req = JobRequest::new("calltest", json!({"input": 3}));
+    req.priority = Some(4);
+    let high = client.create_job(&req).await.unwrap();
+    let prio: Vec<i32> = gw
+        .sql
+        .query(
+            "select priority from jobcenter.jobs where job_id = any($1) order by job_id",
+            &[&vec![low, lowest, high]],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(prio, [0, -3, 4]);
+    // a worker with one slot is offered them in priority order
+    let order = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
+    let seen = order.clone();
+    let worker = Client::connect(lib_config(&gw, WORKER)).await.unwrap();
+    worker
+        .announce(
+            "add",
+            Handler::new_sync(move |t| {
+                seen.lock().unwrap().push(t.job_id);
+                Ok(json!({"counter": 0}))
+            }),
+            AnnounceOptions {
+                slots: Some(1),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let w = worker.clone();
+    let work = tokio::spawn(async move { w.work().await });
+    for j in [low, lowest, high] {
+        client.wait_job(j).await.unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), [high, low, lowest]);
     worker.close().await;
     work.abort();
 }

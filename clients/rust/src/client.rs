@@ -43,6 +43,8 @@ pub struct JobRequest {
     /// Idempotency key: creating the same workflow again with the same key while the job
     /// lives (or within the server's `job_key_retention` after it ended) returns that job.
     pub key: Option<String>,
+    /// The job's priority, -1000 to 1000 (default 0), served before lower ones with aging.
+    pub priority: Option<i32>,
 }
 
 impl JobRequest {
@@ -55,6 +57,7 @@ impl JobRequest {
             timeout: None,
             clenv: None,
             key: None,
+            priority: None,
         }
     }
 }
@@ -208,6 +211,7 @@ impl Client {
             timeout: req.timeout,
             clenv: req.clenv.clone(),
             key: req.key.clone(),
+            priority: req.priority,
         };
         let conn = self.conn().await?;
         match conn.call::<CreateJob>(&params).await? {

@@ -31,6 +31,9 @@ pub struct CreateJob<'a> {
     /// Idempotency key: a create of the same workflow with the same key while its job lives,
     /// or within the `job_key_retention` setting after it ended, returns that job instead.
     pub key: Option<&'a str>,
+    /// Priority, -1000 to 1000 (default 0): served before lower ones, bounded by aging (the
+    /// `priority_aging` setting).
+    pub priority: Option<i32>,
 }
 
 /// A job created by [`create_job`].
@@ -70,7 +73,7 @@ fn create_job_params<'a>(
     wfname: &'a &str,
     args: &'a Value,
     opts: &'a CreateJob<'_>,
-) -> [Param<'a>; 7] {
+) -> [Param<'a>; 8] {
     [
         wfname,
         args,
@@ -79,11 +82,12 @@ fn create_job_params<'a>(
         &opts.env,
         &opts.start_at,
         &opts.key,
+        &opts.priority,
     ]
 }
 
 const CREATE_JOB: &str =
-    "select job_id, listenstring from jobcenter.create_job($1, $2, $3, $4, $5, $6, $7)";
+    "select job_id, listenstring from jobcenter.create_job($1, $2, $3, $4, $5, $6, $7, $8)";
 const GET_JOB_STATUS: &str = "select o_out_args from jobcenter.get_job_status($1)";
 
 fn new_job(row: &tokio_postgres::Row) -> Result<NewJob, Error> {

@@ -290,6 +290,9 @@ pub enum StmtKind {
     /// `call NAME:` imap, then optionally `into:` omap.
     Call {
         callee: Name,
+        /// `call NAME priority N:`: the child job's priority (saturated to the `i64` range),
+        /// and where it is.
+        priority: Option<(i64, Span)>,
         imap: Vec<Assign>,
         into: Option<Block<Assign>>,
     },

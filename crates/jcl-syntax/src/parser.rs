@@ -811,11 +811,28 @@ impl<'s, 'a> P<'s, 'a> {
         let cx = self.cx(line);
         Ok(match word {
             "call" => {
-                let mut pairs = self.parse_line(Rule::call_head, line)?;
-                let callee = self.next_name(&cx, &mut pairs, line)?;
+                let pairs = self.parse_line(Rule::call_head, line)?;
+                let callee = self.next_name(&cx, &mut pairs.clone(), line)?;
+                let priority = pairs
+                    .flatten()
+                    .find(|p| p.as_rule() == Rule::priority_value)
+                    .map(|p| {
+                        let text = p.as_str();
+                        let n = text.parse::<i64>().unwrap_or(if text.starts_with('-') {
+                            i64::MIN
+                        } else {
+                            i64::MAX
+                        });
+                        (n, cx.span(p.as_span()))
+                    });
                 let imap = self.assigns(line.children.iter(), false)?;
                 let into = self.companion(iter, "into", Rule::into_head)?;
-                StmtKind::Call { callee, imap, into }
+                StmtKind::Call {
+                    callee,
+                    priority,
+                    imap,
+                    into,
+                }
             }
             "eval" | "let" => {
                 self.parse_line(Rule::eval_head, line)?;

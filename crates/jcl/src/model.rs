@@ -278,6 +278,10 @@ pub struct TaskAttributes {
     /// Workflow calls: the child is nobody's (`detachflow`).
     #[serde(default, skip_serializing_if = "is_false")]
     pub detach: bool,
+    /// Workflow calls: the child job's priority (`call NAME priority N:`); without it the
+    /// child has its parent's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
     /// Workflow calls: `map NAME using LIST`: one child per element of this list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub map_using: Option<Expr>,
@@ -321,6 +325,7 @@ impl Default for TaskAttributes {
             value: None,
             wait: true,
             detach: false,
+            priority: None,
             map_using: None,
             spawn_task: None,
             dispatch: None,

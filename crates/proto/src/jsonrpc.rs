@@ -437,6 +437,7 @@ mod tests {
                 timeout: None,
                 clenv: None,
                 key: None,
+                priority: None,
             },
         )
         .unwrap();

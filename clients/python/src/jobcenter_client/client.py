@@ -410,11 +410,13 @@ class Client:
         timeout: Optional[Union[int, str]] = None,
         clenv: Optional[Dict[str, JSON]] = None,
         key: Optional[str] = None,
+        priority: Optional[int] = None,
     ) -> int:
         """Creates a job and returns its id without waiting for it. With ``key`` (an
         idempotency key), a second create of the workflow with the same key while its job
         lives, or within the server's ``job_key_retention`` after it ended, returns that
-        job's id and creates nothing."""
+        job's id and creates nothing. ``priority`` (-1000 to 1000, default 0) serves the
+        job's tasks before those of lower priorities, with aging."""
         params: Dict[str, JSON] = {"wfname": wfname, "inargs": inargs or {}}
         if vtag is not None:
             params["vtag"] = vtag
@@ -424,6 +426,8 @@ class Client:
             params["clenv"] = clenv
         if key is not None:
             params["key"] = key
+        if priority is not None:
+            params["priority"] = priority
         conn = await self._ensure()
         res = await conn.call("create_job", params, self.call_timeout)
         if isinstance(res, list) and res:
@@ -448,10 +452,13 @@ class Client:
         timeout: Optional[Union[int, str]] = None,
         clenv: Optional[Dict[str, JSON]] = None,
         key: Optional[str] = None,
+        priority: Optional[int] = None,
     ) -> Dict[str, JSON]:
         """Runs a workflow to its end and returns its outputs; raises :class:`JobError`
         when the job ends in error."""
-        job_id = await self.call_nb(wfname, inargs, vtag=vtag, timeout=timeout, clenv=clenv, key=key)
+        job_id = await self.call_nb(
+            wfname, inargs, vtag=vtag, timeout=timeout, clenv=clenv, key=key, priority=priority
+        )
         return await self.wait_job(job_id)
 
     async def wait_job(self, job_id: int, timeout: Optional[float] = None) -> Dict[str, JSON]:

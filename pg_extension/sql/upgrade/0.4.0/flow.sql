@@ -1,4 +1,5 @@
--- Flow control of 0.4.0: idempotent submission (create_job's a_key) and counted locks.
+-- Flow control of 0.4.0: idempotent submission (create_job's a_key), counted locks and
+-- priorities with aging.
 
 -- create_job gains a_key (default null), after a_start_at
 DROP FUNCTION jobcenter.create_job(text, jsonb, text, text, jsonb, timestamptz);
@@ -24,3 +25,10 @@ alter table jobcenter.locks add primary key (locktype, lockvalue, slot);
 
 -- lock_deadlock(job, holder) gains a_seen (default '{}')
 DROP FUNCTION jobcenter.lock_deadlock(bigint, bigint);
+
+-- Priorities with aging: the ready queue's order is each job's ready_rank.
+alter table jobcenter.jobs add column ready_rank timestamptz not null default now();
+update jobcenter.jobs set ready_rank = job_created - priority * interval '1 minute';
+drop index jobcenter.jobs_ready;
+create index jobs_ready on jobcenter.jobs (ready_action_id, ready_rank, job_id) where state = 'ready';
+insert into jobcenter.settings (name, value) values ('priority_aging', '"1 minute"');
