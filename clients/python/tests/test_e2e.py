@@ -109,6 +109,16 @@ def test_a_key_makes_repeated_calls_one_job():
     run(main())
 
 
+def test_a_priority_is_passed_and_checked():
+    async def main():
+        async with client() as c:
+            assert await c.call_nb("calltest", {"input": 1}, priority=5) > 0
+            with pytest.raises(RPCError, match="priority is from -1000 to 1000"):
+                await c.call_nb("calltest", {"input": 1}, priority=5000)
+
+    run(main())
+
+
 def test_credentials_and_refusals():
     async def main():
         with pytest.raises(AuthError):
