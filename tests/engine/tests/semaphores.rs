@@ -1,7 +1,8 @@
 //! Counted locks (a lock type with `limit N`): 50 jobs through a limit of 3 never show a
 //! fourth holder; freed slots go to the waiters in job order; a lock wait with an interval
-//! times out; a descendant waiting for a lock whose every holder is its ancestor is a
-//! deadlock, while one holder that can go on keeps it waiting.
+//! times out; a child takes over its parent's slot of an inherited lock; a descendant waiting
+//! for a lock whose every holder is its ancestor is a deadlock, while one holder that can go
+//! on keeps it waiting.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -329,4 +330,33 @@ async fn loading_a_limit_sets_the_lock_type_and_a_mutex_stays_one() {
     load(&c, &[plain, mutex]).await;
     assert_eq!(max_holders(&c, "slot").await, 4);
     assert_eq!(max_holders(&c, "zone").await, 1);
+}
+
+#[tokio::test]
+async fn a_child_takes_over_its_parents_slot_of_an_inherited_counted_lock() {
+    let (_db, c) = setup().await;
+    let mut f = Flow::workflow("inhouter")
+        .input("v", "string")
+        .output("done", "boolean")
+        .lock_decl("slot", None, true, true)
+        .lock_limit(2);
+    lock(&mut f, None);
+    f.call("inner", vec![set(ip(&["v"]), a(&["v"]))], vec![]);
+    unlock(&mut f);
+    let outer = f.end(done());
+    load(&c, &[examples::add(), guarded("inner", 2, None), outer]).await;
+    let parent = create(&c, "inhouter", json!({"v": "i"})).await;
+    let child = only_child(&c, parent).await;
+    // the child holds the parent's slot: one holder, the other slot still free
+    assert_eq!(holders(&c, "i").await, vec![child]);
+    let other = create(&c, "inner", json!({"v": "i"})).await;
+    assert_eq!(state(&c, other).await, "ready");
+    assert_eq!(holders(&c, "i").await, vec![child, other]);
+    // a third job waits; the child's unlock gives the slot back to the parent, whose unlock
+    // frees it for the waiter
+    let third = create(&c, "inner", json!({"v": "i"})).await;
+    assert_eq!(state(&c, third).await, "lockwait");
+    finish_add(&c, child).await;
+    assert_eq!(output(&c, parent).await, json!({"done": true}));
+    assert_eq!(holders(&c, "i").await, vec![other, third]);
 }
