@@ -265,6 +265,7 @@ pub async fn jobs(
                 esc(&text(&j["version"])),
                 state(&j["state"]),
                 esc(&text(&j["task"])),
+                esc(&text(&j["priority"])),
                 esc(&text(&j["created"])),
                 esc(&text(&j["finished"])),
             ]
@@ -273,7 +274,7 @@ pub async fn jobs(
     body.push_str(&table(
         "jobs",
         &[
-            "job", "workflow", "version", "state", "task", "created", "finished",
+            "job", "workflow", "version", "state", "task", "priority", "created", "finished",
         ],
         &table_rows,
     ));
@@ -347,7 +348,7 @@ pub async fn job(
     let summary = table(
         "summary",
         &[
-            "state", "workflow", "task", "line", "parent", "created", "finished",
+            "state", "workflow", "task", "line", "parent", "priority", "key", "created", "finished",
         ],
         &[vec![
             state(&j["state"]),
@@ -364,6 +365,8 @@ pub async fn job(
             } else {
                 job_link(&j["parentjob_id"])
             },
+            esc(&text(&j["priority"])),
+            esc(&text(&j["key"])),
             esc(&text(&j["created"])),
             esc(&text(&j["finished"])),
         ]],

@@ -87,6 +87,7 @@ pub async fn locks(State(app): Shared, headers: HeaderMap) -> Result<Response, E
                 ("job_id", "job"),
                 ("workflow", "workflow"),
                 ("state", "state"),
+                ("held", "held / limit"),
                 ("inherit", "inherit"),
                 ("inherited_from", "inherited from"),
                 ("contended", "waiting"),

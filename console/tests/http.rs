@@ -88,6 +88,10 @@ async fn login_pages_and_actions() {
     assert_eq!(r.status, 200);
     assert!(r.body.contains("<svg"), "the graph");
     assert!(
+        r.body.contains("<th>priority</th><th>key</th>"),
+        "the priority and key columns"
+    );
+    assert!(
         r.body.contains("class=\"task current\""),
         "the current task"
     );

@@ -58,6 +58,10 @@ async fn workers_locks_schedules_and_events_pages() {
     let held = row_with(&r.body, "holders", "<td>k</td>");
     assert!(held.contains("<td>res</td>"), "{held}");
     assert!(held.contains(&format!("/jobs/{}\"", m.holder)), "{held}");
+    assert!(
+        held.contains("<td>1/1</td>"),
+        "holders against the limit: {held}"
+    );
     let waiting = row_with(&r.body, "waiters", &format!("/jobs/{}\"", m.lockwait));
     assert!(
         waiting.contains(&format!("/jobs/{}\"", m.holder)),

@@ -58,7 +58,8 @@ pub async fn resolve_since(c: &impl GenericClient, since: &str) -> Result<System
 
 const JOB_ROW: &str = "jsonb_build_object('job_id', j.job_id, 'workflow', a.name,
     'version', a.version, 'state', j.state, 'task', ta.name, 'parentjob_id', j.parentjob_id,
-    'created', j.job_created, 'finished', j.job_finished, 'archived', false)";
+    'created', j.job_created, 'finished', j.job_finished, 'priority', j.priority,
+    'archived', false)";
 
 /// The filter and page of `jobs` and `jobs_archive` (as `j`): $1 states, $2 workflow name,
 /// $3 created since, $4 the cursor, $5 the page size, $6 the lowest job id that can have been
@@ -195,17 +196,21 @@ pub async fn errors(
     .await
 }
 
-/// Held locks (with the jobs they go back to when inherited) and the jobs waiting for one.
+/// Held locks (with the jobs they go back to when inherited, and `held` as holders of the
+/// value against the lock type's limit, `2/3`) and the jobs waiting for one (with the longest
+/// holder).
 pub async fn locks(c: &impl GenericClient) -> Result<Value, Error> {
     let holders = objects(
         c,
         "select jsonb_build_object('locktype', l.locktype, 'lockvalue', l.lockvalue,
              'job_id', l.job_id, 'workflow', a.name, 'state', j.state, 'inherit', l.inherit,
              'inherited_from', to_jsonb(l.inherited_from), 'contended', l.contended,
-             'taken', l.taken)
+             'taken', l.taken, 'held', count(*) over (partition by l.locktype, l.lockvalue)
+                 || '/' || lt.max_holders)
          from jobcenter.locks l join jobcenter.jobs j using (job_id)
+         join jobcenter.locktypes lt using (locktype)
          join jobcenter.actions a on a.action_id = j.workflow_id
-         order by l.locktype, l.lockvalue",
+         order by l.locktype, l.lockvalue, l.slot",
         &[],
     )
     .await?;
@@ -217,8 +222,11 @@ pub async fn locks(c: &impl GenericClient) -> Result<Value, Error> {
              'holder', l.job_id, 'timeout', j.timeout, 'since', j.task_entered)
          from jobcenter.jobs j
          join jobcenter.actions a on a.action_id = j.workflow_id
-         left join jobcenter.locks l on l.locktype = j.task_state #>> '{lockwait,type}'
-                                    and l.lockvalue = j.task_state #>> '{lockwait,value}'
+         left join lateral (
+             select l.job_id from jobcenter.locks l
+             where l.locktype = j.task_state #>> '{lockwait,type}'
+               and l.lockvalue = j.task_state #>> '{lockwait,value}'
+             order by l.taken, l.slot limit 1) l on true
          where j.state = 'lockwait' order by j.job_id",
         &[],
     )
@@ -301,12 +309,12 @@ pub async fn job(c: &impl GenericClient, id: i64) -> Result<Value, Error> {
             "with j as (
                 select job_id, workflow_id, task_id, parentjob_id, state::text as state,
                        arguments, environment, variables, out_args, timeout, job_created,
-                       job_finished, stepcounter, task_state, false as archived
+                       job_finished, stepcounter, task_state, false as archived, priority
                 from jobcenter.jobs where job_id = $1
                 union all
                 select job_id, workflow_id, null, parentjob_id, state::text, arguments,
                        environment, variables, out_args, null, job_created, job_finished,
-                       stepcounter, null, true
+                       stepcounter, null, true, null
                 from jobcenter.jobs_archive where job_id = $1
                 limit 1)
              select jsonb_build_object('job_id', j.job_id, 'workflow', a.name,
@@ -315,7 +323,9 @@ pub async fn job(c: &impl GenericClient, id: i64) -> Result<Value, Error> {
                 'arguments', j.arguments, 'variables', j.variables, 'output', j.out_args,
                 'environment', j.environment, 'timeout', j.timeout, 'created', j.job_created,
                 'finished', j.job_finished, 'stepcounter', j.stepcounter,
-                'task_state', j.task_state, 'archived', j.archived,
+                'task_state', j.task_state, 'archived', j.archived, 'priority', j.priority,
+                'key', (select k.key from jobcenter.job_keys k where k.job_id = j.job_id
+                        order by k.wfname limit 1),
                 'steps', coalesce((
                     select jsonb_agg(jsonb_build_object('task_id', l.task_id, 'task', la.name,
                         'line', lt.attributes -> 'line', 'state', l.state,

@@ -17,6 +17,7 @@ pub fn jobs(rows: &[Value], next: Option<i64>) -> String {
             ("state", "STATE"),
             ("task", "TASK"),
             ("parentjob_id", "PARENT"),
+            ("priority", "PRIO"),
             ("created", "CREATED"),
             ("finished", "FINISHED"),
         ],
@@ -56,6 +57,7 @@ pub fn locks(v: &Value) -> String {
             ("job_id", "JOB"),
             ("workflow", "WORKFLOW"),
             ("state", "STATE"),
+            ("held", "HELD"),
             ("inherit", "INHERIT"),
             ("inherited_from", "FROM"),
             ("contended", "WAITING"),
@@ -207,6 +209,12 @@ pub fn job(v: &Value) -> String {
     }
     if !v["parentjob_id"].is_null() {
         let _ = writeln!(s, "parent: job {}", v["parentjob_id"]);
+    }
+    if !v["priority"].is_null() {
+        let _ = writeln!(s, "priority: {}", v["priority"]);
+    }
+    if !v["key"].is_null() {
+        let _ = writeln!(s, "key: {}", cell(&v["key"]));
     }
     let _ = writeln!(s, "created: {}", cell(&v["created"]));
     if !v["finished"].is_null() {

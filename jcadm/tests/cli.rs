@@ -274,7 +274,7 @@ async fn errors_name_class_message_task_and_line() {
 
 #[tokio::test]
 async fn locks_show_the_holder_and_its_waiter() {
-    let (tdb, _c, j) = fixture().await;
+    let (tdb, c, j) = fixture().await;
     let v = ok_json(&tdb.dsn, &["locks"]);
     assert_eq!(v["holders"].as_array().unwrap().len(), 1);
     let h = &v["holders"][0];
@@ -284,6 +284,8 @@ async fn locks_show_the_holder_and_its_waiter() {
     );
     assert_eq!(h["job_id"], json!(j.holder));
     assert_eq!(h["inherit"], json!(false));
+    // holders of the value against the lock type's limit
+    assert_eq!(h["held"], json!("1/1"));
     let w = &v["waiters"][0];
     assert_eq!(
         (&w["job_id"], &w["holder"], &w["lockvalue"]),
@@ -292,9 +294,30 @@ async fn locks_show_the_holder_and_its_waiter() {
     let table = ok(&tdb.dsn, &["locks"]);
     let held = row(&table, "res");
     assert_eq!(
-        &held[1..5],
-        ["k", &j.holder.to_string(), "holder", "sleeping"]
+        &held[1..6],
+        ["k", &j.holder.to_string(), "holder", "sleeping", "1/1"]
     );
+    // a counted lock: two holders of three
+    c.batch_execute("update jobcenter.locktypes set max_holders = 3 where locktype = 'res'")
+        .await
+        .unwrap();
+    let second = create(&c, "holder", json!({"key": "k"})).await;
+    let v = ok_json(&tdb.dsn, &["locks"]);
+    let held: Vec<(&Value, &Value)> = v["holders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (&h["job_id"], &h["held"]))
+        .collect();
+    assert_eq!(
+        held,
+        [
+            (&json!(j.holder), &json!("2/3")),
+            (&json!(second), &json!("2/3"))
+        ]
+    );
+    let table = ok(&tdb.dsn, &["locks"]);
+    assert_eq!(table.matches(" 2/3 ").count(), 2, "{table}");
     let waiting = row(&table, &j.lockwait.to_string());
     assert_eq!(
         &waiting[1..5],
@@ -389,7 +412,7 @@ async fn schedules_and_events_are_listed() {
 
 #[tokio::test]
 async fn job_shows_inputs_variables_outputs_and_the_timeline() {
-    let (tdb, _c, j) = fixture().await;
+    let (tdb, c, j) = fixture().await;
     let v = ok_json(&tdb.dsn, &["job", &j.caught.to_string()]);
     assert_eq!(v["state"], json!("finished"));
     assert_eq!(v["arguments"], json!({"n": 500}));
@@ -436,6 +459,32 @@ async fn job_shows_inputs_variables_outputs_and_the_timeline() {
     );
     assert!(text.contains("timeout: "), "{text}");
 
+    // a job's priority and key
+    let keyed = db::create_job(
+        &c,
+        "opsdemo",
+        &json!({"n": 1}),
+        db::CreateJob {
+            key: Some("order-9"),
+            priority: Some(3),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .job_id;
+    let v = ok_json(&tdb.dsn, &["job", &keyed.to_string()]);
+    assert_eq!((&v["priority"], &v["key"]), (&json!(3), &json!("order-9")));
+    let text = ok(&tdb.dsn, &["job", &keyed.to_string()]);
+    assert!(text.contains("\npriority: 3\nkey: order-9\n"), "{text}");
+    let jobs = ok_json(&tdb.dsn, &["jobs"]);
+    let listed = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["job_id"] == json!(keyed))
+        .unwrap();
+    assert_eq!(listed["priority"], json!(3));
     let missing = jcadm(&tdb.dsn, &["job", "999999"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("JA102: no job 999999"));

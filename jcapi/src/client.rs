@@ -70,6 +70,8 @@ async fn create_job(shared: &Shared, who: &str, r: &Request) -> Result<Value, Er
         impersonate: Some(who),
         env: env.as_ref(),
         start_at: None,
+        key: p.key.as_deref(),
+        priority: p.priority,
         // the client is told of the job's end (job_done), through job:finished
         quiet: false,
     };

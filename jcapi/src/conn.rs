@@ -370,7 +370,9 @@ impl Conn {
                 if let (Ok(CreateJobResult(Some(job_id), _)), Ok(p)) =
                     (created, r.params::<CreateJob>())
                 {
-                    self.after.push(After::WaitJob(job_id, p.timeout, false));
+                    // a key may name a job that ended already
+                    self.after
+                        .push(After::WaitJob(job_id, p.timeout, p.key.is_some()));
                 }
             }
             GetJobStatus::NAME => {

@@ -80,6 +80,10 @@ pub mod codes {
     /// A bad schedule: an invalid cron expression or time zone, an unknown key, a value of
     /// the wrong form, no `cron`.
     pub const SCHEDULE: &str = "JC0224";
+    /// A lock `limit` that is not a whole number from 1 to 2147483647.
+    pub const LOCK_LIMIT: &str = "JC0225";
+    /// A call `priority` out of -1000 to 1000, or on a call of an action or procedure.
+    pub const PRIORITY: &str = "JC0226";
     /// The compiled model fails the loader's structural checks: a compiler bug.
     pub const INTERNAL: &str = "JC0299";
     /// Warning: `wait_for_event` names an event the workflow never subscribes to.

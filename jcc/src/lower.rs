@@ -678,6 +678,37 @@ impl<'a> Lowerer<'a> {
         Some(m)
     }
 
+    /// A call's `priority`: -1000 to 1000, on a call of a workflow (an action's task runs at
+    /// its job's priority).
+    fn priority(
+        &mut self,
+        p: i64,
+        span: Span,
+        kind: Option<ActionKind>,
+        callee: &str,
+    ) -> Option<i32> {
+        if matches!(kind, Some(ActionKind::Action | ActionKind::Procedure)) {
+            self.error(
+                codes::PRIORITY,
+                span,
+                format!("`call {callee} priority {p}`: {callee} is not a workflow"),
+            );
+            self.hint("a priority is a job's: an action's task runs at its job's priority");
+            return None;
+        }
+        match i32::try_from(p) {
+            Ok(p) if (-1000..=1000).contains(&p) => Some(p),
+            _ => {
+                self.error(
+                    codes::PRIORITY,
+                    span,
+                    format!("priority {p}: a priority is from -1000 to 1000"),
+                );
+                None
+            }
+        }
+    }
+
     fn locks(&mut self) -> Vec<LockDecl> {
         let Some(section) = &self.ast.locks else {
             return vec![];
@@ -712,11 +743,27 @@ impl<'a> Lowerer<'a> {
                     "a lock taken at job start needs a value; add `manual` to take it with `lock`",
                 );
             }
+            let limit = d.limit.and_then(|(n, span)| match u32::try_from(n) {
+                Ok(n) if n >= 1 && i32::try_from(n).is_ok() => Some(n),
+                _ => {
+                    self.error(
+                        codes::LOCK_LIMIT,
+                        span,
+                        format!(
+                            "lock type `{}` has limit {n}: a limit is from 1 to {}",
+                            d.locktype.text,
+                            i32::MAX
+                        ),
+                    );
+                    None
+                }
+            });
             out.push(LockDecl {
                 locktype: d.locktype.text.clone(),
                 value,
                 manual: d.manual,
                 inherit: d.inherit,
+                limit,
             });
         }
         out
@@ -1001,11 +1048,19 @@ impl<'a> Lowerer<'a> {
     fn stmt(&mut self, s: &ast::Stmt) -> Frag {
         let span = s.span;
         match &s.kind {
-            StmtKind::Call { callee, imap, into } => {
+            StmtKind::Call {
+                callee,
+                priority,
+                imap,
+                into,
+            } => {
                 let iface = self.callee(callee);
                 let kind = iface.as_ref().map(|i| i.kind);
                 let id = self.alloc();
                 let mut attrs = attrs_at(span);
+                if let Some((p, pspan)) = *priority {
+                    attrs.priority = self.priority(p, pspan, kind, &callee.text);
+                }
                 let mut ops = vec![];
                 let what = format!("call {}", callee.text);
                 let (im, assigned) =
@@ -2481,6 +2536,7 @@ fn dispatch_case(
             body: vec![ast::Stmt {
                 kind: StmtKind::Call {
                     callee: c.clone(),
+                    priority: None,
                     imap: imap.to_vec(),
                     into: into.clone(),
                 },

@@ -513,3 +513,35 @@ async fn the_fan_out_example_checks_every_host() {
         })
     );
 }
+
+#[tokio::test]
+async fn a_counted_lock_compiles_with_its_limit_and_runs() {
+    let (_db, c) = compiled(&[OK]).await;
+    let limit: i32 = c
+        .query_one(
+            "select max_holders from jobcenter.locktypes where locktype = 'slot'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(limit, 3);
+    let (_, status) = run(&c, "semaphore", json!({"region": "eu"})).await;
+    assert_eq!(status, Some(json!({"done": true})));
+}
+
+#[tokio::test]
+async fn a_call_priority_gives_the_child_job_its_priority() {
+    let (_db, c) = compiled(&[OK]).await;
+    let (id, status) = run(&c, "prioritytest", json!({"input": 1})).await;
+    assert_eq!(status, Some(json!({"output": 14})));
+    let child: i32 = c
+        .query_one(
+            "select priority from jobcenter.jobs where parentjob_id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(child, 5);
+}

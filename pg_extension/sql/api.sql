@@ -38,6 +38,20 @@ begin
     return v_wf;
 end $$;
 
+-- The queue position of the tasks of a job created at `a_created` with priority `a_priority`
+-- (-1000 to 1000, JC002 else): served as if created `a_priority` times `priority_aging`
+-- earlier, so a job waits at most (p - q) times `priority_aging` behind jobs of a higher
+-- priority p created after it. Ours.
+create or replace function jobcenter.ready_rank(a_created timestamptz, a_priority integer)
+returns timestamptz language plpgsql stable as $$
+begin
+    if a_priority not between -1000 and 1000 then
+        raise exception using errcode = 'JC002',
+            message = format('a priority is from -1000 to 1000, not %s', a_priority);
+    end if;
+    return a_created - a_priority * (jobcenter.setting('priority_aging') #>> '{}')::interval;
+end $$;
+
 -- The row of a new top-level job of workflow `a_wf` at its start task, in memory (the column
 -- defaults of jobcenter.jobs, its id taken from the sequence).
 create or replace function jobcenter.new_job_row(a_wf jobcenter.actions, a_start integer,
@@ -64,18 +78,68 @@ begin
     j.priority := 0;
     j.task_state := '{}';
     j.job_state := '{}';
+    j.ready_rank := j.job_created;
     return j;
+end $$;
+
+-- Idempotent submission: the job that key `a_key` of workflow `a_wfname` names while it
+-- lives or within `job_key_retention` after it ended, or null when the key is free, which
+-- claims it for the job the calling transaction creates (create_job then names the job). A
+-- create racing with one that claimed the key waits on the key's row until that one commits
+-- (then it gets its job) or rolls back (then it claims the key itself).
+create or replace function jobcenter.claim_job_key(a_wfname text, a_key text)
+returns bigint language plpgsql as $$
+declare
+    k jobcenter.job_keys;
+    v_live boolean;
+    v_ended timestamptz;
+begin
+    if a_key = '' then
+        raise exception using errcode = 'JC002', message = 'a job key must not be empty';
+    end if;
+    loop
+        insert into jobcenter.job_keys (wfname, key) values (a_wfname, a_key)
+        on conflict do nothing;
+        if found then
+            return null;
+        end if;
+        select * into k from jobcenter.job_keys where wfname = a_wfname and key = a_key for update;
+        -- gone meanwhile (expired and reclaimed by another create that rolled back): try again
+        continue when not found;
+        if k.expires is null then
+            select j.state not in ('finished', 'error', 'zombie'), coalesce(j.job_finished, now())
+            into v_live, v_ended from jobcenter.jobs j where j.job_id = k.job_id;
+            if not found then
+                select false, a.job_finished into v_live, v_ended
+                from jobcenter.jobs_archive a where a.job_id = k.job_id;
+            end if;
+            k.expires := v_ended + (jobcenter.setting('job_key_retention') #>> '{}')::interval;
+        end if;
+        if v_live or k.expires > now() then
+            return k.job_id;
+        end if;
+        -- expired (or its job is gone): the key is this create's now
+        update jobcenter.job_keys set job_id = null, expires = null
+        where wfname = a_wfname and key = a_key;
+        return null;
+    end loop;
 end $$;
 
 -- Starts a job; returns its id and the channel notified when it ends. The parameter and
 -- column names are the original's. With a_start_at in the future (ours: delayed start) the job
 -- waits in state 'sleeping' at its start task until then (timeout = a_start_at, task_state
--- {"delayed": true}); do_timeout starts it. With a_notify false (ours) the job is quiet: nobody
--- is told when it ends (no job:finished, no job:<id>:finished; its children are quiet too), so
--- its end does not wait for PostgreSQL's notification lock; poll get_job_status instead.
+-- {"delayed": true}); do_timeout starts it. With a_key (ours: idempotent submission), a
+-- create of the same workflow name and key while the first job lives or within
+-- `job_key_retention` after it ended returns the first job and creates nothing
+-- (claim_job_key). With a_priority (ours, -1000 to 1000, default 0) its tasks are served
+-- before those of lower priorities, bounded by aging (ready_rank); its child jobs inherit it.
+-- With a_notify false (ours) the job is quiet: nobody is told when it ends (no job:finished,
+-- no job:<id>:finished; its children are quiet too), so its end does not wait for
+-- PostgreSQL's notification lock; poll get_job_status instead.
 create or replace function jobcenter.create_job(
     wfname text, args jsonb, tag text default null, impersonate text default null,
-    env jsonb default null, a_start_at timestamptz default null, a_notify boolean default true,
+    env jsonb default null, a_start_at timestamptz default null, a_key text default null,
+    a_priority integer default null, a_notify boolean default true,
     out job_id bigint, out listenstring text)
 returns record language plpgsql as $$
 #variable_conflict use_column
@@ -94,6 +158,7 @@ declare
     v_job_id bigint;
     j jobcenter.jobs;
     v_plot jsonb;
+    v_rank timestamptz := jobcenter.ready_rank(now(), coalesce(a_priority, 0));
 begin
     if a_wfname is null then
         raise exception using errcode = 'JC002', message = 'workflow name must not be null';
@@ -121,6 +186,14 @@ begin
         raise exception using errcode = 'JC002',
             message = format('bad arguments for %s: %s', v_wf.name, v_checked ->> '_error');
     end if;
+    if a_key is not null then
+        v_job_id := jobcenter.claim_job_key(v_wf.name, a_key);
+        if v_job_id is not null then
+            job_id := v_job_id;
+            listenstring := 'job:' || v_job_id || ':finished';
+            return;
+        end if;
+    end if;
     select task_id into v_start from jobcenter.tasks where workflow_id = v_wf.action_id and action_id = -1;
     select coalesce(jsonb_object_agg(name, value), '{}') into v_env from jobcenter.jc_env;
     -- the client identity is the engine's to set: a caller's env cannot claim one
@@ -129,15 +202,17 @@ begin
         || jsonb_strip_nulls(jsonb_build_object('jcclient', v_who, 'jcimpersonate', a_impersonate));
     if a_start_at > clock_timestamp() then
         insert into jobcenter.jobs (workflow_id, task_id, state, arguments, environment,
-            task_entered, max_steps, timeout, task_state, job_state)
+            task_entered, max_steps, timeout, task_state, priority, ready_rank, job_state)
         values (v_wf.action_id, v_start, 'sleeping', v_checked -> 'args', v_env, clock_timestamp(),
             coalesce((v_wf.config ->> 'max_steps')::integer, (jobcenter.setting('max_steps'))::integer, 99),
-            a_start_at, '{"delayed": true}', v_job_state)
+            a_start_at, '{"delayed": true}', coalesce(a_priority, 0), v_rank, v_job_state)
         returning job_id into v_job_id;
         perform jobcenter.notify_timer(a_start_at);
     else
         -- The new job is plotted in memory and its row written once, where it comes to rest.
         j := jobcenter.new_job_row(v_wf, v_start, v_checked -> 'args', v_env);
+        j.priority := coalesce(a_priority, 0);
+        j.ready_rank := v_rank;
         j.job_state := v_job_state;
         v_job_id := j.job_id;
         v_plot := jobcenter.plot_job(j);
@@ -147,6 +222,9 @@ begin
         else
             perform jobcenter.drive(jobcenter.apply_plot(j, v_plot, true));
         end if;
+    end if;
+    if a_key is not null then
+        update jobcenter.job_keys k set job_id = v_job_id where k.wfname = v_wf.name and k.key = a_key;
     end if;
     job_id := v_job_id;
     listenstring := 'job:' || v_job_id || ':finished';
@@ -327,8 +405,8 @@ language sql stable as $$
     order by 1, 2
 $$;
 
--- Takes a ready task of an action the worker announced: the given job's, or the oldest (highest
--- priority first). As the original, one row: all null when there is none (another worker was
+-- Takes a ready task of an action the worker announced: the given job's, or the first by its
+-- job's ready_rank (the oldest, priority with aging first). As the original, one row: all null when there is none (another worker was
 -- faster).
 create or replace function jobcenter.get_task(a_workername text, a_actionname text,
     a_job_id bigint default null,
@@ -393,9 +471,10 @@ begin
 end $$;
 
 -- Takes up to `a_limit` ready tasks of an action the worker announced (only job `a_job_id`'s
--- when given), oldest first within the highest priority: one row per task taken. get_task and
--- get_tasks call it. Its plans are generic: the custom plans PostgreSQL would otherwise make
--- for the taking statement (it weighs the or-null tests) cost more to plan than to run.
+-- when given), in the order of their jobs' ready_rank (priority with aging): one row per task
+-- taken. get_task and get_tasks call it. Its plans are generic: the custom plans PostgreSQL
+-- would otherwise make for the taking statement (it weighs the or-null tests) cost more to
+-- plan than to run.
 create or replace function jobcenter.take_tasks(a_workername text, a_actionname text,
     a_limit integer, a_job_id bigint,
     out o_job_id bigint, out o_job_cookie text, out o_in_args jsonb, out o_env jsonb)
@@ -425,14 +504,14 @@ begin
         -- the oldest ready tasks, or job a_job_id's: two scans, of which a one-time filter
         -- (a_job_id is null) runs one, so the generic plan reads the ready index or the key
         with any_job as (
-            select jb.job_id, jb.task_id, jb.priority from jobcenter.jobs jb
+            select jb.job_id, jb.task_id, jb.ready_rank from jobcenter.jobs jb
             where a_job_id is null and jb.state = 'ready' and jb.ready_action_id = v_queue
               and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
               and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
-            order by jb.priority desc, jb.job_id
+            order by jb.ready_rank, jb.job_id
             limit a_limit for no key update of jb skip locked),
         one_job as (
-            select jb.job_id, jb.task_id, jb.priority from jobcenter.jobs jb
+            select jb.job_id, jb.task_id, jb.ready_rank from jobcenter.jobs jb
             where jb.job_id = a_job_id and jb.state = 'ready' and jb.ready_action_id = v_queue
               and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
               and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
@@ -451,8 +530,8 @@ begin
             join jobcenter.tasks t on t.task_id = p.task_id
             join jobcenter.actions a on a.action_id = t.action_id
             where j.job_id = p.job_id
-            returning j.job_id, j.cookie, j.task_state, j.timeout, p.priority)
-        select * from taken order by priority desc, job_id
+            returning j.job_id, j.cookie, j.task_state, j.timeout, p.ready_rank)
+        select * from taken order by ready_rank, job_id
     loop
         o_job_id := r.job_id;
         o_job_cookie := r.cookie::text;

@@ -1,23 +1,26 @@
 -- jobcenter child jobs: call of a workflow (waits), split/map (start now, wait later),
 -- detachflow (nobody waits), reaping in order, child errors.
 
--- Creates a child job of `a_parent` at the start task of workflow `a_wf`. Returns its id, or
--- raises a job error in the parent (returned as {"_error": …} by the caller's check).
+-- Creates a child job of `a_parent` at the start task of workflow `a_wf`, with the call's
+-- `priority` or else its parent's. Returns its id, or raises a job error in the parent
+-- (returned as {"_error": …} by the caller's check).
 create or replace function jobcenter.new_child(a_parent jobcenter.jobs, a_task jobcenter.tasks,
     a_wf jobcenter.actions, a_args jsonb, a_env jsonb, a_detach boolean)
 returns bigint language plpgsql as $$
 declare
     v_start integer;
     v_id bigint;
+    v_priority integer := coalesce((a_task.attributes ->> 'priority')::integer, a_parent.priority);
 begin
     select task_id into v_start from jobcenter.tasks where workflow_id = a_wf.action_id and action_id = -1;
     insert into jobcenter.jobs (workflow_id, task_id, parentjob_id, parenttask_id, state,
-        arguments, environment, task_entered, max_steps, current_depth, detached, job_state)
+        arguments, environment, task_entered, max_steps, current_depth, detached, priority,
+        ready_rank, job_state)
     values (a_wf.action_id, v_start, a_parent.job_id, a_task.task_id, 'plotting', a_args,
         (a_parent.environment - '_error') || coalesce(a_wf.wfenv, '{}') || coalesce(a_env, '{}'),
         clock_timestamp(),
         coalesce((a_wf.config ->> 'max_steps')::integer, (jobcenter.setting('max_steps'))::integer, 99),
-        a_parent.current_depth + 1, a_detach,
+        a_parent.current_depth + 1, a_detach, v_priority, jobcenter.ready_rank(now(), v_priority),
         -- a quiet job's children are quiet too
         case when a_parent.job_state ? 'quiet' then '{"quiet": true}'::jsonb else '{}' end)
     returning job_id into v_id;
@@ -184,8 +187,10 @@ begin
                  where j.state = 'lockwait' order by j.job_id for no key update of j skip locked loop
             select job_id into v_holder from jobcenter.locks
             where locktype = d.task_state #>> '{lockwait,type}'
-              and lockvalue = d.task_state #>> '{lockwait,value}';
-            if v_holder is not null and jobcenter.lock_deadlock(d.job_id, v_holder) then
+              and lockvalue = d.task_state #>> '{lockwait,value}'
+            order by taken, slot limit 1;
+            if v_holder is not null and jobcenter.lock_blocked(d.job_id,
+                    d.task_state #>> '{lockwait,type}', d.task_state #>> '{lockwait,value}') then
                 perform jobcenter.lock_wait_ended(d);
                 v_wake := v_wake || jobcenter.raise_job_error(d, jobcenter.task_error_obj(d, 'lock',
                     format('deadlock: waiting for lock %s %s held by job %s',

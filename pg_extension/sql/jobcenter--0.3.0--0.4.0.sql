@@ -7,9 +7,45 @@
 -- fragment upgrade/0.4.0/eng.sql
 -- The engine core of 0.4.0: quiet jobs (create_job's a_notify), the hot path's small
 -- functions in PL/pgSQL, take_tasks' generic plans.
+--
+-- create_job gains a_notify (default true) after flow.sql's a_key and a_priority: the one
+-- DROP FUNCTION of the old signature is in flow.sql, which runs after this file.
 
--- create_job(...) gains a_notify (default true)
+-- fragment upgrade/0.4.0/flow.sql
+-- Flow control of 0.4.0: idempotent submission (create_job's a_key), counted locks and
+-- priorities with aging.
+
+-- create_job gains a_key (default null), after a_start_at
 DROP FUNCTION jobcenter.create_job(text, jsonb, text, text, jsonb, timestamptz);
+
+create table jobcenter.job_keys (
+    wfname text not null,
+    key text not null,
+    job_id bigint,
+    expires timestamptz,
+    primary key (wfname, key)
+);
+create index job_keys_job on jobcenter.job_keys (job_id);
+create index job_keys_expires on jobcenter.job_keys (expires) where expires is not null;
+
+insert into jobcenter.settings (name, value) values ('job_key_retention', '"1 day"');
+
+-- Counted locks: a lock type's limit, and a row per holder in a slot of its (type, value).
+alter table jobcenter.locktypes add column max_holders integer not null default 1
+    check (max_holders >= 1);
+alter table jobcenter.locks add column slot integer not null default 0;
+alter table jobcenter.locks drop constraint locks_pkey;
+alter table jobcenter.locks add primary key (locktype, lockvalue, slot);
+
+-- lock_deadlock(job, holder) gains a_seen (default '{}')
+DROP FUNCTION jobcenter.lock_deadlock(bigint, bigint);
+
+-- Priorities with aging: the ready queue's order is each job's ready_rank.
+alter table jobcenter.jobs add column ready_rank timestamptz not null default now();
+update jobcenter.jobs set ready_rank = job_created - priority * interval '1 minute';
+drop index jobcenter.jobs_ready;
+create index jobs_ready on jobcenter.jobs (ready_action_id, ready_rank, job_id) where state = 'ready';
+insert into jobcenter.settings (name, value) values ('priority_aging', '"1 minute"');
 
 -- fragment upgrade/0.4.0/rel.sql
 -- Stale workers of a dead gateway (issue 11 item 6): the gateways table, the workers'
@@ -1073,71 +1109,125 @@ language sql stable as $$
     select exists (select 1 from up where job_id = a_ancestor)
 $$;
 
--- Tries to take a lock. Returns null when the job now holds it (taken, already held, or
--- taken over from an ancestor that holds it with `inherit`), else the holder's job id.
--- An inherited lock moves to the descendant (so siblings take it in turn, as in the original)
--- and goes back to the ancestor when released (see release_lock).
+-- The transaction-level lock that takes and releases of one value of a counted lock type
+-- (max_holders > 1) hold: several holders may release at once, and each wakes the waiters, who
+-- take slots in the releaser's transaction; one at a time, every waiter sees every slot that
+-- was freed before it (a mutex is serialised by its one row instead).
+create or replace function jobcenter.counted_lock_lock(a_type text, a_value text) returns void
+language sql as $$
+    select pg_advisory_xact_lock(hashtext(a_type), hashtext(a_value))
+$$;
+
+-- Tries to take a lock. Returns null when the job now holds it (already held, taken over from
+-- an ancestor that holds it with `inherit`, or taken in a free slot: a lock type allows
+-- max_holders jobs per value), else a holder's job id (the longest holding one; -1 when slots
+-- freed meanwhile went to others twice over). An inherited lock moves to the
+-- descendant (so siblings take it in turn, as in the original) and goes back to the ancestor
+-- when released (see release_lock).
 create or replace function jobcenter.try_lock(a_job jobcenter.jobs, a_type text, a_value text)
 returns bigint language plpgsql as $$
 declare
     v_holder bigint;
-    v_inherit boolean;
     v_my_inherit boolean;
+    v_limit integer;
+    v_slot integer;
+    v_held integer;
 begin
     select inherit into v_my_inherit from jobcenter.workflow_locks
     where workflow_id = a_job.workflow_id and locktype = a_type;
     v_my_inherit := coalesce(v_my_inherit, false);
-    insert into jobcenter.locks (locktype, lockvalue, job_id, inherit)
-    values (a_type, a_value, a_job.job_id, v_my_inherit)
-    on conflict do nothing;
+    select max_holders into v_limit from jobcenter.locktypes where locktype = a_type;
+    if v_limit > 1 then
+        perform jobcenter.counted_lock_lock(a_type, a_value);
+    end if;
+    if exists (select 1 from jobcenter.locks
+               where locktype = a_type and lockvalue = a_value and job_id = a_job.job_id) then
+        return null;
+    end if;
+    select l.job_id into v_holder from jobcenter.locks l
+    where l.locktype = a_type and l.lockvalue = a_value and l.inherit
+      and jobcenter.is_ancestor(l.job_id, a_job.job_id)
+    order by l.slot limit 1 for update;
     if found then
-        return null;
-    end if;
-    select job_id, inherit into v_holder, v_inherit from jobcenter.locks
-    where locktype = a_type and lockvalue = a_value for update;
-    if v_holder is null then
-        -- released between our insert and select: try once more
-        insert into jobcenter.locks (locktype, lockvalue, job_id, inherit)
-        values (a_type, a_value, a_job.job_id, v_my_inherit) on conflict do nothing;
-        return case when found then null else -1 end;
-    end if;
-    if v_holder = a_job.job_id then
-        return null;
-    end if;
-    if v_inherit and jobcenter.is_ancestor(v_holder, a_job.job_id) then
         update jobcenter.locks set
             job_id = a_job.job_id, inherit = v_my_inherit,
             inherited_from = inherited_from || v_holder
-        where locktype = a_type and lockvalue = a_value;
+        where locktype = a_type and lockvalue = a_value and job_id = v_holder;
         return null;
     end if;
-    return v_holder;
+    -- twice: a holder may leave between a full look at the slots and the look at the holders
+    for i in 1 .. 2 loop
+        for v_slot in select g from generate_series(0, coalesce(v_limit, 1) - 1) g
+                      where not exists (select 1 from jobcenter.locks
+                                        where locktype = a_type and lockvalue = a_value and slot = g) loop
+            -- a racing taker of the same slot makes this wait for its transaction
+            insert into jobcenter.locks (locktype, lockvalue, job_id, inherit, slot)
+            values (a_type, a_value, a_job.job_id, v_my_inherit, v_slot)
+            on conflict do nothing;
+            if found then
+                return null;
+            end if;
+        end loop;
+        -- Every holder's row, so that a release not yet committed is waited for (else its
+        -- wake-up would miss this job's wait); a slot it freed is tried again.
+        perform 1 from jobcenter.locks where locktype = a_type and lockvalue = a_value for update;
+        select count(*) into v_held from jobcenter.locks
+        where locktype = a_type and lockvalue = a_value;
+        if v_held >= coalesce(v_limit, 1) then
+            select job_id into v_holder from jobcenter.locks
+            where locktype = a_type and lockvalue = a_value order by taken, slot limit 1;
+            return v_holder;
+        end if;
+    end loop;
+    return -1;
 end $$;
 
--- Whether waiting for a lock held by `a_holder` would never end: the chain of lock waits
--- leads back to this job, or to an ancestor waiting for its children.
-create or replace function jobcenter.lock_deadlock(a_job_id bigint, a_holder bigint) returns boolean
-language plpgsql stable as $$
+-- Whether job `a_holder` waits for job `a_job_id` for ever: it is that job, an ancestor of it
+-- waiting for its children, or it waits for a lock all of whose holders do (lock_blocked).
+-- `a_seen` holds the holders on the path here (a cycle without `a_job_id` is not its
+-- deadlock), and a path longer than 100 lock waits is taken as no deadlock.
+create or replace function jobcenter.lock_deadlock(a_job_id bigint, a_holder bigint,
+    a_seen bigint[] default '{}')
+returns boolean language plpgsql stable as $$
 declare
-    v_cur bigint := a_holder;
     v_state jobcenter.job_state;
     v_ts jsonb;
-    i integer := 0;
 begin
-    while v_cur is not null and i < 1000 loop
-        if v_cur = a_job_id then
-            return true;
+    if a_holder = a_job_id then
+        return true;
+    end if;
+    if a_holder = any(a_seen) or cardinality(a_seen) >= 100 then
+        return false;
+    end if;
+    select state, task_state into v_state, v_ts from jobcenter.jobs where job_id = a_holder;
+    if v_state = 'childwait' and jobcenter.is_ancestor(a_holder, a_job_id) then
+        return true;
+    end if;
+    if v_state is distinct from 'lockwait' then
+        return false;
+    end if;
+    return jobcenter.lock_blocked(a_job_id, v_ts #>> '{lockwait,type}',
+        v_ts #>> '{lockwait,value}', a_seen || a_holder);
+end $$;
+
+-- Whether waiting for lock (a_type, a_value) would never end for job `a_job_id`: every slot of
+-- the lock is held, each by a job that waits for `a_job_id` for ever (lock_deadlock). With a
+-- limit of 1 this is the chain of lock waits leading back to the job.
+create or replace function jobcenter.lock_blocked(a_job_id bigint, a_type text, a_value text,
+    a_seen bigint[] default '{}')
+returns boolean language plpgsql stable as $$
+declare
+    v_holder bigint;
+    v_held integer := 0;
+begin
+    for v_holder in select job_id from jobcenter.locks
+                    where locktype = a_type and lockvalue = a_value order by slot loop
+        if not jobcenter.lock_deadlock(a_job_id, v_holder, a_seen) then
+            return false;
         end if;
-        select state, task_state into v_state, v_ts from jobcenter.jobs where job_id = v_cur;
-        if v_state = 'childwait' and jobcenter.is_ancestor(v_cur, a_job_id) then
-            return true;
-        end if;
-        exit when v_state is distinct from 'lockwait';
-        select job_id into v_cur from jobcenter.locks
-        where locktype = v_ts #>> '{lockwait,type}' and lockvalue = v_ts #>> '{lockwait,value}';
-        i := i + 1;
+        v_held := v_held + 1;
     end loop;
-    return false;
+    return v_held > 0 and v_held >= (select max_holders from jobcenter.locktypes where locktype = a_type);
 end $$;
 
 -- The transaction-level lock every check of the lock-wait graph (lock_deadlock) holds.
@@ -1175,7 +1265,7 @@ begin
     -- ours: two jobs starting to wait at once see each other's wait (the second one's check
     -- runs after the first one's transaction has committed).
     perform jobcenter.lock_graph_lock();
-    if jobcenter.lock_deadlock(a_job.job_id, a_holder) then
+    if jobcenter.lock_blocked(a_job.job_id, a_type, a_value) then
         return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'lock',
             format('deadlock: waiting for lock %s %s held by job %s', a_type, a_value, a_holder)));
     end if;
@@ -1228,15 +1318,18 @@ language sql as $$
     select coalesce(array_agg(job_id order by job_id), '{}') from woken
 $$;
 
--- Releases lock (type, value) held by job `a_job_id`: an inherited lock goes back to the
--- nearest job it was inherited from that still runs, any other is deleted. Returns the woken
--- waiters.
+-- Releases lock (type, value) held by job `a_job_id` (its slot): an inherited lock goes back
+-- to the nearest job it was inherited from that still runs, any other is deleted. Returns the
+-- woken waiters.
 create or replace function jobcenter.release_lock(a_job_id bigint, a_type text, a_value text)
 returns bigint[] language plpgsql as $$
 declare
     v_from bigint[];
     v_to bigint;
 begin
+    if (select max_holders from jobcenter.locktypes where locktype = a_type) > 1 then
+        perform jobcenter.counted_lock_lock(a_type, a_value);
+    end if;
     select inherited_from into v_from from jobcenter.locks
     where locktype = a_type and lockvalue = a_value and job_id = a_job_id for update;
     if not found then
@@ -1248,11 +1341,11 @@ begin
         if exists (select 1 from jobcenter.jobs where job_id = v_to
                    and state not in ('finished', 'error', 'zombie')) then
             update jobcenter.locks set job_id = v_to, inherit = true, inherited_from = v_from
-            where locktype = a_type and lockvalue = a_value;
+            where locktype = a_type and lockvalue = a_value and job_id = a_job_id;
             return jobcenter.wake_lock_waiters(a_type, a_value);
         end if;
     end loop;
-    delete from jobcenter.locks where locktype = a_type and lockvalue = a_value;
+    delete from jobcenter.locks where locktype = a_type and lockvalue = a_value and job_id = a_job_id;
     return jobcenter.wake_lock_waiters(a_type, a_value);
 end $$;
 
@@ -1320,23 +1413,26 @@ end $$;
 -- jobcenter child jobs: call of a workflow (waits), split/map (start now, wait later),
 -- detachflow (nobody waits), reaping in order, child errors.
 
--- Creates a child job of `a_parent` at the start task of workflow `a_wf`. Returns its id, or
--- raises a job error in the parent (returned as {"_error": …} by the caller's check).
+-- Creates a child job of `a_parent` at the start task of workflow `a_wf`, with the call's
+-- `priority` or else its parent's. Returns its id, or raises a job error in the parent
+-- (returned as {"_error": …} by the caller's check).
 create or replace function jobcenter.new_child(a_parent jobcenter.jobs, a_task jobcenter.tasks,
     a_wf jobcenter.actions, a_args jsonb, a_env jsonb, a_detach boolean)
 returns bigint language plpgsql as $$
 declare
     v_start integer;
     v_id bigint;
+    v_priority integer := coalesce((a_task.attributes ->> 'priority')::integer, a_parent.priority);
 begin
     select task_id into v_start from jobcenter.tasks where workflow_id = a_wf.action_id and action_id = -1;
     insert into jobcenter.jobs (workflow_id, task_id, parentjob_id, parenttask_id, state,
-        arguments, environment, task_entered, max_steps, current_depth, detached, job_state)
+        arguments, environment, task_entered, max_steps, current_depth, detached, priority,
+        ready_rank, job_state)
     values (a_wf.action_id, v_start, a_parent.job_id, a_task.task_id, 'plotting', a_args,
         (a_parent.environment - '_error') || coalesce(a_wf.wfenv, '{}') || coalesce(a_env, '{}'),
         clock_timestamp(),
         coalesce((a_wf.config ->> 'max_steps')::integer, (jobcenter.setting('max_steps'))::integer, 99),
-        a_parent.current_depth + 1, a_detach,
+        a_parent.current_depth + 1, a_detach, v_priority, jobcenter.ready_rank(now(), v_priority),
         -- a quiet job's children are quiet too
         case when a_parent.job_state ? 'quiet' then '{"quiet": true}'::jsonb else '{}' end)
     returning job_id into v_id;
@@ -1503,8 +1599,10 @@ begin
                  where j.state = 'lockwait' order by j.job_id for no key update of j skip locked loop
             select job_id into v_holder from jobcenter.locks
             where locktype = d.task_state #>> '{lockwait,type}'
-              and lockvalue = d.task_state #>> '{lockwait,value}';
-            if v_holder is not null and jobcenter.lock_deadlock(d.job_id, v_holder) then
+              and lockvalue = d.task_state #>> '{lockwait,value}'
+            order by taken, slot limit 1;
+            if v_holder is not null and jobcenter.lock_blocked(d.job_id,
+                    d.task_state #>> '{lockwait,type}', d.task_state #>> '{lockwait,value}') then
                 perform jobcenter.lock_wait_ended(d);
                 v_wake := v_wake || jobcenter.raise_job_error(d, jobcenter.task_error_obj(d, 'lock',
                     format('deadlock: waiting for lock %s %s held by job %s',
@@ -1826,8 +1924,9 @@ end $$;
 -- ones after `archive_finished_after` (or the workflow's `archive` config), ones in error after
 -- `archive_error_after`. A tree with a job still running (a detached child, or a child that has
 -- not yet seen its parent end) waits. Deletes archived jobs and their step log after
--- `archive_retention`, consumed events and long-stopped workers, each in batches of at most
--- `cleanup_batch` rows. Returns the number of jobs archived.
+-- `archive_retention`, idempotency keys past their expiry (set here as a job is archived:
+-- its end plus `job_key_retention`), consumed events and long-stopped workers, each in batches
+-- of at most `cleanup_batch` rows. Returns the number of jobs archived.
 create or replace function jobcenter.do_archival_and_cleanup() returns integer language plpgsql as $$
 declare
     v_count integer;
@@ -1852,6 +1951,11 @@ begin
         delete from jobcenter.jobs j using tree
         where j.job_id = tree.job_id and tree.root not in (select root from live)
         returning j.*
+    ), keys as (
+        -- a key outlives its job's row: from now on it expires by itself
+        update jobcenter.job_keys k
+        set expires = moved.job_finished + (jobcenter.setting('job_key_retention') #>> '{}')::interval
+        from moved where k.job_id = moved.job_id
     ), ins as (
         insert into jobcenter.jobs_archive (job_id, workflow_id, parentjob_id, state, arguments,
             environment, variables, out_args, job_created, job_finished, stepcounter)
@@ -1872,6 +1976,12 @@ begin
         delete from jobcenter.job_task_log l using old where l.job_id = old.job_id
     )
     delete from jobcenter.jobs_archive a using old where a.job_id = old.job_id;
+    delete from jobcenter.job_keys k
+    where (k.wfname, k.key) in (
+        select k2.wfname, k2.key from jobcenter.job_keys k2 where k2.expires < now()
+        order by k2.expires
+        limit (jobcenter.setting('cleanup_batch') #>> '{}')::integer
+        for update skip locked);
     delete from jobcenter.job_events e
     where e.event_id in (
         select e2.event_id from jobcenter.job_events e2
@@ -1915,14 +2025,18 @@ begin
     return v_id;
 end $$;
 
--- Writes a workflow model's `locks:` declarations (lock types are created as needed).
+-- Writes a workflow model's `locks:` declarations (lock types are created as needed; a
+-- declared `limit` sets the lock type's max_holders, for every workflow using it).
 create or replace function jobcenter.write_locks(a_workflow_id integer, a_model jsonb) returns void
 language plpgsql as $$
 declare
     v_lock jsonb;
 begin
     for v_lock in select * from jsonb_array_elements(coalesce(a_model -> 'locks', '[]')) loop
-        insert into jobcenter.locktypes (locktype) values (v_lock ->> 'locktype') on conflict do nothing;
+        insert into jobcenter.locktypes (locktype, max_holders)
+        values (v_lock ->> 'locktype', coalesce((v_lock ->> 'limit')::integer, 1))
+        on conflict (locktype) do update set max_holders = excluded.max_holders
+        where v_lock ? 'limit';
         insert into jobcenter.workflow_locks (workflow_id, locktype, value, manual, inherit)
         values (a_workflow_id, v_lock ->> 'locktype', v_lock -> 'value',
             coalesce((v_lock ->> 'manual')::boolean, false), coalesce((v_lock ->> 'inherit')::boolean, false));
@@ -2356,6 +2470,20 @@ begin
     return v_wf;
 end $$;
 
+-- The queue position of the tasks of a job created at `a_created` with priority `a_priority`
+-- (-1000 to 1000, JC002 else): served as if created `a_priority` times `priority_aging`
+-- earlier, so a job waits at most (p - q) times `priority_aging` behind jobs of a higher
+-- priority p created after it. Ours.
+create or replace function jobcenter.ready_rank(a_created timestamptz, a_priority integer)
+returns timestamptz language plpgsql stable as $$
+begin
+    if a_priority not between -1000 and 1000 then
+        raise exception using errcode = 'JC002',
+            message = format('a priority is from -1000 to 1000, not %s', a_priority);
+    end if;
+    return a_created - a_priority * (jobcenter.setting('priority_aging') #>> '{}')::interval;
+end $$;
+
 -- The row of a new top-level job of workflow `a_wf` at its start task, in memory (the column
 -- defaults of jobcenter.jobs, its id taken from the sequence).
 create or replace function jobcenter.new_job_row(a_wf jobcenter.actions, a_start integer,
@@ -2382,18 +2510,68 @@ begin
     j.priority := 0;
     j.task_state := '{}';
     j.job_state := '{}';
+    j.ready_rank := j.job_created;
     return j;
+end $$;
+
+-- Idempotent submission: the job that key `a_key` of workflow `a_wfname` names while it
+-- lives or within `job_key_retention` after it ended, or null when the key is free, which
+-- claims it for the job the calling transaction creates (create_job then names the job). A
+-- create racing with one that claimed the key waits on the key's row until that one commits
+-- (then it gets its job) or rolls back (then it claims the key itself).
+create or replace function jobcenter.claim_job_key(a_wfname text, a_key text)
+returns bigint language plpgsql as $$
+declare
+    k jobcenter.job_keys;
+    v_live boolean;
+    v_ended timestamptz;
+begin
+    if a_key = '' then
+        raise exception using errcode = 'JC002', message = 'a job key must not be empty';
+    end if;
+    loop
+        insert into jobcenter.job_keys (wfname, key) values (a_wfname, a_key)
+        on conflict do nothing;
+        if found then
+            return null;
+        end if;
+        select * into k from jobcenter.job_keys where wfname = a_wfname and key = a_key for update;
+        -- gone meanwhile (expired and reclaimed by another create that rolled back): try again
+        continue when not found;
+        if k.expires is null then
+            select j.state not in ('finished', 'error', 'zombie'), coalesce(j.job_finished, now())
+            into v_live, v_ended from jobcenter.jobs j where j.job_id = k.job_id;
+            if not found then
+                select false, a.job_finished into v_live, v_ended
+                from jobcenter.jobs_archive a where a.job_id = k.job_id;
+            end if;
+            k.expires := v_ended + (jobcenter.setting('job_key_retention') #>> '{}')::interval;
+        end if;
+        if v_live or k.expires > now() then
+            return k.job_id;
+        end if;
+        -- expired (or its job is gone): the key is this create's now
+        update jobcenter.job_keys set job_id = null, expires = null
+        where wfname = a_wfname and key = a_key;
+        return null;
+    end loop;
 end $$;
 
 -- Starts a job; returns its id and the channel notified when it ends. The parameter and
 -- column names are the original's. With a_start_at in the future (ours: delayed start) the job
 -- waits in state 'sleeping' at its start task until then (timeout = a_start_at, task_state
--- {"delayed": true}); do_timeout starts it. With a_notify false (ours) the job is quiet: nobody
--- is told when it ends (no job:finished, no job:<id>:finished; its children are quiet too), so
--- its end does not wait for PostgreSQL's notification lock; poll get_job_status instead.
+-- {"delayed": true}); do_timeout starts it. With a_key (ours: idempotent submission), a
+-- create of the same workflow name and key while the first job lives or within
+-- `job_key_retention` after it ended returns the first job and creates nothing
+-- (claim_job_key). With a_priority (ours, -1000 to 1000, default 0) its tasks are served
+-- before those of lower priorities, bounded by aging (ready_rank); its child jobs inherit it.
+-- With a_notify false (ours) the job is quiet: nobody is told when it ends (no job:finished,
+-- no job:<id>:finished; its children are quiet too), so its end does not wait for
+-- PostgreSQL's notification lock; poll get_job_status instead.
 create or replace function jobcenter.create_job(
     wfname text, args jsonb, tag text default null, impersonate text default null,
-    env jsonb default null, a_start_at timestamptz default null, a_notify boolean default true,
+    env jsonb default null, a_start_at timestamptz default null, a_key text default null,
+    a_priority integer default null, a_notify boolean default true,
     out job_id bigint, out listenstring text)
 returns record language plpgsql as $$
 #variable_conflict use_column
@@ -2412,6 +2590,7 @@ declare
     v_job_id bigint;
     j jobcenter.jobs;
     v_plot jsonb;
+    v_rank timestamptz := jobcenter.ready_rank(now(), coalesce(a_priority, 0));
 begin
     if a_wfname is null then
         raise exception using errcode = 'JC002', message = 'workflow name must not be null';
@@ -2439,6 +2618,14 @@ begin
         raise exception using errcode = 'JC002',
             message = format('bad arguments for %s: %s', v_wf.name, v_checked ->> '_error');
     end if;
+    if a_key is not null then
+        v_job_id := jobcenter.claim_job_key(v_wf.name, a_key);
+        if v_job_id is not null then
+            job_id := v_job_id;
+            listenstring := 'job:' || v_job_id || ':finished';
+            return;
+        end if;
+    end if;
     select task_id into v_start from jobcenter.tasks where workflow_id = v_wf.action_id and action_id = -1;
     select coalesce(jsonb_object_agg(name, value), '{}') into v_env from jobcenter.jc_env;
     -- the client identity is the engine's to set: a caller's env cannot claim one
@@ -2447,15 +2634,17 @@ begin
         || jsonb_strip_nulls(jsonb_build_object('jcclient', v_who, 'jcimpersonate', a_impersonate));
     if a_start_at > clock_timestamp() then
         insert into jobcenter.jobs (workflow_id, task_id, state, arguments, environment,
-            task_entered, max_steps, timeout, task_state, job_state)
+            task_entered, max_steps, timeout, task_state, priority, ready_rank, job_state)
         values (v_wf.action_id, v_start, 'sleeping', v_checked -> 'args', v_env, clock_timestamp(),
             coalesce((v_wf.config ->> 'max_steps')::integer, (jobcenter.setting('max_steps'))::integer, 99),
-            a_start_at, '{"delayed": true}', v_job_state)
+            a_start_at, '{"delayed": true}', coalesce(a_priority, 0), v_rank, v_job_state)
         returning job_id into v_job_id;
         perform jobcenter.notify_timer(a_start_at);
     else
         -- The new job is plotted in memory and its row written once, where it comes to rest.
         j := jobcenter.new_job_row(v_wf, v_start, v_checked -> 'args', v_env);
+        j.priority := coalesce(a_priority, 0);
+        j.ready_rank := v_rank;
         j.job_state := v_job_state;
         v_job_id := j.job_id;
         v_plot := jobcenter.plot_job(j);
@@ -2465,6 +2654,9 @@ begin
         else
             perform jobcenter.drive(jobcenter.apply_plot(j, v_plot, true));
         end if;
+    end if;
+    if a_key is not null then
+        update jobcenter.job_keys k set job_id = v_job_id where k.wfname = v_wf.name and k.key = a_key;
     end if;
     job_id := v_job_id;
     listenstring := 'job:' || v_job_id || ':finished';
@@ -2645,8 +2837,8 @@ language sql stable as $$
     order by 1, 2
 $$;
 
--- Takes a ready task of an action the worker announced: the given job's, or the oldest (highest
--- priority first). As the original, one row: all null when there is none (another worker was
+-- Takes a ready task of an action the worker announced: the given job's, or the first by its
+-- job's ready_rank (the oldest, priority with aging first). As the original, one row: all null when there is none (another worker was
 -- faster).
 create or replace function jobcenter.get_task(a_workername text, a_actionname text,
     a_job_id bigint default null,
@@ -2711,9 +2903,10 @@ begin
 end $$;
 
 -- Takes up to `a_limit` ready tasks of an action the worker announced (only job `a_job_id`'s
--- when given), oldest first within the highest priority: one row per task taken. get_task and
--- get_tasks call it. Its plans are generic: the custom plans PostgreSQL would otherwise make
--- for the taking statement (it weighs the or-null tests) cost more to plan than to run.
+-- when given), in the order of their jobs' ready_rank (priority with aging): one row per task
+-- taken. get_task and get_tasks call it. Its plans are generic: the custom plans PostgreSQL
+-- would otherwise make for the taking statement (it weighs the or-null tests) cost more to
+-- plan than to run.
 create or replace function jobcenter.take_tasks(a_workername text, a_actionname text,
     a_limit integer, a_job_id bigint,
     out o_job_id bigint, out o_job_cookie text, out o_in_args jsonb, out o_env jsonb)
@@ -2743,14 +2936,14 @@ begin
         -- the oldest ready tasks, or job a_job_id's: two scans, of which a one-time filter
         -- (a_job_id is null) runs one, so the generic plan reads the ready index or the key
         with any_job as (
-            select jb.job_id, jb.task_id, jb.priority from jobcenter.jobs jb
+            select jb.job_id, jb.task_id, jb.ready_rank from jobcenter.jobs jb
             where a_job_id is null and jb.state = 'ready' and jb.ready_action_id = v_queue
               and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
               and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
-            order by jb.priority desc, jb.job_id
+            order by jb.ready_rank, jb.job_id
             limit a_limit for no key update of jb skip locked),
         one_job as (
-            select jb.job_id, jb.task_id, jb.priority from jobcenter.jobs jb
+            select jb.job_id, jb.task_id, jb.ready_rank from jobcenter.jobs jb
             where jb.job_id = a_job_id and jb.state = 'ready' and jb.ready_action_id = v_queue
               and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
               and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
@@ -2769,8 +2962,8 @@ begin
             join jobcenter.tasks t on t.task_id = p.task_id
             join jobcenter.actions a on a.action_id = t.action_id
             where j.job_id = p.job_id
-            returning j.job_id, j.cookie, j.task_state, j.timeout, p.priority)
-        select * from taken order by priority desc, job_id
+            returning j.job_id, j.cookie, j.task_state, j.timeout, p.ready_rank)
+        select * from taken order by ready_rank, job_id
     loop
         o_job_id := r.job_id;
         o_job_cookie := r.cookie::text;

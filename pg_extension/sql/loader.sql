@@ -27,14 +27,18 @@ begin
     return v_id;
 end $$;
 
--- Writes a workflow model's `locks:` declarations (lock types are created as needed).
+-- Writes a workflow model's `locks:` declarations (lock types are created as needed; a
+-- declared `limit` sets the lock type's max_holders, for every workflow using it).
 create or replace function jobcenter.write_locks(a_workflow_id integer, a_model jsonb) returns void
 language plpgsql as $$
 declare
     v_lock jsonb;
 begin
     for v_lock in select * from jsonb_array_elements(coalesce(a_model -> 'locks', '[]')) loop
-        insert into jobcenter.locktypes (locktype) values (v_lock ->> 'locktype') on conflict do nothing;
+        insert into jobcenter.locktypes (locktype, max_holders)
+        values (v_lock ->> 'locktype', coalesce((v_lock ->> 'limit')::integer, 1))
+        on conflict (locktype) do update set max_holders = excluded.max_holders
+        where v_lock ? 'limit';
         insert into jobcenter.workflow_locks (workflow_id, locktype, value, manual, inherit)
         values (a_workflow_id, v_lock ->> 'locktype', v_lock -> 'value',
             coalesce((v_lock ->> 'manual')::boolean, false), coalesce((v_lock ->> 'inherit')::boolean, false));

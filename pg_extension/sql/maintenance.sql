@@ -249,8 +249,9 @@ end $$;
 -- ones after `archive_finished_after` (or the workflow's `archive` config), ones in error after
 -- `archive_error_after`. A tree with a job still running (a detached child, or a child that has
 -- not yet seen its parent end) waits. Deletes archived jobs and their step log after
--- `archive_retention`, consumed events and long-stopped workers, each in batches of at most
--- `cleanup_batch` rows. Returns the number of jobs archived.
+-- `archive_retention`, idempotency keys past their expiry (set here as a job is archived:
+-- its end plus `job_key_retention`), consumed events and long-stopped workers, each in batches
+-- of at most `cleanup_batch` rows. Returns the number of jobs archived.
 create or replace function jobcenter.do_archival_and_cleanup() returns integer language plpgsql as $$
 declare
     v_count integer;
@@ -275,6 +276,11 @@ begin
         delete from jobcenter.jobs j using tree
         where j.job_id = tree.job_id and tree.root not in (select root from live)
         returning j.*
+    ), keys as (
+        -- a key outlives its job's row: from now on it expires by itself
+        update jobcenter.job_keys k
+        set expires = moved.job_finished + (jobcenter.setting('job_key_retention') #>> '{}')::interval
+        from moved where k.job_id = moved.job_id
     ), ins as (
         insert into jobcenter.jobs_archive (job_id, workflow_id, parentjob_id, state, arguments,
             environment, variables, out_args, job_created, job_finished, stepcounter)
@@ -295,6 +301,12 @@ begin
         delete from jobcenter.job_task_log l using old where l.job_id = old.job_id
     )
     delete from jobcenter.jobs_archive a using old where a.job_id = old.job_id;
+    delete from jobcenter.job_keys k
+    where (k.wfname, k.key) in (
+        select k2.wfname, k2.key from jobcenter.job_keys k2 where k2.expires < now()
+        order by k2.expires
+        limit (jobcenter.setting('cleanup_batch') #>> '{}')::integer
+        for update skip locked);
     delete from jobcenter.job_events e
     where e.event_id in (
         select e2.event_id from jobcenter.job_events e2

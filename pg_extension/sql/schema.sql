@@ -104,9 +104,11 @@ create table jobcenter.next_tasks (
     primary key (from_task_id, "when")
 );
 
--- Lock types a workflow may use (declared in its `locks:` section).
+-- Lock types a workflow may use (declared in its `locks:` section), with the most jobs that
+-- may hold one value at once (`limit N`; 1: a mutex).
 create table jobcenter.locktypes (
-    locktype text primary key
+    locktype text primary key,
+    max_holders integer not null default 1 check (max_holders >= 1)
 );
 
 create table jobcenter.workflow_locks (
@@ -148,11 +150,14 @@ create table jobcenter.jobs (
     -- get_task reads its queue in index order
     ready_action_id integer,
     task_state jsonb not null default '{}',
-    job_state jsonb not null default '{}'
+    job_state jsonb not null default '{}',
+    -- the order of the job's ready tasks: its creation time less `priority` times the setting
+    -- `priority_aging` (ready_rank), fixed when the job is created
+    ready_rank timestamptz not null default now()
 );
 create unique index jobs_cookie on jobcenter.jobs (cookie) where cookie is not null;
 -- The ready queue of each action, in the order get_task takes it.
-create index jobs_ready on jobcenter.jobs (ready_action_id, priority desc, job_id) where state = 'ready';
+create index jobs_ready on jobcenter.jobs (ready_action_id, ready_rank, job_id) where state = 'ready';
 create index jobs_timeout on jobcenter.jobs (timeout) where timeout is not null;
 create index jobs_parent on jobcenter.jobs (parentjob_id) where parentjob_id is not null;
 create index jobs_state on jobcenter.jobs (state);
@@ -188,6 +193,21 @@ create table jobcenter.jobs_archive (
 );
 create index jobs_archive_archived on jobcenter.jobs_archive (archived);
 create index jobs_archive_arguments on jobcenter.jobs_archive using gin (arguments jsonb_path_ops);
+
+-- Idempotency keys of create_job (a_key), per workflow name: the job a key names, and once
+-- the job is archived, when the key expires (its job_finished plus `job_key_retention`). The
+-- primary key serialises racing creates with one key. job_id is null only inside the
+-- transaction that claimed the key, until its job exists. Keys outlive their jobs' rows
+-- (archival and its clean-up), so there is no foreign key.
+create table jobcenter.job_keys (
+    wfname text not null,
+    key text not null,
+    job_id bigint,
+    expires timestamptz,
+    primary key (wfname, key)
+);
+create index job_keys_job on jobcenter.job_keys (job_id);
+create index job_keys_expires on jobcenter.job_keys (expires) where expires is not null;
 
 -- One row per step.
 create table jobcenter.job_task_log (
@@ -271,7 +291,8 @@ create table jobcenter.queued_events (
     primary key (subscription_id, event_id)
 );
 
--- Exclusive named locks held by jobs.
+-- Named locks held by jobs: one row per holder, in slots 0 .. max_holders - 1 of its lock
+-- type (a mutex has slot 0 only). A job holds at most one slot of a (type, value).
 create table jobcenter.locks (
     locktype text not null references jobcenter.locktypes,
     lockvalue text not null,
@@ -282,7 +303,8 @@ create table jobcenter.locks (
     -- a lock taken over from an ancestor holding it with `inherit`: the jobs it goes back to
     -- when released, innermost last
     inherited_from bigint[] not null default '{}',
-    primary key (locktype, lockvalue)
+    slot integer not null default 0,
+    primary key (locktype, lockvalue, slot)
 );
 create index locks_job on jobcenter.locks (job_id);
 
@@ -326,6 +348,11 @@ insert into jobcenter.settings (name, value) values
     ('archive_error_after', '"7 days"'),
     -- archived jobs (and their step log) are deleted this long after archival
     ('archive_retention', '"30 days"'),
+    -- how long after its job ended an idempotency key of create_job still returns that job
+    ('job_key_retention', '"1 day"'),
+    -- what one step of job priority is worth in waiting: a job of priority p is served as if
+    -- created p times this earlier (ready_rank)
+    ('priority_aging', '"1 minute"'),
     -- the most rows each kind of clean-up deletes in one call of do_archival_and_cleanup
     ('cleanup_batch', '10000'),
     -- the jobcenter role whose members (besides the owner) serve actions without role:

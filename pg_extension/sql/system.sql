@@ -242,71 +242,125 @@ language sql stable as $$
     select exists (select 1 from up where job_id = a_ancestor)
 $$;
 
--- Tries to take a lock. Returns null when the job now holds it (taken, already held, or
--- taken over from an ancestor that holds it with `inherit`), else the holder's job id.
--- An inherited lock moves to the descendant (so siblings take it in turn, as in the original)
--- and goes back to the ancestor when released (see release_lock).
+-- The transaction-level lock that takes and releases of one value of a counted lock type
+-- (max_holders > 1) hold: several holders may release at once, and each wakes the waiters, who
+-- take slots in the releaser's transaction; one at a time, every waiter sees every slot that
+-- was freed before it (a mutex is serialised by its one row instead).
+create or replace function jobcenter.counted_lock_lock(a_type text, a_value text) returns void
+language sql as $$
+    select pg_advisory_xact_lock(hashtext(a_type), hashtext(a_value))
+$$;
+
+-- Tries to take a lock. Returns null when the job now holds it (already held, taken over from
+-- an ancestor that holds it with `inherit`, or taken in a free slot: a lock type allows
+-- max_holders jobs per value), else a holder's job id (the longest holding one; -1 when slots
+-- freed meanwhile went to others twice over). An inherited lock moves to the
+-- descendant (so siblings take it in turn, as in the original) and goes back to the ancestor
+-- when released (see release_lock).
 create or replace function jobcenter.try_lock(a_job jobcenter.jobs, a_type text, a_value text)
 returns bigint language plpgsql as $$
 declare
     v_holder bigint;
-    v_inherit boolean;
     v_my_inherit boolean;
+    v_limit integer;
+    v_slot integer;
+    v_held integer;
 begin
     select inherit into v_my_inherit from jobcenter.workflow_locks
     where workflow_id = a_job.workflow_id and locktype = a_type;
     v_my_inherit := coalesce(v_my_inherit, false);
-    insert into jobcenter.locks (locktype, lockvalue, job_id, inherit)
-    values (a_type, a_value, a_job.job_id, v_my_inherit)
-    on conflict do nothing;
+    select max_holders into v_limit from jobcenter.locktypes where locktype = a_type;
+    if v_limit > 1 then
+        perform jobcenter.counted_lock_lock(a_type, a_value);
+    end if;
+    if exists (select 1 from jobcenter.locks
+               where locktype = a_type and lockvalue = a_value and job_id = a_job.job_id) then
+        return null;
+    end if;
+    select l.job_id into v_holder from jobcenter.locks l
+    where l.locktype = a_type and l.lockvalue = a_value and l.inherit
+      and jobcenter.is_ancestor(l.job_id, a_job.job_id)
+    order by l.slot limit 1 for update;
     if found then
-        return null;
-    end if;
-    select job_id, inherit into v_holder, v_inherit from jobcenter.locks
-    where locktype = a_type and lockvalue = a_value for update;
-    if v_holder is null then
-        -- released between our insert and select: try once more
-        insert into jobcenter.locks (locktype, lockvalue, job_id, inherit)
-        values (a_type, a_value, a_job.job_id, v_my_inherit) on conflict do nothing;
-        return case when found then null else -1 end;
-    end if;
-    if v_holder = a_job.job_id then
-        return null;
-    end if;
-    if v_inherit and jobcenter.is_ancestor(v_holder, a_job.job_id) then
         update jobcenter.locks set
             job_id = a_job.job_id, inherit = v_my_inherit,
             inherited_from = inherited_from || v_holder
-        where locktype = a_type and lockvalue = a_value;
+        where locktype = a_type and lockvalue = a_value and job_id = v_holder;
         return null;
     end if;
-    return v_holder;
+    -- twice: a holder may leave between a full look at the slots and the look at the holders
+    for i in 1 .. 2 loop
+        for v_slot in select g from generate_series(0, coalesce(v_limit, 1) - 1) g
+                      where not exists (select 1 from jobcenter.locks
+                                        where locktype = a_type and lockvalue = a_value and slot = g) loop
+            -- a racing taker of the same slot makes this wait for its transaction
+            insert into jobcenter.locks (locktype, lockvalue, job_id, inherit, slot)
+            values (a_type, a_value, a_job.job_id, v_my_inherit, v_slot)
+            on conflict do nothing;
+            if found then
+                return null;
+            end if;
+        end loop;
+        -- Every holder's row, so that a release not yet committed is waited for (else its
+        -- wake-up would miss this job's wait); a slot it freed is tried again.
+        perform 1 from jobcenter.locks where locktype = a_type and lockvalue = a_value for update;
+        select count(*) into v_held from jobcenter.locks
+        where locktype = a_type and lockvalue = a_value;
+        if v_held >= coalesce(v_limit, 1) then
+            select job_id into v_holder from jobcenter.locks
+            where locktype = a_type and lockvalue = a_value order by taken, slot limit 1;
+            return v_holder;
+        end if;
+    end loop;
+    return -1;
 end $$;
 
--- Whether waiting for a lock held by `a_holder` would never end: the chain of lock waits
--- leads back to this job, or to an ancestor waiting for its children.
-create or replace function jobcenter.lock_deadlock(a_job_id bigint, a_holder bigint) returns boolean
-language plpgsql stable as $$
+-- Whether job `a_holder` waits for job `a_job_id` for ever: it is that job, an ancestor of it
+-- waiting for its children, or it waits for a lock all of whose holders do (lock_blocked).
+-- `a_seen` holds the holders on the path here (a cycle without `a_job_id` is not its
+-- deadlock), and a path longer than 100 lock waits is taken as no deadlock.
+create or replace function jobcenter.lock_deadlock(a_job_id bigint, a_holder bigint,
+    a_seen bigint[] default '{}')
+returns boolean language plpgsql stable as $$
 declare
-    v_cur bigint := a_holder;
     v_state jobcenter.job_state;
     v_ts jsonb;
-    i integer := 0;
 begin
-    while v_cur is not null and i < 1000 loop
-        if v_cur = a_job_id then
-            return true;
+    if a_holder = a_job_id then
+        return true;
+    end if;
+    if a_holder = any(a_seen) or cardinality(a_seen) >= 100 then
+        return false;
+    end if;
+    select state, task_state into v_state, v_ts from jobcenter.jobs where job_id = a_holder;
+    if v_state = 'childwait' and jobcenter.is_ancestor(a_holder, a_job_id) then
+        return true;
+    end if;
+    if v_state is distinct from 'lockwait' then
+        return false;
+    end if;
+    return jobcenter.lock_blocked(a_job_id, v_ts #>> '{lockwait,type}',
+        v_ts #>> '{lockwait,value}', a_seen || a_holder);
+end $$;
+
+-- Whether waiting for lock (a_type, a_value) would never end for job `a_job_id`: every slot of
+-- the lock is held, each by a job that waits for `a_job_id` for ever (lock_deadlock). With a
+-- limit of 1 this is the chain of lock waits leading back to the job.
+create or replace function jobcenter.lock_blocked(a_job_id bigint, a_type text, a_value text,
+    a_seen bigint[] default '{}')
+returns boolean language plpgsql stable as $$
+declare
+    v_holder bigint;
+    v_held integer := 0;
+begin
+    for v_holder in select job_id from jobcenter.locks
+                    where locktype = a_type and lockvalue = a_value order by slot loop
+        if not jobcenter.lock_deadlock(a_job_id, v_holder, a_seen) then
+            return false;
         end if;
-        select state, task_state into v_state, v_ts from jobcenter.jobs where job_id = v_cur;
-        if v_state = 'childwait' and jobcenter.is_ancestor(v_cur, a_job_id) then
-            return true;
-        end if;
-        exit when v_state is distinct from 'lockwait';
-        select job_id into v_cur from jobcenter.locks
-        where locktype = v_ts #>> '{lockwait,type}' and lockvalue = v_ts #>> '{lockwait,value}';
-        i := i + 1;
+        v_held := v_held + 1;
     end loop;
-    return false;
+    return v_held > 0 and v_held >= (select max_holders from jobcenter.locktypes where locktype = a_type);
 end $$;
 
 -- The transaction-level lock every check of the lock-wait graph (lock_deadlock) holds.
@@ -344,7 +398,7 @@ begin
     -- ours: two jobs starting to wait at once see each other's wait (the second one's check
     -- runs after the first one's transaction has committed).
     perform jobcenter.lock_graph_lock();
-    if jobcenter.lock_deadlock(a_job.job_id, a_holder) then
+    if jobcenter.lock_blocked(a_job.job_id, a_type, a_value) then
         return jobcenter.raise_job_error(a_job, jobcenter.task_error_obj(a_job, 'lock',
             format('deadlock: waiting for lock %s %s held by job %s', a_type, a_value, a_holder)));
     end if;
@@ -397,15 +451,18 @@ language sql as $$
     select coalesce(array_agg(job_id order by job_id), '{}') from woken
 $$;
 
--- Releases lock (type, value) held by job `a_job_id`: an inherited lock goes back to the
--- nearest job it was inherited from that still runs, any other is deleted. Returns the woken
--- waiters.
+-- Releases lock (type, value) held by job `a_job_id` (its slot): an inherited lock goes back
+-- to the nearest job it was inherited from that still runs, any other is deleted. Returns the
+-- woken waiters.
 create or replace function jobcenter.release_lock(a_job_id bigint, a_type text, a_value text)
 returns bigint[] language plpgsql as $$
 declare
     v_from bigint[];
     v_to bigint;
 begin
+    if (select max_holders from jobcenter.locktypes where locktype = a_type) > 1 then
+        perform jobcenter.counted_lock_lock(a_type, a_value);
+    end if;
     select inherited_from into v_from from jobcenter.locks
     where locktype = a_type and lockvalue = a_value and job_id = a_job_id for update;
     if not found then
@@ -417,11 +474,11 @@ begin
         if exists (select 1 from jobcenter.jobs where job_id = v_to
                    and state not in ('finished', 'error', 'zombie')) then
             update jobcenter.locks set job_id = v_to, inherit = true, inherited_from = v_from
-            where locktype = a_type and lockvalue = a_value;
+            where locktype = a_type and lockvalue = a_value and job_id = a_job_id;
             return jobcenter.wake_lock_waiters(a_type, a_value);
         end if;
     end loop;
-    delete from jobcenter.locks where locktype = a_type and lockvalue = a_value;
+    delete from jobcenter.locks where locktype = a_type and lockvalue = a_value and job_id = a_job_id;
     return jobcenter.wake_lock_waiters(a_type, a_value);
 end $$;
 

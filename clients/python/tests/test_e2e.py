@@ -85,6 +85,40 @@ def test_a_failing_handler_fails_the_job():
     run(main())
 
 
+def test_a_key_makes_repeated_calls_one_job():
+    async def main():
+        async def add(task):
+            return {"counter": task.inargs["counter"] + task.inargs["step"]}
+
+        async with client() as c:
+            key = f"py-{os.getpid()}"
+            first = await c.call_nb("calltest", {"input": 2}, key=key)
+            assert await c.call_nb("calltest", {"input": 2}, key=key) == first
+            assert await c.call_nb("calltest", {"input": 2}) != first
+            w = worker(workername="py-key")
+            await w.connect()
+            await w.announce("add", add)
+            work = asyncio.create_task(w.work())
+            assert await c.call("calltest", {"input": 2}, key=key) == {"output": 5}
+            # ended: the same key answers its outputs at once
+            assert await c.call("calltest", {"input": 9}, key=key) == {"output": 5}
+            w.stop()
+            await work
+            await w.close()
+
+    run(main())
+
+
+def test_a_priority_is_passed_and_checked():
+    async def main():
+        async with client() as c:
+            assert await c.call_nb("calltest", {"input": 1}, priority=5) > 0
+            with pytest.raises(RPCError, match="priority is from -1000 to 1000"):
+                await c.call_nb("calltest", {"input": 1}, priority=5000)
+
+    run(main())
+
+
 def test_credentials_and_refusals():
     async def main():
         with pytest.raises(AuthError):

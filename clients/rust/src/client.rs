@@ -40,6 +40,11 @@ pub struct JobRequest {
     pub timeout: Option<f64>,
     /// The client's environment, visible to the job.
     pub clenv: Option<Value>,
+    /// Idempotency key: creating the same workflow again with the same key while the job
+    /// lives (or within the server's `job_key_retention` after it ended) returns that job.
+    pub key: Option<String>,
+    /// The job's priority, -1000 to 1000 (default 0), served before lower ones with aging.
+    pub priority: Option<i32>,
 }
 
 impl JobRequest {
@@ -51,6 +56,8 @@ impl JobRequest {
             vtag: None,
             timeout: None,
             clenv: None,
+            key: None,
+            priority: None,
         }
     }
 }
@@ -206,6 +213,8 @@ impl Client {
             vtag: req.vtag.clone(),
             timeout: req.timeout,
             clenv: req.clenv.clone(),
+            key: req.key.clone(),
+            priority: req.priority,
         };
         let conn = self.conn().await?;
         match conn.call::<CreateJob>(&params).await? {

@@ -28,6 +28,12 @@ pub struct CreateJob<'a> {
     pub env: Option<&'a Value>,
     /// Start later: until then the job sleeps at its start task (the maestro starts it).
     pub start_at: Option<SystemTime>,
+    /// Idempotency key: a create of the same workflow with the same key while its job lives,
+    /// or within the `job_key_retention` setting after it ended, returns that job instead.
+    pub key: Option<&'a str>,
+    /// Priority, -1000 to 1000 (default 0): served before lower ones, bounded by aging (the
+    /// `priority_aging` setting).
+    pub priority: Option<i32>,
     /// A quiet job: its end is notified to nobody (`create_job`'s `a_notify => false`).
     pub quiet: bool,
 }
@@ -69,7 +75,7 @@ fn create_job_params<'a>(
     wfname: &'a &str,
     args: &'a Value,
     opts: &'a CreateJob<'_>,
-) -> [Param<'a>; 7] {
+) -> [Param<'a>; 9] {
     [
         wfname,
         args,
@@ -77,12 +83,14 @@ fn create_job_params<'a>(
         &opts.impersonate,
         &opts.env,
         &opts.start_at,
+        &opts.key,
+        &opts.priority,
         &opts.quiet,
     ]
 }
 
 const CREATE_JOB: &str =
-    "select job_id, listenstring from jobcenter.create_job($1, $2, $3, $4, $5, $6, not $7::boolean)";
+    "select job_id, listenstring from jobcenter.create_job($1, $2, $3, $4, $5, $6, $7, $8, not $9::boolean)";
 const GET_JOB_STATUS: &str = "select o_out_args from jobcenter.get_job_status($1)";
 
 fn new_job(row: &tokio_postgres::Row) -> Result<NewJob, Error> {

@@ -154,7 +154,7 @@ pub struct Schedule {
     pub span: Span,
 }
 
-/// A line of `locks:`: `locktype value [manual] [inherit]`.
+/// A line of `locks:`: `locktype value [manual] [inherit] [limit N]`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LockDecl {
     pub locktype: Name,
@@ -163,6 +163,8 @@ pub struct LockDecl {
     pub value: Option<Expr>,
     pub manual: bool,
     pub inherit: bool,
+    /// `limit N`: the most holders of one value (saturated at `u64::MAX`), and where it is.
+    pub limit: Option<(u64, Span)>,
     pub span: Span,
 }
 
@@ -288,6 +290,9 @@ pub enum StmtKind {
     /// `call NAME:` imap, then optionally `into:` omap.
     Call {
         callee: Name,
+        /// `call NAME priority N:`: the child job's priority (saturated to the `i64` range),
+        /// and where it is.
+        priority: Option<(i64, Span)>,
         imap: Vec<Assign>,
         into: Option<Block<Assign>>,
     },

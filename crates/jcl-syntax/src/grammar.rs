@@ -142,7 +142,8 @@ pub(crate) fn usage(rule: Rule) -> &'static str {
              indented below, such as `nightly: cron = '0 30 2 * * *', tz = 'Europe/Amsterdam'`"
         }
         Rule::lock_line => {
-            "a lock is `locktype value [manual] [inherit]`; `_` as the value is a placeholder"
+            "a lock is `locktype value [manual] [inherit] [limit N]`; `_` as the value is a \
+             placeholder"
         }
         Rule::name_line => "write a single name",
         Rule::names_line => "write names separated by commas",

@@ -587,6 +587,7 @@ impl<'s, 'a> P<'s, 'a> {
                 value: None,
                 manual: false,
                 inherit: false,
+                limit: None,
                 span: self.line_span(line),
             };
             for p in self.parse_line(Rule::lock_line, line)? {
@@ -599,13 +600,18 @@ impl<'s, 'a> P<'s, 'a> {
                             cx.span(p.as_span()),
                         ))
                     }
-                    Rule::lock_flag => {
-                        if p.as_str().starts_with("manual") {
-                            decl.manual = true;
-                        } else {
-                            decl.inherit = true;
+                    Rule::lock_flag => match p.clone().into_inner().next() {
+                        Some(l) if l.as_rule() == Rule::lock_limit => {
+                            let span = cx.span(l.as_span());
+                            let n = l
+                                .into_inner()
+                                .find(|c| c.as_rule() == Rule::lock_count)
+                                .map_or(u64::MAX, |c| c.as_str().parse().unwrap_or(u64::MAX));
+                            decl.limit = Some((n, span));
                         }
-                    }
+                        _ if p.as_str().starts_with("manual") => decl.manual = true,
+                        _ => decl.inherit = true,
+                    },
                     _ => {}
                 }
             }
@@ -805,11 +811,28 @@ impl<'s, 'a> P<'s, 'a> {
         let cx = self.cx(line);
         Ok(match word {
             "call" => {
-                let mut pairs = self.parse_line(Rule::call_head, line)?;
-                let callee = self.next_name(&cx, &mut pairs, line)?;
+                let pairs = self.parse_line(Rule::call_head, line)?;
+                let callee = self.next_name(&cx, &mut pairs.clone(), line)?;
+                let priority = pairs
+                    .flatten()
+                    .find(|p| p.as_rule() == Rule::priority_value)
+                    .map(|p| {
+                        let text = p.as_str();
+                        let n = text.parse::<i64>().unwrap_or(if text.starts_with('-') {
+                            i64::MIN
+                        } else {
+                            i64::MAX
+                        });
+                        (n, cx.span(p.as_span()))
+                    });
                 let imap = self.assigns(line.children.iter(), false)?;
                 let into = self.companion(iter, "into", Rule::into_head)?;
-                StmtKind::Call { callee, imap, into }
+                StmtKind::Call {
+                    callee,
+                    priority,
+                    imap,
+                    into,
+                }
             }
             "eval" | "let" => {
                 self.parse_line(Rule::eval_head, line)?;

@@ -160,6 +160,22 @@ fn role_interface_locks() {
             ("slot".into(), None, true, true),
         ]
     );
+    // `limit N` anywhere among the flags; a limit is digits only
+    let f =
+        ok("workflow w:\nlocks:\n\tslot _ manual limit 3\n\tzone a.z limit 12 inherit\n\tm 'x'\n");
+    let limits: Vec<Option<u64>> = f
+        .locks
+        .unwrap()
+        .items
+        .iter()
+        .map(|l| l.limit.map(|(n, _)| n))
+        .collect();
+    assert_eq!(limits, [Some(3), Some(12), None]);
+    assert_eq!(err("workflow w:\nlocks:\n\tslot _ limit\n").code, "JC0101");
+    assert_eq!(
+        err("workflow w:\nlocks:\n\tslot _ limit -1\n").code,
+        "JC0101"
+    );
     assert_eq!(err("workflow w:\nrole:\n").code, "JC0103");
     assert_eq!(err("workflow w:\nrole:\n\ta\n\tb\n").code, "JC0119");
 }

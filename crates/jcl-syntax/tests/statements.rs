@@ -8,8 +8,9 @@ use jcl_syntax::ast::{FlowKind, StmtKind, Unsubscribe};
 
 #[test]
 fn call_with_imap_and_into() {
-    let StmtKind::Call { callee, imap, into } =
-        stmt("call add:\n\tcounter = a.input\n\tstep = 3\ninto:\n\tthing = o.counter")
+    let StmtKind::Call {
+        callee, imap, into, ..
+    } = stmt("call add:\n\tcounter = a.input\n\tstep = 3\ninto:\n\tthing = o.counter")
     else {
         panic!()
     };
@@ -23,7 +24,10 @@ fn call_with_imap_and_into() {
 
 #[test]
 fn call_names_dotted_and_quoted() {
-    let StmtKind::Call { callee, imap, into } = stmt("call dns.configure:") else {
+    let StmtKind::Call {
+        callee, imap, into, ..
+    } = stmt("call dns.configure:")
+    else {
         panic!()
     };
     assert_eq!(callee.text, "dns.configure");

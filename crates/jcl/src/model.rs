@@ -142,6 +142,10 @@ pub struct LockDecl {
     /// Child jobs may take a lock of this type that this job holds.
     #[serde(default)]
     pub inherit: bool,
+    /// How many jobs may hold one value of this lock type at once (a counted lock); loading
+    /// the workflow sets the lock type's limit. `None` leaves it as it is (1 for a new type).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
 }
 
 /// The built-in actions, with their fixed negative ids in `jobcenter.actions`.
@@ -274,6 +278,10 @@ pub struct TaskAttributes {
     /// Workflow calls: the child is nobody's (`detachflow`).
     #[serde(default, skip_serializing_if = "is_false")]
     pub detach: bool,
+    /// Workflow calls: the child job's priority (`call NAME priority N:`); without it the
+    /// child has its parent's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
     /// Workflow calls: `map NAME using LIST`: one child per element of this list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub map_using: Option<Expr>,
@@ -317,6 +325,7 @@ impl Default for TaskAttributes {
             value: None,
             wait: true,
             detach: false,
+            priority: None,
             map_using: None,
             spawn_task: None,
             dispatch: None,

@@ -436,6 +436,8 @@ mod tests {
                 vtag: None,
                 timeout: None,
                 clenv: None,
+                key: None,
+                priority: None,
             },
         )
         .unwrap();

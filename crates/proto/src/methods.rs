@@ -186,6 +186,15 @@ pub struct CreateJobParams {
     /// The client's environment, stored as `clenv` in the job's environment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clenv: Option<Value>,
+    /// Idempotency key: another `create_job` of the same workflow with the same key while
+    /// its job lives, or within the `job_key_retention` setting after it ended, answers that
+    /// job's id and creates nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The job's priority, -1000 to 1000 (default 0): its tasks are served before those of
+    /// lower priorities, bounded by aging (the `priority_aging` setting); child jobs inherit it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
 }
 
 /// `[job_id, null]`, or `[null, message]` when the job could not be created.

@@ -149,7 +149,16 @@ impl Flow {
             value,
             manual,
             inherit,
+            limit: None,
         });
+        self
+    }
+
+    /// Sets the limit (the most holders of one value) of the last declared lock type.
+    pub fn lock_limit(mut self, limit: u32) -> Flow {
+        if let Some(l) = self.model.locks.last_mut() {
+            l.limit = Some(limit);
+        }
         self
     }
 

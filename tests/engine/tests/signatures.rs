@@ -16,8 +16,9 @@ async fn df_shows_the_originals_signatures() {
             "create_job",
             "wfname text, args jsonb, tag text DEFAULT NULL::text, impersonate text DEFAULT \
              NULL::text, env jsonb DEFAULT NULL::jsonb, a_start_at timestamp with time zone \
-             DEFAULT NULL::timestamp with time zone, a_notify boolean DEFAULT true, \
-             OUT job_id bigint, OUT listenstring text",
+             DEFAULT NULL::timestamp with time zone, a_key text DEFAULT NULL::text, a_priority \
+             integer DEFAULT NULL::integer, a_notify boolean DEFAULT true, OUT job_id bigint, \
+             OUT listenstring text",
             "record",
         ),
         (

@@ -50,6 +50,14 @@ enum Cmd {
         /// The client environment (JSON) passed to the job.
         #[arg(long)]
         clenv: Option<String>,
+        /// Idempotency key: a second call of the workflow with the same key returns the
+        /// first call's job (while it lives, or within the server's `job_key_retention`).
+        #[arg(long)]
+        key: Option<String>,
+        /// The job's priority, -1000 to 1000 (default 0): served before lower priorities,
+        /// with aging.
+        #[arg(long, allow_negative_numbers = true)]
+        priority: Option<i32>,
         /// Only create the job and print its id.
         #[arg(long)]
         no_wait: bool,
@@ -130,6 +138,8 @@ async fn run(cli: Cli, pretty: bool, progress: bool) -> anyhow::Result<Outcome> 
             vtag,
             timeout,
             clenv,
+            key,
+            priority,
             no_wait,
         } => {
             let inargs = read_json_arg(&inargs).context("the inputs")?;
@@ -143,6 +153,8 @@ async fn run(cli: Cli, pretty: bool, progress: bool) -> anyhow::Result<Outcome> 
                 vtag,
                 timeout,
                 clenv,
+                key,
+                priority,
             };
             let job_id = client.create_job(&req).await?;
             if no_wait {

@@ -425,8 +425,14 @@ class Client:
         vtag: Optional[str] = None,
         timeout: Optional[Union[int, str]] = None,
         clenv: Optional[Dict[str, JSON]] = None,
+        key: Optional[str] = None,
+        priority: Optional[int] = None,
     ) -> int:
-        """Creates a job and returns its id without waiting for it."""
+        """Creates a job and returns its id without waiting for it. With ``key`` (an
+        idempotency key), a second create of the workflow with the same key while its job
+        lives, or within the server's ``job_key_retention`` after it ended, returns that
+        job's id and creates nothing. ``priority`` (-1000 to 1000, default 0) serves the
+        job's tasks before those of lower priorities, with aging."""
         params: Dict[str, JSON] = {"wfname": wfname, "inargs": inargs or {}}
         if vtag is not None:
             params["vtag"] = vtag
@@ -434,6 +440,10 @@ class Client:
             params["timeout"] = timeout
         if clenv is not None:
             params["clenv"] = clenv
+        if key is not None:
+            params["key"] = key
+        if priority is not None:
+            params["priority"] = priority
         conn = await self._ensure()
         res = await conn.call("create_job", params, self.call_timeout)
         if isinstance(res, list) and res:
@@ -457,10 +467,14 @@ class Client:
         vtag: Optional[str] = None,
         timeout: Optional[Union[int, str]] = None,
         clenv: Optional[Dict[str, JSON]] = None,
+        key: Optional[str] = None,
+        priority: Optional[int] = None,
     ) -> Dict[str, JSON]:
         """Runs a workflow to its end and returns its outputs; raises :class:`JobError`
         when the job ends in error."""
-        job_id = await self.call_nb(wfname, inargs, vtag=vtag, timeout=timeout, clenv=clenv)
+        job_id = await self.call_nb(
+            wfname, inargs, vtag=vtag, timeout=timeout, clenv=clenv, key=key, priority=priority
+        )
         return await self.wait_job(job_id)
 
     async def wait_job(self, job_id: int, timeout: Optional[float] = None) -> Dict[str, JSON]:
@@ -475,7 +489,8 @@ class Client:
                     self._jobs.setdefault(job_id, []).append(fut)
                     outargs = self._ended.pop(job_id, None)
                     # a job created on this connection gets its job_done unasked
-                    if outargs is None and self._created.pop(job_id, None) is not conn:
+                    created_here = self._created.pop(job_id, None) is conn
+                    if outargs is None and not created_here:
                         status = await self.rpc("get_job_status", {"job_id": job_id, "notify": True})
                         outargs = _status_outargs(status)
                     if outargs is None:
@@ -507,8 +522,10 @@ class Client:
             if not fut.done():
                 fut.set_result(outargs)
                 sent = True
-        if not sent and self._created.pop(job_id, None) is not None:
-            # created here and not waited for yet: kept for the wait_job to come
+        self._created.pop(job_id, None)
+        if not sent:
+            # not waited for yet: kept for the wait_job to come (it can come before
+            # create_job's answer is handled, for a job that ended at once or a key's job)
             self._ended[job_id] = outargs
             while len(self._ended) > _EARLY_ENDS:
                 self._ended.pop(next(iter(self._ended)))
