@@ -166,6 +166,9 @@ async fn batched_calls_are_refused_to_non_workers_and_for_too_many() {
     still_serving(&g).await;
 }
 
+/// A result reaching an idle gateway goes to the database at once; results arriving while a
+/// batch is there are committed together. The first result is held in the database by a row
+/// lock the test takes, the four after it arrive meanwhile and go as one transaction.
 #[tokio::test]
 async fn results_arriving_together_are_committed_together() {
     let env = env().await;
@@ -181,8 +184,23 @@ async fn results_arriving_together_are_committed_together() {
         tasks.extend(take(&mut w, "add", 5 - tasks.len() as u32).await);
     }
     let before = metric(&g, "jcapi_task_done_batches_total").await;
-    // Four notifications and a batch of one, all within the window.
-    for t in &tasks[..4] {
+    let blocker = env.tdb.connect().await.unwrap();
+    blocker.batch_execute("begin").await.unwrap();
+    blocker
+        .execute(
+            "select 1 from jobcenter.jobs where job_id = $1 for update",
+            &[&tasks[0][0].as_i64().unwrap()],
+        )
+        .await
+        .unwrap();
+    w.notify("task_done", result(&tasks[0], add(&tasks[0][2])));
+    let t0 = std::time::Instant::now();
+    while metric(&g, "jcapi_task_done_batches_total").await == before {
+        assert!(t0.elapsed() < WAIT, "the first result was not sent at once");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Three notifications and a batch of one while the first is in the database.
+    for t in &tasks[1..4] {
         w.notify("task_done", result(t, add(&t[2])));
     }
     let answer = w
@@ -192,13 +210,14 @@ async fn results_arriving_together_are_committed_together() {
         )
         .await;
     assert_eq!(answer[0]["ok"], true, "{answer}");
+    blocker.batch_execute("commit").await.unwrap();
     for (i, job) in jobs.iter().enumerate() {
         assert_eq!(c.job_done(*job).await, json!({"output": i + 3}));
     }
     assert_eq!(
         metric(&g, "jcapi_task_done_batches_total").await - before,
-        1,
-        "one transaction for the five results"
+        2,
+        "the first result alone, the four after it in one transaction"
     );
 }
 
