@@ -154,7 +154,10 @@ async fn a_quiet_job_and_its_children_end_unannounced() {
     work_one(&c, "w", "add", examples::add_answer).await;
     assert_eq!(state(&c, loud).await, "finished");
     // the first notification the listener sees is the normal job's
-    assert_eq!(l.next().await, Some(("job:finished".into(), loud.to_string())));
+    assert_eq!(
+        l.next().await,
+        Some(("job:finished".into(), loud.to_string()))
+    );
 }
 
 // Child errors ----------------------------------------------------------------------------------
