@@ -2481,6 +2481,10 @@ begin
         raise exception using errcode = 'JC002',
             message = format('a priority is from -1000 to 1000, not %s', a_priority);
     end if;
+    if a_priority = 0 then
+        -- most jobs: no setting to read
+        return a_created;
+    end if;
     return a_created - a_priority * (jobcenter.setting('priority_aging') #>> '{}')::interval;
 end $$;
 

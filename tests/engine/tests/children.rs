@@ -43,9 +43,8 @@ fn child_fail() -> Model {
 
 // call ------------------------------------------------------------------------------------------
 
-#[tokio::test]
-async fn call_waits_for_the_child_and_reaps_it() {
-    let (tdb, c) = setup().await;
+/// `callparent(x) → result`: calls child_add(x) and returns its y.
+fn callparent() -> Model {
     let mut f = Flow::workflow("callparent")
         .input("x", "number")
         .output("result", "number");
@@ -54,8 +53,13 @@ async fn call_waits_for_the_child_and_reaps_it() {
         vec![set(ip(&["x"]), a(&["x"]))],
         vec![set(vp(&["y"]), o(&["y"]))],
     );
-    let parent_wf = f.end(vec![set(op(&["result"]), v(&["y"]))]);
-    load(&c, &[examples::add(), child_add(), parent_wf]).await;
+    f.end(vec![set(op(&["result"]), v(&["y"]))])
+}
+
+#[tokio::test]
+async fn call_waits_for_the_child_and_reaps_it() {
+    let (tdb, c) = setup().await;
+    load(&c, &[examples::add(), child_add(), callparent()]).await;
     let mut l = Listener::new(&tdb, &["job:finished"]).await;
 
     let parent = create(&c, "callparent", json!({"x": 5})).await;
@@ -109,16 +113,7 @@ async fn call_waits_for_the_child_and_reaps_it() {
 #[tokio::test]
 async fn a_quiet_job_and_its_children_end_unannounced() {
     let (tdb, c) = setup().await;
-    let mut f = Flow::workflow("callparent")
-        .input("x", "number")
-        .output("result", "number");
-    f.call(
-        "child_add",
-        vec![set(ip(&["x"]), a(&["x"]))],
-        vec![set(vp(&["y"]), o(&["y"]))],
-    );
-    let parent_wf = f.end(vec![set(op(&["result"]), v(&["y"]))]);
-    load(&c, &[examples::add(), child_add(), parent_wf]).await;
+    load(&c, &[examples::add(), child_add(), callparent()]).await;
     let mut l = Listener::new(&tdb, &["job:finished"]).await;
 
     let quiet = db::CreateJob {
