@@ -204,6 +204,15 @@ impl Pair {
     }
 }
 
+/// What the drains' note says of our jobs' ends ([`Plan::notify`]).
+fn quiet_note(notify: bool) -> Option<&'static str> {
+    (!notify).then_some(
+        "our jobs are quiet (create_job(..., a_notify => false)): their ends are notified to \
+         nobody, as nobody is told of a graphile-worker job's completion; --notify-ends drains \
+         notified ones",
+    )
+}
+
 /// A comparison over all rounds: what each side ran, the target ratio, and the rounds.
 #[derive(Debug, Clone)]
 pub struct Comparison {
@@ -303,7 +312,7 @@ pub async fn run(
         ours: "SQL workers, get_task + task_done, one task per call",
         peer: "graphile-worker runOnce, 1 process, one job per query",
         target: 1.0,
-        note: None,
+        note: quiet_note(plan.notify),
         rounds: vec![],
     };
     let mut batched = Comparison {
@@ -311,7 +320,7 @@ pub async fn run(
         ours: "SQL workers, get_tasks + tasks_done, up to 100 tasks per call",
         peer: "graphile-worker runOnce, local queue 500, batched completions",
         target: 0.5,
-        note: None,
+        note: quiet_note(plan.notify),
         rounds: vec![],
     };
     let mut create_cmp = Comparison {

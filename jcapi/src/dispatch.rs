@@ -264,6 +264,8 @@ pub(crate) struct BatchClaim {
     pub action_id: i32,
     pub group: String,
     pub count: u32,
+    /// How many of them were offers (the rest free slots).
+    pub offered: u32,
     /// The action's pending generation when the slots were claimed.
     pub generation: u64,
 }
@@ -684,6 +686,7 @@ impl Dispatch {
             action_id,
             group,
             count,
+            offered,
             generation,
         })
     }
@@ -691,7 +694,7 @@ impl Dispatch {
     /// The database gave `cookies` for a [`BatchClaim`]: their slots stay used until
     /// `task_done`; the rest are held until the answer is queued ([`Dispatch::unhold`]).
     /// Fewer tasks than asked means none are left for this worker (unless a ready
-    /// notification came since the claim); as many may mean more.
+    /// notification came since the claim); as many, beyond the offers, may mean more.
     pub fn taken_batch(
         &mut self,
         conn: ConnId,
@@ -713,7 +716,12 @@ impl Dispatch {
             );
         }
         if got >= claim.count {
-            self.set_pending(claim.action_id);
+            // As many as asked beyond the offers taken up: there may be more. Offers alone,
+            // all taken, say nothing of other tasks (their own notifications do), and a poll
+            // after each would cost a worker with one slot an empty get_tasks per task.
+            if claim.count > claim.offered {
+                self.set_pending(claim.action_id);
+            }
             self.fill(claim.action_id, now);
         } else {
             self.clear_pending(claim.action_id, claim.generation);
@@ -1157,6 +1165,27 @@ mod tests {
         d.unhold(held, now);
         d.done("b", now);
         assert!(matches!(ws[0].offers().as_slice(), [JobRef::Token(_)]));
+    }
+
+    #[test]
+    fn a_batch_of_offers_alone_polls_for_nothing_more() {
+        let now = Instant::now();
+        let (mut d, mut ws) = setup(&[(1, 1)]);
+        d.ready(7, 100, None, now);
+        assert_eq!(ws[0].offers(), vec![JobRef::Id(100)]);
+        let claim = d.claim_batch(1, 7, 1).unwrap();
+        assert_eq!((claim.count, claim.offered), (1, 1));
+        let held = d.taken_batch(1, vec!["a".into()], claim, now);
+        assert!(
+            !d.actions[&7].pending,
+            "the offer's task says nothing of others"
+        );
+        d.unhold(held, now);
+        d.done("a", now);
+        assert!(ws[0].offers().is_empty(), "no poll after the task");
+        // A task made ready meanwhile is offered by its own notification.
+        d.ready(7, 101, None, now);
+        assert_eq!(ws[0].offers(), vec![JobRef::Id(101)]);
     }
 
     #[test]
