@@ -471,8 +471,12 @@ begin
     while cardinality(v_from) > 0 loop
         v_to := v_from[cardinality(v_from)];
         v_from := v_from[1:cardinality(v_from) - 1];
-        if exists (select 1 from jobcenter.jobs where job_id = v_to
-                   and state not in ('finished', 'error', 'zombie')) then
+        -- the ancestor's row, shared: an end of it under way (a cancel) is waited for and
+        -- then seen, and one starting later waits for this transaction and then releases
+        -- the lock it gets back (an upward wait, rule 2)
+        perform 1 from jobcenter.jobs where job_id = v_to
+            and state not in ('finished', 'error', 'zombie') for share;
+        if found then
             update jobcenter.locks set job_id = v_to, inherit = true, inherited_from = v_from
             where locktype = a_type and lockvalue = a_value and job_id = a_job_id;
             return jobcenter.wake_lock_waiters(a_type, a_value);

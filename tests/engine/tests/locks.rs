@@ -576,6 +576,64 @@ async fn siblings_take_an_inherited_lock_in_turn() {
     assert_eq!(state(&c, other).await, "ready");
 }
 
+/// A child ending hands an inherited lock back to its parent while the parent is being
+/// cancelled: the cancel waits for the child's transaction, and the parent's end then
+/// releases the lock it got back, so no ended job is left holding it.
+#[tokio::test]
+async fn a_lock_handed_back_to_a_parent_being_cancelled_is_released() {
+    let (tdb, c) = setup().await;
+    // child: lock zone a.zone; call add; end holding it (it goes back to the parent)
+    let mut f = manual("handchild", false);
+    lock(&mut f, a(&["zone"]), None);
+    call_add(&mut f);
+    let child_wf = f.end(done());
+    // parent: lock zone a.zone (inherit); start handchild without waiting; sleep an hour
+    let mut f = manual("handparent", true);
+    lock(&mut f, a(&["zone"]), None);
+    f.call_with(
+        "handchild",
+        vec![set(ip(&["zone"]), a(&["zone"]))],
+        vec![],
+        |t| t.wait = false,
+    );
+    f.system(SystemAction::Sleep, vec![set(ip(&["timeout"]), lit(3600))]);
+    let parent_wf = f.end(done());
+    load(&c, &[examples::add(), child_wf, parent_wf]).await;
+    let parent = create(&c, "handparent", json!({"zone": 5})).await;
+    assert_eq!(state(&c, parent).await, "sleeping");
+    let child = only_child(&c, parent).await;
+    assert_eq!(holder(&c, "5").await, Some(child));
+    db::announce(&c, "w", "add", None, None).await.unwrap();
+    let task = db::get_task(&c, "w", "add", Some(child))
+        .await
+        .unwrap()
+        .unwrap();
+
+    // The child's task_done, its transaction held open: the lock goes back to the parent.
+    let done_tx = tdb.connect().await.unwrap();
+    done_tx.batch_execute("begin").await.unwrap();
+    db::task_done(&done_tx, &task.cookie, &json!({"counter": 2}))
+        .await
+        .unwrap();
+    // The cancel meanwhile, from a third connection.
+    let canceller = tdb.connect().await.unwrap();
+    let cancel =
+        tokio::spawn(async move { db::cancel_job(&canceller, parent, "stop", false).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !cancel.is_finished(),
+        "the cancel waits for the child's transaction"
+    );
+    done_tx.batch_execute("commit").await.unwrap();
+    cancel.await.unwrap().unwrap();
+    assert_eq!(state(&c, parent).await, "error");
+    assert_eq!(
+        holder(&c, "5").await,
+        None,
+        "the parent's end released the lock it got back"
+    );
+}
+
 #[tokio::test]
 async fn an_inherited_lock_goes_back_to_the_parent_when_the_child_ends() {
     let (_db, c) = setup().await;
