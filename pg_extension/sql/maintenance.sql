@@ -4,8 +4,9 @@
 -- Fires every due timeout: sleeps end, time-outs of working tasks become soft errors, retries
 -- become ready again, event waits get the 'timeout' event (or an event queued meanwhile), lock
 -- waits fail with class 'lock', and jobs created with a start time (sleeping, task_state
--- {"delayed": true}) start. Then carries out the abort requests left (job_aborts). Returns how
--- many jobs it handled.
+-- {"delayed": true}) start. Then carries out the abort requests left (job_aborts), and offers
+-- again the ready tasks of rate-limited actions whose full window has room again
+-- (action_rates.wake; see count_rate). Returns how many jobs it handled.
 --
 -- The due jobs are read without locking; each is locked (SKIP LOCKED: another caller has it)
 -- and re-checked only when its turn comes, in a subtransaction of its own, so the rows of
@@ -26,6 +27,16 @@ begin
         if jobcenter.fire_abort(v_id) then
             v_count := v_count + 1;
         end if;
+    end loop;
+    for v_id in select queue from jobcenter.action_rates where wake <= clock_timestamp()
+                for update skip locked loop
+        update jobcenter.action_rates set wake = null where queue = v_id;
+        -- as make_ready tells of a task: the first ones the room lets start
+        perform pg_notify('action:' || v_id || ':ready', jsonb_build_object('job_id', j.job_id)::text)
+        from (select jb.job_id from jobcenter.jobs jb
+              where jb.state = 'ready' and jb.ready_action_id = v_id
+              order by jb.ready_rank, jb.job_id
+              limit coalesce(jobcenter.rate_room(v_id::integer), 0)) j;
     end loop;
     return v_count;
 end $$;
@@ -103,14 +114,15 @@ begin
     return true;
 end $$;
 
--- Seconds until the earliest timeout (0 when one is due, or an abort request waits), null when
--- none is set.
+-- Seconds until the earliest timeout or rate-limit wake-up (0 when one is due, or an abort
+-- request waits), null when none is set.
 create or replace function jobcenter.next_timeout() returns double precision language sql stable as $$
     -- greatest() skips nulls, so the null of "no timeout" must not reach it.
     select case when exists (select 1 from jobcenter.job_aborts) then 0::double precision
         when m is not null
         then greatest(extract(epoch from m - clock_timestamp()), 0)::double precision end
-    from (select min(timeout) as m from jobcenter.jobs where timeout is not null) t
+    from (select least((select min(timeout) from jobcenter.jobs where timeout is not null),
+                       (select min(wake) from jobcenter.action_rates)) as m) t
 $$;
 
 -- At start: every job left runnable ('done', 'plotting') is driven on. Returns the count.

@@ -283,7 +283,7 @@ declare
             "get_tasks", "task_done", "tasks_done", "task_failed", "poll_tasks"],
         "jobcenter_compiler": ["load_action", "replace_action", "create_schedule",
             "drop_schedule", "enable_schedule", "get_workflow_info", "get_stale_actions"],
-        "jobcenter_gateway": ["gateway_register", "gateway_attach"],
+        "jobcenter_gateway": ["gateway_register", "gateway_attach", "rate_room"],
         "jobcenter_admin": ["do_timeout", "next_timeout", "do_crash_recovery",
             "do_worker_check", "do_gateway_check", "do_archival_and_cleanup", "do_schedules", "next_schedule",
             "retry_now", "set_disabled", "disable_action"]
