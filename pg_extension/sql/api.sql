@@ -596,7 +596,9 @@ begin
         -- room returns when the oldest start that keeps the window full leaves it
         v_wake := v_starts[v_over + 1] + a_per;
     end if;
-    update jobcenter.action_rates set starts = v_starts, wake = v_wake where queue = a_queue;
+    -- an earlier wake-up stays: do_timeout set it for tasks still held back
+    update jobcenter.action_rates set starts = v_starts, per = a_per, wake = least(wake, v_wake)
+    where queue = a_queue;
     if v_wake is not null then
         perform jobcenter.notify_timer(v_wake);
     end if;

@@ -53,6 +53,7 @@ insert into jobcenter.settings (name, value) values ('priority_aging', '"1 minut
 create table jobcenter.action_rates (
     queue integer primary key,
     starts timestamptz[] not null default '{}',
+    per interval,
     wake timestamptz
 );
 create index action_rates_wake on jobcenter.action_rates (wake) where wake is not null;
@@ -1699,6 +1700,9 @@ end $$;
 create or replace function jobcenter.do_timeout() returns integer language plpgsql as $$
 declare
     v_id bigint;
+    v_job bigint;
+    v_room integer;
+    v_n integer;
     v_count integer := 0;
 begin
     for v_id in select job_id from jobcenter.jobs
@@ -1715,13 +1719,22 @@ begin
     end loop;
     for v_id in select queue from jobcenter.action_rates where wake <= clock_timestamp()
                 for update skip locked loop
-        update jobcenter.action_rates set wake = null where queue = v_id;
-        -- as make_ready tells of a task: the first ones the room lets start
-        perform pg_notify('action:' || v_id || ':ready', jsonb_build_object('job_id', j.job_id)::text)
-        from (select jb.job_id from jobcenter.jobs jb
-              where jb.state = 'ready' and jb.ready_action_id = v_id
-              order by jb.ready_rank, jb.job_id
-              limit coalesce(jobcenter.rate_room(v_id::integer), 0)) j;
+        -- no limit any more (replaced): offer a batch, as a sweep would
+        v_room := coalesce(jobcenter.rate_room(v_id::integer), 1000);
+        v_n := 0;
+        for v_job in select jb.job_id from jobcenter.jobs jb
+                     where jb.state = 'ready' and jb.ready_action_id = v_id
+                     order by jb.ready_rank, jb.job_id limit v_room + 1 loop
+            v_n := v_n + 1;
+            exit when v_n > v_room;
+            -- as make_ready tells of a task: the first ones the room lets start
+            perform pg_notify('action:' || v_id || ':ready', jsonb_build_object('job_id', v_job)::text);
+        end loop;
+        -- more than the room waits: wake again when the next start leaves the window (the
+        -- takes in between may not fill it, which would set the time)
+        update jobcenter.action_rates x set wake = case when v_n > v_room then
+                (select min(s) from unnest(x.starts) s where s > clock_timestamp() - x.per) + x.per end
+        where queue = v_id;
     end loop;
     return v_count;
 end $$;
@@ -3050,7 +3063,9 @@ begin
         -- room returns when the oldest start that keeps the window full leaves it
         v_wake := v_starts[v_over + 1] + a_per;
     end if;
-    update jobcenter.action_rates set starts = v_starts, wake = v_wake where queue = a_queue;
+    -- an earlier wake-up stays: do_timeout set it for tasks still held back
+    update jobcenter.action_rates set starts = v_starts, per = a_per, wake = least(wake, v_wake)
+    where queue = a_queue;
     if v_wake is not null then
         perform jobcenter.notify_timer(v_wake);
     end if;

@@ -233,3 +233,47 @@ async fn a_limit_replaced_in_place_applies_to_the_next_take() {
         .unwrap();
     assert_eq!(db::get_tasks(&c, "w", "add", 10).await.unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn the_timer_keeps_offering_held_back_tasks_as_each_start_leaves_the_window() {
+    let (tdb, c) = setup().await;
+    load(&c, &[add_rated(2, "1 hour"), examples::calltest()]).await;
+    let queue = action_id(&c, "add").await;
+    create_n(&c, 4).await;
+    db::announce(&c, "w", "add", None, None).await.unwrap();
+    assert_eq!(db::get_tasks(&c, "w", "add", 10).await.unwrap().len(), 2);
+    // the two starts 61 and 59 minutes ago: one has left the window, the wake-up is due
+    c.execute(
+        "update jobcenter.action_rates set wake = now() - interval '1 minute',
+             starts = array[now() - interval '61 minutes', now() - interval '59 minutes']",
+        &[],
+    )
+    .await
+    .unwrap();
+    let mut l = Listener::new(&tdb, &[&format!("action:{queue}:ready")]).await;
+    c.execute("select jobcenter.do_timeout()", &[])
+        .await
+        .unwrap();
+    assert_eq!(l.drain(Duration::from_millis(300)).await.len(), 1);
+    // nobody took it: the next wake-up is when the other start leaves, a minute on
+    let wake: f64 = c
+        .query_one(
+            "select extract(epoch from wake - now())::float8 from jobcenter.action_rates",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!((50.0..=70.0).contains(&wake), "wake in {wake} s");
+    age_window(&c, "2 minutes").await;
+    c.execute("select jobcenter.do_timeout()", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        l.drain(Duration::from_millis(300)).await.len(),
+        2,
+        "both ready tasks"
+    );
+    assert_eq!(db::get_tasks(&c, "w", "add", 10).await.unwrap().len(), 2);
+    assert_eq!(ready(&c).await, 0);
+}

@@ -3,6 +3,7 @@
 create table jobcenter.action_rates (
     queue integer primary key,
     starts timestamptz[] not null default '{}',
+    per interval,
     wake timestamptz
 );
 create index action_rates_wake on jobcenter.action_rates (wake) where wake is not null;
