@@ -3509,8 +3509,8 @@ $$;
 --                         get_stale_actions; reads the definition tables (actions, tasks,
 --                         inputs, outputs, types, schedules) and deletes schedules (jcc drops
 --                         those a file lost)
---     jobcenter_gateway   client and worker, and reads jobs, the archive, the step log,
---                         actions, tasks and announcements (jcapi's own queries)
+--     jobcenter_gateway   client and worker, rate_room, and reads jobs, the archive, the
+--                         step log, actions, tasks and announcements (jcapi's own queries)
 --     jobcenter_admin     all of the above, the maintenance functions (the maestro), the
 --                         operator's retry_now, set_disabled (jcadm) and disable_action, reads
 --                         every table, writes the role, impersonation, environment and
