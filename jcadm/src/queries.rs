@@ -234,14 +234,16 @@ pub async fn locks(c: &impl GenericClient) -> Result<Value, Error> {
     Ok(json!({"holders": holders, "waiters": waiters}))
 }
 
-/// Live workers with their announced actions (and filters), tasks in hand and last ping.
+/// Live workers with their announced actions (and filters and rate limits), tasks in hand and
+/// last ping.
 pub async fn workers(c: &impl GenericClient) -> Result<Vec<Value>, Error> {
     objects(
         c,
         "select jsonb_build_object('worker_id', w.worker_id, 'name', w.name,
              'started', w.started, 'last_ping', w.last_ping,
              'actions', coalesce((select jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
-                     'action', a.name, 'version', a.version, 'filter', wa.filter))
+                     'action', a.name, 'version', a.version, 'filter', wa.filter,
+                     'rate', a.config -> 'rate'))
                      order by a.name, a.version)
                  from jobcenter.worker_actions wa join jobcenter.actions a using (action_id)
                  where wa.worker_id = w.worker_id), '[]'),

@@ -88,9 +88,19 @@ pub fn workers(rows: &[Value]) -> String {
                 .as_array()
                 .map(|a| {
                     a.iter()
-                        .map(|x| match x.get("filter") {
-                            Some(f) => format!("{} v{} {f}", cell(&x["action"]), x["version"]),
-                            None => format!("{} v{}", cell(&x["action"]), x["version"]),
+                        .map(|x| {
+                            let mut s = format!("{} v{}", cell(&x["action"]), x["version"]);
+                            if let Some(f) = x.get("filter") {
+                                s.push_str(&format!(" {f}"));
+                            }
+                            if let Some(r) = x.get("rate") {
+                                s.push_str(&format!(
+                                    " rate {} per {}",
+                                    r["limit"],
+                                    cell(&r["per"])
+                                ));
+                            }
+                            s
                         })
                         .collect()
                 })

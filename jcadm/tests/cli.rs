@@ -1008,3 +1008,19 @@ fn a_database_command_without_a_dsn_says_what_is_missing() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn workers_show_an_actions_rate_limit() {
+    let (tdb, c) = setup().await;
+    let mut add = testkit::examples::add();
+    add.config.rate = serde_json::from_value(json!({"limit": 5, "per": "1 seconds"})).unwrap();
+    db::load_model(&c, &add, &[]).await.unwrap();
+    db::announce(&c, "w", "add", None, None).await.unwrap();
+    let v = ok_json(&tdb.dsn, &["workers"]);
+    assert_eq!(
+        v[0]["actions"],
+        json!([{"action": "add", "version": 1, "rate": {"limit": 5, "per": "1 seconds"}}])
+    );
+    let table = ok(&tdb.dsn, &["workers"]);
+    assert!(table.contains("add v1 rate 5 per 1 seconds"), "{table}");
+}

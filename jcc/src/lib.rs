@@ -84,6 +84,9 @@ pub mod codes {
     pub const LOCK_LIMIT: &str = "JC0225";
     /// A call `priority` out of -1000 to 1000, or on a call of an action or procedure.
     pub const PRIORITY: &str = "JC0226";
+    /// A bad action `rate`: not `'N per INTERVAL'` or `{limit, per}`, a limit outside 1 to
+    /// 10000, a window that is no positive interval, or on a procedure.
+    pub const RATE: &str = "JC0227";
     /// The compiled model fails the loader's structural checks: a compiler bug.
     pub const INTERNAL: &str = "JC0299";
     /// Warning: `wait_for_event` names an event the workflow never subscribes to.

@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use jcl::ir::{self, Func, Ns};
 use jcl::{
-    ActionKind, Callee, Config, Destination, Edge, LockDecl, Model, Param, RetryConfig,
+    ActionKind, Callee, Config, Destination, Edge, LockDecl, Model, Param, RateConfig, RetryConfig,
     SystemAction, Task, TaskAttributes,
 };
 use jcl_syntax::ast::{self, AssignKind, ExprKind, Span, StmtKind};
@@ -358,7 +358,7 @@ impl<'a> Lowerer<'a> {
             let key = s.key.text.as_str();
             let v = &s.value.value;
             let for_wf = matches!(key, "max_steps" | "max_depth");
-            let for_action = matches!(key, "timeout" | "retry" | "retryable" | "filter");
+            let for_action = matches!(key, "timeout" | "retry" | "retryable" | "filter" | "rate");
             if (for_wf && !wf) || (for_action && wf) {
                 let who = if for_wf {
                     "workflows"
@@ -430,6 +430,28 @@ impl<'a> Lowerer<'a> {
                         None => Some("an input name or an array of input names"),
                     }
                 }
+                "rate" => {
+                    if self.me.kind != ActionKind::Action {
+                        self.error(
+                            codes::RATE,
+                            s.key.span,
+                            "config `rate` applies to actions only: a procedure runs in the database",
+                        );
+                    } else {
+                        match rate(v) {
+                            Ok(r) => c.rate = Some(r),
+                            Err(msg) => {
+                                self.error(
+                                    codes::RATE,
+                                    s.value.span,
+                                    format!("invalid rate: {msg}"),
+                                );
+                                self.hint("write rate = '10 per 1 second' or rate = {limit: 10, per: '1 second'} (limit 1 to 10000)");
+                            }
+                        }
+                    }
+                    None
+                }
                 "retry" => match retry(v) {
                     Ok(r) => {
                         c.retry = Some(r);
@@ -450,7 +472,7 @@ impl<'a> Lowerer<'a> {
                     self.hint(if wf {
                         "a workflow's config keys are max_steps, max_depth and archive"
                     } else {
-                        "an action's config keys are timeout, retry, retryable, filter and archive"
+                        "an action's config keys are timeout, retry, retryable, filter, rate and archive"
                     });
                     None
                 }
@@ -2611,6 +2633,72 @@ fn interval(v: &Value) -> Option<String> {
         Value::Number(n) if n.as_f64().is_some_and(|f| f >= 0.0) => Some(format!("{n} seconds")),
         _ => None,
     }
+}
+
+/// The most a rate limit may allow per window: the window's start times are kept in one row.
+const MAX_RATE: u32 = 10_000;
+
+/// `'N per INTERVAL'` or `{limit: N, per: INTERVAL}` (an interval string or seconds).
+fn rate(v: &Value) -> Result<RateConfig, String> {
+    let (limit, per) = match v {
+        Value::String(s) => {
+            let (n, per) = s
+                .split_once(" per ")
+                .ok_or_else(|| format!("expected 'N per INTERVAL', not '{s}'"))?;
+            let n = n.trim();
+            let limit = n
+                .parse::<u64>()
+                .map_err(|_| format!("the limit must be a whole number, not '{n}'"))?;
+            (limit, Value::String(per.trim().to_owned()))
+        }
+        Value::Object(m) => {
+            if let Some(k) = m.keys().find(|k| !matches!(k.as_str(), "limit" | "per")) {
+                return Err(format!("unknown key `{k}` (the keys are limit and per)"));
+            }
+            let limit = m
+                .get("limit")
+                .and_then(Value::as_u64)
+                .ok_or("limit must be a whole number")?;
+            (
+                limit,
+                m.get("per").cloned().ok_or("per (the window) is missing")?,
+            )
+        }
+        _ => return Err(format!("expected 'N per INTERVAL' or an object, not {v}")),
+    };
+    let limit = u32::try_from(limit)
+        .ok()
+        .filter(|n| (1..=MAX_RATE).contains(n))
+        .ok_or_else(|| format!("the limit must be 1 to {MAX_RATE}, not {limit}"))?;
+    let window = match &per {
+        Value::Number(n) => n.as_f64().map(|f| (f, "second")),
+        Value::String(s) => window(s),
+        _ => None,
+    };
+    match window {
+        Some((n, unit)) if n > 0.0 && n.is_finite() => Ok(RateConfig {
+            limit,
+            per: format!("{n} {unit}s"),
+        }),
+        _ => Err(format!(
+            "per must be a positive number of seconds, minutes, hours or days such as '1 second', not {per}"
+        )),
+    }
+}
+
+/// A rate window `[N] UNIT` (UNIT second, minute, hour or day, singular or plural): checked
+/// here, since the engine reads it at every take.
+fn window(s: &str) -> Option<(f64, &'static str)> {
+    let s = s.trim();
+    let (n, unit) = match s.split_once(char::is_whitespace) {
+        Some((n, unit)) => (n.parse::<f64>().ok()?, unit.trim()),
+        None => (1.0, s),
+    };
+    let unit = unit.strip_suffix('s').unwrap_or(unit);
+    ["second", "minute", "hour", "day"]
+        .into_iter()
+        .find(|u| *u == unit)
+        .map(|u| (n, u))
 }
 
 fn retry(v: &Value) -> Result<RetryConfig, String> {

@@ -389,14 +389,16 @@ end $$;
 -- queue and announced filter with ready tasks those workers may take, with the channel the
 -- queue's tasks are notified on, the workers of that filter (null for an unfiltered
 -- announcement, as the original) and how many tasks wait. Workers the caller may not act for
--- (another user's) count as not given.
+-- (another user's) count as not given. A rate-limited queue counts no more than its window's
+-- room (rate_room), none when it is full.
 create or replace function jobcenter.poll_tasks(a_worker_ids bigint[])
 returns table (listenstring text, worker_ids bigint[], count bigint)
 language sql stable as $$
     select 'action:' || j.ready_action_id || ':ready',
            case when wa.filter is not null
                 then array_agg(distinct wa.worker_id order by wa.worker_id) end,
-           count(distinct j.job_id)
+           -- no more than a rate limit lets start now
+           least(count(distinct j.job_id), jobcenter.rate_room(j.ready_action_id))
     from jobcenter.worker_actions wa
     join jobcenter.workers w on w.worker_id = wa.worker_id and w.stopped is null
     join jobcenter.actions a on a.action_id = wa.action_id
@@ -406,6 +408,7 @@ language sql stable as $$
       and jobcenter.may_act_for(jobcenter.caller(null), w.owner)
       and not exists (select 1 from jobcenter.job_aborts x where x.job_id = j.job_id)
     group by j.ready_action_id, wa.filter
+    having coalesce(jobcenter.rate_room(j.ready_action_id), 1) > 0
     order by 1, 2
 $$;
 
@@ -478,7 +481,9 @@ end $$;
 -- when given), in the order of their jobs' ready_rank (priority with aging): one row per task
 -- taken. get_task and get_tasks call it. Its plans are generic: the custom plans PostgreSQL
 -- would otherwise make for the taking statement (it weighs the or-null tests) cost more to
--- plan than to run.
+-- plan than to run. An action with a `rate` config (at most `limit` tasks started in any
+-- `per`) takes at most the room its queue's window has left, holding the queue's action_rates
+-- row meanwhile; an action without one reads nothing more.
 create or replace function jobcenter.take_tasks(a_workername text, a_actionname text,
     a_limit integer, a_job_id bigint,
     out o_job_id bigint, out o_job_cookie text, out o_in_args jsonb, out o_env jsonb)
@@ -489,9 +494,14 @@ declare
     v_filter jsonb;
     v_taker text;
     v_first timestamptz;
+    v_rate jsonb;
+    v_per interval;
+    v_starts timestamptz[];
+    v_now timestamptz;
+    v_taken integer := 0;
     r record;
 begin
-    select w.worker_id, wa.filter into v_worker_id, v_filter
+    select w.worker_id, wa.filter, a.config -> 'rate' into v_worker_id, v_filter, v_rate
     from jobcenter.workers w
     join jobcenter.worker_actions wa using (worker_id)
     join jobcenter.actions a using (action_id)
@@ -504,6 +514,19 @@ begin
     end if;
     v_taker := jobcenter.check_worker_access(a_workername);
     v_queue := jobcenter.action_queue(a_actionname);
+    if v_rate is not null then
+        loop
+            select x.starts into v_starts from jobcenter.action_rates x
+            where x.queue = v_queue for update;
+            exit when found;
+            insert into jobcenter.action_rates (queue) values (v_queue) on conflict do nothing;
+        end loop;
+        -- read after the lock: the starts of the takers before are in the past
+        v_now := clock_timestamp();
+        v_per := jobcenter.to_interval(v_rate -> 'per');
+        v_starts := array(select s from unnest(v_starts) s where s > v_now - v_per order by s);
+        a_limit := least(a_limit, greatest((v_rate ->> 'limit')::integer - cardinality(v_starts), 0));
+    end if;
     for r in
         -- the oldest ready tasks, or job a_job_id's: two scans, of which a one-time filter
         -- (a_job_id is null) runs one, so the generic plan reads the ready index or the key
@@ -519,12 +542,14 @@ begin
             where jb.job_id = a_job_id and jb.state = 'ready' and jb.ready_action_id = v_queue
               and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
               and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
+              and a_limit > 0
             for no key update of jb skip locked),
         picked as (select * from any_job union all select * from one_job),
         taken as (
             update jobcenter.jobs j set
                 state = 'working', cookie = gen_random_uuid(), worker_id = v_worker_id,
-                task_started = clock_timestamp(),
+                -- a rate-limited take starts its tasks at the time its window was counted at
+                task_started = coalesce(v_now, clock_timestamp()),
                 -- the time-out of the version the task was made ready for
                 timeout = clock_timestamp() + jobcenter.to_interval(a.config -> 'timeout'),
                 task_state = j.task_state || jsonb_build_object('tries',
@@ -544,12 +569,55 @@ begin
         if r.timeout is not null and (v_first is null or r.timeout < v_first) then
             v_first := r.timeout;
         end if;
+        v_taken := v_taken + 1;
         return next;
     end loop;
+    if v_rate is not null then
+        perform jobcenter.count_rate(v_queue, v_rate, v_per, v_starts, v_now, v_taken);
+    end if;
     if v_first is not null then
         perform jobcenter.notify_timer(v_first);
     end if;
 end $$;
+
+-- Records `a_taken` starts at `a_now` in the window `a_starts` (those of the last `a_per`,
+-- oldest first) of rate-limited queue `a_queue` (its row locked by the caller). A window left
+-- full sets the time it has room again and tells the maestro's timer, which then offers the
+-- queue's ready tasks again (do_timeout), so a task refused for the rate is not stranded.
+create or replace function jobcenter.count_rate(a_queue integer, a_rate jsonb, a_per interval,
+    a_starts timestamptz[], a_now timestamptz, a_taken integer)
+returns void language plpgsql as $$
+declare
+    v_starts timestamptz[] := a_starts || array_fill(a_now, array[a_taken]);
+    v_over integer := cardinality(v_starts) - (a_rate ->> 'limit')::integer;
+    v_wake timestamptz;
+begin
+    if v_over >= 0 then
+        -- room returns when the oldest start that keeps the window full leaves it
+        v_wake := v_starts[v_over + 1] + a_per;
+    end if;
+    -- an earlier wake-up stays: do_timeout set it for tasks still held back
+    update jobcenter.action_rates set starts = v_starts, per = a_per, wake = least(wake, v_wake)
+    where queue = a_queue;
+    if v_wake is not null then
+        perform jobcenter.notify_timer(v_wake);
+    end if;
+end $$;
+
+-- How many more tasks of ready queue `a_queue` its rate limit lets start now, by the newest
+-- version's `rate` config; null when it has none.
+create or replace function jobcenter.rate_room(a_queue integer) returns integer
+language sql stable as $$
+    select greatest((n.rate ->> 'limit')::integer - coalesce((
+        select count(*) from jobcenter.action_rates x, unnest(x.starts) s
+        where x.queue = a_queue
+          and s > clock_timestamp() - jobcenter.to_interval(n.rate -> 'per')), 0), 0)::integer
+    from (select a.config -> 'rate' as rate from jobcenter.actions a
+          where a.name = (select q.name from jobcenter.actions q where q.action_id = a_queue)
+            and a.type = 'action'
+          order by a.version desc limit 1) n
+    where n.rate is not null
+$$;
 
 -- Takes up to `a_limit` (1 to 1000) ready tasks of an action the worker announced, in the order
 -- get_task takes them, in one transaction: one row per task, none when there is none. Ours;

@@ -47,6 +47,17 @@ drop index jobcenter.jobs_ready;
 create index jobs_ready on jobcenter.jobs (ready_action_id, ready_rank, job_id) where state = 'ready';
 insert into jobcenter.settings (name, value) values ('priority_aging', '"1 minute"');
 
+-- fragment upgrade/0.4.0/rate.sql
+-- Rate limits of actions (an action's config `rate`): the start times of each rate-limited
+-- ready queue's last window, and when a full window has room again.
+create table jobcenter.action_rates (
+    queue integer primary key,
+    starts timestamptz[] not null default '{}',
+    per interval,
+    wake timestamptz
+);
+create index action_rates_wake on jobcenter.action_rates (wake) where wake is not null;
+
 -- fragment upgrade/0.4.0/rel.sql
 -- Stale workers of a dead gateway (issue 11 item 6): the gateways table, the workers'
 -- gateway and orphan mark, and the two settings of do_gateway_check.
@@ -1683,8 +1694,9 @@ end $$;
 -- Fires every due timeout: sleeps end, time-outs of working tasks become soft errors, retries
 -- become ready again, event waits get the 'timeout' event (or an event queued meanwhile), lock
 -- waits fail with class 'lock', and jobs created with a start time (sleeping, task_state
--- {"delayed": true}) start. Then carries out the abort requests left (job_aborts). Returns how
--- many jobs it handled.
+-- {"delayed": true}) start. Then carries out the abort requests left (job_aborts), and offers
+-- again the ready tasks of rate-limited actions whose full window has room again
+-- (action_rates.wake; see count_rate). Returns how many jobs it handled.
 --
 -- The due jobs are read without locking; each is locked (SKIP LOCKED: another caller has it)
 -- and re-checked only when its turn comes, in a subtransaction of its own, so the rows of
@@ -1692,6 +1704,9 @@ end $$;
 create or replace function jobcenter.do_timeout() returns integer language plpgsql as $$
 declare
     v_id bigint;
+    v_job bigint;
+    v_room integer;
+    v_n integer;
     v_count integer := 0;
 begin
     for v_id in select job_id from jobcenter.jobs
@@ -1705,6 +1720,25 @@ begin
         if jobcenter.fire_abort(v_id) then
             v_count := v_count + 1;
         end if;
+    end loop;
+    for v_id in select queue from jobcenter.action_rates where wake <= clock_timestamp()
+                for update skip locked loop
+        -- no limit any more (replaced): offer a batch, as a sweep would
+        v_room := coalesce(jobcenter.rate_room(v_id::integer), 1000);
+        v_n := 0;
+        for v_job in select jb.job_id from jobcenter.jobs jb
+                     where jb.state = 'ready' and jb.ready_action_id = v_id
+                     order by jb.ready_rank, jb.job_id limit v_room + 1 loop
+            v_n := v_n + 1;
+            exit when v_n > v_room;
+            -- as make_ready tells of a task: the first ones the room lets start
+            perform pg_notify('action:' || v_id || ':ready', jsonb_build_object('job_id', v_job)::text);
+        end loop;
+        -- more than the room waits: wake again when the next start leaves the window (the
+        -- takes in between may not fill it, which would set the time)
+        update jobcenter.action_rates x set wake = case when v_n > v_room then
+                (select min(s) from unnest(x.starts) s where s > clock_timestamp() - x.per) + x.per end
+        where queue = v_id;
     end loop;
     return v_count;
 end $$;
@@ -1782,14 +1816,15 @@ begin
     return true;
 end $$;
 
--- Seconds until the earliest timeout (0 when one is due, or an abort request waits), null when
--- none is set.
+-- Seconds until the earliest timeout or rate-limit wake-up (0 when one is due, or an abort
+-- request waits), null when none is set.
 create or replace function jobcenter.next_timeout() returns double precision language sql stable as $$
     -- greatest() skips nulls, so the null of "no timeout" must not reach it.
     select case when exists (select 1 from jobcenter.job_aborts) then 0::double precision
         when m is not null
         then greatest(extract(epoch from m - clock_timestamp()), 0)::double precision end
-    from (select min(timeout) as m from jobcenter.jobs where timeout is not null) t
+    from (select least((select min(timeout) from jobcenter.jobs where timeout is not null),
+                       (select min(wake) from jobcenter.action_rates)) as m) t
 $$;
 
 -- At start: every job left runnable ('done', 'plotting') is driven on. Returns the count.
@@ -2825,14 +2860,16 @@ end $$;
 -- queue and announced filter with ready tasks those workers may take, with the channel the
 -- queue's tasks are notified on, the workers of that filter (null for an unfiltered
 -- announcement, as the original) and how many tasks wait. Workers the caller may not act for
--- (another user's) count as not given.
+-- (another user's) count as not given. A rate-limited queue counts no more than its window's
+-- room (rate_room), none when it is full.
 create or replace function jobcenter.poll_tasks(a_worker_ids bigint[])
 returns table (listenstring text, worker_ids bigint[], count bigint)
 language sql stable as $$
     select 'action:' || j.ready_action_id || ':ready',
            case when wa.filter is not null
                 then array_agg(distinct wa.worker_id order by wa.worker_id) end,
-           count(distinct j.job_id)
+           -- no more than a rate limit lets start now
+           least(count(distinct j.job_id), jobcenter.rate_room(j.ready_action_id))
     from jobcenter.worker_actions wa
     join jobcenter.workers w on w.worker_id = wa.worker_id and w.stopped is null
     join jobcenter.actions a on a.action_id = wa.action_id
@@ -2842,6 +2879,7 @@ language sql stable as $$
       and jobcenter.may_act_for(jobcenter.caller(null), w.owner)
       and not exists (select 1 from jobcenter.job_aborts x where x.job_id = j.job_id)
     group by j.ready_action_id, wa.filter
+    having coalesce(jobcenter.rate_room(j.ready_action_id), 1) > 0
     order by 1, 2
 $$;
 
@@ -2914,7 +2952,9 @@ end $$;
 -- when given), in the order of their jobs' ready_rank (priority with aging): one row per task
 -- taken. get_task and get_tasks call it. Its plans are generic: the custom plans PostgreSQL
 -- would otherwise make for the taking statement (it weighs the or-null tests) cost more to
--- plan than to run.
+-- plan than to run. An action with a `rate` config (at most `limit` tasks started in any
+-- `per`) takes at most the room its queue's window has left, holding the queue's action_rates
+-- row meanwhile; an action without one reads nothing more.
 create or replace function jobcenter.take_tasks(a_workername text, a_actionname text,
     a_limit integer, a_job_id bigint,
     out o_job_id bigint, out o_job_cookie text, out o_in_args jsonb, out o_env jsonb)
@@ -2925,9 +2965,14 @@ declare
     v_filter jsonb;
     v_taker text;
     v_first timestamptz;
+    v_rate jsonb;
+    v_per interval;
+    v_starts timestamptz[];
+    v_now timestamptz;
+    v_taken integer := 0;
     r record;
 begin
-    select w.worker_id, wa.filter into v_worker_id, v_filter
+    select w.worker_id, wa.filter, a.config -> 'rate' into v_worker_id, v_filter, v_rate
     from jobcenter.workers w
     join jobcenter.worker_actions wa using (worker_id)
     join jobcenter.actions a using (action_id)
@@ -2940,6 +2985,19 @@ begin
     end if;
     v_taker := jobcenter.check_worker_access(a_workername);
     v_queue := jobcenter.action_queue(a_actionname);
+    if v_rate is not null then
+        loop
+            select x.starts into v_starts from jobcenter.action_rates x
+            where x.queue = v_queue for update;
+            exit when found;
+            insert into jobcenter.action_rates (queue) values (v_queue) on conflict do nothing;
+        end loop;
+        -- read after the lock: the starts of the takers before are in the past
+        v_now := clock_timestamp();
+        v_per := jobcenter.to_interval(v_rate -> 'per');
+        v_starts := array(select s from unnest(v_starts) s where s > v_now - v_per order by s);
+        a_limit := least(a_limit, greatest((v_rate ->> 'limit')::integer - cardinality(v_starts), 0));
+    end if;
     for r in
         -- the oldest ready tasks, or job a_job_id's: two scans, of which a one-time filter
         -- (a_job_id is null) runs one, so the generic plan reads the ready index or the key
@@ -2955,12 +3013,14 @@ begin
             where jb.job_id = a_job_id and jb.state = 'ready' and jb.ready_action_id = v_queue
               and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
               and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
+              and a_limit > 0
             for no key update of jb skip locked),
         picked as (select * from any_job union all select * from one_job),
         taken as (
             update jobcenter.jobs j set
                 state = 'working', cookie = gen_random_uuid(), worker_id = v_worker_id,
-                task_started = clock_timestamp(),
+                -- a rate-limited take starts its tasks at the time its window was counted at
+                task_started = coalesce(v_now, clock_timestamp()),
                 -- the time-out of the version the task was made ready for
                 timeout = clock_timestamp() + jobcenter.to_interval(a.config -> 'timeout'),
                 task_state = j.task_state || jsonb_build_object('tries',
@@ -2980,12 +3040,55 @@ begin
         if r.timeout is not null and (v_first is null or r.timeout < v_first) then
             v_first := r.timeout;
         end if;
+        v_taken := v_taken + 1;
         return next;
     end loop;
+    if v_rate is not null then
+        perform jobcenter.count_rate(v_queue, v_rate, v_per, v_starts, v_now, v_taken);
+    end if;
     if v_first is not null then
         perform jobcenter.notify_timer(v_first);
     end if;
 end $$;
+
+-- Records `a_taken` starts at `a_now` in the window `a_starts` (those of the last `a_per`,
+-- oldest first) of rate-limited queue `a_queue` (its row locked by the caller). A window left
+-- full sets the time it has room again and tells the maestro's timer, which then offers the
+-- queue's ready tasks again (do_timeout), so a task refused for the rate is not stranded.
+create or replace function jobcenter.count_rate(a_queue integer, a_rate jsonb, a_per interval,
+    a_starts timestamptz[], a_now timestamptz, a_taken integer)
+returns void language plpgsql as $$
+declare
+    v_starts timestamptz[] := a_starts || array_fill(a_now, array[a_taken]);
+    v_over integer := cardinality(v_starts) - (a_rate ->> 'limit')::integer;
+    v_wake timestamptz;
+begin
+    if v_over >= 0 then
+        -- room returns when the oldest start that keeps the window full leaves it
+        v_wake := v_starts[v_over + 1] + a_per;
+    end if;
+    -- an earlier wake-up stays: do_timeout set it for tasks still held back
+    update jobcenter.action_rates set starts = v_starts, per = a_per, wake = least(wake, v_wake)
+    where queue = a_queue;
+    if v_wake is not null then
+        perform jobcenter.notify_timer(v_wake);
+    end if;
+end $$;
+
+-- How many more tasks of ready queue `a_queue` its rate limit lets start now, by the newest
+-- version's `rate` config; null when it has none.
+create or replace function jobcenter.rate_room(a_queue integer) returns integer
+language sql stable as $$
+    select greatest((n.rate ->> 'limit')::integer - coalesce((
+        select count(*) from jobcenter.action_rates x, unnest(x.starts) s
+        where x.queue = a_queue
+          and s > clock_timestamp() - jobcenter.to_interval(n.rate -> 'per')), 0), 0)::integer
+    from (select a.config -> 'rate' as rate from jobcenter.actions a
+          where a.name = (select q.name from jobcenter.actions q where q.action_id = a_queue)
+            and a.type = 'action'
+          order by a.version desc limit 1) n
+    where n.rate is not null
+$$;
 
 -- Takes up to `a_limit` (1 to 1000) ready tasks of an action the worker announced, in the order
 -- get_task takes them, in one transaction: one row per task, none when there is none. Ours;
@@ -3410,8 +3513,8 @@ $$;
 --                         get_stale_actions; reads the definition tables (actions, tasks,
 --                         inputs, outputs, types, schedules) and deletes schedules (jcc drops
 --                         those a file lost)
---     jobcenter_gateway   client and worker, and reads jobs, the archive, the step log,
---                         actions, tasks and announcements (jcapi's own queries)
+--     jobcenter_gateway   client and worker, rate_room, and reads jobs, the archive, the
+--                         step log, actions, tasks and announcements (jcapi's own queries)
 --     jobcenter_admin     all of the above, the maintenance functions (the maestro), the
 --                         operator's retry_now, set_disabled (jcadm) and disable_action, reads
 --                         every table, writes the role, impersonation, environment and
@@ -3674,7 +3777,7 @@ declare
             "get_tasks", "task_done", "tasks_done", "task_failed", "poll_tasks"],
         "jobcenter_compiler": ["load_action", "replace_action", "create_schedule",
             "drop_schedule", "enable_schedule", "get_workflow_info", "get_stale_actions"],
-        "jobcenter_gateway": ["gateway_register", "gateway_attach"],
+        "jobcenter_gateway": ["gateway_register", "gateway_attach", "rate_room"],
         "jobcenter_admin": ["do_timeout", "next_timeout", "do_crash_recovery",
             "do_worker_check", "do_gateway_check", "do_archival_and_cleanup", "do_schedules", "next_schedule",
             "retry_now", "set_disabled", "disable_action"]

@@ -4,8 +4,9 @@
 -- Fires every due timeout: sleeps end, time-outs of working tasks become soft errors, retries
 -- become ready again, event waits get the 'timeout' event (or an event queued meanwhile), lock
 -- waits fail with class 'lock', and jobs created with a start time (sleeping, task_state
--- {"delayed": true}) start. Then carries out the abort requests left (job_aborts). Returns how
--- many jobs it handled.
+-- {"delayed": true}) start. Then carries out the abort requests left (job_aborts), and offers
+-- again the ready tasks of rate-limited actions whose full window has room again
+-- (action_rates.wake; see count_rate). Returns how many jobs it handled.
 --
 -- The due jobs are read without locking; each is locked (SKIP LOCKED: another caller has it)
 -- and re-checked only when its turn comes, in a subtransaction of its own, so the rows of
@@ -13,6 +14,9 @@
 create or replace function jobcenter.do_timeout() returns integer language plpgsql as $$
 declare
     v_id bigint;
+    v_job bigint;
+    v_room integer;
+    v_n integer;
     v_count integer := 0;
 begin
     for v_id in select job_id from jobcenter.jobs
@@ -26,6 +30,25 @@ begin
         if jobcenter.fire_abort(v_id) then
             v_count := v_count + 1;
         end if;
+    end loop;
+    for v_id in select queue from jobcenter.action_rates where wake <= clock_timestamp()
+                for update skip locked loop
+        -- no limit any more (replaced): offer a batch, as a sweep would
+        v_room := coalesce(jobcenter.rate_room(v_id::integer), 1000);
+        v_n := 0;
+        for v_job in select jb.job_id from jobcenter.jobs jb
+                     where jb.state = 'ready' and jb.ready_action_id = v_id
+                     order by jb.ready_rank, jb.job_id limit v_room + 1 loop
+            v_n := v_n + 1;
+            exit when v_n > v_room;
+            -- as make_ready tells of a task: the first ones the room lets start
+            perform pg_notify('action:' || v_id || ':ready', jsonb_build_object('job_id', v_job)::text);
+        end loop;
+        -- more than the room waits: wake again when the next start leaves the window (the
+        -- takes in between may not fill it, which would set the time)
+        update jobcenter.action_rates x set wake = case when v_n > v_room then
+                (select min(s) from unnest(x.starts) s where s > clock_timestamp() - x.per) + x.per end
+        where queue = v_id;
     end loop;
     return v_count;
 end $$;
@@ -103,14 +126,15 @@ begin
     return true;
 end $$;
 
--- Seconds until the earliest timeout (0 when one is due, or an abort request waits), null when
--- none is set.
+-- Seconds until the earliest timeout or rate-limit wake-up (0 when one is due, or an abort
+-- request waits), null when none is set.
 create or replace function jobcenter.next_timeout() returns double precision language sql stable as $$
     -- greatest() skips nulls, so the null of "no timeout" must not reach it.
     select case when exists (select 1 from jobcenter.job_aborts) then 0::double precision
         when m is not null
         then greatest(extract(epoch from m - clock_timestamp()), 0)::double precision end
-    from (select min(timeout) as m from jobcenter.jobs where timeout is not null) t
+    from (select least((select min(timeout) from jobcenter.jobs where timeout is not null),
+                       (select min(wake) from jobcenter.action_rates)) as m) t
 $$;
 
 -- At start: every job left runnable ('done', 'plotting') is driven on. Returns the count.

@@ -209,6 +209,19 @@ create table jobcenter.job_keys (
 create index job_keys_job on jobcenter.job_keys (job_id);
 create index job_keys_expires on jobcenter.job_keys (expires) where expires is not null;
 
+-- The rate limits of actions (`rate` in an action's config): per ready queue, the start times
+-- of the tasks taken in the last window (at most the limit), the window's length as last
+-- taken with, and when the window has room again for ready tasks it held back (the maestro's
+-- timer then offers them: do_timeout). The row lock serialises the takers of a rate-limited
+-- action only.
+create table jobcenter.action_rates (
+    queue integer primary key,
+    starts timestamptz[] not null default '{}',
+    per interval,
+    wake timestamptz
+);
+create index action_rates_wake on jobcenter.action_rates (wake) where wake is not null;
+
 -- One row per step.
 create table jobcenter.job_task_log (
     job_task_log_id bigserial primary key,

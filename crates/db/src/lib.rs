@@ -722,16 +722,21 @@ pub async fn announced_action(
 }
 
 /// How many tasks of each of the ready queues `action_ids` (from [`announced_action`]) are
-/// `ready` (waiting for a worker), for the queues that have any.
+/// `ready` (waiting for a worker) and may start now (no more than an action's rate limit
+/// lets), for the queues that have any.
 pub async fn ready_counts(
     c: &impl GenericClient,
     action_ids: &[i32],
 ) -> Result<Vec<(i32, i64)>, Error> {
     let rows = c
         .query(
-            "select ready_action_id, count(*) from jobcenter.jobs
-             where state = 'ready' and ready_action_id = any($1)
-             group by ready_action_id",
+            "select * from (
+                 select ready_action_id,
+                        least(count(*), jobcenter.rate_room(ready_action_id)) as n
+                 from jobcenter.jobs
+                 where state = 'ready' and ready_action_id = any($1)
+                 group by ready_action_id) c
+             where n > 0",
             &[&action_ids],
         )
         .await?;

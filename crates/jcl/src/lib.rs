@@ -17,5 +17,5 @@ pub use eval::{eval, run, run_code, Context, EvalError};
 pub use ir::{AssignOp, BinOp, Code, Expr, Func, Ns, Path, Seg, Stmt, UnOp, IR_VERSION};
 pub use model::{
     ActionKind, Backoff, Callee, Config, Destination, Edge, LockDecl, Model, ModelError, Param,
-    RetryConfig, SystemAction, Task, TaskAttributes,
+    RateConfig, RetryConfig, SystemAction, Task, TaskAttributes,
 };

@@ -103,6 +103,15 @@ pub struct RetryConfig {
     pub jitter: bool,
 }
 
+/// `rate = …` of an action's config: at most `limit` tasks started in any `per`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RateConfig {
+    /// How many tasks may start in one window (1 to 10000).
+    pub limit: u32,
+    /// The window, a PostgreSQL interval, e.g. `"1 second"`.
+    pub per: String,
+}
+
 /// The `config:` section; which keys apply depends on the kind (the compiler checks that).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Config {
@@ -121,6 +130,9 @@ pub struct Config {
     /// Actions: a dead worker's task of this action gets a soft (retryable) error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retryable: Option<bool>,
+    /// Actions: the most tasks started per window, across every worker and gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<RateConfig>,
     /// Actions: input names a worker may filter its tasks on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<Vec<String>>,
