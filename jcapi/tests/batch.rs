@@ -225,12 +225,7 @@ async fn results_arriving_together_are_committed_together() {
 /// what was committed (the tests' clusters commit without flushing).
 #[tokio::test]
 async fn no_result_is_lost_while_postgres_is_down() {
-    let cluster = testkit::Cluster::start(testkit::ClusterOptions { durable: true })
-        .await
-        .unwrap();
-    let tdb = cluster.new_db().await.unwrap();
-    let db = tdb.connect().await.unwrap();
-    let env = env_on(tdb, db).await;
+    let (cluster, env) = durable_env().await;
     let g = Gateway::start(&env, &[]).await;
     let mut c = login(&g, "tcp", "alice", ALICE_PW).await;
     let mut batched = announced(&g, "tcp", "batched", "add", 3).await;

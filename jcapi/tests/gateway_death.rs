@@ -181,12 +181,7 @@ async fn a_live_gateway_keeps_its_workers_across_a_lost_lock_connection() {
 #[tokio::test]
 async fn a_live_gateway_keeps_its_workers_across_a_postgresql_crash() {
     // Durable: the crash must not take the commit of the task's taking with it.
-    let cluster = testkit::Cluster::start(testkit::ClusterOptions { durable: true })
-        .await
-        .unwrap();
-    let tdb = cluster.new_db().await.unwrap();
-    let db = tdb.connect().await.unwrap();
-    let env = env_on(tdb, db).await;
+    let (cluster, env) = durable_env().await;
     let _maestro = maestro(&env);
     let g = Gateway::start(&env, &[]).await;
     let mut c = login(&g, "tcp", "alice", ALICE_PW).await;

@@ -105,6 +105,19 @@ pub async fn env() -> Env {
     env_on(tdb, db).await
 }
 
+/// [`env`] on a private, durable cluster, for a test that crashes PostgreSQL: the crash keeps
+/// what was committed (the shared cluster commits without flushing). The cluster is returned
+/// to be crashed and started again; it must outlive the environment.
+pub async fn durable_env() -> (testkit::Cluster, Env) {
+    let cluster = testkit::Cluster::start(testkit::ClusterOptions { durable: true })
+        .await
+        .unwrap();
+    let tdb = cluster.new_db().await.unwrap();
+    let db = tdb.connect().await.unwrap();
+    let env = env_on(tdb, db).await;
+    (cluster, env)
+}
+
 /// [`env`] on a database of the caller's (reached with `tdb.dsn` through `db`).
 pub async fn env_on(tdb: testkit::TestDb, db: tokio_postgres::Client) -> Env {
     for m in models() {
