@@ -2,8 +2,12 @@
 //! every step logged) are created first, then W SQL workers drain them, each taking one
 //! task per call (`get_task`, then `task_done`) until none is left, as graphile-worker's
 //! perfTest drains its queue. The rate is jobs per second from the workers' first call to
-//! the last `task_done`.
+//! the last `task_done`. With a limit (`--limit N`) the jobs are of `calltest_limited`,
+//! which holds a counted lock of N holders from its start to its end: at most N of them run
+//! at once, the others wait for a slot.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context as _};
@@ -36,6 +40,8 @@ pub struct Plan {
     /// (`create_job(..., a_notify => false)`): nobody waits for them, as nobody is told of a
     /// graphile-worker job's completion.
     pub notify: bool,
+    /// A concurrency limit: the jobs hold a counted lock of this many holders.
+    pub limit: Option<u32>,
     pub timeout: Duration,
 }
 
@@ -45,6 +51,10 @@ pub fn check(plan: &Plan) -> anyhow::Result<()> {
         (1..=MAX_BATCH).contains(&plan.batch),
         "--batch takes 1 to {MAX_BATCH} tasks per call, not {}",
         plan.batch
+    );
+    ensure!(
+        plan.limit.is_none_or(|l| l > 0),
+        "--limit takes at least 1 holder"
     );
     Ok(())
 }
@@ -57,6 +67,8 @@ pub struct Outcome {
     pub batch: usize,
     /// Whether the jobs' ends were notified ([`Plan::notify`]).
     pub notify: bool,
+    /// [`Plan::limit`].
+    pub limit: Option<u32>,
     /// Creating the jobs beforehand (not part of the rate).
     pub setup: Duration,
     /// From the workers' start to the last `task_done`.
@@ -77,6 +89,7 @@ impl Outcome {
             "workers": self.workers,
             "tasks_per_call": self.batch,
             "ends_notified": self.notify,
+            "concurrency_limit": self.limit,
             "setup_s": round_to(self.setup.as_secs_f64(), 3),
             "elapsed_s": round_to(self.elapsed.as_secs_f64(), 3),
             "jobs_per_s": round_to(self.jobs_per_s(), 1),
@@ -102,13 +115,18 @@ pub async fn run(db: &testkit::TestDb, plan: &Plan) -> anyhow::Result<Outcome> {
     check(plan)?;
     let control = Conn::open(&db.dsn).await?;
     let c = &control.client;
-    workload::load(c).await?;
+    workload::load(c, plan.limit).await?;
+    let workflow = if plan.limit.is_some() {
+        workload::LIMITED
+    } else {
+        WORKFLOW
+    };
     let setup_start = Instant::now();
     let jobs = plan.jobs as i64;
     let mut from = 0;
     while from < jobs {
         let to = (from + CREATE_CHUNK).min(jobs) - 1;
-        sql::create_jobs(c, WORKFLOW, from, to, plan.notify).await?;
+        sql::create_jobs(c, workflow, from, to, plan.notify).await?;
         from = to + 1;
     }
     let setup = setup_start.elapsed();
@@ -116,12 +134,20 @@ pub async fn run(db: &testkit::TestDb, plan: &Plan) -> anyhow::Result<Outcome> {
     // Every worker connects, prepares and announces before the clock starts.
     let (go_tx, go_rx) = watch::channel(false);
     let mut workers = JoinSet::new();
+    let untaken = Arc::new(AtomicUsize::new(plan.jobs));
     for w in 0..plan.workers {
         let conn = Conn::open(&db.dsn).await?;
         let api = Api::prepare(&conn.client).await?;
         let name = format!("bench-w{w}");
         sql::announce(&conn.client, &name, ACTION).await?;
-        workers.spawn(work(conn, api, name, plan.batch, go_rx.clone()));
+        workers.spawn(work(
+            conn,
+            api,
+            name,
+            plan.batch,
+            untaken.clone(),
+            go_rx.clone(),
+        ));
     }
     let start = Instant::now();
     let _ = go_tx.send(true);
@@ -160,6 +186,7 @@ pub async fn run(db: &testkit::TestDb, plan: &Plan) -> anyhow::Result<Outcome> {
         workers: plan.workers,
         batch: plan.batch,
         notify: plan.notify,
+        limit: plan.limit,
         setup,
         elapsed,
         get_task_ms: mean(worked.iter().map(|w| w.get_task).sum(), get_task_calls),
@@ -167,15 +194,18 @@ pub async fn run(db: &testkit::TestDb, plan: &Plan) -> anyhow::Result<Outcome> {
     })
 }
 
-/// A worker: once told to go, takes and finishes tasks of `add` until none is left (every
-/// job was ready before the start, and none makes another task): one task per `get_task`
-/// and `task_done`, or with `batch` > 1 up to `batch` per `get_tasks` and one `tasks_done`
-/// for them.
+/// A worker: once told to go, takes and finishes tasks of `add` until every job's task was
+/// taken (`untaken` counts down; none makes another task): one task per `get_task` and
+/// `task_done`, or with `batch` > 1 up to `batch` per `get_tasks` and one `tasks_done` for
+/// them. Without a limit every job is ready before the start; with one a job becomes ready
+/// when a slot frees, so a worker finding none ready while some are untaken tries again 1 ms
+/// later.
 async fn work(
     conn: Conn,
     api: Api,
     name: String,
     batch: usize,
+    untaken: Arc<AtomicUsize>,
     mut go: watch::Receiver<bool>,
 ) -> anyhow::Result<Worked> {
     go.wait_for(|&go| go)
@@ -200,8 +230,13 @@ async fn work(
         worked.get_task += t.elapsed();
         worked.get_task_calls += 1;
         if tasks.is_empty() {
-            return Ok(worked);
+            if untaken.load(Ordering::SeqCst) == 0 {
+                return Ok(worked);
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            continue;
         }
+        untaken.fetch_sub(tasks.len(), Ordering::SeqCst);
         let results = tasks
             .iter()
             .map(|task| Ok((task.cookie.clone(), workload::add(&task.inargs)?)))
@@ -235,6 +270,7 @@ mod tests {
             workers: 3,
             batch: 1,
             notify: false,
+            limit: None,
             timeout: Duration::from_secs(120),
         };
         let o = run(&db, &plan).await?;
@@ -256,12 +292,55 @@ mod tests {
             workers: 2,
             batch: 10,
             notify: true,
+            limit: None,
             timeout: Duration::from_secs(120),
         };
         let o = run(&db, &plan).await?;
         assert_eq!(o.jobs, 45);
         assert_eq!(o.json()["tasks_per_call"], json!(10));
         assert_eq!(o.json()["ends_notified"], json!(true));
+        Ok(())
+    }
+
+    /// With a concurrency limit: every job passes through the counted lock, none is left
+    /// waiting for a slot, and the slots are all given back.
+    #[tokio::test]
+    async fn a_limited_drain_finishes_every_job_and_frees_every_slot() -> anyhow::Result<()> {
+        let db = testkit::Cluster::shared().await?.new_db().await?;
+        let plan = Plan {
+            jobs: 40,
+            workers: 4,
+            batch: 1,
+            notify: false,
+            limit: Some(3),
+            timeout: Duration::from_secs(120),
+        };
+        let o = run(&db, &plan).await?;
+        assert_eq!(o.jobs, 40);
+        assert_eq!(o.json()["concurrency_limit"], json!(3));
+        let c = Conn::open(&db.dsn).await?;
+        let held: i64 = c
+            .client
+            .query_one("select count(*) from jobcenter.locks", &[])
+            .await?
+            .get(0);
+        assert_eq!(held, 0, "slots left held after the drain");
+        let limited: i64 = c
+            .client
+            .query_one(
+                "select count(*) from jobcenter.jobs j
+                 join jobcenter.actions w on w.action_id = j.workflow_id
+                 where w.name = $1 and j.state = 'finished'",
+                &[&workload::LIMITED],
+            )
+            .await?
+            .get(0);
+        assert_eq!(
+            limited,
+            40,
+            "the jobs were not all of {}",
+            workload::LIMITED
+        );
         Ok(())
     }
 }

@@ -57,6 +57,9 @@ Modes:
   drain    --jobs jobs of `calltest` are created first, then W SQL workers drain them with
            get_task then task_done, one task per call, until none is left (as
            graphile-worker's perfTest); jobs/s. One round per worker count. Key `drain`.
+           With --limit N, the jobs hold a counted lock of N holders (a concurrency limit
+           of N) and --rounds rounds of the drain without and with it run interleaved, a
+           commit probe before each run; prints the ratio limited/unlimited.
   create   --clients connections call create_job, one job per transaction, --jobs in all;
            jobs/s. With --prefill P, the same database then gets P finished jobs in
            jobs_archive (and their step log) and the clients run again. Key `create`.
@@ -85,7 +88,7 @@ Options:
                    loop: a size has no time limit but the budget)
   --out PATH       where to write the JSON (default bench/results.json)
   --fast           fsync, synchronous_commit and full_page_writes off (default: on)
-  --stats          (none, --e2e) print the statements that took the most time in each
+  --stats          (none, --e2e, drain) print the statements that took the most time in each
                    round (pg_stat_statements; it slows the server down a little)
   --transports L   (--e2e) transports, one set of rounds each (default tcp,ws)
   --slots S        (--e2e) tasks each worker performs at once (default 1)
@@ -100,7 +103,9 @@ Options:
                    run); 1000000 is the target's table size
   --steps LIST     (loop) sizes in steps (default 1000,10000,100000)
   --budget-seconds B  (loop) skip a size predicted to take longer (default 120)
-  --rounds R       (peers) interleaved rounds (default 2)
+  --limit N        (drain) a concurrency limit of N jobs (a counted lock), measured beside
+                   the drain without it
+  --rounds R       (peers, drain --limit) interleaved rounds (default 2)
   --probe-seconds S   (peers) length of each commit probe (default 2)
   --peer-dir PATH  (peers) where graphile-worker is installed (default .jc/peers)
   --help           this text
@@ -146,6 +151,7 @@ struct Args {
     jcapi: Option<PathBuf>,
     batch: usize,
     notify_ends: bool,
+    limit: Option<u32>,
     prefill: Option<i64>,
     steps: Vec<u64>,
     budget: Duration,
@@ -157,14 +163,16 @@ struct Args {
 /// The modes each mode-specific flag goes with.
 fn flag_modes(flag: &str) -> &'static [Mode] {
     match flag {
-        "--inflight" | "--stats" => &[Mode::Rounds, Mode::E2e],
+        "--inflight" => &[Mode::Rounds, Mode::E2e],
+        "--stats" => &[Mode::Rounds, Mode::E2e, Mode::Drain],
         "--transports" | "--slots" => &[Mode::E2e],
         "--jcapi" => &[Mode::E2e, Mode::Peers],
-        "--batch" => &[Mode::Drain],
+        "--batch" | "--limit" => &[Mode::Drain],
         "--notify-ends" => &[Mode::Drain, Mode::Peers],
         "--prefill" => &[Mode::Create],
         "--steps" | "--budget-seconds" => &[Mode::Loop],
-        "--rounds" | "--probe-seconds" | "--peer-dir" => &[Mode::Peers],
+        "--rounds" | "--probe-seconds" => &[Mode::Peers, Mode::Drain],
+        "--peer-dir" => &[Mode::Peers],
         "--workers" => &[Mode::Rounds, Mode::E2e, Mode::Drain, Mode::Peers],
         "--clients" => &[Mode::Rounds, Mode::E2e, Mode::Create, Mode::Peers],
         "--jobs" => &[
@@ -213,6 +221,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Option<Args>
         jcapi: None,
         batch: 1,
         notify_ends: false,
+        limit: None,
         prefill: None,
         steps: vec![1000, 10_000, 100_000],
         budget: Duration::from_secs(120),
@@ -271,6 +280,11 @@ fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Option<Args>
             }
             "--jcapi" => parsed.jcapi = Some(PathBuf::from(value()?)),
             "--batch" => parsed.batch = count(value()?, "--batch")?,
+            "--limit" => {
+                parsed.limit = Some(
+                    u32::try_from(count(value()?, "--limit")?).context("--limit is too large")?,
+                );
+            }
             "--prefill" => {
                 parsed.prefill =
                     Some(i64::try_from(count(value()?, "--prefill")?).context("--prefill")?);
@@ -369,6 +383,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             workers,
             batch: args.batch,
             notify: args.notify_ends,
+            limit: None,
             timeout: args.timeout,
         })
         .collect();
@@ -452,7 +467,16 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             });
             ("e2e", body)
         }
-        (Mode::Drain, _) => ("drain", drain_mode(&cluster, &drain_plans).await?),
+        (Mode::Drain, _) => match args.limit {
+            None => (
+                "drain",
+                drain_mode(&cluster, &drain_plans, args.stats).await?,
+            ),
+            Some(limit) => (
+                "drain_limited",
+                limited_mode(&cluster, &drain_plans, limit, &args).await?,
+            ),
+        },
         (Mode::Create, _) => ("create", create_mode(&cluster, &args).await?),
         (Mode::Loop, _) => ("loop", loop_mode(&cluster, &args).await?),
         (Mode::Peers, Some(jcapi)) => {
@@ -486,19 +510,32 @@ fn print_load(args: &Args) {
 }
 
 /// `drain`: one drain per worker count, each on a fresh database.
-async fn drain_mode(cluster: &testkit::Cluster, plans: &[drain::Plan]) -> anyhow::Result<Value> {
+async fn drain_mode(
+    cluster: &testkit::Cluster,
+    plans: &[drain::Plan],
+    stats: bool,
+) -> anyhow::Result<Value> {
     let mut outcomes = Vec::with_capacity(plans.len());
     for plan in plans {
         let db = cluster
             .new_db()
             .await
             .context("could not create a database")?;
+        if stats {
+            stats::reset(cluster).await?;
+        }
         eprintln!("drain: {} jobs, {} workers …", plan.jobs, plan.workers);
         outcomes.push(
             drain::run(&db, plan)
                 .await
                 .with_context(|| format!("the drain with {} workers failed", plan.workers))?,
         );
+        if stats {
+            println!("{} workers:", plan.workers);
+            stats::print_top(cluster, &db.name).await?;
+            stats::print_functions(cluster, &db.name).await?;
+            println!();
+        }
     }
     println!(
         "{:>7} {:>6} {:>8} {:>9} {:>8} {:>12} {:>13}",
@@ -519,6 +556,101 @@ async fn drain_mode(cluster: &testkit::Cluster, plans: &[drain::Plan]) -> anyhow
     Ok(json!({
         "workflow": "calltest: one call of action add {counter, step} -> {counter}",
         "results": outcomes.iter().map(drain::Outcome::json).collect::<Vec<_>>(),
+    }))
+}
+
+/// `drain --limit N`: per worker count, `--rounds` interleaved pairs of drains without and
+/// with a concurrency limit of N (each on a fresh database, a commit probe before each run);
+/// the ratio of the medians, limited / unlimited.
+async fn limited_mode(
+    cluster: &testkit::Cluster,
+    plans: &[drain::Plan],
+    limit: u32,
+    args: &Args,
+) -> anyhow::Result<Value> {
+    let mut results = vec![];
+    println!(
+        "{:>7} {:>6} {:>5} {:>6} {:>10} {:>10} {:>8}",
+        "workers", "jobs", "round", "limit", "jobs/s", "task_done", "probe"
+    );
+    for plan in plans {
+        let limited = drain::Plan {
+            limit: Some(limit),
+            ..plan.clone()
+        };
+        let (mut free, mut capped) = (vec![], vec![]);
+        let mut runs = vec![];
+        for round in 1..=args.rounds {
+            for p in [plan, &limited] {
+                let probe = machine::probe(cluster, args.probe).await?;
+                let db = cluster
+                    .new_db()
+                    .await
+                    .context("could not create a database")?;
+                if args.stats {
+                    stats::reset(cluster).await?;
+                }
+                eprintln!(
+                    "drain: {} jobs, {} workers, limit {} …",
+                    p.jobs,
+                    p.workers,
+                    p.limit.map_or("none".to_owned(), |l| l.to_string())
+                );
+                let o = drain::run(&db, p).await.with_context(|| {
+                    format!(
+                        "the drain with {} workers and limit {:?} failed",
+                        p.workers, p.limit
+                    )
+                })?;
+                println!(
+                    "{:>7} {:>6} {:>5} {:>6} {:>10.1} {:>10.3} {:>8.0}",
+                    o.workers,
+                    o.jobs,
+                    round,
+                    p.limit.map_or("-".to_owned(), |l| l.to_string()),
+                    o.jobs_per_s(),
+                    o.task_done_ms,
+                    probe
+                );
+                if args.stats {
+                    stats::print_top(cluster, &db.name).await?;
+                    stats::print_functions(cluster, &db.name).await?;
+                }
+                if p.limit.is_some() {
+                    capped.push(o.jobs_per_s());
+                } else {
+                    free.push(o.jobs_per_s());
+                }
+                let mut j = o.json();
+                j["round"] = json!(round);
+                j["probe_commits_per_s"] = json!(round_to(probe, 0));
+                runs.push(j);
+            }
+        }
+        let (free, capped) = (
+            summary::Spread::of(&free).context("no drain without the limit ran")?,
+            summary::Spread::of(&capped).context("no limited drain ran")?,
+        );
+        let ratio = capped.median / free.median;
+        println!(
+            "{} workers: {:.1} jobs/s without a limit, {:.1} with a limit of {limit}: ratio {ratio:.3}",
+            plan.workers, free.median, capped.median
+        );
+        results.push(json!({
+            "workers": plan.workers,
+            "jobs": plan.jobs,
+            "limit": limit,
+            "unlimited_jobs_per_s": free.json(1),
+            "limited_jobs_per_s": capped.json(1),
+            "ratio": round_to(ratio, 3),
+            "runs": runs,
+        }));
+    }
+    Ok(json!({
+        "workflow": "calltest, and calltest_limited: the same inside lock bench_slots 'add' with max_holders N (taken at the start, released at the end)",
+        "probe": format!("{} s of single-row INSERT + COMMIT by one client, commits/s", args.probe.as_secs()),
+        "rounds": args.rounds,
+        "results": results,
     }))
 }
 
@@ -1009,6 +1141,7 @@ mod tests {
             workers: 10,
             batch: a.batch,
             notify: false,
+            limit: None,
             timeout: a.timeout,
         };
         assert!(drain::check(&plan).is_ok());

@@ -355,6 +355,7 @@ pub async fn run(
                 workers: w,
                 batch: 1,
                 notify: plan.notify,
+                limit: None,
                 timeout: plan.timeout,
             },
         )
@@ -378,6 +379,7 @@ pub async fn run(
                 workers: w,
                 batch: BATCH,
                 notify: plan.notify,
+                limit: None,
                 timeout: plan.timeout,
             },
         )

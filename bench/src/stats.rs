@@ -26,6 +26,7 @@ pub async fn enable(cluster: &testkit::Cluster) -> anyhow::Result<()> {
     let admin = Conn::open(&cluster.dsn("postgres")).await?;
     for statement in [
         "ALTER SYSTEM SET pg_stat_statements.track = 'all'",
+        "ALTER SYSTEM SET track_functions = 'all'",
         "SELECT pg_reload_conf()",
         "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",
     ] {
@@ -77,6 +78,38 @@ pub async fn print_top(cluster: &testkit::Cluster, db: &str) -> anyhow::Result<(
             r.get::<_, f64>(1),
             r.get::<_, f64>(2),
             if r.get::<_, bool>(3) { "y" } else { "n" },
+        );
+    }
+    Ok(())
+}
+
+/// Prints the engine's functions in database `db` by the time spent in them, their own
+/// (`self_ms`, without the functions they call) and in all (`total_ms`), since the database
+/// was created (track_functions = all).
+pub async fn print_functions(cluster: &testkit::Cluster, db: &str) -> anyhow::Result<()> {
+    let c = Conn::open(&cluster.dsn(db)).await?;
+    let rows = c
+        .client
+        .query(
+            "select funcname::text, calls, self_time, total_time \
+             from pg_stat_user_functions where schemaname = 'jobcenter' \
+             order by self_time desc limit $1",
+            &[&TOP],
+        )
+        .await
+        .context("could not read pg_stat_user_functions")?;
+    println!("  functions by their own time:");
+    println!(
+        "  {:>8} {:>10} {:>10}  function",
+        "calls", "self_ms", "total_ms"
+    );
+    for r in rows {
+        println!(
+            "  {:>8} {:>10.1} {:>10.1}  {}",
+            r.get::<_, i64>(1),
+            r.get::<_, f64>(2),
+            r.get::<_, f64>(3),
+            r.get::<_, String>(0),
         );
     }
     Ok(())

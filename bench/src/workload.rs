@@ -8,6 +8,12 @@ use serde_json::{json, Value};
 /// The workflow the clients start.
 pub const WORKFLOW: &str = "calltest";
 
+/// The workflow of `bench drain --limit N`: `calltest` inside a counted lock of N holders.
+pub const LIMITED: &str = "calltest_limited";
+
+/// The lock type of [`LIMITED`] (one value, `add`).
+pub const LIMIT_LOCK: &str = "bench_slots";
+
 /// The action the workers perform.
 pub const ACTION: &str = "add";
 
@@ -18,14 +24,30 @@ pub const STEP: i64 = 3;
 /// `calltest` {input} → {output} that calls `add` once with step 3 (as in the engine test
 /// `calltest.rs`).
 pub fn models() -> Vec<jcl::Model> {
-    let add = testkit::flow::action(ACTION)
+    vec![add_action(), calltest(WORKFLOW, None)]
+}
+
+/// Action `add` {counter, step} → {counter}.
+fn add_action() -> jcl::Model {
+    testkit::flow::action(ACTION)
         .input("counter", "number")
         .input("step", "number")
         .output("counter", "number")
-        .model();
-    let mut f = testkit::flow::Flow::workflow(WORKFLOW)
+        .model()
+}
+
+/// Workflow `name` {input} → {output}, calling `add` once; with a limit it holds lock
+/// [`LIMIT_LOCK`] `'add'` (at most `limit` holders, taken at its start, released at its end)
+/// around the call: a concurrency limit of `limit` jobs.
+fn calltest(name: &str, limit: Option<u32>) -> jcl::Model {
+    let mut f = testkit::flow::Flow::workflow(name)
         .input("input", "number")
         .output("output", "number");
+    if let Some(limit) = limit {
+        f = f
+            .lock_decl(LIMIT_LOCK, Some(lit(ACTION)), false, false)
+            .lock_limit(limit);
+    }
     f.call(
         ACTION,
         vec![
@@ -34,13 +56,17 @@ pub fn models() -> Vec<jcl::Model> {
         ],
         vec![set(path(Ns::V, &["thing"]), var(Ns::O, &["counter"]))],
     );
-    let wf = f.end(vec![set(path(Ns::O, &["output"]), var(Ns::V, &["thing"]))]);
-    vec![add, wf]
+    f.end(vec![set(path(Ns::O, &["output"]), var(Ns::V, &["thing"]))])
 }
 
-/// Loads [`models`] through `c`.
-pub async fn load(c: &tokio_postgres::Client) -> anyhow::Result<()> {
-    for model in models() {
+/// Loads [`models`] through `c`, and with a limit the workflow [`LIMITED`] holding a
+/// counted lock of that many holders.
+pub async fn load(c: &tokio_postgres::Client, limit: Option<u32>) -> anyhow::Result<()> {
+    let mut all = models();
+    if limit.is_some() {
+        all.push(calltest(LIMITED, limit));
+    }
+    for model in all {
         jc_db::load_model(c, &model, &[])
             .await
             .with_context(|| format!("could not load model {}", model.name))?;

@@ -90,7 +90,7 @@ pub async fn locks(State(app): Shared, headers: HeaderMap) -> Result<Response, E
                 ("held", "held / limit"),
                 ("inherit", "inherit"),
                 ("inherited_from", "inherited from"),
-                ("contended", "waiting"),
+                ("waiting", "waiting"),
                 ("taken", "taken"),
             ],
         ),

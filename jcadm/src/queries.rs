@@ -196,15 +196,18 @@ pub async fn errors(
     .await
 }
 
-/// Held locks (with the jobs they go back to when inherited, and `held` as holders of the
-/// value against the lock type's limit, `2/3`) and the jobs waiting for one (with the longest
-/// holder).
+/// Held locks (with the jobs they go back to when inherited, `held` as holders of the value
+/// against the lock type's limit, `2/3`, and `waiting` as the jobs waiting for the value) and
+/// the jobs waiting for one (with the longest holder).
 pub async fn locks(c: &impl GenericClient) -> Result<Value, Error> {
     let holders = objects(
         c,
         "select jsonb_build_object('locktype', l.locktype, 'lockvalue', l.lockvalue,
              'job_id', l.job_id, 'workflow', a.name, 'state', j.state, 'inherit', l.inherit,
-             'inherited_from', to_jsonb(l.inherited_from), 'contended', l.contended,
+             'inherited_from', to_jsonb(l.inherited_from),
+             'waiting', (select count(*) from jobcenter.jobs w
+                         where w.state = 'lockwait' and w.task_state -> 'lockwait'
+                             = jsonb_build_object('type', l.locktype, 'value', l.lockvalue)),
              'taken', l.taken, 'held', count(*) over (partition by l.locktype, l.lockvalue)
                  || '/' || lt.max_holders)
          from jobcenter.locks l join jobcenter.jobs j using (job_id)

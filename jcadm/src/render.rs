@@ -60,7 +60,7 @@ pub fn locks(v: &Value) -> String {
             ("held", "HELD"),
             ("inherit", "INHERIT"),
             ("inherited_from", "FROM"),
-            ("contended", "WAITING"),
+            ("waiting", "WAITING"),
             ("taken", "TAKEN"),
         ],
     ));

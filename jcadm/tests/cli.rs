@@ -284,8 +284,9 @@ async fn locks_show_the_holder_and_its_waiter() {
     );
     assert_eq!(h["job_id"], json!(j.holder));
     assert_eq!(h["inherit"], json!(false));
-    // holders of the value against the lock type's limit
+    // holders of the value against the lock type's limit, and the jobs waiting for it
     assert_eq!(h["held"], json!("1/1"));
+    assert_eq!(h["waiting"], json!(1));
     let w = &v["waiters"][0];
     assert_eq!(
         (&w["job_id"], &w["holder"], &w["lockvalue"]),
@@ -297,6 +298,8 @@ async fn locks_show_the_holder_and_its_waiter() {
         &held[1..6],
         ["k", &j.holder.to_string(), "holder", "sleeping", "1/1"]
     );
+    // FROM is empty: WAITING is the eighth word
+    assert_eq!(held[7], "1", "WAITING: {table}");
     // a counted lock: two holders of three
     c.batch_execute("update jobcenter.locktypes set max_holders = 3 where locktype = 'res'")
         .await

@@ -191,7 +191,6 @@ begin
             order by taken, slot limit 1;
             if v_holder is not null and jobcenter.lock_blocked(d.job_id,
                     d.task_state #>> '{lockwait,type}', d.task_state #>> '{lockwait,value}') then
-                perform jobcenter.lock_wait_ended(d);
                 v_wake := v_wake || jobcenter.raise_job_error(d, jobcenter.task_error_obj(d, 'lock',
                     format('deadlock: waiting for lock %s %s held by job %s',
                         d.task_state #>> '{lockwait,type}', d.task_state #>> '{lockwait,value}', v_holder)));

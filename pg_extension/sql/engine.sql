@@ -359,10 +359,13 @@ begin
     if a_job.state in ('finished', 'error', 'zombie') then
         return '{}';
     end if;
-    if a_job.state = 'lockwait' then
-        perform jobcenter.lock_wait_ended(a_job);
-    end if;
     a_job.job_state := a_job.job_state || '{"reaped":true}';
+    if a_job.state = 'plotting' and a_job.task_state ? 'lockwait' then
+        -- woken to take a freed slot, and ending instead: the next waiter gets it
+        return jobcenter.end_job(a_job, 'error', v_out)
+            || jobcenter.pass_lock_wake(a_job.task_state #>> '{lockwait,type}',
+                                        a_job.task_state #>> '{lockwait,value}');
+    end if;
     return jobcenter.end_job(a_job, 'error', v_out);
 end $$;
 

@@ -4,6 +4,17 @@
 -- changes.
 \echo Use "ALTER EXTENSION jobcenter UPDATE TO '0.5.0'" to load this file. \quit
 
+-- fragment upgrade/0.5.0/eng.sql
+-- 0.5.0, engine: a lock's release wakes one waiter per freed slot (found through a new index)
+-- instead of every waiter, and takes and releases of a counted lock no longer serialise on
+-- an advisory lock per value.
+create index jobs_lockwait on jobcenter.jobs ((task_state -> 'lockwait'), job_id) where state = 'lockwait';
+drop function jobcenter.wake_lock_waiters(text, text);
+drop function jobcenter.counted_lock_lock(text, text);
+-- The waiters of a lock are counted from jobs (jobs_lockwait), not kept in every holder's row.
+drop function jobcenter.lock_wait_ended(jobcenter.jobs);
+alter table jobcenter.locks drop column contended;
+
 -- functions of engine.sql
 -- jobcenter engine: the internal procedures that move jobs through the state machine.
 --
@@ -366,10 +377,13 @@ begin
     if a_job.state in ('finished', 'error', 'zombie') then
         return '{}';
     end if;
-    if a_job.state = 'lockwait' then
-        perform jobcenter.lock_wait_ended(a_job);
-    end if;
     a_job.job_state := a_job.job_state || '{"reaped":true}';
+    if a_job.state = 'plotting' and a_job.task_state ? 'lockwait' then
+        -- woken to take a freed slot, and ending instead: the next waiter gets it
+        return jobcenter.end_job(a_job, 'error', v_out)
+            || jobcenter.pass_lock_wake(a_job.task_state #>> '{lockwait,type}',
+                                        a_job.task_state #>> '{lockwait,value}');
+    end if;
     return jobcenter.end_job(a_job, 'error', v_out);
 end $$;
 
@@ -1043,19 +1057,10 @@ language sql stable as $$
     select exists (select 1 from up where job_id = a_ancestor)
 $$;
 
--- The transaction-level lock that takes and releases of one value of a counted lock type
--- (max_holders > 1) hold: several holders may release at once, and each wakes the waiters, who
--- take slots in the releaser's transaction; one at a time, every waiter sees every slot that
--- was freed before it (a mutex is serialised by its one row instead).
-create or replace function jobcenter.counted_lock_lock(a_type text, a_value text) returns void
-language sql as $$
-    select pg_advisory_xact_lock(hashtext(a_type), hashtext(a_value))
-$$;
-
 -- Tries to take a lock. Returns null when the job now holds it (already held, taken over from
 -- an ancestor that holds it with `inherit`, or taken in a free slot: a lock type allows
 -- max_holders jobs per value), else a holder's job id (the longest holding one; -1 when slots
--- freed meanwhile went to others twice over). An inherited lock moves to the
+-- freed meanwhile went to others ten times over). An inherited lock moves to the
 -- descendant (so siblings take it in turn, as in the original) and goes back to the ancestor
 -- when released (see release_lock).
 create or replace function jobcenter.try_lock(a_job jobcenter.jobs, a_type text, a_value text)
@@ -1070,10 +1075,7 @@ begin
     select inherit into v_my_inherit from jobcenter.workflow_locks
     where workflow_id = a_job.workflow_id and locktype = a_type;
     v_my_inherit := coalesce(v_my_inherit, false);
-    select max_holders into v_limit from jobcenter.locktypes where locktype = a_type;
-    if v_limit > 1 then
-        perform jobcenter.counted_lock_lock(a_type, a_value);
-    end if;
+    select coalesce(max_holders, 1) into v_limit from jobcenter.locktypes where locktype = a_type;
     if exists (select 1 from jobcenter.locks
                where locktype = a_type and lockvalue = a_value and job_id = a_job.job_id) then
         return null;
@@ -1089,25 +1091,36 @@ begin
         where locktype = a_type and lockvalue = a_value and job_id = v_holder;
         return null;
     end if;
-    -- twice: a holder may leave between a full look at the slots and the look at the holders
-    for i in 1 .. 2 loop
-        for v_slot in select g from generate_series(0, coalesce(v_limit, 1) - 1) g
-                      where not exists (select 1 from jobcenter.locks
-                                        where locktype = a_type and lockvalue = a_value and slot = g) loop
-            -- a racing taker of the same slot makes this wait for its transaction
-            insert into jobcenter.locks (locktype, lockvalue, job_id, inherit, slot)
-            values (a_type, a_value, a_job.job_id, v_my_inherit, v_slot)
-            on conflict do nothing;
-            if found then
-                return null;
+    -- A holder may leave between the look at the free slots and the look at the holders, so
+    -- both are tried again (in practice at most twice).
+    for i in 1 .. 10 loop
+        for v_slot in select g from generate_series(0, v_limit - 1) g
+                      where g not in (select slot from jobcenter.locks
+                                      where locktype = a_type and lockvalue = a_value) loop
+            -- A taker of a free slot holds the slot's advisory lock until it commits, and the
+            -- first look passes over a slot another taker has: no waiting on each other's
+            -- inserts (two releasers each handing their freed slot on never wait for one
+            -- another). The later looks take a racing taker's slot in turn: the insert waits
+            -- for its transaction.
+            if i > 1 or pg_try_advisory_xact_lock(
+                    hashtext('jobcenter.slot ' || a_type || ' ' || a_value), v_slot) then
+                insert into jobcenter.locks (locktype, lockvalue, job_id, inherit, slot)
+                values (a_type, a_value, a_job.job_id, v_my_inherit, v_slot)
+                on conflict do nothing;
+                if found then
+                    return null;
+                end if;
             end if;
         end loop;
-        -- Every holder's row, so that a release not yet committed is waited for (else its
-        -- wake-up would miss this job's wait); a slot it freed is tried again.
-        perform 1 from jobcenter.locks where locktype = a_type and lockvalue = a_value for update;
-        select count(*) into v_held from jobcenter.locks
-        where locktype = a_type and lockvalue = a_value;
-        if v_held >= coalesce(v_limit, 1) then
+        -- Every holder's row, locked and counted in one statement: a release not yet
+        -- committed is waited for (else its wake-up would miss this job's wait), and when all
+        -- v_limit slots are counted each is locked, so every holder's release waits for this
+        -- transaction and then sees the wait. A slot freed or taken meanwhile (a row this
+        -- statement did not see) makes the count fall short: look again.
+        select count(*) into v_held from (
+            select 1 from jobcenter.locks where locktype = a_type and lockvalue = a_value
+            for update) held;
+        if v_held >= v_limit then
             select job_id into v_holder from jobcenter.locks
             where locktype = a_type and lockvalue = a_value order by taken, slot limit 1;
             return v_holder;
@@ -1169,19 +1182,6 @@ create or replace function jobcenter.lock_graph_lock() returns void language sql
     select pg_advisory_xact_lock(hashtext('jobcenter.lockgraph'))
 $$;
 
--- A job stops waiting for its lock: one waiter fewer. The count is a statistic, so the lock's
--- row is only updated when no other transaction holds it: the caller holds the waiter's job
--- row, and a releaser takes the lock row before the waiters' rows.
-create or replace function jobcenter.lock_wait_ended(a_job jobcenter.jobs) returns void
-language sql as $$
-    update jobcenter.locks set contended = greatest(contended - 1, 0)
-    where (locktype, lockvalue) in (
-        select locktype, lockvalue from jobcenter.locks
-        where locktype = a_job.task_state #>> '{lockwait,type}'
-          and lockvalue = a_job.task_state #>> '{lockwait,value}'
-        for update skip locked)
-$$;
-
 -- Waits for a lock held by `a_holder`, per `a_wait`: true/'yes' waits for ever, false/'no' is
 -- an error of class 'lock', an interval waits that long.
 create or replace function jobcenter.wait_for_lock(a_job jobcenter.jobs, a_type text, a_value text,
@@ -1213,8 +1213,6 @@ begin
         v_timeout := coalesce((a_job.task_state ->> 'deadline')::timestamptz, clock_timestamp() + v_wait);
         perform jobcenter.notify_timer(v_timeout);
     end if;
-    update jobcenter.locks set contended = contended + 1
-    where locktype = a_type and lockvalue = a_value;
     update jobcenter.jobs set state = 'lockwait', timeout = v_timeout,
         task_state = jsonb_strip_nulls(jsonb_build_object('inargs', a_in,
             'lockwait', jsonb_build_object('type', a_type, 'value', a_value),
@@ -1241,29 +1239,65 @@ begin
     return jobcenter.wait_for_lock(a_job, v_type, v_value, v_holder, a_in -> 'wait', a_in);
 end $$;
 
--- Wakes the jobs waiting for a lock; they retry their lock step in turn.
-create or replace function jobcenter.wake_lock_waiters(a_type text, a_value text) returns bigint[]
-language sql as $$
-    with woken as (
-        update jobcenter.jobs set state = 'plotting', timeout = null
-        where state = 'lockwait'
-          and task_state -> 'lockwait' = jsonb_build_object('type', a_type, 'value', a_value)
-        returning job_id)
-    select coalesce(array_agg(job_id order by job_id), '{}') from woken
-$$;
+-- Wakes jobs waiting for lock (a_type, a_value), oldest first, to retry their lock step:
+-- `a_n` of them (a releaser freed one slot: one), and with `a_heir` only descendants of that
+-- job (an inherited lock handed back to it: only they can take it over). Waiters another
+-- transaction holds (a releaser of another slot woke them, a time-out) are passed over while
+-- others are free; when too few are free the rest are waited for, so a freed slot is never
+-- left with a waiter asleep. Returns the woken jobs, now 'plotting' (the caller drives them).
+create or replace function jobcenter.wake_lock_waiters(a_type text, a_value text, a_n integer,
+    a_heir bigint default null)
+returns bigint[] language plpgsql as $$
+declare
+    v_key jsonb := jsonb_build_object('type', a_type, 'value', a_value);
+    v_woken bigint[];
+    v_more bigint[];
+begin
+    select coalesce(array_agg(job_id), '{}') into v_woken from (
+        select job_id from jobcenter.jobs
+        where state = 'lockwait' and task_state -> 'lockwait' = v_key
+          and (a_heir is null or jobcenter.is_ancestor(a_heir, job_id))
+        order by job_id limit a_n
+        for no key update skip locked) w;
+    if cardinality(v_woken) < a_n then
+        select coalesce(array_agg(job_id), '{}') into v_more from (
+            select job_id from jobcenter.jobs
+            where state = 'lockwait' and task_state -> 'lockwait' = v_key
+              and (a_heir is null or jobcenter.is_ancestor(a_heir, job_id))
+              and job_id <> all (v_woken)
+            order by job_id limit a_n - cardinality(v_woken)
+            for no key update) w;
+        v_woken := v_woken || v_more;
+    end if;
+    if cardinality(v_woken) > 0 then
+        update jobcenter.jobs set state = 'plotting', timeout = null where job_id = any (v_woken);
+    end if;
+    return v_woken;
+end $$;
+
+-- A job woken for lock (a_type, a_value) ends without retrying its lock step (an abort
+-- request was carried out first): the slot it was woken for goes to the next waiter, if a slot
+-- is free.
+create or replace function jobcenter.pass_lock_wake(a_type text, a_value text) returns bigint[]
+language plpgsql as $$
+begin
+    if (select count(*) from jobcenter.locks where locktype = a_type and lockvalue = a_value)
+       >= (select coalesce(max(max_holders), 1) from jobcenter.locktypes where locktype = a_type) then
+        return '{}';
+    end if;
+    return jobcenter.wake_lock_waiters(a_type, a_value, 1);
+end $$;
 
 -- Releases lock (type, value) held by job `a_job_id` (its slot): an inherited lock goes back
--- to the nearest job it was inherited from that still runs, any other is deleted. Returns the
--- woken waiters.
+-- to the nearest job it was inherited from that still runs (and one waiting descendant of that
+-- job is woken to take it over), any other is deleted (and the oldest waiter is woken to take
+-- the slot). Returns the woken waiters.
 create or replace function jobcenter.release_lock(a_job_id bigint, a_type text, a_value text)
 returns bigint[] language plpgsql as $$
 declare
     v_from bigint[];
     v_to bigint;
 begin
-    if (select max_holders from jobcenter.locktypes where locktype = a_type) > 1 then
-        perform jobcenter.counted_lock_lock(a_type, a_value);
-    end if;
     select inherited_from into v_from from jobcenter.locks
     where locktype = a_type and lockvalue = a_value and job_id = a_job_id for update;
     if not found then
@@ -1280,11 +1314,11 @@ begin
         if found then
             update jobcenter.locks set job_id = v_to, inherit = true, inherited_from = v_from
             where locktype = a_type and lockvalue = a_value and job_id = a_job_id;
-            return jobcenter.wake_lock_waiters(a_type, a_value);
+            return jobcenter.wake_lock_waiters(a_type, a_value, 1, v_to);
         end if;
     end loop;
     delete from jobcenter.locks where locktype = a_type and lockvalue = a_value and job_id = a_job_id;
-    return jobcenter.wake_lock_waiters(a_type, a_value);
+    return jobcenter.wake_lock_waiters(a_type, a_value, 1);
 end $$;
 
 create or replace function jobcenter.do_unlock(a_job jobcenter.jobs, a_in jsonb) returns bigint[]
@@ -1541,7 +1575,6 @@ begin
             order by taken, slot limit 1;
             if v_holder is not null and jobcenter.lock_blocked(d.job_id,
                     d.task_state #>> '{lockwait,type}', d.task_state #>> '{lockwait,value}') then
-                perform jobcenter.lock_wait_ended(d);
                 v_wake := v_wake || jobcenter.raise_job_error(d, jobcenter.task_error_obj(d, 'lock',
                     format('deadlock: waiting for lock %s %s held by job %s',
                         d.task_state #>> '{lockwait,type}', d.task_state #>> '{lockwait,value}', v_holder)));
@@ -1708,7 +1741,6 @@ begin
             '{"name":"timeout"}');
         perform jobcenter.drive(jobcenter.event_arrived(j, t, j.task_state -> 'inargs', v_event));
     when 'lockwait' then
-        perform jobcenter.lock_wait_ended(j);
         perform jobcenter.drive(jobcenter.raise_job_error(j, jobcenter.task_error_obj(j, 'lock',
             format('timeout waiting for lock %s %s', j.task_state #>> '{lockwait,type}',
                 j.task_state #>> '{lockwait,value}'))));

@@ -95,7 +95,6 @@ begin
             '{"name":"timeout"}');
         perform jobcenter.drive(jobcenter.event_arrived(j, t, j.task_state -> 'inargs', v_event));
     when 'lockwait' then
-        perform jobcenter.lock_wait_ended(j);
         perform jobcenter.drive(jobcenter.raise_job_error(j, jobcenter.task_error_obj(j, 'lock',
             format('timeout waiting for lock %s %s', j.task_state #>> '{lockwait,type}',
                 j.task_state #>> '{lockwait,value}'))));

@@ -162,6 +162,8 @@ create index jobs_timeout on jobcenter.jobs (timeout) where timeout is not null;
 create index jobs_parent on jobcenter.jobs (parentjob_id) where parentjob_id is not null;
 create index jobs_state on jobcenter.jobs (state);
 create index jobs_worker on jobcenter.jobs (worker_id) where worker_id is not null;
+-- The waiters of each lock value, oldest first (a release wakes one per freed slot)
+create index jobs_lockwait on jobcenter.jobs ((task_state -> 'lockwait'), job_id) where state = 'lockwait';
 -- find_jobs: containment of the arguments
 create index jobs_arguments on jobcenter.jobs using gin (arguments jsonb_path_ops);
 
@@ -311,7 +313,6 @@ create table jobcenter.locks (
     lockvalue text not null,
     job_id bigint not null references jobcenter.jobs on delete cascade,
     inherit boolean not null default false,
-    contended integer not null default 0,
     taken timestamptz not null default now(),
     -- a lock taken over from an ancestor holding it with `inherit`: the jobs it goes back to
     -- when released, innermost last

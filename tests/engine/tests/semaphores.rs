@@ -2,7 +2,8 @@
 //! fourth holder; freed slots go to the waiters in job order; a lock wait with an interval
 //! times out; a child takes over its parent's slot of an inherited lock; a descendant waiting
 //! for a lock whose every holder is its ancestor is a deadlock, while one holder that can go
-//! on keeps it waiting.
+//! on keeps it waiting; a freed slot wakes the oldest waiter alone, and a woken waiter that
+//! ends before retrying passes the slot on.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -359,4 +360,83 @@ async fn a_child_takes_over_its_parents_slot_of_an_inherited_counted_lock() {
     finish_add(&c, child).await;
     assert_eq!(output(&c, parent).await, json!({"done": true}));
     assert_eq!(holders(&c, "i").await, vec![other, third]);
+}
+
+/// The row version (xmin) of job `job`: it changes whenever the row is written.
+async fn row_version(c: &Client, job: i64) -> String {
+    c.query_one(
+        "select xmin::text from jobcenter.jobs where job_id = $1",
+        &[&job],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+#[tokio::test]
+async fn a_freed_slot_wakes_the_oldest_waiter_alone() {
+    let (_db, c) = setup().await;
+    load(&c, &[examples::add(), guarded("sem", 2, None)]).await;
+    let mut jobs = vec![];
+    for _ in 0..6 {
+        jobs.push(create(&c, "sem", json!({"v": "w"})).await);
+    }
+    let waiters = jobs[2..].to_vec();
+    let before = {
+        let mut v = vec![];
+        for &j in &waiters {
+            v.push(row_version(&c, j).await);
+        }
+        v
+    };
+    finish_add(&c, jobs[1]).await;
+    assert_eq!(holders(&c, "w").await, vec![jobs[0], waiters[0]]);
+    // the other waiters were neither woken nor put back to sleep: their rows are untouched
+    for (i, &j) in waiters.iter().enumerate().skip(1) {
+        assert_eq!(state(&c, j).await, "lockwait");
+        assert_eq!(
+            row_version(&c, j).await,
+            before[i],
+            "waiter {j} was written"
+        );
+    }
+    // the waiters' count shown per holder comes from the jobs that wait
+    let waiting: i64 = c
+        .query_one(
+            "select count(*) from jobcenter.jobs where state = 'lockwait' \
+             and task_state -> 'lockwait' = '{\"type\": \"slot\", \"value\": \"w\"}'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(waiting, 3);
+}
+
+#[tokio::test]
+async fn a_woken_waiter_that_ends_at_once_passes_its_slot_on() {
+    let (_db, c) = setup().await;
+    load(&c, &[examples::add(), guarded("sem", 1, None)]).await;
+    let holder = create(&c, "sem", json!({"v": "p"})).await;
+    let first = create(&c, "sem", json!({"v": "p"})).await;
+    let second = create(&c, "sem", json!({"v": "p"})).await;
+    assert_eq!(holders(&c, "p").await, vec![holder]);
+    // An abort of the first waiter that could not be carried out at once (its row was held):
+    // the next drive of the job carries it out, which is the drive its wake-up starts.
+    c.execute(
+        "select jobcenter.request_aborts(array[$1::bigint], \
+         '{\"error\": {\"class\": \"abort\", \"msg\": \"cancelled\"}}')",
+        &[&first],
+    )
+    .await
+    .unwrap();
+    finish_add(&c, holder).await;
+    assert_eq!(state(&c, first).await, "error");
+    assert_eq!(output(&c, first).await["error"]["msg"], "cancelled");
+    // the slot the first waiter was woken for went on to the second
+    assert_eq!(holders(&c, "p").await, vec![second]);
+    assert_eq!(state(&c, second).await, "ready");
+    finish_add(&c, second).await;
+    assert_eq!(state(&c, second).await, "finished");
+    assert_eq!(count(&c, "locks").await, 0);
 }
