@@ -2,9 +2,10 @@
 //! every step logged) are created first, then W SQL workers drain them, each taking one
 //! task per call (`get_task`, then `task_done`) until none is left, as graphile-worker's
 //! perfTest drains its queue. The rate is jobs per second from the workers' first call to
-//! the last `task_done`. With a limit (`--limit N`) the jobs are of `calltest_limited`,
-//! which holds a counted lock of N holders from its start to its end: at most N of them run
-//! at once, the others wait for a slot.
+//! the last `task_done`. With a limit, at most N run at once: `--limit N` gives `add` a
+//! concurrency limit (`config: concurrency = N`, at most N tasks at work), `--lock-limit N`
+//! drains `calltest_limited`, which holds a counted lock of N holders from its start to its
+//! end (the others wait for a slot).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -40,8 +41,8 @@ pub struct Plan {
     /// (`create_job(..., a_notify => false)`): nobody waits for them, as nobody is told of a
     /// graphile-worker job's completion.
     pub notify: bool,
-    /// A concurrency limit: the jobs hold a counted lock of this many holders.
-    pub limit: Option<u32>,
+    /// A limit on how many run at once.
+    pub limit: Option<workload::Limit>,
     pub timeout: Duration,
 }
 
@@ -53,7 +54,7 @@ pub fn check(plan: &Plan) -> anyhow::Result<()> {
         plan.batch
     );
     ensure!(
-        plan.limit.is_none_or(|l| l > 0),
+        plan.limit.is_none_or(|l| l.n() > 0),
         "--limit takes at least 1 holder"
     );
     Ok(())
@@ -68,7 +69,7 @@ pub struct Outcome {
     /// Whether the jobs' ends were notified ([`Plan::notify`]).
     pub notify: bool,
     /// [`Plan::limit`].
-    pub limit: Option<u32>,
+    pub limit: Option<workload::Limit>,
     /// Creating the jobs beforehand (not part of the rate).
     pub setup: Duration,
     /// From the workers' start to the last `task_done`.
@@ -89,7 +90,8 @@ impl Outcome {
             "workers": self.workers,
             "tasks_per_call": self.batch,
             "ends_notified": self.notify,
-            "concurrency_limit": self.limit,
+            "concurrency_limit": self.limit.map(|l| l.n()),
+            "limited_by": self.limit.map(|l| l.kind()),
             "setup_s": round_to(self.setup.as_secs_f64(), 3),
             "elapsed_s": round_to(self.elapsed.as_secs_f64(), 3),
             "jobs_per_s": round_to(self.jobs_per_s(), 1),
@@ -116,11 +118,7 @@ pub async fn run(db: &testkit::TestDb, plan: &Plan) -> anyhow::Result<Outcome> {
     let control = Conn::open(&db.dsn).await?;
     let c = &control.client;
     workload::load(c, plan.limit).await?;
-    let workflow = if plan.limit.is_some() {
-        workload::LIMITED
-    } else {
-        WORKFLOW
-    };
+    let workflow = plan.limit.map_or(WORKFLOW, |l| l.workflow());
     let setup_start = Instant::now();
     let jobs = plan.jobs as i64;
     let mut from = 0;
@@ -302,7 +300,7 @@ mod tests {
         Ok(())
     }
 
-    /// With a concurrency limit: every job passes through the counted lock, none is left
+    /// With a counted-lock limit: every job passes through the counted lock, none is left
     /// waiting for a slot, and the slots are all given back.
     #[tokio::test]
     async fn a_limited_drain_finishes_every_job_and_frees_every_slot() -> anyhow::Result<()> {
@@ -312,7 +310,7 @@ mod tests {
             workers: 4,
             batch: 1,
             notify: false,
-            limit: Some(3),
+            limit: Some(workload::Limit::Lock(3)),
             timeout: Duration::from_secs(120),
         };
         let o = run(&db, &plan).await?;
@@ -341,6 +339,41 @@ mod tests {
             "the jobs were not all of {}",
             workload::LIMITED
         );
+        Ok(())
+    }
+
+    /// With an action concurrency limit of 2 and 4 workers: every job is drained (workers
+    /// refused a slot try again), and no third task of `add` was ever at work at once.
+    #[tokio::test]
+    async fn an_action_limited_drain_finishes_every_job() -> anyhow::Result<()> {
+        let db = testkit::Cluster::shared().await?.new_db().await?;
+        let plan = Plan {
+            jobs: 40,
+            workers: 4,
+            batch: 1,
+            notify: false,
+            limit: Some(workload::Limit::Action(2)),
+            timeout: Duration::from_secs(120),
+        };
+        let o = run(&db, &plan).await?;
+        assert_eq!(o.jobs, 40);
+        assert_eq!(o.json()["limited_by"], json!("action concurrency"));
+        let c = Conn::open(&db.dsn).await?;
+        // the slots' cookies: at most 2 distinct tasks ever overlapped, seen from the step
+        // log: no task started while two others were started and not yet finished
+        let most: i64 = c
+            .client
+            .query_one(
+                "select coalesce(max(n), 0) from (
+                     select (select count(*) from jobcenter.jobs o
+                             where o.task_started <= j.task_started
+                               and o.task_completed > j.task_started) as n
+                     from jobcenter.jobs j) x",
+                &[],
+            )
+            .await?
+            .get(0);
+        assert!(most <= 2, "{most} tasks of add at work at once");
         Ok(())
     }
 }

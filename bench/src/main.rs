@@ -57,8 +57,9 @@ Modes:
   drain    --jobs jobs of `calltest` are created first, then W SQL workers drain them with
            get_task then task_done, one task per call, until none is left (as
            graphile-worker's perfTest); jobs/s. One round per worker count. Key `drain`.
-           With --limit N, the jobs hold a counted lock of N holders (a concurrency limit
-           of N) and --rounds rounds of the drain without and with it run interleaved, a
+           With --limit N (add gets config concurrency = N: at most N of its tasks at work)
+           or --lock-limit N (the jobs hold a counted lock of N holders from start to end),
+           --rounds rounds of the drain without and with the limit run interleaved, a
            commit probe before each run; prints the ratio limited/unlimited.
   create   --clients connections call create_job, one job per transaction, --jobs in all;
            jobs/s. With --prefill P, the same database then gets P finished jobs in
@@ -103,8 +104,9 @@ Options:
                    run); 1000000 is the target's table size
   --steps LIST     (loop) sizes in steps (default 1000,10000,100000)
   --budget-seconds B  (loop) skip a size predicted to take longer (default 120)
-  --limit N        (drain) a concurrency limit of N jobs (a counted lock), measured beside
-                   the drain without it
+  --limit N        (drain) a concurrency limit of N tasks on the action (its config
+                   `concurrency`), measured beside the drain without it
+  --lock-limit N   (drain) the same made with a counted lock of N holders the jobs hold
   --rounds R       (peers, drain --limit) interleaved rounds (default 2)
   --probe-seconds S   (peers) length of each commit probe (default 2)
   --peer-dir PATH  (peers) where graphile-worker is installed (default .jc/peers)
@@ -151,7 +153,7 @@ struct Args {
     jcapi: Option<PathBuf>,
     batch: usize,
     notify_ends: bool,
-    limit: Option<u32>,
+    limit: Option<workload::Limit>,
     prefill: Option<i64>,
     steps: Vec<u64>,
     budget: Duration,
@@ -167,7 +169,7 @@ fn flag_modes(flag: &str) -> &'static [Mode] {
         "--stats" => &[Mode::Rounds, Mode::E2e, Mode::Drain],
         "--transports" | "--slots" => &[Mode::E2e],
         "--jcapi" => &[Mode::E2e, Mode::Peers],
-        "--batch" | "--limit" => &[Mode::Drain],
+        "--batch" | "--limit" | "--lock-limit" => &[Mode::Drain],
         "--notify-ends" => &[Mode::Drain, Mode::Peers],
         "--prefill" => &[Mode::Create],
         "--steps" | "--budget-seconds" => &[Mode::Loop],
@@ -280,10 +282,17 @@ fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Option<Args>
             }
             "--jcapi" => parsed.jcapi = Some(PathBuf::from(value()?)),
             "--batch" => parsed.batch = count(value()?, "--batch")?,
-            "--limit" => {
-                parsed.limit = Some(
-                    u32::try_from(count(value()?, "--limit")?).context("--limit is too large")?,
-                );
+            "--limit" | "--lock-limit" => {
+                let n = u32::try_from(count(value()?, &flag)?)
+                    .with_context(|| format!("{flag} is too large"))?;
+                if parsed.limit.is_some() {
+                    bail!("--limit and --lock-limit go one at a time");
+                }
+                parsed.limit = Some(if flag == "--limit" {
+                    workload::Limit::Action(n)
+                } else {
+                    workload::Limit::Lock(n)
+                });
             }
             "--prefill" => {
                 parsed.prefill =
@@ -473,7 +482,10 @@ async fn bench(args: Args) -> anyhow::Result<()> {
                 drain_mode(&cluster, &drain_plans, args.stats).await?,
             ),
             Some(limit) => (
-                "drain_limited",
+                match limit {
+                    workload::Limit::Action(_) => "drain_limited",
+                    workload::Limit::Lock(_) => "drain_lock_limited",
+                },
                 limited_mode(&cluster, &drain_plans, limit, &args).await?,
             ),
         },
@@ -509,6 +521,19 @@ fn print_load(args: &Args) {
     );
 }
 
+/// A fresh database of `cluster`, the statistics reset first with `stats` (so they are its
+/// run's alone).
+async fn fresh_db(cluster: &testkit::Cluster, stats: bool) -> anyhow::Result<testkit::TestDb> {
+    let db = cluster
+        .new_db()
+        .await
+        .context("could not create a database")?;
+    if stats {
+        stats::reset(cluster).await?;
+    }
+    Ok(db)
+}
+
 /// `drain`: one drain per worker count, each on a fresh database.
 async fn drain_mode(
     cluster: &testkit::Cluster,
@@ -517,13 +542,7 @@ async fn drain_mode(
 ) -> anyhow::Result<Value> {
     let mut outcomes = Vec::with_capacity(plans.len());
     for plan in plans {
-        let db = cluster
-            .new_db()
-            .await
-            .context("could not create a database")?;
-        if stats {
-            stats::reset(cluster).await?;
-        }
+        let db = fresh_db(cluster, stats).await?;
         eprintln!("drain: {} jobs, {} workers …", plan.jobs, plan.workers);
         outcomes.push(
             drain::run(&db, plan)
@@ -565,7 +584,7 @@ async fn drain_mode(
 async fn limited_mode(
     cluster: &testkit::Cluster,
     plans: &[drain::Plan],
-    limit: u32,
+    limit: workload::Limit,
     args: &Args,
 ) -> anyhow::Result<Value> {
     let mut results = vec![];
@@ -583,18 +602,13 @@ async fn limited_mode(
         for round in 1..=args.rounds {
             for p in [plan, &limited] {
                 let probe = machine::probe(cluster, args.probe).await?;
-                let db = cluster
-                    .new_db()
-                    .await
-                    .context("could not create a database")?;
-                if args.stats {
-                    stats::reset(cluster).await?;
-                }
+                let db = fresh_db(cluster, args.stats).await?;
                 eprintln!(
                     "drain: {} jobs, {} workers, limit {} …",
                     p.jobs,
                     p.workers,
-                    p.limit.map_or("none".to_owned(), |l| l.to_string())
+                    p.limit
+                        .map_or("none".to_owned(), |l| format!("{} ({})", l.n(), l.kind()))
                 );
                 let o = drain::run(&db, p).await.with_context(|| {
                     format!(
@@ -607,7 +621,7 @@ async fn limited_mode(
                     o.workers,
                     o.jobs,
                     round,
-                    p.limit.map_or("-".to_owned(), |l| l.to_string()),
+                    p.limit.map_or("-".to_owned(), |l| l.n().to_string()),
                     o.jobs_per_s(),
                     o.task_done_ms,
                     probe
@@ -633,13 +647,18 @@ async fn limited_mode(
         );
         let ratio = capped.median / free.median;
         println!(
-            "{} workers: {:.1} jobs/s without a limit, {:.1} with a limit of {limit}: ratio {ratio:.3}",
-            plan.workers, free.median, capped.median
+            "{} workers: {:.1} jobs/s without a limit, {:.1} with a limit of {} ({}): ratio {ratio:.3}",
+            plan.workers,
+            free.median,
+            capped.median,
+            limit.n(),
+            limit.kind()
         );
         results.push(json!({
             "workers": plan.workers,
             "jobs": plan.jobs,
-            "limit": limit,
+            "limit": limit.n(),
+            "limited_by": limit.kind(),
             "unlimited_jobs_per_s": free.json(1),
             "limited_jobs_per_s": capped.json(1),
             "ratio": round_to(ratio, 3),
@@ -647,7 +666,10 @@ async fn limited_mode(
         }));
     }
     Ok(json!({
-        "workflow": "calltest, and calltest_limited: the same inside lock bench_slots 'add' with max_holders N (taken at the start, released at the end)",
+        "workflow": match limit {
+            workload::Limit::Action(_) => "calltest; limited: action add with config concurrency = N (at most N of its tasks at work at once)",
+            workload::Limit::Lock(_) => "calltest; limited: calltest_limited, the same inside lock bench_slots 'add' with max_holders N (taken at the start, released at the end)",
+        },
         "probe": format!("{} s of single-row INSERT + COMMIT by one client, commits/s", args.probe.as_secs()),
         "rounds": args.rounds,
         "results": results,
@@ -801,13 +823,7 @@ async fn peers_mode(
 async fn sql_rounds(cluster: &testkit::Cluster, args: &Args) -> anyhow::Result<Vec<Outcome>> {
     let mut outcomes = Vec::with_capacity(args.workers.len());
     for &workers in &args.workers {
-        let db = cluster
-            .new_db()
-            .await
-            .context("could not create a database")?;
-        if args.stats {
-            stats::reset(cluster).await?;
-        }
+        let db = fresh_db(cluster, args.stats).await?;
         let plan = Plan {
             workers,
             clients: args.clients,

@@ -8,8 +8,44 @@ use serde_json::{json, Value};
 /// The workflow the clients start.
 pub const WORKFLOW: &str = "calltest";
 
-/// The workflow of `bench drain --limit N`: `calltest` inside a counted lock of N holders.
+/// The workflow of `bench drain --lock-limit N`: `calltest` inside a counted lock of N
+/// holders.
 pub const LIMITED: &str = "calltest_limited";
+
+/// A limit on how many jobs run at once (`bench drain --limit` / `--lock-limit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `add` has `config: concurrency = N`: at most N of its tasks at work at once.
+    Action(u32),
+    /// The jobs are of [`LIMITED`], which holds a counted lock of N holders from its start to
+    /// its end.
+    Lock(u32),
+}
+
+impl Limit {
+    /// The N of the limit.
+    pub fn n(self) -> u32 {
+        match self {
+            Limit::Action(n) | Limit::Lock(n) => n,
+        }
+    }
+
+    /// How the limit is made, for the figures.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Limit::Action(_) => "action concurrency",
+            Limit::Lock(_) => "counted lock",
+        }
+    }
+
+    /// The workflow whose jobs are drained.
+    pub fn workflow(self) -> &'static str {
+        match self {
+            Limit::Action(_) => WORKFLOW,
+            Limit::Lock(_) => LIMITED,
+        }
+    }
+}
 
 /// The lock type of [`LIMITED`] (one value, `add`).
 pub const LIMIT_LOCK: &str = "bench_slots";
@@ -24,15 +60,16 @@ pub const STEP: i64 = 3;
 /// `calltest` {input} → {output} that calls `add` once with step 3 (as in the engine test
 /// `calltest.rs`).
 pub fn models() -> Vec<jcl::Model> {
-    vec![add_action(), calltest(WORKFLOW, None)]
+    vec![add_action(None), calltest(WORKFLOW, None)]
 }
 
-/// Action `add` {counter, step} → {counter}.
-fn add_action() -> jcl::Model {
+/// Action `add` {counter, step} → {counter}, with a concurrency limit when given.
+fn add_action(concurrency: Option<u32>) -> jcl::Model {
     testkit::flow::action(ACTION)
         .input("counter", "number")
         .input("step", "number")
         .output("counter", "number")
+        .config(|c| c.concurrency = concurrency)
         .model()
 }
 
@@ -59,12 +96,14 @@ fn calltest(name: &str, limit: Option<u32>) -> jcl::Model {
     f.end(vec![set(path(Ns::O, &["output"]), var(Ns::V, &["thing"]))])
 }
 
-/// Loads [`models`] through `c`, and with a limit the workflow [`LIMITED`] holding a
-/// counted lock of that many holders.
-pub async fn load(c: &tokio_postgres::Client, limit: Option<u32>) -> anyhow::Result<()> {
+/// Loads [`models`] through `c`; with an action limit `add` has `concurrency`, with a lock
+/// limit the workflow [`LIMITED`] holding a counted lock of that many holders is loaded too.
+pub async fn load(c: &tokio_postgres::Client, limit: Option<Limit>) -> anyhow::Result<()> {
     let mut all = models();
-    if limit.is_some() {
-        all.push(calltest(LIMITED, limit));
+    match limit {
+        Some(Limit::Action(n)) => all[0] = add_action(Some(n)),
+        Some(Limit::Lock(n)) => all.push(calltest(LIMITED, Some(n))),
+        None => {}
     }
     for model in all {
         jc_db::load_model(c, &model, &[])

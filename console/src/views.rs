@@ -18,7 +18,8 @@ use crate::{App, Error};
 
 type Shared = State<Arc<App>>;
 
-/// A worker's announced actions as `name vN`, with the filter when there is one.
+/// A worker's announced actions as `name vN`, with the filter, rate and concurrency limit when
+/// there are.
 fn announced(actions: &Value) -> String {
     actions
         .as_array()
@@ -29,6 +30,12 @@ fn announced(actions: &Value) -> String {
             let mut s = format!("{} v{}", text(&a["action"]), text(&a["version"]));
             if !a["filter"].is_null() {
                 s.push_str(&format!(" (filter {})", a["filter"]));
+            }
+            if let Some(r) = a.get("rate") {
+                s.push_str(&format!(" (rate {} per {})", r["limit"], text(&r["per"])));
+            }
+            if let Some(n) = a.get("concurrency") {
+                s.push_str(&format!(" (concurrency {n})"));
             }
             esc(&s)
         })

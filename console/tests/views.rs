@@ -53,6 +53,20 @@ async fn workers_locks_schedules_and_events_pages() {
     assert_eq!(r.status, 200);
     let w1 = row_with(&r.body, "workers", "<td>w1</td>");
     assert!(w1.contains("step v1"), "the announced action: {w1}");
+    // an action's rate and concurrency limits are shown with it
+    c.batch_execute(
+        "update jobcenter.actions set config = config
+             || '{\"concurrency\": 2, \"rate\": {\"limit\": 5, \"per\": \"1 second\"}}'
+         where name = 'step'",
+    )
+    .await
+    .unwrap();
+    let r = http(a, "GET", "/workers", &bob, None);
+    let w1 = row_with(&r.body, "workers", "<td>w1</td>");
+    assert!(
+        w1.contains("step v1 (rate 5 per 1 second) (concurrency 2)"),
+        "the limits: {w1}"
+    );
 
     let r = http(a, "GET", "/locks", &bob, None);
     let held = row_with(&r.body, "holders", "<td>k</td>");

@@ -237,8 +237,8 @@ pub async fn locks(c: &impl GenericClient) -> Result<Value, Error> {
     Ok(json!({"holders": holders, "waiters": waiters}))
 }
 
-/// Live workers with their announced actions (and filters and rate limits), tasks in hand and
-/// last ping.
+/// Live workers with their announced actions (and filters, rate and concurrency limits), tasks
+/// in hand and last ping.
 pub async fn workers(c: &impl GenericClient) -> Result<Vec<Value>, Error> {
     objects(
         c,
@@ -246,7 +246,7 @@ pub async fn workers(c: &impl GenericClient) -> Result<Vec<Value>, Error> {
              'started', w.started, 'last_ping', w.last_ping,
              'actions', coalesce((select jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
                      'action', a.name, 'version', a.version, 'filter', wa.filter,
-                     'rate', a.config -> 'rate'))
+                     'rate', a.config -> 'rate', 'concurrency', a.config -> 'concurrency'))
                      order by a.name, a.version)
                  from jobcenter.worker_actions wa join jobcenter.actions a using (action_id)
                  where wa.worker_id = w.worker_id), '[]'),

@@ -100,6 +100,9 @@ pub fn workers(rows: &[Value]) -> String {
                                     cell(&r["per"])
                                 ));
                             }
+                            if let Some(n) = x.get("concurrency") {
+                                s.push_str(&format!(" concurrency {n}"));
+                            }
                             s
                         })
                         .collect()

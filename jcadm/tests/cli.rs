@@ -1013,17 +1013,22 @@ fn a_database_command_without_a_dsn_says_what_is_missing() {
 }
 
 #[tokio::test]
-async fn workers_show_an_actions_rate_limit() {
+async fn workers_show_an_actions_rate_and_concurrency_limits() {
     let (tdb, c) = setup().await;
     let mut add = testkit::examples::add();
     add.config.rate = serde_json::from_value(json!({"limit": 5, "per": "1 seconds"})).unwrap();
+    add.config.concurrency = Some(3);
     db::load_model(&c, &add, &[]).await.unwrap();
     db::announce(&c, "w", "add", None, None).await.unwrap();
     let v = ok_json(&tdb.dsn, &["workers"]);
     assert_eq!(
         v[0]["actions"],
-        json!([{"action": "add", "version": 1, "rate": {"limit": 5, "per": "1 seconds"}}])
+        json!([{"action": "add", "version": 1, "rate": {"limit": 5, "per": "1 seconds"},
+                "concurrency": 3}])
     );
     let table = ok(&tdb.dsn, &["workers"]);
-    assert!(table.contains("add v1 rate 5 per 1 seconds"), "{table}");
+    assert!(
+        table.contains("add v1 rate 5 per 1 seconds concurrency 3"),
+        "{table}"
+    );
 }

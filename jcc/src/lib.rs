@@ -87,6 +87,8 @@ pub mod codes {
     /// A bad action `rate`: not `'N per INTERVAL'` or `{limit, per}`, a limit outside 1 to
     /// 10000, a window that is no positive interval, or on a procedure.
     pub const RATE: &str = "JC0227";
+    /// A bad action `concurrency`: not a whole number from 1 to 10000, or on a procedure.
+    pub const CONCURRENCY: &str = "JC0228";
     /// The compiled model fails the loader's structural checks: a compiler bug.
     pub const INTERNAL: &str = "JC0299";
     /// Warning: `wait_for_event` names an event the workflow never subscribes to.

@@ -358,7 +358,10 @@ impl<'a> Lowerer<'a> {
             let key = s.key.text.as_str();
             let v = &s.value.value;
             let for_wf = matches!(key, "max_steps" | "max_depth");
-            let for_action = matches!(key, "timeout" | "retry" | "retryable" | "filter" | "rate");
+            let for_action = matches!(
+                key,
+                "timeout" | "retry" | "retryable" | "filter" | "rate" | "concurrency"
+            );
             if (for_wf && !wf) || (for_action && wf) {
                 let who = if for_wf {
                     "workflows"
@@ -447,6 +450,32 @@ impl<'a> Lowerer<'a> {
                                     format!("invalid rate: {msg}"),
                                 );
                                 self.hint("write rate = '10 per 1 second' or rate = {limit: 10, per: '1 second'} (limit 1 to 10000)");
+                            }
+                        }
+                    }
+                    None
+                }
+                "concurrency" => {
+                    if self.me.kind != ActionKind::Action {
+                        self.error(
+                            codes::CONCURRENCY,
+                            s.key.span,
+                            "config `concurrency` applies to actions only: a procedure runs in the database",
+                        );
+                    } else {
+                        match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+                            Some(n) if (1..=MAX_CONCURRENCY).contains(&n) => {
+                                c.concurrency = Some(n)
+                            }
+                            _ => {
+                                self.error(
+                                    codes::CONCURRENCY,
+                                    s.value.span,
+                                    format!(
+                                        "invalid concurrency: {v}: a whole number from 1 to {MAX_CONCURRENCY}"
+                                    ),
+                                );
+                                self.hint("write concurrency = 40: at most 40 tasks of the action at work at once");
                             }
                         }
                     }
@@ -2637,6 +2666,9 @@ fn interval(v: &Value) -> Option<String> {
 
 /// The most a rate limit may allow per window: the window's start times are kept in one row.
 const MAX_RATE: u32 = 10_000;
+
+/// The largest `concurrency` an action may have (its slots are rows of `action_slots`).
+const MAX_CONCURRENCY: u32 = 10_000;
 
 /// `'N per INTERVAL'` or `{limit: N, per: INTERVAL}` (an interval string or seconds).
 fn rate(v: &Value) -> Result<RateConfig, String> {

@@ -14,6 +14,9 @@ drop function jobcenter.counted_lock_lock(text, text);
 -- The waiters of a lock are counted from jobs (jobs_lockwait), not kept in every holder's row.
 drop function jobcenter.lock_wait_ended(jobcenter.jobs);
 alter table jobcenter.locks drop column contended;
+-- Concurrency limits of actions (config `concurrency`): the tasks at work holding slots.
+create index jobs_slots on jobcenter.jobs (ready_action_id) where state = 'working' and task_state ? 'slot';
+alter table jobcenter.action_rates add column refused boolean not null default false;
 
 -- functions of engine.sql
 -- jobcenter engine: the internal procedures that move jobs through the state machine.
@@ -1651,8 +1654,9 @@ end $$;
 -- become ready again, event waits get the 'timeout' event (or an event queued meanwhile), lock
 -- waits fail with class 'lock', and jobs created with a start time (sleeping, task_state
 -- {"delayed": true}) start. Then carries out the abort requests left (job_aborts), and offers
--- again the ready tasks of rate-limited actions whose full window has room again
--- (action_rates.wake; see count_rate). Returns how many jobs it handled.
+-- again the ready tasks of rate-limited actions whose full window has room again, and of
+-- concurrency-limited ones a taker found full (action_rates.wake; see count_rate and
+-- take_slots). Returns how many jobs it handled.
 --
 -- The due jobs are read without locking; each is locked (SKIP LOCKED: another caller has it)
 -- and re-checked only when its turn comes, in a subtransaction of its own, so the rows of
@@ -1680,7 +1684,8 @@ begin
     for v_id in select queue from jobcenter.action_rates where wake <= clock_timestamp()
                 for update skip locked loop
         -- no limit any more (replaced): offer a batch, as a sweep would
-        v_room := coalesce(jobcenter.rate_room(v_id::integer), 1000);
+        v_room := least(coalesce(jobcenter.rate_room(v_id::integer), 1000),
+                        coalesce(jobcenter.slot_room(v_id::integer), 1000));
         v_n := 0;
         for v_job in select jb.job_id from jobcenter.jobs jb
                      where jb.state = 'ready' and jb.ready_action_id = v_id
@@ -1693,7 +1698,8 @@ begin
         -- more than the room waits: wake again when the next start leaves the window (the
         -- takes in between may not fill it, which would set the time)
         update jobcenter.action_rates x set wake = case when v_n > v_room then
-                (select min(s) from unnest(x.starts) s where s > clock_timestamp() - x.per) + x.per end
+                (select min(s) from unnest(x.starts) s where s > clock_timestamp() - x.per) + x.per end,
+            refused = false
         where queue = v_id;
     end loop;
     return v_count;
@@ -2816,15 +2822,17 @@ end $$;
 -- queue's tasks are notified on, the workers of that filter (null for an unfiltered
 -- announcement, as the original) and how many tasks wait. Workers the caller may not act for
 -- (another user's) count as not given. A rate-limited queue counts no more than its window's
--- room (rate_room), none when it is full.
+-- room (rate_room), a concurrency-limited one no more than its free slots (slot_room), none
+-- when either is full.
 create or replace function jobcenter.poll_tasks(a_worker_ids bigint[])
 returns table (listenstring text, worker_ids bigint[], count bigint)
 language sql stable as $$
     select 'action:' || j.ready_action_id || ':ready',
            case when wa.filter is not null
                 then array_agg(distinct wa.worker_id order by wa.worker_id) end,
-           -- no more than a rate limit lets start now
-           least(count(distinct j.job_id), jobcenter.rate_room(j.ready_action_id))
+           -- no more than a rate limit and a concurrency limit let start now
+           least(count(distinct j.job_id), jobcenter.rate_room(j.ready_action_id),
+                 jobcenter.slot_room(j.ready_action_id))
     from jobcenter.worker_actions wa
     join jobcenter.workers w on w.worker_id = wa.worker_id and w.stopped is null
     join jobcenter.actions a on a.action_id = wa.action_id
@@ -2835,6 +2843,7 @@ language sql stable as $$
       and not exists (select 1 from jobcenter.job_aborts x where x.job_id = j.job_id)
     group by j.ready_action_id, wa.filter
     having coalesce(jobcenter.rate_room(j.ready_action_id), 1) > 0
+       and coalesce(jobcenter.slot_room(j.ready_action_id), 1) > 0
     order by 1, 2
 $$;
 
@@ -2870,6 +2879,9 @@ begin
         raise exception using errcode = 'JC003',
             message = format('no task holds cookie %s', a_jobcookie),
             detail = 'the task was already done, timed out, or the cookie is wrong';
+    end if;
+    if j.task_state ? 'slot' then
+        perform jobcenter.slot_freed(j.ready_action_id);
     end if;
     if not jobcenter.may_act_for(jobcenter.caller(null), j.task_state ->> 'taken_by') then
         raise exception using errcode = 'JC004',
@@ -2909,7 +2921,9 @@ end $$;
 -- would otherwise make for the taking statement (it weighs the or-null tests) cost more to
 -- plan than to run. An action with a `rate` config (at most `limit` tasks started in any
 -- `per`) takes at most the room its queue's window has left, holding the queue's action_rates
--- row meanwhile; an action without one reads nothing more.
+-- row meanwhile; one with a `concurrency` config (at most N tasks at work at once) takes at most
+-- as many tasks as it finds free slots (take_slots) and gives each task one (task_state slot);
+-- an action with neither reads nothing more.
 create or replace function jobcenter.take_tasks(a_workername text, a_actionname text,
     a_limit integer, a_job_id bigint,
     out o_job_id bigint, out o_job_cookie text, out o_in_args jsonb, out o_env jsonb)
@@ -2925,9 +2939,12 @@ declare
     v_starts timestamptz[];
     v_now timestamptz;
     v_taken integer := 0;
+    v_slots integer;
+    v_slot integer[];
     r record;
 begin
-    select w.worker_id, wa.filter, a.config -> 'rate' into v_worker_id, v_filter, v_rate
+    select w.worker_id, wa.filter, a.config -> 'rate', (a.config ->> 'concurrency')::integer
+    into v_worker_id, v_filter, v_rate, v_slots
     from jobcenter.workers w
     join jobcenter.worker_actions wa using (worker_id)
     join jobcenter.actions a using (action_id)
@@ -2953,6 +2970,10 @@ begin
         v_starts := array(select s from unnest(v_starts) s where s > v_now - v_per order by s);
         a_limit := least(a_limit, greatest((v_rate ->> 'limit')::integer - cardinality(v_starts), 0));
     end if;
+    if v_slots is not null and a_limit > 0 then
+        v_slot := jobcenter.take_slots(v_queue, v_slots, a_limit);
+        a_limit := cardinality(v_slot);
+    end if;
     for r in
         -- the oldest ready tasks, or job a_job_id's: two scans, of which a one-time filter
         -- (a_job_id is null) runs one, so the generic plan reads the ready index or the key
@@ -2970,7 +2991,8 @@ begin
               and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
               and a_limit > 0
             for no key update of jb skip locked),
-        picked as (select * from any_job union all select * from one_job),
+        picked as (select u.*, row_number() over (order by u.ready_rank, u.job_id) as rn
+                   from (select * from any_job union all select * from one_job) u),
         taken as (
             update jobcenter.jobs j set
                 state = 'working', cookie = gen_random_uuid(), worker_id = v_worker_id,
@@ -2981,6 +3003,9 @@ begin
                 task_state = j.task_state || jsonb_build_object('tries',
                     coalesce((j.task_state ->> 'tries')::integer, 0) + 1, 'worker', a_workername,
                     'taken_by', v_taker)
+                    -- the slot of a concurrency-limited action the task holds while at work
+                    || case when v_slot is null then '{}'::jsonb
+                            else jsonb_build_object('slot', v_slot[p.rn]) end
             from picked p
             join jobcenter.tasks t on t.task_id = p.task_id
             join jobcenter.actions a on a.action_id = t.action_id
@@ -3005,6 +3030,90 @@ begin
         perform jobcenter.notify_timer(v_first);
     end if;
 end $$;
+
+-- The slots (0 .. N - 1) of concurrency-limited queue `a_queue` its tasks at work hold.
+create or replace function jobcenter.busy_slots(a_queue integer) returns integer[]
+language plpgsql stable as $$
+begin
+    return array(select (jb.task_state ->> 'slot')::integer from jobcenter.jobs jb
+                 where jb.state = 'working' and jb.task_state ? 'slot'
+                   and jb.ready_action_id = a_queue);
+end $$;
+
+-- Takes up to `a_want` free slots of concurrency-limited queue `a_queue` (its newest version's
+-- `concurrency` is `a_max`): the lowest ones no task at work holds. A slot is the taker's once
+-- it has the slot's transaction-level advisory lock (try: a slot another taker is taking is
+-- passed over, no taker waits) and, looked at again after that, no task committed meanwhile
+-- holds it. A task holds its slot while it is at work (task_state slot), so no end of a task
+-- has to give it back. When every slot is busy the queue's wake-up is set a second on
+-- (action_rates, as a full rate window sets it): a task finished meanwhile offers the next ready
+-- task at once (slot_freed), and else the maestro's timer offers the ready tasks then.
+create or replace function jobcenter.take_slots(a_queue integer, a_max integer, a_want integer)
+returns integer[] language plpgsql as $$
+declare
+    v_busy integer[] := jobcenter.busy_slots(a_queue);
+    v_free integer[] := '{}';
+    v_got integer[];
+    v_tried integer[] := '{}';
+    v_slot integer;
+    v_wake timestamptz;
+begin
+    -- a slot locked and then found taken by a task committed meanwhile sends this on to the
+    -- next ones
+    for pass in 1 .. 3 loop
+        v_got := '{}';
+        for v_slot in select g from generate_series(0, a_max - 1) g
+                      where g <> all (v_busy) and g <> all (v_tried) loop
+            v_tried := v_tried || v_slot;
+            if pg_try_advisory_xact_lock(hashtext('jobcenter.slots ' || a_queue), v_slot) then
+                v_got := v_got || v_slot;
+                exit when cardinality(v_free) + cardinality(v_got) >= a_want;
+            end if;
+        end loop;
+        exit when cardinality(v_got) = 0;
+        v_busy := jobcenter.busy_slots(a_queue);
+        v_free := v_free || array(select f from unnest(v_got) f where f <> all (v_busy));
+        exit when cardinality(v_free) >= a_want;
+    end loop;
+    if cardinality(v_free) = 0
+       and not exists (select 1 from jobcenter.action_rates where queue = a_queue and refused) then
+        v_wake := clock_timestamp() + interval '1 second';
+        insert into jobcenter.action_rates as x (queue, wake, refused) values (a_queue, v_wake, true)
+        on conflict (queue) do update set wake = least(x.wake, excluded.wake), refused = true;
+        perform jobcenter.notify_timer(v_wake);
+    end if;
+    return v_free;
+end $$;
+
+-- A task that held a slot of concurrency-limited queue `a_queue` ends: when a taker found
+-- every slot busy since the last offer (action_rates.refused), the next ready task is offered.
+create or replace function jobcenter.slot_freed(a_queue integer) returns void
+language plpgsql as $$
+declare
+    v_job bigint;
+begin
+    if exists (select 1 from jobcenter.action_rates where queue = a_queue and refused) then
+        update jobcenter.action_rates set refused = false where queue = a_queue and refused;
+        select jb.job_id into v_job from jobcenter.jobs jb
+        where jb.state = 'ready' and jb.ready_action_id = a_queue
+        order by jb.ready_rank, jb.job_id limit 1;
+        if v_job is not null then
+            perform pg_notify('action:' || a_queue || ':ready', jsonb_build_object('job_id', v_job)::text);
+        end if;
+    end if;
+end $$;
+
+-- How many more tasks of ready queue `a_queue` its concurrency limit lets start now (free
+-- slots), by the newest version's `concurrency` config; null when it has none.
+create or replace function jobcenter.slot_room(a_queue integer) returns integer
+language sql stable as $$
+    select greatest(n.max - cardinality(jobcenter.busy_slots(a_queue)), 0)::integer
+    from (select (a.config ->> 'concurrency')::integer as max from jobcenter.actions a
+          where a.name = (select q.name from jobcenter.actions q where q.action_id = a_queue)
+            and a.type = 'action'
+          order by a.version desc limit 1) n
+    where n.max is not null
+$$;
 
 -- Records `a_taken` starts at `a_now` in the window `a_starts` (those of the last `a_per`,
 -- oldest first) of rate-limited queue `a_queue` (its row locked by the caller). A window left
@@ -3468,7 +3577,7 @@ $$;
 --                         get_stale_actions; reads the definition tables (actions, tasks,
 --                         inputs, outputs, types, schedules) and deletes schedules (jcc drops
 --                         those a file lost)
---     jobcenter_gateway   client and worker, rate_room, and reads jobs, the archive, the
+--     jobcenter_gateway   client and worker, rate_room, slot_room, and reads jobs, the archive, the
 --                         step log, actions, tasks and announcements (jcapi's own queries)
 --     jobcenter_admin     all of the above, the maintenance functions (the maestro), the
 --                         operator's retry_now, set_disabled (jcadm) and disable_action, reads
@@ -3732,7 +3841,7 @@ declare
             "get_tasks", "task_done", "tasks_done", "task_failed", "poll_tasks"],
         "jobcenter_compiler": ["load_action", "replace_action", "create_schedule",
             "drop_schedule", "enable_schedule", "get_workflow_info", "get_stale_actions"],
-        "jobcenter_gateway": ["gateway_register", "gateway_attach", "rate_room"],
+        "jobcenter_gateway": ["gateway_register", "gateway_attach", "rate_room", "slot_room"],
         "jobcenter_admin": ["do_timeout", "next_timeout", "do_crash_recovery",
             "do_worker_check", "do_gateway_check", "do_archival_and_cleanup", "do_schedules", "next_schedule",
             "retry_now", "set_disabled", "disable_action"]

@@ -5,8 +5,9 @@
 -- become ready again, event waits get the 'timeout' event (or an event queued meanwhile), lock
 -- waits fail with class 'lock', and jobs created with a start time (sleeping, task_state
 -- {"delayed": true}) start. Then carries out the abort requests left (job_aborts), and offers
--- again the ready tasks of rate-limited actions whose full window has room again
--- (action_rates.wake; see count_rate). Returns how many jobs it handled.
+-- again the ready tasks of rate-limited actions whose full window has room again, and of
+-- concurrency-limited ones a taker found full (action_rates.wake; see count_rate and
+-- take_slots). Returns how many jobs it handled.
 --
 -- The due jobs are read without locking; each is locked (SKIP LOCKED: another caller has it)
 -- and re-checked only when its turn comes, in a subtransaction of its own, so the rows of
@@ -34,7 +35,8 @@ begin
     for v_id in select queue from jobcenter.action_rates where wake <= clock_timestamp()
                 for update skip locked loop
         -- no limit any more (replaced): offer a batch, as a sweep would
-        v_room := coalesce(jobcenter.rate_room(v_id::integer), 1000);
+        v_room := least(coalesce(jobcenter.rate_room(v_id::integer), 1000),
+                        coalesce(jobcenter.slot_room(v_id::integer), 1000));
         v_n := 0;
         for v_job in select jb.job_id from jobcenter.jobs jb
                      where jb.state = 'ready' and jb.ready_action_id = v_id
@@ -47,7 +49,8 @@ begin
         -- more than the room waits: wake again when the next start leaves the window (the
         -- takes in between may not fill it, which would set the time)
         update jobcenter.action_rates x set wake = case when v_n > v_room then
-                (select min(s) from unnest(x.starts) s where s > clock_timestamp() - x.per) + x.per end
+                (select min(s) from unnest(x.starts) s where s > clock_timestamp() - x.per) + x.per end,
+            refused = false
         where queue = v_id;
     end loop;
     return v_count;

@@ -164,6 +164,8 @@ create index jobs_state on jobcenter.jobs (state);
 create index jobs_worker on jobcenter.jobs (worker_id) where worker_id is not null;
 -- The waiters of each lock value, oldest first (a release wakes one per freed slot)
 create index jobs_lockwait on jobcenter.jobs ((task_state -> 'lockwait'), job_id) where state = 'lockwait';
+-- The tasks at work of each concurrency-limited action, with their slots (take_slots)
+create index jobs_slots on jobcenter.jobs (ready_action_id) where state = 'working' and task_state ? 'slot';
 -- find_jobs: containment of the arguments
 create index jobs_arguments on jobcenter.jobs using gin (arguments jsonb_path_ops);
 
@@ -215,12 +217,15 @@ create index job_keys_expires on jobcenter.job_keys (expires) where expires is n
 -- of the tasks taken in the last window (at most the limit), the window's length as last
 -- taken with, and when the window has room again for ready tasks it held back (the maestro's
 -- timer then offers them: do_timeout). The row lock serialises the takers of a rate-limited
--- action only.
+-- action only. A concurrency-limited action (`concurrency`) has a row too once a taker found
+-- every slot busy (`refused`, and a wake-up a second on): the next end of a task, or else the
+-- timer, offers the ready tasks.
 create table jobcenter.action_rates (
     queue integer primary key,
     starts timestamptz[] not null default '{}',
     per interval,
-    wake timestamptz
+    wake timestamptz,
+    refused boolean not null default false
 );
 create index action_rates_wake on jobcenter.action_rates (wake) where wake is not null;
 

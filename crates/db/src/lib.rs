@@ -722,8 +722,8 @@ pub async fn announced_action(
 }
 
 /// How many tasks of each of the ready queues `action_ids` (from [`announced_action`]) are
-/// `ready` (waiting for a worker) and may start now (no more than an action's rate limit
-/// lets), for the queues that have any.
+/// `ready` (waiting for a worker) and may start now (no more than an action's rate limit and
+/// concurrency limit let), for the queues that have any.
 pub async fn ready_counts(
     c: &impl GenericClient,
     action_ids: &[i32],
@@ -732,7 +732,8 @@ pub async fn ready_counts(
         .query(
             "select * from (
                  select ready_action_id,
-                        least(count(*), jobcenter.rate_room(ready_action_id)) as n
+                        least(count(*), jobcenter.rate_room(ready_action_id),
+                              jobcenter.slot_room(ready_action_id)) as n
                  from jobcenter.jobs
                  where state = 'ready' and ready_action_id = any($1)
                  group by ready_action_id) c

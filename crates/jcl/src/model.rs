@@ -133,6 +133,10 @@ pub struct Config {
     /// Actions: the most tasks started per window, across every worker and gateway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<RateConfig>,
+    /// Actions: the most tasks at work at once (taken and not yet finished), across every
+    /// worker and gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
     /// Actions: input names a worker may filter its tasks on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<Vec<String>>,

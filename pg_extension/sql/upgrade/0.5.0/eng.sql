@@ -7,3 +7,6 @@ drop function jobcenter.counted_lock_lock(text, text);
 -- The waiters of a lock are counted from jobs (jobs_lockwait), not kept in every holder's row.
 drop function jobcenter.lock_wait_ended(jobcenter.jobs);
 alter table jobcenter.locks drop column contended;
+-- Concurrency limits of actions (config `concurrency`): the tasks at work holding slots.
+create index jobs_slots on jobcenter.jobs (ready_action_id) where state = 'working' and task_state ? 'slot';
+alter table jobcenter.action_rates add column refused boolean not null default false;

@@ -1,0 +1,5 @@
+# expect: JC0228 5:16
+action err.concurrency:
+config:
+	timeout = '5 minutes'
+	concurrency = 0
