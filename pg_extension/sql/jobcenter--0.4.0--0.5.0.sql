@@ -2880,7 +2880,8 @@ begin
             message = format('no task holds cookie %s', a_jobcookie),
             detail = 'the task was already done, timed out, or the cookie is wrong';
     end if;
-    if j.task_state ? 'slot' then
+    if j.task_state ? 'slot'
+       and exists (select 1 from jobcenter.action_rates x where x.queue = j.ready_action_id and x.refused) then
         perform jobcenter.slot_freed(j.ready_action_id);
     end if;
     if not jobcenter.may_act_for(jobcenter.caller(null), j.task_state ->> 'taken_by') then
@@ -3051,27 +3052,29 @@ end $$;
 create or replace function jobcenter.take_slots(a_queue integer, a_max integer, a_want integer)
 returns integer[] language plpgsql as $$
 declare
-    v_busy integer[] := jobcenter.busy_slots(a_queue);
+    v_busy integer[];
     v_free integer[] := '{}';
     v_got integer[];
     v_tried integer[] := '{}';
-    v_slot integer;
     v_wake timestamptz;
 begin
+    v_busy := array(select (jb.task_state ->> 'slot')::integer from jobcenter.jobs jb
+                    where jb.state = 'working' and jb.task_state ? 'slot'
+                      and jb.ready_action_id = a_queue);
     -- a slot locked and then found taken by a task committed meanwhile sends this on to the
     -- next ones
     for pass in 1 .. 3 loop
-        v_got := '{}';
-        for v_slot in select g from generate_series(0, a_max - 1) g
-                      where g <> all (v_busy) and g <> all (v_tried) loop
-            v_tried := v_tried || v_slot;
-            if pg_try_advisory_xact_lock(hashtext('jobcenter.slots ' || a_queue), v_slot) then
-                v_got := v_got || v_slot;
-                exit when cardinality(v_free) + cardinality(v_got) >= a_want;
-            end if;
-        end loop;
+        -- the lowest free slots whose lock this transaction gets (the limit stops the tries)
+        v_got := array(select g from generate_series(0, a_max - 1) g
+                       where g <> all (v_busy) and g <> all (v_tried)
+                         and pg_try_advisory_xact_lock(hashtext('jobcenter.slots ' || a_queue), g)
+                       limit a_want - cardinality(v_free));
         exit when cardinality(v_got) = 0;
-        v_busy := jobcenter.busy_slots(a_queue);
+        v_tried := v_tried || v_got;
+        -- looked at again after the locks: a slot a task committed meanwhile holds is not free
+        v_busy := array(select (jb.task_state ->> 'slot')::integer from jobcenter.jobs jb
+                        where jb.state = 'working' and jb.task_state ? 'slot'
+                          and jb.ready_action_id = a_queue);
         v_free := v_free || array(select f from unnest(v_got) f where f <> all (v_busy));
         exit when cardinality(v_free) >= a_want;
     end loop;
