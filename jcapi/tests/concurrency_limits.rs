@@ -41,16 +41,7 @@ async fn two_gateways_run_no_more_than_the_limit_at_once_and_every_job_finishes(
         busy,
         add,
     );
-    let timer_db = env.tdb.connect().await.unwrap();
-    let timer = tokio::spawn(async move {
-        loop {
-            timer_db
-                .query_one("select jobcenter.do_timeout()", &[])
-                .await
-                .unwrap();
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
+    let timer = timer(&env).await;
 
     let mut c = login(&g1, "tcp", "alice", ALICE_PW).await;
     let mut jobs = vec![];

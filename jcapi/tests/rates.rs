@@ -44,17 +44,7 @@ async fn two_gateways_start_no_more_than_the_rate_and_every_job_finishes() {
         Duration::ZERO,
         add,
     );
-    // the maestro's part: fire what is due
-    let timer_db = env.tdb.connect().await.unwrap();
-    let timer = tokio::spawn(async move {
-        loop {
-            timer_db
-                .query_one("select jobcenter.do_timeout()", &[])
-                .await
-                .unwrap();
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
+    let timer = timer(&env).await;
 
     let mut c = login(&g1, "tcp", "alice", ALICE_PW).await;
     let mut jobs = vec![];

@@ -833,3 +833,17 @@ where
     }
     false
 }
+
+/// The maestro's timer part, as a task: `do_timeout` every 100 ms on a connection of its own
+/// (fires what is due, offers again the tasks a limit held back). Abort it when done.
+pub async fn timer(env: &Env) -> tokio::task::JoinHandle<()> {
+    let db = env.tdb.connect().await.unwrap();
+    tokio::spawn(async move {
+        loop {
+            db.query_one("select jobcenter.do_timeout()", &[])
+                .await
+                .unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+}

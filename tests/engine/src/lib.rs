@@ -83,6 +83,37 @@ pub async fn create(c: &Client, wf: &str, args: Value) -> i64 {
         .job_id
 }
 
+/// Creates `n` jobs of `calltest` with inputs 0 .. n - 1; returns their ids in order.
+pub async fn create_calltests(c: &Client, n: i64) -> Vec<i64> {
+    let mut out = vec![];
+    for i in 0..n {
+        out.push(create(c, "calltest", serde_json::json!({"input": i})).await);
+    }
+    out
+}
+
+/// How many jobs are in `state`.
+pub async fn jobs_in(c: &Client, state: &str) -> i64 {
+    c.query_one(
+        "select count(*) from jobcenter.jobs where state::text = $1",
+        &[&state],
+    )
+    .await
+    .expect("count jobs")
+    .get(0)
+}
+
+/// What poll_tasks offers worker `w`: the count of its one row, 0 when there is none.
+pub async fn polled(c: &Client, w: i64) -> i64 {
+    c.query_opt(
+        "select count from jobcenter.poll_tasks(array[$1::bigint])",
+        &[&w],
+    )
+    .await
+    .expect("poll_tasks")
+    .map_or(0, |r| r.get(0))
+}
+
 /// The output of an ended job (panics while it runs).
 pub async fn output(c: &Client, job: i64) -> Value {
     db::get_job_status(c, job)

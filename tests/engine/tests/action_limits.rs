@@ -10,44 +10,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use engine_tests::{action_id, create, db, examples, load, make_due, setup, state, Listener};
+use engine_tests::{
+    action_id, create_calltests, db, examples, jobs_in, load, make_due, polled, setup, state,
+    Listener,
+};
 use jcl::Model;
 use serde_json::{json, Value};
-use tokio_postgres::Client;
 
 fn add_limited(n: u32) -> Model {
     let mut m = examples::add();
     m.config.concurrency = Some(n);
     m
-}
-
-async fn create_n(c: &Client, n: i64) -> Vec<i64> {
-    let mut out = vec![];
-    for i in 0..n {
-        out.push(create(c, "calltest", json!({"input": i})).await);
-    }
-    out
-}
-
-async fn working(c: &Client) -> i64 {
-    c.query_one(
-        "select count(*) from jobcenter.jobs where state = 'working'",
-        &[],
-    )
-    .await
-    .unwrap()
-    .get(0)
-}
-
-/// What poll_tasks counts for worker `w`: 0 when it has no row.
-async fn poll(c: &Client, w: i64) -> i64 {
-    c.query_opt(
-        "select count from jobcenter.poll_tasks(array[$1::bigint])",
-        &[&w],
-    )
-    .await
-    .unwrap()
-    .map_or(0, |r| r.get(0))
 }
 
 fn out(inargs: &Value) -> Value {
@@ -58,7 +31,7 @@ fn out(inargs: &Value) -> Value {
 async fn takes_beyond_the_limit_get_fewer_tasks_and_an_end_frees_a_slot() {
     let (_db, c) = setup().await;
     load(&c, &[add_limited(3), examples::calltest()]).await;
-    let jobs = create_n(&c, 6).await;
+    let jobs = create_calltests(&c, 6).await;
     db::announce(&c, "w1", "add", None, None).await.unwrap();
     db::announce(&c, "w2", "add", None, None).await.unwrap();
     let first = db::get_tasks(&c, "w1", "add", 2).await.unwrap();
@@ -85,7 +58,7 @@ async fn takes_beyond_the_limit_get_fewer_tasks_and_an_end_frees_a_slot() {
     assert_eq!(state(&c, jobs[0]).await, "finished");
     let next = db::get_tasks(&c, "w2", "add", 5).await.unwrap();
     assert_eq!(next.iter().map(|t| t.job_id).collect::<Vec<_>>(), [jobs[3]]);
-    assert_eq!(working(&c).await, 3);
+    assert_eq!(jobs_in(&c, "working").await, 3);
 }
 
 #[tokio::test]
@@ -94,7 +67,7 @@ async fn a_failed_or_timed_out_task_frees_its_slot() {
     let mut add = add_limited(1);
     add.config.timeout = Some("1 hour".to_owned());
     load(&c, &[add, examples::calltest()]).await;
-    let jobs = create_n(&c, 3).await;
+    let jobs = create_calltests(&c, 3).await;
     db::announce(&c, "w", "add", None, None).await.unwrap();
     let t = db::get_task(&c, "w", "add", None).await.unwrap().unwrap();
     assert!(db::get_task(&c, "w", "add", None).await.unwrap().is_none());
@@ -124,7 +97,7 @@ async fn a_refused_taker_is_offered_the_next_task_when_one_ends_or_by_the_timer(
     load(&c, &[add_limited(1), examples::calltest()]).await;
     let queue = action_id(&c, "add").await;
     let channel = format!("action:{queue}:ready");
-    let jobs = create_n(&c, 3).await;
+    let jobs = create_calltests(&c, 3).await;
     db::announce(&c, "w", "add", None, None).await.unwrap();
     let t = db::get_task(&c, "w", "add", None).await.unwrap().unwrap();
     let mut l = Listener::new(&tdb, &[&channel, "timer"]).await;
@@ -174,29 +147,29 @@ async fn a_refused_taker_is_offered_the_next_task_when_one_ends_or_by_the_timer(
 async fn poll_tasks_counts_the_free_slots_and_a_larger_limit_counts_at_once() {
     let (_db, c) = setup().await;
     load(&c, &[add_limited(2), examples::calltest()]).await;
-    create_n(&c, 5).await;
+    create_calltests(&c, 5).await;
     let w = db::announce(&c, "w", "add", None, None).await.unwrap();
-    assert_eq!(poll(&c, w).await, 2);
+    assert_eq!(polled(&c, w).await, 2);
     let t = db::get_task(&c, "w", "add", None).await.unwrap().unwrap();
-    assert_eq!(poll(&c, w).await, 1);
+    assert_eq!(polled(&c, w).await, 1);
     db::get_task(&c, "w", "add", None).await.unwrap().unwrap();
-    assert_eq!(poll(&c, w).await, 0, "a full limit offers nothing");
+    assert_eq!(polled(&c, w).await, 0, "a full limit offers nothing");
     // a new version with a larger limit: its room counts at once, the tasks at work keep
     // their slots
     load(&c, &[add_limited(4)]).await;
     db::announce(&c, "w", "add", None, None).await.unwrap();
-    assert_eq!(poll(&c, w).await, 2);
+    assert_eq!(polled(&c, w).await, 2);
     assert_eq!(db::get_tasks(&c, "w", "add", 10).await.unwrap().len(), 2);
-    assert_eq!(working(&c).await, 4);
+    assert_eq!(jobs_in(&c, "working").await, 4);
     db::task_done(&c, &t.cookie, &out(&t.inargs)).await.unwrap();
-    assert_eq!(poll(&c, w).await, 1);
+    assert_eq!(polled(&c, w).await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn forty_jobs_through_a_limit_of_three_never_have_a_fourth_task_at_work() {
     let (tdb, c) = setup().await;
     load(&c, &[add_limited(3), examples::calltest()]).await;
-    create_n(&c, 40).await;
+    create_calltests(&c, 40).await;
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = {
         let (tdb, stop) = (tdb.clone(), stop.clone());
@@ -204,7 +177,7 @@ async fn forty_jobs_through_a_limit_of_three_never_have_a_fourth_task_at_work() 
             let c = tdb.connect().await.unwrap();
             let mut most = 0;
             while !stop.load(Ordering::SeqCst) {
-                most = most.max(working(&c).await);
+                most = most.max(jobs_in(&c, "working").await);
             }
             most
         })

@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
-use engine_tests::{action_id, count, db, examples, load, setup, state, Listener};
+use engine_tests::{
+    action_id, count, create_calltests, db, examples, jobs_in, load, polled, setup, state, Listener,
+};
 use jcl::{Model, RateConfig};
 use serde_json::json;
 use tokio_postgres::Client;
@@ -19,35 +21,6 @@ fn add_rated(limit: u32, per: &str) -> Model {
         per: per.to_owned(),
     });
     m
-}
-
-async fn create_n(c: &Client, n: i64) -> Vec<i64> {
-    let mut out = vec![];
-    for i in 0..n {
-        out.push(engine_tests::create(c, "calltest", json!({"input": i})).await);
-    }
-    out
-}
-
-async fn ready(c: &Client) -> i64 {
-    c.query_one(
-        "select count(*) from jobcenter.jobs where state = 'ready'",
-        &[],
-    )
-    .await
-    .unwrap()
-    .get(0)
-}
-
-/// What poll_tasks offers worker `w`: the count of its one row, 0 when there is none.
-async fn polled(c: &Client, w: i64) -> i64 {
-    c.query_opt(
-        "select count from jobcenter.poll_tasks(array[$1::bigint])",
-        &[&w],
-    )
-    .await
-    .unwrap()
-    .map_or(0, |r| r.get(0))
 }
 
 /// Moves the window of the `add` queue back by `by`, as if that much time had passed.
@@ -68,7 +41,7 @@ async fn a_burst_starts_the_limit_per_window_across_two_connections_and_loses_no
     let c2 = tdb.connect().await.unwrap();
     load(&c, &[add_rated(3, "1 hour"), examples::calltest()]).await;
     let queue = action_id(&c, "add").await;
-    let jobs = create_n(&c, 8).await;
+    let jobs = create_calltests(&c, 8).await;
     let w1 = db::announce(&c, "w1", "add", None, None).await.unwrap();
     db::announce(&c2, "w2", "add", None, None).await.unwrap();
     assert_eq!(
@@ -88,7 +61,7 @@ async fn a_burst_starts_the_limit_per_window_across_two_connections_and_loses_no
         .await
         .unwrap()
         .is_none());
-    assert_eq!(ready(&c).await, 5, "the rest stay ready");
+    assert_eq!(jobs_in(&c, "ready").await, 5, "the rest stay ready");
     assert_eq!(polled(&c, w1).await, 0, "a full window is not offered");
     // the maestro is told when the window has room again
     let next: f64 = c
@@ -118,7 +91,7 @@ async fn a_burst_starts_the_limit_per_window_across_two_connections_and_loses_no
     age_window(&c, "1 hour").await;
     taken.extend(db::get_tasks(&c, "w1", "add", 10).await.unwrap());
     assert_eq!(taken.len(), 8);
-    assert_eq!(ready(&c).await, 0);
+    assert_eq!(jobs_in(&c, "ready").await, 0);
 
     // every task was taken once, and every job finishes
     let mut ids: Vec<i64> = taken.iter().map(|t| t.job_id).collect();
@@ -139,7 +112,7 @@ async fn takers_of_a_rated_action_wait_for_each_other_and_never_exceed_the_limit
     let (tdb, c) = setup().await;
     let c2 = tdb.connect().await.unwrap();
     load(&c, &[add_rated(3, "1 hour"), examples::calltest()]).await;
-    create_n(&c, 6).await;
+    create_calltests(&c, 6).await;
     db::announce(&c, "w1", "add", None, None).await.unwrap();
     db::announce(&c2, "w2", "add", None, None).await.unwrap();
     c.batch_execute("begin").await.unwrap();
@@ -154,14 +127,14 @@ async fn takers_of_a_rated_action_wait_for_each_other_and_never_exceed_the_limit
     c.batch_execute("commit").await.unwrap();
     let (n, _c2) = other.await.unwrap();
     assert_eq!(n, 1);
-    assert_eq!(ready(&c).await, 3);
+    assert_eq!(jobs_in(&c, "ready").await, 3);
 }
 
 #[tokio::test]
 async fn an_action_without_a_limit_takes_everything_and_keeps_no_window() {
     let (_tdb, c) = setup().await;
     load(&c, &[examples::add(), examples::calltest()]).await;
-    create_n(&c, 8).await;
+    create_calltests(&c, 8).await;
     let w = db::announce(&c, "w", "add", None, None).await.unwrap();
     assert_eq!(polled(&c, w).await, 8);
     assert_eq!(db::get_tasks(&c, "w", "add", 10).await.unwrap().len(), 8);
@@ -178,7 +151,7 @@ async fn an_action_without_a_limit_takes_everything_and_keeps_no_window() {
 async fn a_timed_window_starts_no_more_than_the_limit_in_any_second() {
     let (_tdb, c) = setup().await;
     load(&c, &[add_rated(2, "1 second"), examples::calltest()]).await;
-    let jobs = create_n(&c, 6).await;
+    let jobs = create_calltests(&c, 6).await;
     db::announce(&c, "w", "add", None, None).await.unwrap();
     let t0 = std::time::Instant::now();
     let mut n = 0;
@@ -215,7 +188,7 @@ async fn a_timed_window_starts_no_more_than_the_limit_in_any_second() {
 async fn a_limit_replaced_in_place_applies_to_the_next_take() {
     let (_tdb, c) = setup().await;
     load(&c, &[add_rated(1, "1 hour"), examples::calltest()]).await;
-    create_n(&c, 5).await;
+    create_calltests(&c, 5).await;
     let w = db::announce(&c, "w", "add", None, None).await.unwrap();
     assert_eq!(db::get_tasks(&c, "w", "add", 10).await.unwrap().len(), 1);
     assert_eq!(polled(&c, w).await, 0);
@@ -239,7 +212,7 @@ async fn the_timer_keeps_offering_held_back_tasks_as_each_start_leaves_the_windo
     let (tdb, c) = setup().await;
     load(&c, &[add_rated(2, "1 hour"), examples::calltest()]).await;
     let queue = action_id(&c, "add").await;
-    create_n(&c, 4).await;
+    create_calltests(&c, 4).await;
     db::announce(&c, "w", "add", None, None).await.unwrap();
     assert_eq!(db::get_tasks(&c, "w", "add", 10).await.unwrap().len(), 2);
     // the two starts 61 and 59 minutes ago: one has left the window, the wake-up is due
@@ -275,5 +248,5 @@ async fn the_timer_keeps_offering_held_back_tasks_as_each_start_leaves_the_windo
         "both ready tasks"
     );
     assert_eq!(db::get_tasks(&c, "w", "add", 10).await.unwrap().len(), 2);
-    assert_eq!(ready(&c).await, 0);
+    assert_eq!(jobs_in(&c, "ready").await, 0);
 }
