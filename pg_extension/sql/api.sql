@@ -390,8 +390,8 @@ end $$;
 -- queue's tasks are notified on, the workers of that filter (null for an unfiltered
 -- announcement, as the original) and how many tasks wait. Workers the caller may not act for
 -- (another user's) count as not given. A rate-limited queue counts no more than its window's
--- room (rate_room), a concurrency-limited one no more than its free slots (slot_room), none
--- when either is full.
+-- room, a concurrency-limited one no more than its free slots (start_room), none when either
+-- is full.
 create or replace function jobcenter.poll_tasks(a_worker_ids bigint[])
 returns table (listenstring text, worker_ids bigint[], count bigint)
 language sql stable as $$
@@ -399,8 +399,7 @@ language sql stable as $$
            case when wa.filter is not null
                 then array_agg(distinct wa.worker_id order by wa.worker_id) end,
            -- no more than a rate limit and a concurrency limit let start now
-           least(count(distinct j.job_id), jobcenter.rate_room(j.ready_action_id),
-                 jobcenter.slot_room(j.ready_action_id))
+           least(count(distinct j.job_id), jobcenter.start_room(j.ready_action_id))
     from jobcenter.worker_actions wa
     join jobcenter.workers w on w.worker_id = wa.worker_id and w.stopped is null
     join jobcenter.actions a on a.action_id = wa.action_id
@@ -410,8 +409,7 @@ language sql stable as $$
       and jobcenter.may_act_for(jobcenter.caller(null), w.owner)
       and not exists (select 1 from jobcenter.job_aborts x where x.job_id = j.job_id)
     group by j.ready_action_id, wa.filter
-    having coalesce(jobcenter.rate_room(j.ready_action_id), 1) > 0
-       and coalesce(jobcenter.slot_room(j.ready_action_id), 1) > 0
+    having coalesce(jobcenter.start_room(j.ready_action_id), 1) > 0
     order by 1, 2
 $$;
 
@@ -622,29 +620,26 @@ returns integer[] language plpgsql as $$
 declare
     v_busy integer[];
     v_free integer[] := '{}';
-    v_got integer[];
+    v_got integer[] := '{}';
     v_tried integer[] := '{}';
     v_wake timestamptz;
 begin
-    v_busy := array(select (jb.task_state ->> 'slot')::integer from jobcenter.jobs jb
-                    where jb.state = 'working' and jb.task_state ? 'slot'
-                      and jb.ready_action_id = a_queue);
-    -- a slot locked and then found taken by a task committed meanwhile sends this on to the
-    -- next ones
-    for pass in 1 .. 3 loop
-        -- the lowest free slots whose lock this transaction gets (the limit stops the tries)
+    -- Each pass looks at the busy slots (the query of busy_slots, here in line: a call costs
+    -- more than the query), keeps the slots the pass before locked that are still free (a
+    -- task committed between that look and the lock holds the others), and locks the next
+    -- lowest free ones (the limit stops the tries). Three rounds of locks at most.
+    for pass in 1 .. 4 loop
+        v_busy := array(select (jb.task_state ->> 'slot')::integer from jobcenter.jobs jb
+                        where jb.state = 'working' and jb.task_state ? 'slot'
+                          and jb.ready_action_id = a_queue);
+        v_free := v_free || array(select f from unnest(v_got) f where f <> all (v_busy));
+        exit when cardinality(v_free) >= a_want or pass = 4;
         v_got := array(select g from generate_series(0, a_max - 1) g
                        where g <> all (v_busy) and g <> all (v_tried)
                          and pg_try_advisory_xact_lock(hashtext('jobcenter.slots ' || a_queue), g)
                        limit a_want - cardinality(v_free));
         exit when cardinality(v_got) = 0;
         v_tried := v_tried || v_got;
-        -- looked at again after the locks: a slot a task committed meanwhile holds is not free
-        v_busy := array(select (jb.task_state ->> 'slot')::integer from jobcenter.jobs jb
-                        where jb.state = 'working' and jb.task_state ? 'slot'
-                          and jb.ready_action_id = a_queue);
-        v_free := v_free || array(select f from unnest(v_got) f where f <> all (v_busy));
-        exit when cardinality(v_free) >= a_want;
     end loop;
     if cardinality(v_free) = 0
        and not exists (select 1 from jobcenter.action_rates where queue = a_queue and refused) then
@@ -663,14 +658,15 @@ language plpgsql as $$
 declare
     v_job bigint;
 begin
-    if exists (select 1 from jobcenter.action_rates where queue = a_queue and refused) then
-        update jobcenter.action_rates set refused = false where queue = a_queue and refused;
-        select jb.job_id into v_job from jobcenter.jobs jb
-        where jb.state = 'ready' and jb.ready_action_id = a_queue
-        order by jb.ready_rank, jb.job_id limit 1;
-        if v_job is not null then
-            perform pg_notify('action:' || a_queue || ':ready', jsonb_build_object('job_id', v_job)::text);
-        end if;
+    update jobcenter.action_rates set refused = false where queue = a_queue and refused;
+    if not found then
+        return;
+    end if;
+    select jb.job_id into v_job from jobcenter.jobs jb
+    where jb.state = 'ready' and jb.ready_action_id = a_queue
+    order by jb.ready_rank, jb.job_id limit 1;
+    if v_job is not null then
+        perform pg_notify('action:' || a_queue || ':ready', jsonb_build_object('job_id', v_job)::text);
     end if;
 end $$;
 
@@ -723,6 +719,14 @@ language sql stable as $$
             and a.type = 'action'
           order by a.version desc limit 1) n
     where n.rate is not null
+$$;
+
+-- How many more tasks of ready queue `a_queue` may start now: the lesser of its rate limit's
+-- room and its concurrency limit's free slots (rate_room, slot_room); null when it has
+-- neither. The offers (poll_tasks, do_timeout, the gateways' sweep) count with it.
+create or replace function jobcenter.start_room(a_queue integer) returns integer
+language sql stable as $$
+    select least(jobcenter.rate_room(a_queue), jobcenter.slot_room(a_queue))
 $$;
 
 -- Takes up to `a_limit` (1 to 1000) ready tasks of an action the worker announced, in the order

@@ -1242,40 +1242,36 @@ begin
     return jobcenter.wait_for_lock(a_job, v_type, v_value, v_holder, a_in -> 'wait', a_in);
 end $$;
 
--- Wakes jobs waiting for lock (a_type, a_value), oldest first, to retry their lock step:
--- `a_n` of them (a releaser freed one slot: one), and with `a_heir` only descendants of that
--- job (an inherited lock handed back to it: only they can take it over). Waiters another
--- transaction holds (a releaser of another slot woke them, a time-out) are passed over while
--- others are free; when too few are free the rest are waited for, so a freed slot is never
--- left with a waiter asleep. Returns the woken jobs, now 'plotting' (the caller drives them).
-create or replace function jobcenter.wake_lock_waiters(a_type text, a_value text, a_n integer,
+-- Wakes the oldest job waiting for lock (a_type, a_value) to retry its lock step (a releaser
+-- freed one slot), and with `a_heir` only a descendant of that job (an inherited lock handed
+-- back to it: only they can take it over). Waiters another transaction holds (a releaser of
+-- another slot woke them, a time-out) are passed over while another is free; when none is,
+-- the held ones are waited for, so a freed slot is never left with a waiter asleep. Returns
+-- the woken job (none or one), now 'plotting' (the caller drives it).
+create or replace function jobcenter.wake_lock_waiters(a_type text, a_value text,
     a_heir bigint default null)
 returns bigint[] language plpgsql as $$
 declare
     v_key jsonb := jsonb_build_object('type', a_type, 'value', a_value);
-    v_woken bigint[];
-    v_more bigint[];
+    v_woken bigint;
 begin
-    select coalesce(array_agg(job_id), '{}') into v_woken from (
-        select job_id from jobcenter.jobs
+    select job_id into v_woken from jobcenter.jobs
+    where state = 'lockwait' and task_state -> 'lockwait' = v_key
+      and (a_heir is null or jobcenter.is_ancestor(a_heir, job_id))
+    order by job_id limit 1
+    for no key update skip locked;
+    if v_woken is null then
+        select job_id into v_woken from jobcenter.jobs
         where state = 'lockwait' and task_state -> 'lockwait' = v_key
           and (a_heir is null or jobcenter.is_ancestor(a_heir, job_id))
-        order by job_id limit a_n
-        for no key update skip locked) w;
-    if cardinality(v_woken) < a_n then
-        select coalesce(array_agg(job_id), '{}') into v_more from (
-            select job_id from jobcenter.jobs
-            where state = 'lockwait' and task_state -> 'lockwait' = v_key
-              and (a_heir is null or jobcenter.is_ancestor(a_heir, job_id))
-              and job_id <> all (v_woken)
-            order by job_id limit a_n - cardinality(v_woken)
-            for no key update) w;
-        v_woken := v_woken || v_more;
+        order by job_id limit 1
+        for no key update;
     end if;
-    if cardinality(v_woken) > 0 then
-        update jobcenter.jobs set state = 'plotting', timeout = null where job_id = any (v_woken);
+    if v_woken is null then
+        return '{}';
     end if;
-    return v_woken;
+    update jobcenter.jobs set state = 'plotting', timeout = null where job_id = v_woken;
+    return array[v_woken];
 end $$;
 
 -- A job woken for lock (a_type, a_value) ends without retrying its lock step (an abort
@@ -1288,7 +1284,7 @@ begin
        >= (select coalesce(max(max_holders), 1) from jobcenter.locktypes where locktype = a_type) then
         return '{}';
     end if;
-    return jobcenter.wake_lock_waiters(a_type, a_value, 1);
+    return jobcenter.wake_lock_waiters(a_type, a_value);
 end $$;
 
 -- Releases lock (type, value) held by job `a_job_id` (its slot): an inherited lock goes back
@@ -1317,11 +1313,11 @@ begin
         if found then
             update jobcenter.locks set job_id = v_to, inherit = true, inherited_from = v_from
             where locktype = a_type and lockvalue = a_value and job_id = a_job_id;
-            return jobcenter.wake_lock_waiters(a_type, a_value, 1, v_to);
+            return jobcenter.wake_lock_waiters(a_type, a_value, v_to);
         end if;
     end loop;
     delete from jobcenter.locks where locktype = a_type and lockvalue = a_value and job_id = a_job_id;
-    return jobcenter.wake_lock_waiters(a_type, a_value, 1);
+    return jobcenter.wake_lock_waiters(a_type, a_value);
 end $$;
 
 create or replace function jobcenter.do_unlock(a_job jobcenter.jobs, a_in jsonb) returns bigint[]
@@ -1684,8 +1680,7 @@ begin
     for v_id in select queue from jobcenter.action_rates where wake <= clock_timestamp()
                 for update skip locked loop
         -- no limit any more (replaced): offer a batch, as a sweep would
-        v_room := least(coalesce(jobcenter.rate_room(v_id::integer), 1000),
-                        coalesce(jobcenter.slot_room(v_id::integer), 1000));
+        v_room := coalesce(jobcenter.start_room(v_id::integer), 1000);
         v_n := 0;
         for v_job in select jb.job_id from jobcenter.jobs jb
                      where jb.state = 'ready' and jb.ready_action_id = v_id
@@ -2822,8 +2817,8 @@ end $$;
 -- queue's tasks are notified on, the workers of that filter (null for an unfiltered
 -- announcement, as the original) and how many tasks wait. Workers the caller may not act for
 -- (another user's) count as not given. A rate-limited queue counts no more than its window's
--- room (rate_room), a concurrency-limited one no more than its free slots (slot_room), none
--- when either is full.
+-- room, a concurrency-limited one no more than its free slots (start_room), none when either
+-- is full.
 create or replace function jobcenter.poll_tasks(a_worker_ids bigint[])
 returns table (listenstring text, worker_ids bigint[], count bigint)
 language sql stable as $$
@@ -2831,8 +2826,7 @@ language sql stable as $$
            case when wa.filter is not null
                 then array_agg(distinct wa.worker_id order by wa.worker_id) end,
            -- no more than a rate limit and a concurrency limit let start now
-           least(count(distinct j.job_id), jobcenter.rate_room(j.ready_action_id),
-                 jobcenter.slot_room(j.ready_action_id))
+           least(count(distinct j.job_id), jobcenter.start_room(j.ready_action_id))
     from jobcenter.worker_actions wa
     join jobcenter.workers w on w.worker_id = wa.worker_id and w.stopped is null
     join jobcenter.actions a on a.action_id = wa.action_id
@@ -2842,8 +2836,7 @@ language sql stable as $$
       and jobcenter.may_act_for(jobcenter.caller(null), w.owner)
       and not exists (select 1 from jobcenter.job_aborts x where x.job_id = j.job_id)
     group by j.ready_action_id, wa.filter
-    having coalesce(jobcenter.rate_room(j.ready_action_id), 1) > 0
-       and coalesce(jobcenter.slot_room(j.ready_action_id), 1) > 0
+    having coalesce(jobcenter.start_room(j.ready_action_id), 1) > 0
     order by 1, 2
 $$;
 
@@ -3054,29 +3047,26 @@ returns integer[] language plpgsql as $$
 declare
     v_busy integer[];
     v_free integer[] := '{}';
-    v_got integer[];
+    v_got integer[] := '{}';
     v_tried integer[] := '{}';
     v_wake timestamptz;
 begin
-    v_busy := array(select (jb.task_state ->> 'slot')::integer from jobcenter.jobs jb
-                    where jb.state = 'working' and jb.task_state ? 'slot'
-                      and jb.ready_action_id = a_queue);
-    -- a slot locked and then found taken by a task committed meanwhile sends this on to the
-    -- next ones
-    for pass in 1 .. 3 loop
-        -- the lowest free slots whose lock this transaction gets (the limit stops the tries)
+    -- Each pass looks at the busy slots (the query of busy_slots, here in line: a call costs
+    -- more than the query), keeps the slots the pass before locked that are still free (a
+    -- task committed between that look and the lock holds the others), and locks the next
+    -- lowest free ones (the limit stops the tries). Three rounds of locks at most.
+    for pass in 1 .. 4 loop
+        v_busy := array(select (jb.task_state ->> 'slot')::integer from jobcenter.jobs jb
+                        where jb.state = 'working' and jb.task_state ? 'slot'
+                          and jb.ready_action_id = a_queue);
+        v_free := v_free || array(select f from unnest(v_got) f where f <> all (v_busy));
+        exit when cardinality(v_free) >= a_want or pass = 4;
         v_got := array(select g from generate_series(0, a_max - 1) g
                        where g <> all (v_busy) and g <> all (v_tried)
                          and pg_try_advisory_xact_lock(hashtext('jobcenter.slots ' || a_queue), g)
                        limit a_want - cardinality(v_free));
         exit when cardinality(v_got) = 0;
         v_tried := v_tried || v_got;
-        -- looked at again after the locks: a slot a task committed meanwhile holds is not free
-        v_busy := array(select (jb.task_state ->> 'slot')::integer from jobcenter.jobs jb
-                        where jb.state = 'working' and jb.task_state ? 'slot'
-                          and jb.ready_action_id = a_queue);
-        v_free := v_free || array(select f from unnest(v_got) f where f <> all (v_busy));
-        exit when cardinality(v_free) >= a_want;
     end loop;
     if cardinality(v_free) = 0
        and not exists (select 1 from jobcenter.action_rates where queue = a_queue and refused) then
@@ -3095,14 +3085,15 @@ language plpgsql as $$
 declare
     v_job bigint;
 begin
-    if exists (select 1 from jobcenter.action_rates where queue = a_queue and refused) then
-        update jobcenter.action_rates set refused = false where queue = a_queue and refused;
-        select jb.job_id into v_job from jobcenter.jobs jb
-        where jb.state = 'ready' and jb.ready_action_id = a_queue
-        order by jb.ready_rank, jb.job_id limit 1;
-        if v_job is not null then
-            perform pg_notify('action:' || a_queue || ':ready', jsonb_build_object('job_id', v_job)::text);
-        end if;
+    update jobcenter.action_rates set refused = false where queue = a_queue and refused;
+    if not found then
+        return;
+    end if;
+    select jb.job_id into v_job from jobcenter.jobs jb
+    where jb.state = 'ready' and jb.ready_action_id = a_queue
+    order by jb.ready_rank, jb.job_id limit 1;
+    if v_job is not null then
+        perform pg_notify('action:' || a_queue || ':ready', jsonb_build_object('job_id', v_job)::text);
     end if;
 end $$;
 
@@ -3155,6 +3146,14 @@ language sql stable as $$
             and a.type = 'action'
           order by a.version desc limit 1) n
     where n.rate is not null
+$$;
+
+-- How many more tasks of ready queue `a_queue` may start now: the lesser of its rate limit's
+-- room and its concurrency limit's free slots (rate_room, slot_room); null when it has
+-- neither. The offers (poll_tasks, do_timeout, the gateways' sweep) count with it.
+create or replace function jobcenter.start_room(a_queue integer) returns integer
+language sql stable as $$
+    select least(jobcenter.rate_room(a_queue), jobcenter.slot_room(a_queue))
 $$;
 
 -- Takes up to `a_limit` (1 to 1000) ready tasks of an action the worker announced, in the order
@@ -3580,7 +3579,7 @@ $$;
 --                         get_stale_actions; reads the definition tables (actions, tasks,
 --                         inputs, outputs, types, schedules) and deletes schedules (jcc drops
 --                         those a file lost)
---     jobcenter_gateway   client and worker, rate_room, slot_room, and reads jobs, the archive, the
+--     jobcenter_gateway   client and worker, rate_room, start_room, and reads jobs, the archive, the
 --                         step log, actions, tasks and announcements (jcapi's own queries)
 --     jobcenter_admin     all of the above, the maintenance functions (the maestro), the
 --                         operator's retry_now, set_disabled (jcadm) and disable_action, reads
@@ -3844,7 +3843,7 @@ declare
             "get_tasks", "task_done", "tasks_done", "task_failed", "poll_tasks"],
         "jobcenter_compiler": ["load_action", "replace_action", "create_schedule",
             "drop_schedule", "enable_schedule", "get_workflow_info", "get_stale_actions"],
-        "jobcenter_gateway": ["gateway_register", "gateway_attach", "rate_room", "slot_room"],
+        "jobcenter_gateway": ["gateway_register", "gateway_attach", "rate_room", "start_room"],
         "jobcenter_admin": ["do_timeout", "next_timeout", "do_crash_recovery",
             "do_worker_check", "do_gateway_check", "do_archival_and_cleanup", "do_schedules", "next_schedule",
             "retry_now", "set_disabled", "disable_action"]

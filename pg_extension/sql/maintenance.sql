@@ -35,8 +35,7 @@ begin
     for v_id in select queue from jobcenter.action_rates where wake <= clock_timestamp()
                 for update skip locked loop
         -- no limit any more (replaced): offer a batch, as a sweep would
-        v_room := least(coalesce(jobcenter.rate_room(v_id::integer), 1000),
-                        coalesce(jobcenter.slot_room(v_id::integer), 1000));
+        v_room := coalesce(jobcenter.start_room(v_id::integer), 1000);
         v_n := 0;
         for v_job in select jb.job_id from jobcenter.jobs jb
                      where jb.state = 'ready' and jb.ready_action_id = v_id

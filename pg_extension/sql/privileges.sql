@@ -19,7 +19,7 @@
 --                         get_stale_actions; reads the definition tables (actions, tasks,
 --                         inputs, outputs, types, schedules) and deletes schedules (jcc drops
 --                         those a file lost)
---     jobcenter_gateway   client and worker, rate_room, slot_room, and reads jobs, the archive, the
+--     jobcenter_gateway   client and worker, rate_room, start_room, and reads jobs, the archive, the
 --                         step log, actions, tasks and announcements (jcapi's own queries)
 --     jobcenter_admin     all of the above, the maintenance functions (the maestro), the
 --                         operator's retry_now, set_disabled (jcadm) and disable_action, reads
@@ -283,7 +283,7 @@ declare
             "get_tasks", "task_done", "tasks_done", "task_failed", "poll_tasks"],
         "jobcenter_compiler": ["load_action", "replace_action", "create_schedule",
             "drop_schedule", "enable_schedule", "get_workflow_info", "get_stale_actions"],
-        "jobcenter_gateway": ["gateway_register", "gateway_attach", "rate_room", "slot_room"],
+        "jobcenter_gateway": ["gateway_register", "gateway_attach", "rate_room", "start_room"],
         "jobcenter_admin": ["do_timeout", "next_timeout", "do_crash_recovery",
             "do_worker_check", "do_gateway_check", "do_archival_and_cleanup", "do_schedules", "next_schedule",
             "retry_now", "set_disabled", "disable_action"]

@@ -424,40 +424,36 @@ begin
     return jobcenter.wait_for_lock(a_job, v_type, v_value, v_holder, a_in -> 'wait', a_in);
 end $$;
 
--- Wakes jobs waiting for lock (a_type, a_value), oldest first, to retry their lock step:
--- `a_n` of them (a releaser freed one slot: one), and with `a_heir` only descendants of that
--- job (an inherited lock handed back to it: only they can take it over). Waiters another
--- transaction holds (a releaser of another slot woke them, a time-out) are passed over while
--- others are free; when too few are free the rest are waited for, so a freed slot is never
--- left with a waiter asleep. Returns the woken jobs, now 'plotting' (the caller drives them).
-create or replace function jobcenter.wake_lock_waiters(a_type text, a_value text, a_n integer,
+-- Wakes the oldest job waiting for lock (a_type, a_value) to retry its lock step (a releaser
+-- freed one slot), and with `a_heir` only a descendant of that job (an inherited lock handed
+-- back to it: only they can take it over). Waiters another transaction holds (a releaser of
+-- another slot woke them, a time-out) are passed over while another is free; when none is,
+-- the held ones are waited for, so a freed slot is never left with a waiter asleep. Returns
+-- the woken job (none or one), now 'plotting' (the caller drives it).
+create or replace function jobcenter.wake_lock_waiters(a_type text, a_value text,
     a_heir bigint default null)
 returns bigint[] language plpgsql as $$
 declare
     v_key jsonb := jsonb_build_object('type', a_type, 'value', a_value);
-    v_woken bigint[];
-    v_more bigint[];
+    v_woken bigint;
 begin
-    select coalesce(array_agg(job_id), '{}') into v_woken from (
-        select job_id from jobcenter.jobs
+    select job_id into v_woken from jobcenter.jobs
+    where state = 'lockwait' and task_state -> 'lockwait' = v_key
+      and (a_heir is null or jobcenter.is_ancestor(a_heir, job_id))
+    order by job_id limit 1
+    for no key update skip locked;
+    if v_woken is null then
+        select job_id into v_woken from jobcenter.jobs
         where state = 'lockwait' and task_state -> 'lockwait' = v_key
           and (a_heir is null or jobcenter.is_ancestor(a_heir, job_id))
-        order by job_id limit a_n
-        for no key update skip locked) w;
-    if cardinality(v_woken) < a_n then
-        select coalesce(array_agg(job_id), '{}') into v_more from (
-            select job_id from jobcenter.jobs
-            where state = 'lockwait' and task_state -> 'lockwait' = v_key
-              and (a_heir is null or jobcenter.is_ancestor(a_heir, job_id))
-              and job_id <> all (v_woken)
-            order by job_id limit a_n - cardinality(v_woken)
-            for no key update) w;
-        v_woken := v_woken || v_more;
+        order by job_id limit 1
+        for no key update;
     end if;
-    if cardinality(v_woken) > 0 then
-        update jobcenter.jobs set state = 'plotting', timeout = null where job_id = any (v_woken);
+    if v_woken is null then
+        return '{}';
     end if;
-    return v_woken;
+    update jobcenter.jobs set state = 'plotting', timeout = null where job_id = v_woken;
+    return array[v_woken];
 end $$;
 
 -- A job woken for lock (a_type, a_value) ends without retrying its lock step (an abort
@@ -470,7 +466,7 @@ begin
        >= (select coalesce(max(max_holders), 1) from jobcenter.locktypes where locktype = a_type) then
         return '{}';
     end if;
-    return jobcenter.wake_lock_waiters(a_type, a_value, 1);
+    return jobcenter.wake_lock_waiters(a_type, a_value);
 end $$;
 
 -- Releases lock (type, value) held by job `a_job_id` (its slot): an inherited lock goes back
@@ -499,11 +495,11 @@ begin
         if found then
             update jobcenter.locks set job_id = v_to, inherit = true, inherited_from = v_from
             where locktype = a_type and lockvalue = a_value and job_id = a_job_id;
-            return jobcenter.wake_lock_waiters(a_type, a_value, 1, v_to);
+            return jobcenter.wake_lock_waiters(a_type, a_value, v_to);
         end if;
     end loop;
     delete from jobcenter.locks where locktype = a_type and lockvalue = a_value and job_id = a_job_id;
-    return jobcenter.wake_lock_waiters(a_type, a_value, 1);
+    return jobcenter.wake_lock_waiters(a_type, a_value);
 end $$;
 
 create or replace function jobcenter.do_unlock(a_job jobcenter.jobs, a_in jsonb) returns bigint[]

@@ -732,8 +732,7 @@ pub async fn ready_counts(
         .query(
             "select * from (
                  select ready_action_id,
-                        least(count(*), jobcenter.rate_room(ready_action_id),
-                              jobcenter.slot_room(ready_action_id)) as n
+                        least(count(*), jobcenter.start_room(ready_action_id)) as n
                  from jobcenter.jobs
                  where state = 'ready' and ready_action_id = any($1)
                  group by ready_action_id) c
