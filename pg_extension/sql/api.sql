@@ -497,6 +497,7 @@ create or replace function jobcenter.take_tasks(a_workername text, a_actionname 
 returns setof record language plpgsql set plan_cache_mode = force_generic_plan as $$
 declare
     v_worker_id bigint;
+    v_owner text;
     v_queue integer;
     v_filter jsonb;
     v_taker text;
@@ -508,10 +509,16 @@ declare
     v_taken integer := 0;
     v_slots integer;
     v_slot integer[];
+    c refcursor;
     r record;
 begin
-    select w.worker_id, wa.filter, a.config -> 'rate', (a.config ->> 'concurrency')::integer
-    into v_worker_id, v_filter, v_rate, v_slots
+    -- the worker, its owner, the newest version it announced and the action's queue (its
+    -- oldest version, jobcenter.action_queue) in one statement
+    select w.worker_id, w.owner, wa.filter, a.config -> 'rate',
+           (a.config ->> 'concurrency')::integer,
+           (select q.action_id from jobcenter.actions q where q.name = a_actionname
+              and q.type = 'action' order by q.version limit 1)
+    into v_worker_id, v_owner, v_filter, v_rate, v_slots, v_queue
     from jobcenter.workers w
     join jobcenter.worker_actions wa using (worker_id)
     join jobcenter.actions a using (action_id)
@@ -522,8 +529,12 @@ begin
             message = format('worker %s has not announced action %s', a_workername, a_actionname),
             hint = 'call announce first';
     end if;
-    v_taker := jobcenter.check_worker_access(a_workername);
-    v_queue := jobcenter.action_queue(a_actionname);
+    -- as check_worker_access: the caller acts for the worker's owner
+    v_taker := v_owner;
+    if not jobcenter.may_act_for(jobcenter.caller(null), v_owner) then
+        raise exception using errcode = 'JC004',
+            message = format('%s may not act for worker %s', jobcenter.caller(null), a_workername);
+    end if;
     if v_rate is not null then
         loop
             select x.starts into v_starts from jobcenter.action_rates x
@@ -541,45 +552,72 @@ begin
         v_slot := jobcenter.take_slots(v_queue, v_slots, a_limit);
         a_limit := cardinality(v_slot);
     end if;
-    for r in
-        -- the oldest ready tasks, or job a_job_id's: two scans, of which a one-time filter
-        -- (a_job_id is null) runs one, so the generic plan reads the ready index or the key
-        with any_job as (
-            select jb.job_id, jb.task_id, jb.ready_rank from jobcenter.jobs jb
-            where a_job_id is null and jb.state = 'ready' and jb.ready_action_id = v_queue
-              and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
-              and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
-            order by jb.ready_rank, jb.job_id
-            limit a_limit for no key update of jb skip locked),
-        one_job as (
-            select jb.job_id, jb.task_id, jb.ready_rank from jobcenter.jobs jb
-            where jb.job_id = a_job_id and jb.state = 'ready' and jb.ready_action_id = v_queue
-              and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
-              and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
-              and a_limit > 0
-            for no key update of jb skip locked),
-        picked as (select u.*, row_number() over (order by u.ready_rank, u.job_id) as rn
-                   from (select * from any_job union all select * from one_job) u),
-        taken as (
-            update jobcenter.jobs j set
-                state = 'working', cookie = gen_random_uuid(), worker_id = v_worker_id,
-                -- a rate-limited take starts its tasks at the time its window was counted at
-                task_started = coalesce(v_now, clock_timestamp()),
-                -- the time-out of the version the task was made ready for
-                timeout = clock_timestamp() + jobcenter.to_interval(a.config -> 'timeout'),
-                task_state = j.task_state || jsonb_build_object('tries',
-                    coalesce((j.task_state ->> 'tries')::integer, 0) + 1, 'worker', a_workername,
-                    'taken_by', v_taker)
-                    -- the slot of a concurrency-limited action the task holds while at work
-                    || case when v_slot is null then '{}'::jsonb
-                            else jsonb_build_object('slot', v_slot[p.rn]) end
-            from picked p
-            join jobcenter.tasks t on t.task_id = p.task_id
-            join jobcenter.actions a on a.action_id = t.action_id
-            where j.job_id = p.job_id
-            returning j.job_id, j.cookie, j.task_state, j.timeout, p.ready_rank)
-        select * from taken order by ready_rank, job_id
+    if a_job_id is null and v_slot is null then
+        -- the common take, the oldest ready tasks of an action without a concurrency limit:
+        -- the smallest plan (its executor start-up is a good part of a take's cost)
+        open c for
+            with picked as (
+                select jb.job_id, jb.ready_rank from jobcenter.jobs jb
+                where jb.state = 'ready' and jb.ready_action_id = v_queue
+                  and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
+                  and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
+                order by jb.ready_rank, jb.job_id
+                limit a_limit for no key update of jb skip locked),
+            taken as (
+                update jobcenter.jobs j set
+                    state = 'working', cookie = gen_random_uuid(), worker_id = v_worker_id,
+                    task_started = coalesce(v_now, clock_timestamp()),
+                    timeout = clock_timestamp() + jobcenter.to_interval(a.config -> 'timeout'),
+                    task_state = j.task_state || jsonb_build_object('tries',
+                        coalesce((j.task_state ->> 'tries')::integer, 0) + 1, 'worker', a_workername,
+                        'taken_by', v_taker)
+                from picked p, jobcenter.tasks t, jobcenter.actions a
+                where j.job_id = p.job_id and t.task_id = j.task_id and a.action_id = t.action_id
+                returning j.job_id, j.cookie, j.task_state, j.timeout, p.ready_rank)
+            select * from taken order by ready_rank, job_id;
+    else
+        open c for
+            -- the oldest ready tasks, or job a_job_id's: two scans, of which a one-time filter
+            -- (a_job_id is null) runs one, so the generic plan reads the ready index or the key
+            with any_job as (
+                select jb.job_id, jb.task_id, jb.ready_rank from jobcenter.jobs jb
+                where a_job_id is null and jb.state = 'ready' and jb.ready_action_id = v_queue
+                  and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
+                  and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
+                order by jb.ready_rank, jb.job_id
+                limit a_limit for no key update of jb skip locked),
+            one_job as (
+                select jb.job_id, jb.task_id, jb.ready_rank from jobcenter.jobs jb
+                where jb.job_id = a_job_id and jb.state = 'ready' and jb.ready_action_id = v_queue
+                  and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
+                  and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
+                  and a_limit > 0
+                for no key update of jb skip locked),
+            picked as (select u.*, row_number() over (order by u.ready_rank, u.job_id) as rn
+                       from (select * from any_job union all select * from one_job) u),
+            taken as (
+                update jobcenter.jobs j set
+                    state = 'working', cookie = gen_random_uuid(), worker_id = v_worker_id,
+                    -- a rate-limited take starts its tasks at the time its window was counted at
+                    task_started = coalesce(v_now, clock_timestamp()),
+                    -- the time-out of the version the task was made ready for
+                    timeout = clock_timestamp() + jobcenter.to_interval(a.config -> 'timeout'),
+                    task_state = j.task_state || jsonb_build_object('tries',
+                        coalesce((j.task_state ->> 'tries')::integer, 0) + 1, 'worker', a_workername,
+                        'taken_by', v_taker)
+                        -- the slot of a concurrency-limited action the task holds while at work
+                        || case when v_slot is null then '{}'::jsonb
+                                else jsonb_build_object('slot', v_slot[p.rn]) end
+                from picked p
+                join jobcenter.tasks t on t.task_id = p.task_id
+                join jobcenter.actions a on a.action_id = t.action_id
+                where j.job_id = p.job_id
+                returning j.job_id, j.cookie, j.task_state, j.timeout, p.ready_rank)
+            select * from taken order by ready_rank, job_id;
+    end if;
     loop
+        fetch c into r;
+        exit when not found;
         o_job_id := r.job_id;
         o_job_cookie := r.cookie::text;
         o_in_args := r.task_state -> 'inargs';
@@ -590,6 +628,7 @@ begin
         v_taken := v_taken + 1;
         return next;
     end loop;
+    close c;
     if v_rate is not null then
         perform jobcenter.count_rate(v_queue, v_rate, v_per, v_starts, v_now, v_taken);
     end if;

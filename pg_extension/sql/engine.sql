@@ -234,45 +234,52 @@ begin
     return array[a_job.job_id];
 end $$;
 
--- Ends a job: 'finished' (or 'zombie' when a parent waits for it) or 'error'.
--- Releases its locks and subscriptions, aborts its unfinished children, notifies, and wakes a
--- waiting parent.
+-- The state a job ends in: `a_state`, except that an attached child that finished is a zombie
+-- until its parent reaps it.
+create or replace function jobcenter.end_state(a_job jobcenter.jobs, a_state jobcenter.job_state)
+returns jobcenter.job_state language plpgsql immutable as $$
+begin
+    if a_state = 'finished' and a_job.parentjob_id is not null and not a_job.detached then
+        return 'zombie';
+    end if;
+    return a_state;
+end $$;
+
+-- Ends a job: 'finished' (or 'zombie' when a parent waits for it, end_state) or 'error'.
+-- Logs the end (unless `a_logged`: the caller's insert has its row), releases its locks and
+-- subscriptions, aborts its unfinished children, notifies, and wakes a waiting parent.
 -- With `a_write` the row is first brought to `a_job` (the plotter moved it in memory).
+-- Returns the jobs to drive.
 create or replace function jobcenter.end_job(a_job jobcenter.jobs, a_state jobcenter.job_state, a_out jsonb,
-    a_write boolean default false)
+    a_write boolean default false, a_logged boolean default false)
 returns bigint[] language plpgsql as $$
 declare
-    v_state jobcenter.job_state := a_state;
+    v_state jobcenter.job_state := jobcenter.end_state(a_job, a_state);
     v_wake bigint[] := '{}';
     v_parent bigint;
     v_locks boolean;
     v_subscriptions boolean;
     v_children boolean;
 begin
-    if a_state = 'finished' and a_job.parentjob_id is not null and not a_job.detached then
-        v_state := 'zombie';
+    if not a_logged then
+        perform jobcenter.log_step(a_job, v_state, a_job.variables, null, a_out,
+            case when a_state = 'error' then jsonb_build_object('error', a_out -> 'error') else '{}' end);
     end if;
-    perform jobcenter.log_step(a_job, v_state, a_job.variables, null, a_out,
-        case when a_state = 'error' then jsonb_build_object('error', a_out -> 'error') else '{}' end);
-    if a_write then
-        update jobcenter.jobs set
-            state = v_state, out_args = a_out, job_finished = clock_timestamp(),
-            task_completed = clock_timestamp(), cookie = null, timeout = null, worker_id = null,
-            task_id = a_job.task_id, variables = a_job.variables, stepcounter = a_job.stepcounter,
-            task_entered = a_job.task_entered, task_started = a_job.task_started,
-            task_state = a_job.task_state
-        where job_id = a_job.job_id;
-    else
-        update jobcenter.jobs set
-            state = v_state, out_args = a_out, job_finished = clock_timestamp(),
-            task_completed = clock_timestamp(), cookie = null, timeout = null, worker_id = null
-        where job_id = a_job.job_id;
-    end if;
-    -- one look at what the job holds (most jobs end holding no lock, subscription or child),
-    -- then only the clean-up it needs; nothing else adds to them while this row is locked
-    select exists (select 1 from jobcenter.locks where job_id = a_job.job_id),
-           exists (select 1 from jobcenter.event_subscriptions where job_id = a_job.job_id),
-           exists (select 1 from jobcenter.jobs where parentjob_id = a_job.job_id)
+    -- with one look at what the job holds (most jobs end holding no lock, subscription or
+    -- child), then only the clean-up it needs; nothing else adds to them while this row is locked
+    update jobcenter.jobs set
+        state = v_state, out_args = a_out, job_finished = clock_timestamp(),
+        task_completed = clock_timestamp(), cookie = null, timeout = null, worker_id = null,
+        task_id = case when a_write then a_job.task_id else task_id end,
+        variables = case when a_write then a_job.variables else variables end,
+        stepcounter = case when a_write then a_job.stepcounter else stepcounter end,
+        task_entered = case when a_write then a_job.task_entered else task_entered end,
+        task_started = case when a_write then a_job.task_started else task_started end,
+        task_state = case when a_write then a_job.task_state else task_state end
+    where job_id = a_job.job_id
+    returning exists (select 1 from jobcenter.locks where job_id = a_job.job_id),
+        exists (select 1 from jobcenter.event_subscriptions where job_id = a_job.job_id),
+        exists (select 1 from jobcenter.jobs where parentjob_id = a_job.job_id)
     into v_locks, v_subscriptions, v_children;
     if v_locks then
         v_wake := v_wake || jobcenter.release_locks(a_job.job_id);
@@ -468,18 +475,8 @@ declare
     j jobcenter.jobs := a_job;
     v_stop text := a_plot ->> 'stop';
     v_payload jsonb;
+    v_end jobcenter.job_state;
 begin
-    insert into jobcenter.job_task_log (job_id, workflow_id, task_id, state, variables, inargs,
-        outargs, task_entered, task_started, worker_id, task_state, task_completed)
-    select a_job.job_id, a_job.workflow_id, (r ->> 'task_id')::integer, 'done',
-        nullif(r -> 'variables', 'null'), nullif(r -> 'inargs', 'null'), r -> 'outargs',
-        case when r ? 'call' then a_job.task_entered
-             else to_timestamp((r ->> 'entered')::double precision) end,
-        case when r ? 'call' then a_job.task_started end,
-        case when r ? 'call' then a_job.worker_id end,
-        nullif(r -> 'task_state', 'null'), to_timestamp((r ->> 'completed')::double precision)
-    from jsonb_array_elements(a_plot -> 'log') with ordinality as l(r, n)
-    order by l.n;
     j.task_id := (a_plot ->> 'task_id')::integer;
     j.stepcounter := (a_plot ->> 'stepcounter')::integer;
     j.variables := a_plot -> 'variables';
@@ -495,11 +492,35 @@ begin
     elsif j.state = 'done' then
         j.task_completed := clock_timestamp();
     end if;
+    -- the steps in one insert; a job that ended gets its end's row (end_job's log_step) in it
+    if v_stop = 'end' then
+        v_end := jobcenter.end_state(j, 'finished');
+    end if;
+    insert into jobcenter.job_task_log (job_id, workflow_id, task_id, state, variables, inargs,
+        outargs, task_entered, task_started, worker_id, task_state, task_completed)
+    select s.job_id, s.workflow_id, s.task_id, s.state, s.variables, s.inargs, s.outargs,
+        s.task_entered, s.task_started, s.worker_id, s.task_state, s.task_completed
+    from (select a_job.job_id, a_job.workflow_id, (r ->> 'task_id')::integer as task_id,
+              'done'::jobcenter.job_state as state,
+              nullif(r -> 'variables', 'null') as variables, nullif(r -> 'inargs', 'null') as inargs,
+              r -> 'outargs' as outargs,
+              case when r ? 'call' then a_job.task_entered
+                   else to_timestamp((r ->> 'entered')::double precision) end as task_entered,
+              case when r ? 'call' then a_job.task_started end as task_started,
+              case when r ? 'call' then a_job.worker_id end as worker_id,
+              nullif(r -> 'task_state', 'null') as task_state,
+              to_timestamp((r ->> 'completed')::double precision) as task_completed, l.n
+          from jsonb_array_elements(a_plot -> 'log') with ordinality as l(r, n)
+          union all
+          select j.job_id, j.workflow_id, j.task_id, v_end, null, null, a_plot -> 'out',
+              j.task_entered, j.task_started, j.worker_id, null, clock_timestamp(), 2147483647
+          where v_end is not null) s
+    order by s.n;
     if v_stop = 'end' then
         if a_insert then
             insert into jobcenter.jobs select (j).*;
         end if;
-        return jobcenter.end_job(j, 'finished', a_plot -> 'out', true);
+        return jobcenter.end_job(j, 'finished', a_plot -> 'out', true, a_logged => true);
     end if;
     if v_stop = 'ready' then
         j.state := 'ready';

@@ -18,6 +18,9 @@ alter table jobcenter.locks drop column contended;
 create index jobs_slots on jobcenter.jobs (ready_action_id) where state = 'working' and task_state ? 'slot';
 alter table jobcenter.action_rates add column refused boolean not null default false;
 
+-- end_job gets a_logged (apply_plot writes the end's step log row in its own insert)
+drop function jobcenter.end_job(jobcenter.jobs, jobcenter.job_state, jsonb, boolean);
+
 -- functions of engine.sql
 -- jobcenter engine: the internal procedures that move jobs through the state machine.
 --
@@ -255,45 +258,52 @@ begin
     return array[a_job.job_id];
 end $$;
 
--- Ends a job: 'finished' (or 'zombie' when a parent waits for it) or 'error'.
--- Releases its locks and subscriptions, aborts its unfinished children, notifies, and wakes a
--- waiting parent.
+-- The state a job ends in: `a_state`, except that an attached child that finished is a zombie
+-- until its parent reaps it.
+create or replace function jobcenter.end_state(a_job jobcenter.jobs, a_state jobcenter.job_state)
+returns jobcenter.job_state language plpgsql immutable as $$
+begin
+    if a_state = 'finished' and a_job.parentjob_id is not null and not a_job.detached then
+        return 'zombie';
+    end if;
+    return a_state;
+end $$;
+
+-- Ends a job: 'finished' (or 'zombie' when a parent waits for it, end_state) or 'error'.
+-- Logs the end (unless `a_logged`: the caller's insert has its row), releases its locks and
+-- subscriptions, aborts its unfinished children, notifies, and wakes a waiting parent.
 -- With `a_write` the row is first brought to `a_job` (the plotter moved it in memory).
+-- Returns the jobs to drive.
 create or replace function jobcenter.end_job(a_job jobcenter.jobs, a_state jobcenter.job_state, a_out jsonb,
-    a_write boolean default false)
+    a_write boolean default false, a_logged boolean default false)
 returns bigint[] language plpgsql as $$
 declare
-    v_state jobcenter.job_state := a_state;
+    v_state jobcenter.job_state := jobcenter.end_state(a_job, a_state);
     v_wake bigint[] := '{}';
     v_parent bigint;
     v_locks boolean;
     v_subscriptions boolean;
     v_children boolean;
 begin
-    if a_state = 'finished' and a_job.parentjob_id is not null and not a_job.detached then
-        v_state := 'zombie';
+    if not a_logged then
+        perform jobcenter.log_step(a_job, v_state, a_job.variables, null, a_out,
+            case when a_state = 'error' then jsonb_build_object('error', a_out -> 'error') else '{}' end);
     end if;
-    perform jobcenter.log_step(a_job, v_state, a_job.variables, null, a_out,
-        case when a_state = 'error' then jsonb_build_object('error', a_out -> 'error') else '{}' end);
-    if a_write then
-        update jobcenter.jobs set
-            state = v_state, out_args = a_out, job_finished = clock_timestamp(),
-            task_completed = clock_timestamp(), cookie = null, timeout = null, worker_id = null,
-            task_id = a_job.task_id, variables = a_job.variables, stepcounter = a_job.stepcounter,
-            task_entered = a_job.task_entered, task_started = a_job.task_started,
-            task_state = a_job.task_state
-        where job_id = a_job.job_id;
-    else
-        update jobcenter.jobs set
-            state = v_state, out_args = a_out, job_finished = clock_timestamp(),
-            task_completed = clock_timestamp(), cookie = null, timeout = null, worker_id = null
-        where job_id = a_job.job_id;
-    end if;
-    -- one look at what the job holds (most jobs end holding no lock, subscription or child),
-    -- then only the clean-up it needs; nothing else adds to them while this row is locked
-    select exists (select 1 from jobcenter.locks where job_id = a_job.job_id),
-           exists (select 1 from jobcenter.event_subscriptions where job_id = a_job.job_id),
-           exists (select 1 from jobcenter.jobs where parentjob_id = a_job.job_id)
+    -- with one look at what the job holds (most jobs end holding no lock, subscription or
+    -- child), then only the clean-up it needs; nothing else adds to them while this row is locked
+    update jobcenter.jobs set
+        state = v_state, out_args = a_out, job_finished = clock_timestamp(),
+        task_completed = clock_timestamp(), cookie = null, timeout = null, worker_id = null,
+        task_id = case when a_write then a_job.task_id else task_id end,
+        variables = case when a_write then a_job.variables else variables end,
+        stepcounter = case when a_write then a_job.stepcounter else stepcounter end,
+        task_entered = case when a_write then a_job.task_entered else task_entered end,
+        task_started = case when a_write then a_job.task_started else task_started end,
+        task_state = case when a_write then a_job.task_state else task_state end
+    where job_id = a_job.job_id
+    returning exists (select 1 from jobcenter.locks where job_id = a_job.job_id),
+        exists (select 1 from jobcenter.event_subscriptions where job_id = a_job.job_id),
+        exists (select 1 from jobcenter.jobs where parentjob_id = a_job.job_id)
     into v_locks, v_subscriptions, v_children;
     if v_locks then
         v_wake := v_wake || jobcenter.release_locks(a_job.job_id);
@@ -489,18 +499,8 @@ declare
     j jobcenter.jobs := a_job;
     v_stop text := a_plot ->> 'stop';
     v_payload jsonb;
+    v_end jobcenter.job_state;
 begin
-    insert into jobcenter.job_task_log (job_id, workflow_id, task_id, state, variables, inargs,
-        outargs, task_entered, task_started, worker_id, task_state, task_completed)
-    select a_job.job_id, a_job.workflow_id, (r ->> 'task_id')::integer, 'done',
-        nullif(r -> 'variables', 'null'), nullif(r -> 'inargs', 'null'), r -> 'outargs',
-        case when r ? 'call' then a_job.task_entered
-             else to_timestamp((r ->> 'entered')::double precision) end,
-        case when r ? 'call' then a_job.task_started end,
-        case when r ? 'call' then a_job.worker_id end,
-        nullif(r -> 'task_state', 'null'), to_timestamp((r ->> 'completed')::double precision)
-    from jsonb_array_elements(a_plot -> 'log') with ordinality as l(r, n)
-    order by l.n;
     j.task_id := (a_plot ->> 'task_id')::integer;
     j.stepcounter := (a_plot ->> 'stepcounter')::integer;
     j.variables := a_plot -> 'variables';
@@ -516,11 +516,35 @@ begin
     elsif j.state = 'done' then
         j.task_completed := clock_timestamp();
     end if;
+    -- the steps in one insert; a job that ended gets its end's row (end_job's log_step) in it
+    if v_stop = 'end' then
+        v_end := jobcenter.end_state(j, 'finished');
+    end if;
+    insert into jobcenter.job_task_log (job_id, workflow_id, task_id, state, variables, inargs,
+        outargs, task_entered, task_started, worker_id, task_state, task_completed)
+    select s.job_id, s.workflow_id, s.task_id, s.state, s.variables, s.inargs, s.outargs,
+        s.task_entered, s.task_started, s.worker_id, s.task_state, s.task_completed
+    from (select a_job.job_id, a_job.workflow_id, (r ->> 'task_id')::integer as task_id,
+              'done'::jobcenter.job_state as state,
+              nullif(r -> 'variables', 'null') as variables, nullif(r -> 'inargs', 'null') as inargs,
+              r -> 'outargs' as outargs,
+              case when r ? 'call' then a_job.task_entered
+                   else to_timestamp((r ->> 'entered')::double precision) end as task_entered,
+              case when r ? 'call' then a_job.task_started end as task_started,
+              case when r ? 'call' then a_job.worker_id end as worker_id,
+              nullif(r -> 'task_state', 'null') as task_state,
+              to_timestamp((r ->> 'completed')::double precision) as task_completed, l.n
+          from jsonb_array_elements(a_plot -> 'log') with ordinality as l(r, n)
+          union all
+          select j.job_id, j.workflow_id, j.task_id, v_end, null, null, a_plot -> 'out',
+              j.task_entered, j.task_started, j.worker_id, null, clock_timestamp(), 2147483647
+          where v_end is not null) s
+    order by s.n;
     if v_stop = 'end' then
         if a_insert then
             insert into jobcenter.jobs select (j).*;
         end if;
-        return jobcenter.end_job(j, 'finished', a_plot -> 'out', true);
+        return jobcenter.end_job(j, 'finished', a_plot -> 'out', true, a_logged => true);
     end if;
     if v_stop = 'ready' then
         j.state := 'ready';
@@ -2924,6 +2948,7 @@ create or replace function jobcenter.take_tasks(a_workername text, a_actionname 
 returns setof record language plpgsql set plan_cache_mode = force_generic_plan as $$
 declare
     v_worker_id bigint;
+    v_owner text;
     v_queue integer;
     v_filter jsonb;
     v_taker text;
@@ -2935,10 +2960,16 @@ declare
     v_taken integer := 0;
     v_slots integer;
     v_slot integer[];
+    c refcursor;
     r record;
 begin
-    select w.worker_id, wa.filter, a.config -> 'rate', (a.config ->> 'concurrency')::integer
-    into v_worker_id, v_filter, v_rate, v_slots
+    -- the worker, its owner, the newest version it announced and the action's queue (its
+    -- oldest version, jobcenter.action_queue) in one statement
+    select w.worker_id, w.owner, wa.filter, a.config -> 'rate',
+           (a.config ->> 'concurrency')::integer,
+           (select q.action_id from jobcenter.actions q where q.name = a_actionname
+              and q.type = 'action' order by q.version limit 1)
+    into v_worker_id, v_owner, v_filter, v_rate, v_slots, v_queue
     from jobcenter.workers w
     join jobcenter.worker_actions wa using (worker_id)
     join jobcenter.actions a using (action_id)
@@ -2949,8 +2980,12 @@ begin
             message = format('worker %s has not announced action %s', a_workername, a_actionname),
             hint = 'call announce first';
     end if;
-    v_taker := jobcenter.check_worker_access(a_workername);
-    v_queue := jobcenter.action_queue(a_actionname);
+    -- as check_worker_access: the caller acts for the worker's owner
+    v_taker := v_owner;
+    if not jobcenter.may_act_for(jobcenter.caller(null), v_owner) then
+        raise exception using errcode = 'JC004',
+            message = format('%s may not act for worker %s', jobcenter.caller(null), a_workername);
+    end if;
     if v_rate is not null then
         loop
             select x.starts into v_starts from jobcenter.action_rates x
@@ -2968,45 +3003,72 @@ begin
         v_slot := jobcenter.take_slots(v_queue, v_slots, a_limit);
         a_limit := cardinality(v_slot);
     end if;
-    for r in
-        -- the oldest ready tasks, or job a_job_id's: two scans, of which a one-time filter
-        -- (a_job_id is null) runs one, so the generic plan reads the ready index or the key
-        with any_job as (
-            select jb.job_id, jb.task_id, jb.ready_rank from jobcenter.jobs jb
-            where a_job_id is null and jb.state = 'ready' and jb.ready_action_id = v_queue
-              and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
-              and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
-            order by jb.ready_rank, jb.job_id
-            limit a_limit for no key update of jb skip locked),
-        one_job as (
-            select jb.job_id, jb.task_id, jb.ready_rank from jobcenter.jobs jb
-            where jb.job_id = a_job_id and jb.state = 'ready' and jb.ready_action_id = v_queue
-              and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
-              and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
-              and a_limit > 0
-            for no key update of jb skip locked),
-        picked as (select u.*, row_number() over (order by u.ready_rank, u.job_id) as rn
-                   from (select * from any_job union all select * from one_job) u),
-        taken as (
-            update jobcenter.jobs j set
-                state = 'working', cookie = gen_random_uuid(), worker_id = v_worker_id,
-                -- a rate-limited take starts its tasks at the time its window was counted at
-                task_started = coalesce(v_now, clock_timestamp()),
-                -- the time-out of the version the task was made ready for
-                timeout = clock_timestamp() + jobcenter.to_interval(a.config -> 'timeout'),
-                task_state = j.task_state || jsonb_build_object('tries',
-                    coalesce((j.task_state ->> 'tries')::integer, 0) + 1, 'worker', a_workername,
-                    'taken_by', v_taker)
-                    -- the slot of a concurrency-limited action the task holds while at work
-                    || case when v_slot is null then '{}'::jsonb
-                            else jsonb_build_object('slot', v_slot[p.rn]) end
-            from picked p
-            join jobcenter.tasks t on t.task_id = p.task_id
-            join jobcenter.actions a on a.action_id = t.action_id
-            where j.job_id = p.job_id
-            returning j.job_id, j.cookie, j.task_state, j.timeout, p.ready_rank)
-        select * from taken order by ready_rank, job_id
+    if a_job_id is null and v_slot is null then
+        -- the common take, the oldest ready tasks of an action without a concurrency limit:
+        -- the smallest plan (its executor start-up is a good part of a take's cost)
+        open c for
+            with picked as (
+                select jb.job_id, jb.ready_rank from jobcenter.jobs jb
+                where jb.state = 'ready' and jb.ready_action_id = v_queue
+                  and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
+                  and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
+                order by jb.ready_rank, jb.job_id
+                limit a_limit for no key update of jb skip locked),
+            taken as (
+                update jobcenter.jobs j set
+                    state = 'working', cookie = gen_random_uuid(), worker_id = v_worker_id,
+                    task_started = coalesce(v_now, clock_timestamp()),
+                    timeout = clock_timestamp() + jobcenter.to_interval(a.config -> 'timeout'),
+                    task_state = j.task_state || jsonb_build_object('tries',
+                        coalesce((j.task_state ->> 'tries')::integer, 0) + 1, 'worker', a_workername,
+                        'taken_by', v_taker)
+                from picked p, jobcenter.tasks t, jobcenter.actions a
+                where j.job_id = p.job_id and t.task_id = j.task_id and a.action_id = t.action_id
+                returning j.job_id, j.cookie, j.task_state, j.timeout, p.ready_rank)
+            select * from taken order by ready_rank, job_id;
+    else
+        open c for
+            -- the oldest ready tasks, or job a_job_id's: two scans, of which a one-time filter
+            -- (a_job_id is null) runs one, so the generic plan reads the ready index or the key
+            with any_job as (
+                select jb.job_id, jb.task_id, jb.ready_rank from jobcenter.jobs jb
+                where a_job_id is null and jb.state = 'ready' and jb.ready_action_id = v_queue
+                  and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
+                  and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
+                order by jb.ready_rank, jb.job_id
+                limit a_limit for no key update of jb skip locked),
+            one_job as (
+                select jb.job_id, jb.task_id, jb.ready_rank from jobcenter.jobs jb
+                where jb.job_id = a_job_id and jb.state = 'ready' and jb.ready_action_id = v_queue
+                  and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
+                  and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
+                  and a_limit > 0
+                for no key update of jb skip locked),
+            picked as (select u.*, row_number() over (order by u.ready_rank, u.job_id) as rn
+                       from (select * from any_job union all select * from one_job) u),
+            taken as (
+                update jobcenter.jobs j set
+                    state = 'working', cookie = gen_random_uuid(), worker_id = v_worker_id,
+                    -- a rate-limited take starts its tasks at the time its window was counted at
+                    task_started = coalesce(v_now, clock_timestamp()),
+                    -- the time-out of the version the task was made ready for
+                    timeout = clock_timestamp() + jobcenter.to_interval(a.config -> 'timeout'),
+                    task_state = j.task_state || jsonb_build_object('tries',
+                        coalesce((j.task_state ->> 'tries')::integer, 0) + 1, 'worker', a_workername,
+                        'taken_by', v_taker)
+                        -- the slot of a concurrency-limited action the task holds while at work
+                        || case when v_slot is null then '{}'::jsonb
+                                else jsonb_build_object('slot', v_slot[p.rn]) end
+                from picked p
+                join jobcenter.tasks t on t.task_id = p.task_id
+                join jobcenter.actions a on a.action_id = t.action_id
+                where j.job_id = p.job_id
+                returning j.job_id, j.cookie, j.task_state, j.timeout, p.ready_rank)
+            select * from taken order by ready_rank, job_id;
+    end if;
     loop
+        fetch c into r;
+        exit when not found;
         o_job_id := r.job_id;
         o_job_cookie := r.cookie::text;
         o_in_args := r.task_state -> 'inargs';
@@ -3017,6 +3079,7 @@ begin
         v_taken := v_taken + 1;
         return next;
     end loop;
+    close c;
     if v_rate is not null then
         perform jobcenter.count_rate(v_queue, v_rate, v_per, v_starts, v_now, v_taken);
     end if;

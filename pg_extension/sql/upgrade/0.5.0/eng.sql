@@ -10,3 +10,6 @@ alter table jobcenter.locks drop column contended;
 -- Concurrency limits of actions (config `concurrency`): the tasks at work holding slots.
 create index jobs_slots on jobcenter.jobs (ready_action_id) where state = 'working' and task_state ? 'slot';
 alter table jobcenter.action_rates add column refused boolean not null default false;
+
+-- end_job gets a_logged (apply_plot writes the end's step log row in its own insert)
+drop function jobcenter.end_job(jobcenter.jobs, jobcenter.job_state, jsonb, boolean);
