@@ -498,6 +498,8 @@ returns setof record language plpgsql set plan_cache_mode = force_generic_plan a
 declare
     v_worker_id bigint;
     v_owner text;
+    v_action_id integer;
+    v_timeout interval;
     v_queue integer;
     v_filter jsonb;
     v_taker text;
@@ -517,8 +519,9 @@ begin
     select w.worker_id, w.owner, wa.filter, a.config -> 'rate',
            (a.config ->> 'concurrency')::integer,
            (select q.action_id from jobcenter.actions q where q.name = a_actionname
-              and q.type = 'action' order by q.version limit 1)
-    into v_worker_id, v_owner, v_filter, v_rate, v_slots, v_queue
+              and q.type = 'action' order by q.version limit 1),
+           a.action_id, case when a.config ? 'timeout' then jobcenter.to_interval(a.config -> 'timeout') end
+    into v_worker_id, v_owner, v_filter, v_rate, v_slots, v_queue, v_action_id, v_timeout
     from jobcenter.workers w
     join jobcenter.worker_actions wa using (worker_id)
     join jobcenter.actions a using (action_id)
@@ -567,12 +570,16 @@ begin
                 update jobcenter.jobs j set
                     state = 'working', cookie = gen_random_uuid(), worker_id = v_worker_id,
                     task_started = coalesce(v_now, clock_timestamp()),
-                    timeout = clock_timestamp() + jobcenter.to_interval(a.config -> 'timeout'),
+                    -- the time-out of the version the task was made ready for: mostly the
+                    -- newest, whose time-out the statement above read
+                    timeout = clock_timestamp() + case when t.action_id = v_action_id then v_timeout
+                        else (select jobcenter.to_interval(x.config -> 'timeout')
+                              from jobcenter.actions x where x.action_id = t.action_id) end,
                     task_state = j.task_state || jsonb_build_object('tries',
                         coalesce((j.task_state ->> 'tries')::integer, 0) + 1, 'worker', a_workername,
                         'taken_by', v_taker)
-                from picked p, jobcenter.tasks t, jobcenter.actions a
-                where j.job_id = p.job_id and t.task_id = j.task_id and a.action_id = t.action_id
+                from picked p, jobcenter.tasks t
+                where j.job_id = p.job_id and t.task_id = j.task_id
                 returning j.job_id, j.cookie, j.task_state, j.timeout, p.ready_rank)
             select * from taken order by ready_rank, job_id;
     else

@@ -499,6 +499,7 @@ declare
     j jobcenter.jobs := a_job;
     v_stop text := a_plot ->> 'stop';
     v_payload jsonb;
+    v_log jsonb;
     v_end jobcenter.job_state;
 begin
     j.task_id := (a_plot ->> 'task_id')::integer;
@@ -517,29 +518,27 @@ begin
         j.task_completed := clock_timestamp();
     end if;
     -- the steps in one insert; a job that ended gets its end's row (end_job's log_step) in it
+    v_log := a_plot -> 'log';
     if v_stop = 'end' then
         v_end := jobcenter.end_state(j, 'finished');
+        v_log := v_log || jsonb_build_array(jsonb_build_object('task_id', j.task_id, 'end', true,
+            'outargs', a_plot -> 'out', 'entered', extract(epoch from j.task_entered),
+            'started', extract(epoch from j.task_started),
+            'completed', extract(epoch from clock_timestamp())));
     end if;
     insert into jobcenter.job_task_log (job_id, workflow_id, task_id, state, variables, inargs,
         outargs, task_entered, task_started, worker_id, task_state, task_completed)
-    select s.job_id, s.workflow_id, s.task_id, s.state, s.variables, s.inargs, s.outargs,
-        s.task_entered, s.task_started, s.worker_id, s.task_state, s.task_completed
-    from (select a_job.job_id, a_job.workflow_id, (r ->> 'task_id')::integer as task_id,
-              'done'::jobcenter.job_state as state,
-              nullif(r -> 'variables', 'null') as variables, nullif(r -> 'inargs', 'null') as inargs,
-              r -> 'outargs' as outargs,
-              case when r ? 'call' then a_job.task_entered
-                   else to_timestamp((r ->> 'entered')::double precision) end as task_entered,
-              case when r ? 'call' then a_job.task_started end as task_started,
-              case when r ? 'call' then a_job.worker_id end as worker_id,
-              nullif(r -> 'task_state', 'null') as task_state,
-              to_timestamp((r ->> 'completed')::double precision) as task_completed, l.n
-          from jsonb_array_elements(a_plot -> 'log') with ordinality as l(r, n)
-          union all
-          select j.job_id, j.workflow_id, j.task_id, v_end, null, null, a_plot -> 'out',
-              j.task_entered, j.task_started, j.worker_id, null, clock_timestamp(), 2147483647
-          where v_end is not null) s
-    order by s.n;
+    select a_job.job_id, a_job.workflow_id, (r ->> 'task_id')::integer,
+        case when r ? 'end' then v_end else 'done' end,
+        nullif(r -> 'variables', 'null'), nullif(r -> 'inargs', 'null'), r -> 'outargs',
+        case when r ? 'call' then a_job.task_entered
+             else to_timestamp((r ->> 'entered')::double precision) end,
+        case when r ? 'call' then a_job.task_started
+             else to_timestamp((r ->> 'started')::double precision) end,
+        case when r ? 'call' then a_job.worker_id end,
+        nullif(r -> 'task_state', 'null'), to_timestamp((r ->> 'completed')::double precision)
+    from jsonb_array_elements(v_log) with ordinality as l(r, n)
+    order by l.n;
     if v_stop = 'end' then
         if a_insert then
             insert into jobcenter.jobs select (j).*;
@@ -2949,6 +2948,8 @@ returns setof record language plpgsql set plan_cache_mode = force_generic_plan a
 declare
     v_worker_id bigint;
     v_owner text;
+    v_action_id integer;
+    v_timeout interval;
     v_queue integer;
     v_filter jsonb;
     v_taker text;
@@ -2968,8 +2969,9 @@ begin
     select w.worker_id, w.owner, wa.filter, a.config -> 'rate',
            (a.config ->> 'concurrency')::integer,
            (select q.action_id from jobcenter.actions q where q.name = a_actionname
-              and q.type = 'action' order by q.version limit 1)
-    into v_worker_id, v_owner, v_filter, v_rate, v_slots, v_queue
+              and q.type = 'action' order by q.version limit 1),
+           a.action_id, case when a.config ? 'timeout' then jobcenter.to_interval(a.config -> 'timeout') end
+    into v_worker_id, v_owner, v_filter, v_rate, v_slots, v_queue, v_action_id, v_timeout
     from jobcenter.workers w
     join jobcenter.worker_actions wa using (worker_id)
     join jobcenter.actions a using (action_id)
@@ -3018,12 +3020,16 @@ begin
                 update jobcenter.jobs j set
                     state = 'working', cookie = gen_random_uuid(), worker_id = v_worker_id,
                     task_started = coalesce(v_now, clock_timestamp()),
-                    timeout = clock_timestamp() + jobcenter.to_interval(a.config -> 'timeout'),
+                    -- the time-out of the version the task was made ready for: mostly the
+                    -- newest, whose time-out the statement above read
+                    timeout = clock_timestamp() + case when t.action_id = v_action_id then v_timeout
+                        else (select jobcenter.to_interval(x.config -> 'timeout')
+                              from jobcenter.actions x where x.action_id = t.action_id) end,
                     task_state = j.task_state || jsonb_build_object('tries',
                         coalesce((j.task_state ->> 'tries')::integer, 0) + 1, 'worker', a_workername,
                         'taken_by', v_taker)
-                from picked p, jobcenter.tasks t, jobcenter.actions a
-                where j.job_id = p.job_id and t.task_id = j.task_id and a.action_id = t.action_id
+                from picked p, jobcenter.tasks t
+                where j.job_id = p.job_id and t.task_id = j.task_id
                 returning j.job_id, j.cookie, j.task_state, j.timeout, p.ready_rank)
             select * from taken order by ready_rank, job_id;
     else
