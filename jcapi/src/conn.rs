@@ -323,8 +323,7 @@ impl Conn {
                     // It may have ended already (steps without workers run inline); else
                     // its job:finished is still to come, and no status need be read now.
                     if check || ended {
-                        let shared = self.shared.clone();
-                        tokio::spawn(async move { check_job(&shared, job_id).await });
+                        check_job(&self.shared, job_id);
                     }
                 }
             }

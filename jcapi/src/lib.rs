@@ -159,6 +159,8 @@ pub async fn run_with(
         waiters: Mutex::new(Waiters::default()),
         listen: listen_tx,
         sweep: tokio::sync::Notify::new(),
+        ended: Mutex::default(),
+        ended_wake: tokio::sync::Notify::new(),
         commits: commit_tx,
         next_conn: AtomicU64::new(0),
         stop: stop_rx,
@@ -172,6 +174,7 @@ pub async fn run_with(
         tokio::spawn(server::listen_loop(shared.clone(), pg, listen_rx)),
         tokio::spawn(server::sweep_loop(shared.clone())),
         tokio::spawn(server::expiry_loop(shared.clone())),
+        tokio::spawn(server::ended_loop(shared.clone())),
         tokio::spawn(commit::commit_loop(shared.clone(), commit_rx)),
         tokio::spawn(reload_loop(shared.clone())),
     ];

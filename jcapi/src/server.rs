@@ -8,7 +8,10 @@
 //! - the sweep loop: every `sweep_interval` (and on demand) it counts ready tasks of actions
 //!   with free slots and offers polls for them, and sends `job_done` for waited jobs that
 //!   have ended (NOTIFY is a hint, the database is the truth);
-//! - the expiry loop: offers not taken in time go to the next worker.
+//! - the expiry loop: offers not taken in time go to the next worker;
+//! - the end loop: reads the outputs of the waited jobs whose end was heard (`job:finished`,
+//!   or a wait that finds its job ended), all that came meanwhile in one statement, and sends
+//!   their `job_done`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -149,6 +152,9 @@ pub(crate) struct Shared {
     pub listen: mpsc::UnboundedSender<ListenCmd>,
     /// Wakes the sweep loop.
     pub sweep: tokio::sync::Notify,
+    /// Waited jobs whose end is to be read (the end loop's work), and its wake-up.
+    pub ended: Mutex<Vec<i64>>,
+    pub ended_wake: tokio::sync::Notify,
     /// The results on their way to the database (group commit).
     pub commits: mpsc::UnboundedSender<crate::commit::Done>,
     pub next_conn: AtomicU64,
@@ -251,17 +257,43 @@ fn deliver(shared: &Shared, job_id: i64, outargs: Value) {
     }
 }
 
-/// Sends `job_done` to whoever waits for `job_id` if it has ended.
-pub(crate) async fn check_job(shared: &Shared, job_id: i64) {
-    if !lock(&shared.waiters).has(job_id) {
-        return;
-    }
-    let Ok(db) = shared.db().await else { return };
-    match jc_db::pooled::get_job_status(&db, job_id).await {
-        Ok(Some(out)) => deliver(shared, job_id, out),
-        Ok(None) => {}
-        Err(e) => {
-            shared.db_error(e);
+/// Sends `job_done` to whoever waits for `job_id` if it has ended: the end loop reads it,
+/// with the others asked for meanwhile.
+pub(crate) fn check_job(shared: &Shared, job_id: i64) {
+    lock(&shared.ended).push(job_id);
+    shared.ended_wake.notify_one();
+}
+
+/// The end loop; see the module docs. One read at a time: the ends heard while it runs wait
+/// for the next, so under load one statement (and one transaction) serves many jobs, and an
+/// idle gateway reads an end as soon as it hears it.
+pub(crate) async fn ended_loop(shared: Arc<Shared>) {
+    let mut stop = shared.stop.clone();
+    loop {
+        tokio::select! {
+            _ = shared.ended_wake.notified() => {}
+            _ = stop.changed() => return,
+        }
+        let mut ids = std::mem::take(&mut *lock(&shared.ended));
+        {
+            let waiters = lock(&shared.waiters);
+            ids.retain(|id| waiters.has(*id));
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            continue;
+        }
+        let Ok(db) = shared.db().await else { continue };
+        match jc_db::pooled::ended_jobs(&db, &ids).await {
+            Ok(ended) => {
+                for (job_id, out) in ended {
+                    deliver(&shared, job_id, out);
+                }
+            }
+            Err(e) => {
+                shared.db_error(e);
+            }
         }
     }
 }
@@ -300,8 +332,7 @@ fn route(shared: &Arc<Shared>, channel: &str, payload: &str) {
     if channel == "job:finished" {
         if let Ok(job_id) = payload.trim().parse::<i64>() {
             if lock(&shared.waiters).ended(job_id) {
-                let shared = shared.clone();
-                tokio::spawn(async move { check_job(&shared, job_id).await });
+                check_job(shared, job_id);
             }
         }
         return;

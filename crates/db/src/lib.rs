@@ -311,7 +311,8 @@ fn done_rows(rows: &[tokio_postgres::Row]) -> Result<Vec<DoneOutcome>, Error> {
 /// statement prepared for its next call (`prepare_cached`): one round trip per call instead
 /// of a prepare and an execute.
 pub mod pooled {
-    use super::{create_job_params, done_rows, new_job, task_row, task_rows, tasks_done_arg};
+    use super::{create_job_params, done_rows, ended_rows, new_job, task_row, task_rows};
+    use super::{tasks_done_arg, ENDED_JOBS};
     use super::{CreateJob, DoneOutcome, Error, NewJob, Task};
     use super::{CREATE_JOB, GET_JOB_STATUS, GET_TASK, GET_TASKS, TASKS_DONE};
     use serde_json::Value;
@@ -335,6 +336,15 @@ pub mod pooled {
     ) -> Result<Option<Value>, Error> {
         let stmt = c.prepare_cached(GET_JOB_STATUS).await?;
         Ok(c.query_one(&stmt, &[&job_id]).await?.try_get(0)?)
+    }
+
+    /// [`super::ended_jobs`] with a cached statement.
+    pub async fn ended_jobs(
+        c: &deadpool_postgres::Client,
+        job_ids: &[i64],
+    ) -> Result<Vec<(i64, Value)>, Error> {
+        let stmt = c.prepare_cached(ENDED_JOBS).await?;
+        ended_rows(&c.query(&stmt, &[&job_ids]).await?)
     }
 
     /// [`super::get_task`] with a cached statement.
@@ -750,14 +760,14 @@ pub async fn ended_jobs(
     c: &impl GenericClient,
     job_ids: &[i64],
 ) -> Result<Vec<(i64, Value)>, Error> {
-    let rows = c
-        .query(
-            "select id, s.o_out_args from unnest($1::bigint[]) as id,
-                 lateral jobcenter.get_job_status(id) as s
-             where s.o_out_args is not null",
-            &[&job_ids],
-        )
-        .await?;
+    ended_rows(&c.query(ENDED_JOBS, &[&job_ids]).await?)
+}
+
+const ENDED_JOBS: &str = "select id, s.o_out_args from unnest($1::bigint[]) as id,
+         lateral jobcenter.get_job_status(id) as s
+     where s.o_out_args is not null";
+
+fn ended_rows(rows: &[tokio_postgres::Row]) -> Result<Vec<(i64, Value)>, Error> {
     rows.iter()
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
         .collect()
