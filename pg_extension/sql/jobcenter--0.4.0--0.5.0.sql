@@ -2896,9 +2896,12 @@ begin
             message = format('no task holds cookie %s', a_jobcookie),
             detail = 'the task was already done, timed out, or the cookie is wrong';
     end if;
-    if j.task_state ? 'slot'
-       and exists (select 1 from jobcenter.action_rates x where x.queue = j.ready_action_id and x.refused) then
-        perform jobcenter.slot_freed(j.ready_action_id);
+    -- two tests, not one condition: the or-less one with its subquery was planned at every call
+    if j.task_state ? 'slot' then
+        if exists (select 1 from jobcenter.action_rates x
+                   where x.queue = j.ready_action_id and x.refused) then
+            perform jobcenter.slot_freed(j.ready_action_id);
+        end if;
     end if;
     if not jobcenter.may_act_for(jobcenter.caller(null), j.task_state ->> 'taken_by') then
         raise exception using errcode = 'JC004',

@@ -477,6 +477,52 @@ async fn ready_tasks_of_an_older_action_version_are_handed_out() {
     assert_eq!(output(&c, job).await, json!({"output": 4}));
 }
 
+/// A task keeps the time-out of the version it was made ready for: the take reads the newest
+/// version's once and an older one's only for a task of that version.
+#[tokio::test]
+async fn a_task_is_timed_out_by_the_version_it_was_made_ready_for() {
+    let (_db, c) = setup().await;
+    let add = |timeout: &str| {
+        let timeout = timeout.to_owned();
+        examples::counter_action("add")
+            .config(move |cfg| cfg.timeout = Some(timeout))
+            .model()
+    };
+    load(&c, &[add("1 hour"), examples::calltest()]).await;
+    let old = create(&c, "calltest", json!({"input": 1})).await;
+    load(&c, &[add("2 minutes")]).await;
+    let new = create(&c, "calltest", json!({"input": 2})).await;
+    db::announce(&c, "w", "add", None, None).await.unwrap();
+    let mut taken = vec![];
+    while let Some(t) = db::get_task(&c, "w", "add", None).await.unwrap() {
+        taken.push(t.job_id);
+    }
+    assert_eq!(taken, vec![old, new]);
+    let left = |job: i64| {
+        let c = &c;
+        async move {
+            let row = c
+                .query_one(
+                    "select extract(epoch from timeout - now())::float8 \
+                     from jobcenter.jobs where job_id = $1",
+                    &[&job],
+                )
+                .await
+                .unwrap();
+            row.get::<_, f64>(0)
+        }
+    };
+    let (old_left, new_left) = (left(old).await, left(new).await);
+    assert!(
+        (3500.0..=3600.0).contains(&old_left),
+        "the older version's task has {old_left} s left, not an hour's"
+    );
+    assert!(
+        (60.0..=120.0).contains(&new_left),
+        "the newest version's task has {new_left} s left, not 2 minutes'"
+    );
+}
+
 /// Item 9: archived jobs and their step log are pruned in bounded batches after the retention.
 #[tokio::test]
 async fn archived_jobs_and_their_step_log_are_pruned_in_batches() {
