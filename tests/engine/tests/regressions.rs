@@ -490,7 +490,8 @@ async fn a_task_is_timed_out_by_the_version_it_was_made_ready_for() {
     };
     load(&c, &[add("1 hour"), examples::calltest()]).await;
     let old = create(&c, "calltest", json!({"input": 1})).await;
-    load(&c, &[add("2 minutes")]).await;
+    // a workflow calls the version it was compiled against: calltest again, for the new one
+    load(&c, &[add("2 minutes"), examples::calltest()]).await;
     let new = create(&c, "calltest", json!({"input": 2})).await;
     db::announce(&c, "w", "add", None, None).await.unwrap();
     let mut taken = vec![];
