@@ -266,6 +266,7 @@ impl Client {
                     i.and_then(|i| ended.remove(i)).map(|(_, out)| out)
                 };
                 if let Some(out) = early {
+                    lock(&self.inner.created).remove(&job_id);
                     return Ok::<_, Error>(Some(out));
                 }
                 let unasked = lock(&self.inner.created)
@@ -391,9 +392,14 @@ fn on_event(inner: &Weak<Inner>, conn: &Arc<Conn>, ev: Event) {
             for w in waiters {
                 sent |= w.send(p.outargs.clone()).is_ok();
             }
-            if !sent && lock(&inner.created).remove(&p.job_id).is_some() {
-                // Created here and not waited for yet: kept for the wait_job to come.
+            if !sent {
+                // Not waited for yet: kept for the wait_job to come. Whether or not the job
+                // is in `created` yet: the gateway answers a keyed create_job that names a
+                // job that ended already with its job_done right behind the answer, and this
+                // can run before create_job has put the id in `created`.
+                lock(&inner.created).remove(&p.job_id);
                 let mut ended = lock(&inner.ended);
+                ended.retain(|(j, _)| *j != p.job_id);
                 ended.push_back((p.job_id, p.outargs));
                 if ended.len() > EARLY_ENDS {
                     ended.pop_front();

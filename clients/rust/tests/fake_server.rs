@@ -140,7 +140,16 @@ impl Fake {
                 loop {
                     tokio::select! {
                         Some(v) = out_rx.recv() => {
-                            if framed.send(v.to_string().into_bytes()).await.is_err() { break }
+                            // an array is messages to write at once, in one flush
+                            let batch = match v {
+                                Value::Array(vs) => vs,
+                                v => vec![v],
+                            };
+                            let mut failed = false;
+                            for v in batch {
+                                failed |= framed.feed(v.to_string().into_bytes()).await.is_err();
+                            }
+                            if failed || SinkExt::<Vec<u8>>::flush(&mut framed).await.is_err() { break }
                         }
                         m = framed.next() => match m {
                             Some(Ok(Frame::Message(b))) => {
@@ -215,6 +224,14 @@ impl Fake {
                     reply(json!([false, "wrong password"]));
                     return false;
                 }
+            }
+            "create_job" if p["key"] == "done-already" => {
+                // A key naming a job that ended already: as jcapi, the answer with the
+                // job's job_done right behind it (here in the same write).
+                let answer = json!({"jsonrpc":"2.0","id":id.clone(),"result":[7, null]});
+                let done = json!({"jsonrpc":"2.0","method":"job_done",
+                    "params":{"job_id": 7, "outargs": {"out": 14}}});
+                let _ = out.send(json!([answer, done]));
             }
             "create_job" => {
                 if p["wfname"] != "double" {
@@ -506,6 +523,25 @@ async fn call_served_by_a_worker_over_tcp() {
     let fake = Fake::new();
     let port = fake.listen(Kind::Netstring, None).await;
     roundtrip(Endpoint::tcp("127.0.0.1", port), &fake).await;
+}
+
+/// A keyed call naming a job that ended already gets its job_done right behind the answer to
+/// its create_job, so the client may read the job_done before create_job has noted the job
+/// as its own: the call still returns the outputs (it waited for ever before).
+#[tokio::test]
+async fn a_job_done_right_behind_the_create_job_answer_is_not_lost() {
+    let fake = Fake::new();
+    let port = fake.listen(Kind::Netstring, None).await;
+    let client = Client::connect(config(Endpoint::tcp("127.0.0.1", port)))
+        .await
+        .unwrap();
+    let mut req = jc_client::JobRequest::new("double", json!({"x": 7}));
+    req.key = Some("done-already".into());
+    let out = tokio::time::timeout(Duration::from_secs(10), client.call_with(&req))
+        .await
+        .expect("the job_done that came with the answer was lost");
+    assert_eq!(out.unwrap(), json!({"out": 14}));
+    client.close().await;
 }
 
 #[tokio::test]
