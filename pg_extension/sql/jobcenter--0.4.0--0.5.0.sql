@@ -3008,20 +3008,23 @@ begin
         v_slot := jobcenter.take_slots(v_queue, v_slots, a_limit);
         a_limit := cardinality(v_slot);
     end if;
-    if a_job_id is null and v_slot is null then
-        -- the common take, the oldest ready tasks of an action without a concurrency limit:
-        -- the smallest plan (its executor start-up is a good part of a take's cost)
+    -- Two small plans (executor start-up is a good part of a take's cost): the oldest ready
+    -- tasks, numbered for the slots of a concurrency limit; or job a_job_id's task.
+    if a_job_id is null then
         open c for
             with picked as (
-                select jb.job_id, jb.ready_rank from jobcenter.jobs jb
-                where jb.state = 'ready' and jb.ready_action_id = v_queue
-                  and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
-                  and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
-                order by jb.ready_rank, jb.job_id
-                limit a_limit for no key update of jb skip locked),
+                -- any numbering does for the slots: without an order the window sorts nothing
+                select q.job_id, q.ready_rank, row_number() over () as rn
+                from (select jb.job_id, jb.ready_rank from jobcenter.jobs jb
+                      where jb.state = 'ready' and jb.ready_action_id = v_queue
+                        and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
+                        and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
+                      order by jb.ready_rank, jb.job_id
+                      limit a_limit for no key update of jb skip locked) q),
             taken as (
                 update jobcenter.jobs j set
                     state = 'working', cookie = gen_random_uuid(), worker_id = v_worker_id,
+                    -- a rate-limited take starts its tasks at the time its window was counted at
                     task_started = coalesce(v_now, clock_timestamp()),
                     -- the time-out of the version the task was made ready for: mostly the
                     -- newest, whose time-out the statement above read
@@ -3031,49 +3034,38 @@ begin
                     task_state = j.task_state || jsonb_build_object('tries',
                         coalesce((j.task_state ->> 'tries')::integer, 0) + 1, 'worker', a_workername,
                         'taken_by', v_taker)
+                        -- the slot of a concurrency-limited action the task holds while at work
+                        || case when v_slot is null then '{}'::jsonb
+                                else jsonb_build_object('slot', v_slot[p.rn]) end
                 from picked p, jobcenter.tasks t
                 where j.job_id = p.job_id and t.task_id = j.task_id
                 returning j.job_id, j.cookie, j.task_state, j.timeout, p.ready_rank)
             select * from taken order by ready_rank, job_id;
     else
         open c for
-            -- the oldest ready tasks, or job a_job_id's: two scans, of which a one-time filter
-            -- (a_job_id is null) runs one, so the generic plan reads the ready index or the key
-            with any_job as (
-                select jb.job_id, jb.task_id, jb.ready_rank from jobcenter.jobs jb
-                where a_job_id is null and jb.state = 'ready' and jb.ready_action_id = v_queue
-                  and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
-                  and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
-                order by jb.ready_rank, jb.job_id
-                limit a_limit for no key update of jb skip locked),
-            one_job as (
-                select jb.job_id, jb.task_id, jb.ready_rank from jobcenter.jobs jb
+            with picked as (
+                select jb.job_id, jb.ready_rank from jobcenter.jobs jb
                 where jb.job_id = a_job_id and jb.state = 'ready' and jb.ready_action_id = v_queue
                   and (v_filter is null or jb.task_state -> 'inargs' @> v_filter)
                   and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
                   and a_limit > 0
                 for no key update of jb skip locked),
-            picked as (select u.*, row_number() over (order by u.ready_rank, u.job_id) as rn
-                       from (select * from any_job union all select * from one_job) u),
             taken as (
                 update jobcenter.jobs j set
                     state = 'working', cookie = gen_random_uuid(), worker_id = v_worker_id,
-                    -- a rate-limited take starts its tasks at the time its window was counted at
                     task_started = coalesce(v_now, clock_timestamp()),
-                    -- the time-out of the version the task was made ready for
-                    timeout = clock_timestamp() + jobcenter.to_interval(a.config -> 'timeout'),
+                    timeout = clock_timestamp() + case when t.action_id = v_action_id then v_timeout
+                        else (select jobcenter.to_interval(x.config -> 'timeout')
+                              from jobcenter.actions x where x.action_id = t.action_id) end,
                     task_state = j.task_state || jsonb_build_object('tries',
                         coalesce((j.task_state ->> 'tries')::integer, 0) + 1, 'worker', a_workername,
                         'taken_by', v_taker)
-                        -- the slot of a concurrency-limited action the task holds while at work
                         || case when v_slot is null then '{}'::jsonb
-                                else jsonb_build_object('slot', v_slot[p.rn]) end
-                from picked p
-                join jobcenter.tasks t on t.task_id = p.task_id
-                join jobcenter.actions a on a.action_id = t.action_id
-                where j.job_id = p.job_id
+                                else jsonb_build_object('slot', v_slot[1]) end
+                from picked p, jobcenter.tasks t
+                where j.job_id = p.job_id and t.task_id = j.task_id
                 returning j.job_id, j.cookie, j.task_state, j.timeout, p.ready_rank)
-            select * from taken order by ready_rank, job_id;
+            select * from taken;
     end if;
     loop
         fetch c into r;
@@ -3119,26 +3111,33 @@ returns integer[] language plpgsql as $$
 declare
     v_busy integer[];
     v_free integer[] := '{}';
-    v_got integer[] := '{}';
+    v_got integer[];
     v_tried integer[] := '{}';
     v_wake timestamptz;
 begin
-    -- Each pass looks at the busy slots (the query of busy_slots, here in line: a call costs
-    -- more than the query), keeps the slots the pass before locked that are still free (a
-    -- task committed between that look and the lock holds the others), and locks the next
-    -- lowest free ones (the limit stops the tries). Three rounds of locks at most.
-    for pass in 1 .. 4 loop
-        v_busy := array(select (jb.task_state ->> 'slot')::integer from jobcenter.jobs jb
-                        where jb.state = 'working' and jb.task_state ? 'slot'
-                          and jb.ready_action_id = a_queue);
-        v_free := v_free || array(select f from unnest(v_got) f where f <> all (v_busy));
-        exit when cardinality(v_free) >= a_want or pass = 4;
+    -- Each pass locks the lowest free slots not tried yet (the first pass looks at the busy
+    -- ones in the same statement, the later ones use the look before), then looks at the
+    -- busy slots again: the locked ones no task committed meanwhile holds are the taker's (a
+    -- task committed between the look and the lock holds the others). The query of
+    -- busy_slots is here in line (a call costs more than the query). Three rounds of locks at
+    -- most; a take that finds enough slots at once runs two statements.
+    for pass in 1 .. 3 loop
         v_got := array(select g from generate_series(0, a_max - 1) g
-                       where g <> all (v_busy) and g <> all (v_tried)
+                       where g <> all (coalesce(v_busy, array(
+                                 select (jb.task_state ->> 'slot')::integer from jobcenter.jobs jb
+                                 where jb.state = 'working' and jb.task_state ? 'slot'
+                                   and jb.ready_action_id = a_queue)))
+                         and g <> all (v_tried)
                          and pg_try_advisory_xact_lock(hashtext('jobcenter.slots ' || a_queue), g)
                        limit a_want - cardinality(v_free));
         exit when cardinality(v_got) = 0;
         v_tried := v_tried || v_got;
+        select s.busy, v_free || array(select f from unnest(v_got) f where f <> all (s.busy))
+        into v_busy, v_free
+        from (select array(select (jb.task_state ->> 'slot')::integer from jobcenter.jobs jb
+                           where jb.state = 'working' and jb.task_state ? 'slot'
+                             and jb.ready_action_id = a_queue) as busy) s;
+        exit when cardinality(v_free) >= a_want;
     end loop;
     if cardinality(v_free) = 0
        and not exists (select 1 from jobcenter.action_rates where queue = a_queue and refused) then
