@@ -3139,12 +3139,15 @@ begin
                              and jb.ready_action_id = a_queue) as busy) s;
         exit when cardinality(v_free) >= a_want;
     end loop;
-    if cardinality(v_free) = 0
-       and not exists (select 1 from jobcenter.action_rates where queue = a_queue and refused) then
-        v_wake := clock_timestamp() + interval '1 second';
-        insert into jobcenter.action_rates as x (queue, wake, refused) values (a_queue, v_wake, true)
-        on conflict (queue) do update set wake = least(x.wake, excluded.wake), refused = true;
-        perform jobcenter.notify_timer(v_wake);
+    -- two tests, not one condition: with its subquery it would be a statement at every take
+    if cardinality(v_free) = 0 then
+        if not exists (select 1 from jobcenter.action_rates where queue = a_queue and refused) then
+            v_wake := clock_timestamp() + interval '1 second';
+            insert into jobcenter.action_rates as x (queue, wake, refused)
+            values (a_queue, v_wake, true)
+            on conflict (queue) do update set wake = least(x.wake, excluded.wake), refused = true;
+            perform jobcenter.notify_timer(v_wake);
+        end if;
     end if;
     return v_free;
 end $$;
