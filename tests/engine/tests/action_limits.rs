@@ -220,13 +220,5 @@ async fn forty_jobs_through_a_limit_of_three_never_have_a_fourth_task_at_work() 
         most >= 2,
         "the limit was never reached ({most}): the test shows nothing"
     );
-    let finished: i64 = c
-        .query_one(
-            "select count(*) from jobcenter.jobs where state = 'finished'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(finished, 40);
+    assert_eq!(jobs_in(&c, "finished").await, 40);
 }

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use engine_tests::{children, count, db, examples, flow, load, log_states, setup, state};
+use engine_tests::{children, count, db, examples, flow, jobs_in, load, log_states, setup, state};
 use jcl::build::{lit, path, set, var};
 use jcl::{Ns, SystemAction};
 use serde_json::{json, Value};
@@ -51,15 +51,7 @@ async fn eight_workers_take_each_of_200_tasks_exactly_once() {
     assert_eq!(unique.len(), 200, "a task was taken twice");
     all.sort_unstable();
     assert_eq!(all, created);
-    let finished: i64 = c
-        .query_one(
-            "select count(*) from jobcenter.jobs where state = 'finished'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(finished, 200);
+    assert_eq!(jobs_in(&c, "finished").await, 200);
     // each job logged its action step once, with its own result
     let bad: i64 = c
         .query_one(
