@@ -260,7 +260,12 @@ fn deliver(shared: &Shared, job_id: i64, outargs: Value) {
 /// Sends `job_done` to whoever waits for `job_id` if it has ended: the end loop reads it,
 /// with the others asked for meanwhile.
 pub(crate) fn check_job(shared: &Shared, job_id: i64) {
-    lock(&shared.ended).push(job_id);
+    check_jobs(shared, [job_id]);
+}
+
+/// [`check_job`] for each of `job_ids`.
+fn check_jobs(shared: &Shared, job_ids: impl IntoIterator<Item = i64>) {
+    lock(&shared.ended).extend(job_ids);
     shared.ended_wake.notify_one();
 }
 
@@ -298,22 +303,11 @@ pub(crate) async fn ended_loop(shared: Arc<Shared>) {
     }
 }
 
-/// Sends `job_done` for every waited job that has ended.
-async fn check_waited(shared: &Shared) {
+/// Sends `job_done` for every waited job that has ended (the end loop reads them).
+fn check_waited(shared: &Shared) {
     let ids = lock(&shared.waiters).job_ids();
-    if ids.is_empty() {
-        return;
-    }
-    let Ok(db) = shared.db().await else { return };
-    match jc_db::ended_jobs(&**db, &ids).await {
-        Ok(ended) => {
-            for (job_id, out) in ended {
-                deliver(shared, job_id, out);
-            }
-        }
-        Err(e) => {
-            shared.db_error(e);
-        }
+    if !ids.is_empty() {
+        check_jobs(shared, ids);
     }
 }
 
@@ -499,7 +493,7 @@ pub(crate) async fn sweep_loop(shared: Arc<Shared>) {
                 }
             }
         }
-        check_waited(&shared).await;
+        check_waited(&shared);
     }
 }
 
