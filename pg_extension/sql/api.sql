@@ -535,12 +535,9 @@ begin
             message = format('worker %s has not announced action %s', a_workername, a_actionname),
             hint = 'call announce first';
     end if;
-    -- as check_worker_access: the caller acts for the worker's owner
+    -- check_worker_access's rule, on the owner read above
+    perform jobcenter.check_worker_owner(a_workername, v_owner);
     v_taker := v_owner;
-    if not jobcenter.may_act_for(jobcenter.caller(null), v_owner) then
-        raise exception using errcode = 'JC004',
-            message = format('%s may not act for worker %s', jobcenter.caller(null), a_workername);
-    end if;
     if v_rate is not null then
         loop
             select x.starts into v_starts from jobcenter.action_rates x

@@ -175,11 +175,21 @@ declare
     v_owner text;
 begin
     select owner into v_owner from jobcenter.workers where name = a_workername and stopped is null;
-    if found and not jobcenter.may_act_for(jobcenter.caller(null), v_owner) then
+    if found then
+        perform jobcenter.check_worker_owner(a_workername, v_owner);
+    end if;
+    return v_owner;
+end $$;
+
+-- The rule of check_worker_access for a caller that read the worker's owner itself
+-- (take_tasks): the caller acts for `a_owner`, or JC004.
+create or replace function jobcenter.check_worker_owner(a_workername text, a_owner text)
+returns void language plpgsql stable as $$
+begin
+    if not jobcenter.may_act_for(jobcenter.caller(null), a_owner) then
         raise exception using errcode = 'JC004',
             message = format('%s may not act for worker %s', jobcenter.caller(null), a_workername);
     end if;
-    return v_owner;
 end $$;
 
 -- Ownership of actions and workflows ------------------------------------------------------------
