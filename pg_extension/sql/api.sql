@@ -489,7 +489,12 @@ end $$;
 -- when given), in the order of their jobs' ready_rank (priority with aging): one row per task
 -- taken. get_task and get_tasks call it. Its plans are generic: the custom plans PostgreSQL
 -- would otherwise make for the taking statement (it weighs the or-null tests) cost more to
--- plan than to run. An action with a `rate` config (at most `limit` tasks started in any
+-- plan than to run. They are made without sorts (enable_sort off), so the order of the ready
+-- tasks always comes from the index jobs_ready, which the take reads from its head: planned
+-- with statistics that make the ready jobs look few (analyzed while none was ready, or
+-- job_aborts never analyzed), a plan that reads and sorts every ready job would look as cheap.
+-- And without JIT: the sorts that remain (of the rows returned) carry the planner's penalty
+-- for a disabled sort, which would put every take over jit_above_cost. An action with a `rate` config (at most `limit` tasks started in any
 -- `per`) takes at most the room its queue's window has left, holding the queue's action_rates
 -- row meanwhile; one with a `concurrency` config (at most N tasks at work at once) takes at most
 -- as many tasks as it finds free slots (take_slots) and gives each task one (task_state slot);
@@ -497,7 +502,8 @@ end $$;
 create or replace function jobcenter.take_tasks(a_workername text, a_actionname text,
     a_limit integer, a_job_id bigint,
     out o_job_id bigint, out o_job_cookie text, out o_in_args jsonb, out o_env jsonb)
-returns setof record language plpgsql set plan_cache_mode = force_generic_plan as $$
+returns setof record language plpgsql
+set plan_cache_mode = force_generic_plan set enable_sort = off set jit = off as $$
 declare
     v_worker_id bigint;
     v_owner text;

@@ -1104,3 +1104,67 @@ async fn retry_job_runs_a_failed_job_again_keeping_its_variables() {
         .get(0);
     assert_eq!(retry_row, json!({"retry": true, "reason": "try harder"}));
 }
+
+/// The rows of `jobs` read so far (sequentially and through its indexes), as the statistics
+/// collector has them once this session's counts are flushed.
+async fn jobs_rows_read(c: &Client) -> i64 {
+    c.batch_execute("select pg_stat_force_next_flush()")
+        .await
+        .unwrap();
+    c.query_one(
+        "select pg_stat_clear_snapshot(), \
+                (select seq_tup_read from pg_stat_user_tables where relid = 'jobcenter.jobs'::regclass) \
+              + (select sum(idx_tup_read)::bigint from pg_stat_user_indexes \
+                 where relid = 'jobcenter.jobs'::regclass)",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(1)
+}
+
+/// A take goes to the head of the ready queue through its index however stale the planner's
+/// statistics are. Analyzed while no job was ready, with job_aborts never analyzed, the
+/// planner would otherwise think the ready jobs few and make a plan that reads and sorts all
+/// of them at every take (a drain of n jobs then costs n² rows).
+#[tokio::test]
+async fn a_take_reads_few_rows_however_stale_the_statistics() {
+    let (tdb, c) = setup().await;
+    load(&c, &[examples::add(), examples::calltest()]).await;
+    c.batch_execute(
+        "alter table jobcenter.jobs set (autovacuum_enabled = false); \
+         alter table jobcenter.job_aborts set (autovacuum_enabled = false)",
+    )
+    .await
+    .unwrap();
+    for i in 0..20 {
+        create(&c, "calltest", json!({"input": i})).await;
+        work_one(
+            &c,
+            "w",
+            "add",
+            |a| json!({"counter": a["counter"].as_i64().unwrap() + 1}),
+        )
+        .await;
+    }
+    c.batch_execute(
+        "analyze jobcenter.jobs; \
+         select count(jobcenter.create_job('calltest', jsonb_build_object('input', g))) \
+         from generate_series(1, 2000) g",
+    )
+    .await
+    .unwrap();
+    // a new session plans the take now, with those statistics
+    let w = tdb.connect().await.unwrap();
+    db::announce(&w, "w2", "add", None, None).await.unwrap();
+    assert!(db::get_task(&w, "w2", "add", None).await.unwrap().is_some());
+    let before = jobs_rows_read(&w).await;
+    for _ in 0..10 {
+        assert!(db::get_task(&w, "w2", "add", None).await.unwrap().is_some());
+    }
+    let per_take = (jobs_rows_read(&w).await - before) / 10;
+    assert!(
+        per_take < 20,
+        "a take read {per_take} rows of jobs, with some 2,000 ready"
+    );
+}
