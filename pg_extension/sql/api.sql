@@ -799,15 +799,19 @@ begin
 end $$;
 
 -- Finishes many tasks in one transaction: `a_results` is an array of {"cookie": …, "outargs":
--- {…}} (outargs with an `error` key fail the task, as task_done). Each task is finished in a
+-- {…}} (outargs with an `error` key fail the task, as task_done). One row per element, in order,
+-- o_code null when it was applied, else the SQLSTATE and message task_done raised (40P01 and
+-- 40001 are worth sending again). The results the plotter can finish on their jobs' rows alone
+-- are finished together first (finish_tasks, in a subtransaction: should it raise, none of
+-- them is, and all go the way below). Every other result is finished by task_done in a
 -- subtransaction of its own, so one task's unknown cookie, bad outputs or deadlock fails that
--- task alone: one row per element, in order, o_code null when it was applied, else the
--- SQLSTATE and message task_done raised (40P01 and 40001 are worth sending again). Ours.
+-- task alone. Ours.
 create or replace function jobcenter.tasks_done(a_results jsonb,
     out o_cookie text, out o_code text, out o_message text)
 returns setof record language plpgsql as $$
 declare
     r jsonb;
+    v_done text[] := '{}';
 begin
     if a_results is null or jsonb_typeof(a_results) <> 'array' then
         raise exception using errcode = 'JC002',
@@ -817,22 +821,94 @@ begin
         raise exception using errcode = 'JC002',
             message = format('tasks_done takes at most 1000 results, not %s', jsonb_array_length(a_results));
     end if;
+    begin
+        v_done := jobcenter.finish_tasks(a_results);
+    exception when others then
+        v_done := '{}';
+    end;
     for r in select value from jsonb_array_elements(a_results) loop
         o_cookie := case when jsonb_typeof(r) = 'object' then r ->> 'cookie' end;
         o_code := null;
         o_message := null;
-        begin
-            if o_cookie is null then
-                raise exception using errcode = 'JC002',
-                    message = 'a result needs a string cookie';
-            end if;
-            perform jobcenter.task_done(o_cookie, r -> 'outargs');
-        exception when others then
-            o_code := sqlstate;
-            o_message := sqlerrm;
-        end;
+        if o_cookie = any(v_done) then
+            -- finished above; a repeat of its cookie finds no task
+            v_done := array_remove(v_done, o_cookie);
+        else
+            begin
+                if o_cookie is null then
+                    raise exception using errcode = 'JC002',
+                        message = 'a result needs a string cookie';
+                end if;
+                perform jobcenter.task_done(o_cookie, r -> 'outargs');
+            exception when others then
+                o_code := sqlstate;
+                o_message := sqlerrm;
+            end;
+        end if;
         return next;
     end loop;
+end $$;
+
+-- tasks_done's batch: finishes together the results task_done's plotter would finish on their
+-- jobs' rows alone. Those are the results with outputs (an object, no `error` key) whose cookie
+-- appears once in `a_results` and names a task at work that holds no concurrency slot, of a job
+-- with no abort request and no parent waiting for it, taken by a role the caller may act for,
+-- and whose outputs the plotter takes. Their jobs are locked in job_id order; the ones the
+-- plotter ends are ended in one insert and one update (end_plotted), the others written as
+-- task_done writes them (apply_plot). Returns the cookies it finished; task_done gets the rest.
+create or replace function jobcenter.finish_tasks(a_results jsonb) returns text[]
+language plpgsql as $$
+declare
+    v_caller text := jobcenter.caller(null);
+    r record;
+    j jobcenter.jobs;
+    v_plot jsonb;
+    v_done text[] := '{}';
+    v_jobs jobcenter.jobs[] := '{}';
+    v_plots jsonb[] := '{}';
+    v_wake bigint[] := '{}';
+    v_outputs jsonb;
+    v_cookies uuid[];
+begin
+    -- the outputs by cookie (as uuid::text: a cookie may be spelled in capitals or without
+    -- its hyphens), of the cookies that appear once
+    select jsonb_object_agg(u::text, jsonb_build_array(c, o)), array_agg(u)
+    into v_outputs, v_cookies
+    from (select (x ->> 'cookie')::uuid as u, min(x ->> 'cookie') as c,
+                 (array_agg(x -> 'outargs'))[1] as o
+          from jsonb_array_elements(a_results) x
+          where jsonb_typeof(x -> 'cookie') = 'string' and jsonb_typeof(x -> 'outargs') = 'object'
+            and not (x -> 'outargs') ? 'error'
+            and x ->> 'cookie' ~* '^[0-9a-f]{8}-?([0-9a-f]{4}-?){3}[0-9a-f]{12}$'
+          group by 1
+          having count(*) = 1) s;
+    for r in
+        select jb as job, v_outputs -> jb.cookie::text ->> 0 as cookie,
+               v_outputs -> jb.cookie::text -> 1 as outargs
+        from jobcenter.jobs jb
+        where jb.cookie = any(v_cookies) and jb.state = 'working' and not jb.task_state ? 'slot'
+          and (jb.parentjob_id is null or jb.detached)
+          and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
+        order by jb.job_id
+        for no key update of jb
+    loop
+        j := r.job;
+        continue when not jobcenter.may_act_for(v_caller, j.task_state ->> 'taken_by');
+        v_plot := jobcenter.plot_job(j, r.outargs);
+        continue when v_plot is null;
+        if v_plot ->> 'stop' = 'end' then
+            v_jobs := v_jobs || j;
+            v_plots := v_plots || v_plot;
+        else
+            v_wake := v_wake || jobcenter.apply_plot(j, v_plot);
+        end if;
+        v_done := v_done || r.cookie;
+    end loop;
+    if cardinality(v_jobs) > 0 then
+        v_wake := v_wake || jobcenter.end_plotted(v_jobs, v_plots);
+    end if;
+    perform jobcenter.drive(v_wake);
+    return v_done;
 end $$;
 
 -- The original's call for a worker whose task failed: as task_done with outputs

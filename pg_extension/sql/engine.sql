@@ -246,48 +246,48 @@ begin
 end $$;
 
 -- Ends a job: 'finished' (or 'zombie' when a parent waits for it, end_state) or 'error'.
--- Logs the end (unless `a_logged`: the caller's insert has its row), releases its locks and
--- subscriptions, aborts its unfinished children, notifies, and wakes a waiting parent.
--- With `a_write` the row is first brought to `a_job` (the plotter moved it in memory).
--- Returns the jobs to drive.
-create or replace function jobcenter.end_job(a_job jobcenter.jobs, a_state jobcenter.job_state, a_out jsonb,
-    a_write boolean default false, a_logged boolean default false)
+-- Logs the end, writes the row, and does what follows an end (ended). A job the plotter
+-- brought to its end in memory is ended by end_plotted instead. Returns the jobs to drive.
+create or replace function jobcenter.end_job(a_job jobcenter.jobs, a_state jobcenter.job_state, a_out jsonb)
 returns bigint[] language plpgsql as $$
 declare
     v_state jobcenter.job_state := jobcenter.end_state(a_job, a_state);
-    v_wake bigint[] := '{}';
-    v_parent bigint;
     v_locks boolean;
     v_subscriptions boolean;
     v_children boolean;
 begin
-    if not a_logged then
-        perform jobcenter.log_step(a_job, v_state, a_job.variables, null, a_out,
-            case when a_state = 'error' then jsonb_build_object('error', a_out -> 'error') else '{}' end);
-    end if;
+    perform jobcenter.log_step(a_job, v_state, a_job.variables, null, a_out,
+        case when a_state = 'error' then jsonb_build_object('error', a_out -> 'error') else '{}' end);
     -- with one look at what the job holds (most jobs end holding no lock, subscription or
     -- child), then only the clean-up it needs; nothing else adds to them while this row is locked
     update jobcenter.jobs set
         state = v_state, out_args = a_out, job_finished = clock_timestamp(),
-        task_completed = clock_timestamp(), cookie = null, timeout = null, worker_id = null,
-        task_id = case when a_write then a_job.task_id else task_id end,
-        variables = case when a_write then a_job.variables else variables end,
-        stepcounter = case when a_write then a_job.stepcounter else stepcounter end,
-        task_entered = case when a_write then a_job.task_entered else task_entered end,
-        task_started = case when a_write then a_job.task_started else task_started end,
-        task_state = case when a_write then a_job.task_state else task_state end
+        task_completed = clock_timestamp(), cookie = null, timeout = null, worker_id = null
     where job_id = a_job.job_id
     returning exists (select 1 from jobcenter.locks where job_id = a_job.job_id),
         exists (select 1 from jobcenter.event_subscriptions where job_id = a_job.job_id),
         exists (select 1 from jobcenter.jobs where parentjob_id = a_job.job_id)
     into v_locks, v_subscriptions, v_children;
-    if v_locks then
+    return jobcenter.ended(a_job, v_locks, v_subscriptions, v_children);
+end $$;
+
+-- What follows the end of job `a_job` (its row written): releases its locks and subscriptions
+-- (when it held any, `a_locks`, `a_subscriptions`), aborts its unfinished children (when it
+-- had any, `a_children`), notifies, and wakes a waiting parent. Returns the jobs to drive.
+create or replace function jobcenter.ended(a_job jobcenter.jobs, a_locks boolean,
+    a_subscriptions boolean, a_children boolean)
+returns bigint[] language plpgsql as $$
+declare
+    v_wake bigint[] := '{}';
+    v_parent bigint;
+begin
+    if a_locks then
         v_wake := v_wake || jobcenter.release_locks(a_job.job_id);
     end if;
-    if v_subscriptions then
+    if a_subscriptions then
         delete from jobcenter.event_subscriptions where job_id = a_job.job_id;
     end if;
-    if v_children then
+    if a_children then
         v_wake := v_wake || jobcenter.abort_children(a_job.job_id, 'parent job ' || a_job.job_id || ' ended');
     end if;
     if not a_job.job_state ? 'quiet' then
@@ -302,6 +302,76 @@ begin
             v_wake := v_wake || v_parent;
         end if;
     end if;
+    return v_wake;
+end $$;
+
+-- Writes the step logs of jobs the plotter moved in memory (`a_plots[i]` of job `a_jobs[i]`, the
+-- rows as they were before), in one insert; a plot that ended its job gets the end's row.
+create or replace function jobcenter.log_plots(a_jobs jobcenter.jobs[], a_plots jsonb[])
+returns void language plpgsql as $$
+begin
+    insert into jobcenter.job_task_log (job_id, workflow_id, task_id, state, variables, inargs,
+        outargs, task_entered, task_started, worker_id, task_state, task_completed)
+    select j.job_id, j.workflow_id, (r ->> 'task_id')::integer,
+        -- end_state's rule
+        case when not r ? 'end' then 'done'
+             when j.parentjob_id is not null and not j.detached then 'zombie'
+             else 'finished' end::jobcenter.job_state,
+        nullif(r -> 'variables', 'null'), nullif(r -> 'inargs', 'null'), r -> 'outargs',
+        case when r ? 'call' then j.task_entered
+             else to_timestamp((r ->> 'entered')::double precision) end,
+        case when r ? 'call' then j.task_started
+             else to_timestamp((r ->> 'started')::double precision) end,
+        case when r ? 'call' then j.worker_id end,
+        nullif(r -> 'task_state', 'null'), to_timestamp((r ->> 'completed')::double precision)
+    -- with ordinality, not a_jobs[i]: a subscript walks the array from its start
+    from unnest(a_jobs) with ordinality as j
+    join unnest(a_plots) with ordinality as x(p, n) on x.n = j.ordinality
+    cross join lateral jsonb_array_elements(case when x.p ->> 'stop' = 'end'
+        -- the end's row: at the task the plotter stopped at, with its times
+        then x.p -> 'log' || jsonb_build_array(jsonb_build_object('task_id', x.p -> 'task_id',
+            'end', true, 'outargs', x.p -> 'out',
+            'entered', case when (x.p ->> 'moved')::boolean then x.p -> 'entered'
+                            else to_jsonb(extract(epoch from j.task_entered)) end,
+            'started', case when (x.p ->> 'moved')::boolean then null
+                            else to_jsonb(extract(epoch from j.task_started)) end,
+            'completed', extract(epoch from clock_timestamp())))
+        else x.p -> 'log' end) with ordinality as l(r, n)
+    order by x.n, l.n;
+end $$;
+
+-- Ends jobs the plotter brought to their end in memory (`a_plots[i]`, stop 'end', of job
+-- `a_jobs[i]`, the rows as they were before, locked by the caller): their step logs with the
+-- ends' rows in one insert (log_plots), the rows in one update, then what follows each end
+-- (ended). apply_plot ends one job with it, finish_tasks a batch. Returns the jobs to drive.
+create or replace function jobcenter.end_plotted(a_jobs jobcenter.jobs[], a_plots jsonb[])
+returns bigint[] language plpgsql as $$
+declare
+    r record;
+    v_wake bigint[] := '{}';
+begin
+    perform jobcenter.log_plots(a_jobs, a_plots);
+    for r in
+        update jobcenter.jobs jb set
+            state = jobcenter.end_state(jb, 'finished'), out_args = x.p -> 'out',
+            job_finished = clock_timestamp(), task_completed = clock_timestamp(),
+            cookie = null, timeout = null, worker_id = null,
+            task_id = (x.p ->> 'task_id')::integer, stepcounter = (x.p ->> 'stepcounter')::integer,
+            variables = x.p -> 'variables', task_state = x.p -> 'task_state',
+            task_entered = case when (x.p ->> 'moved')::boolean
+                                then to_timestamp((x.p ->> 'entered')::double precision)
+                                else jb.task_entered end,
+            task_started = case when (x.p ->> 'moved')::boolean then null else jb.task_started end
+        from (select j.job_id, x.p from unnest(a_jobs) with ordinality as j
+              join unnest(a_plots) with ordinality as x(p, n) on x.n = j.ordinality) x
+        where jb.job_id = x.job_id
+        returning jb as job,
+            exists (select 1 from jobcenter.locks l where l.job_id = jb.job_id) as locks,
+            exists (select 1 from jobcenter.event_subscriptions s where s.job_id = jb.job_id) as subscriptions,
+            exists (select 1 from jobcenter.jobs c where c.parentjob_id = jb.job_id) as children
+    loop
+        v_wake := v_wake || jobcenter.ended(r.job, r.locks, r.subscriptions, r.children);
+    end loop;
     return v_wake;
 end $$;
 
@@ -465,7 +535,7 @@ begin
 end $$;
 
 -- Writes what the plotter (`jobcenter.plot`, src/plot.rs) did to job `a_job` in memory: its step
--- log in one insert, then the job row once: as ready for a worker (notified), ended (end_job),
+-- log in one insert, then the job row once: as ready for a worker (notified), ended (end_plotted),
 -- or at the step the SQL driver runs next. With `a_insert` the job is new and its row is
 -- inserted rather than updated. Returns the jobs to drive.
 create or replace function jobcenter.apply_plot(a_job jobcenter.jobs, a_plot jsonb,
@@ -475,8 +545,6 @@ declare
     j jobcenter.jobs := a_job;
     v_stop text := a_plot ->> 'stop';
     v_payload jsonb;
-    v_log jsonb;
-    v_end jobcenter.job_state;
 begin
     j.task_id := (a_plot ->> 'task_id')::integer;
     j.stepcounter := (a_plot ->> 'stepcounter')::integer;
@@ -493,34 +561,13 @@ begin
     elsif j.state = 'done' then
         j.task_completed := clock_timestamp();
     end if;
-    -- the steps in one insert; a job that ended gets its end's row (end_job's log_step) in it
-    v_log := a_plot -> 'log';
-    if v_stop = 'end' then
-        v_end := jobcenter.end_state(j, 'finished');
-        v_log := v_log || jsonb_build_array(jsonb_build_object('task_id', j.task_id, 'end', true,
-            'outargs', a_plot -> 'out', 'entered', extract(epoch from j.task_entered),
-            'started', extract(epoch from j.task_started),
-            'completed', extract(epoch from clock_timestamp())));
-    end if;
-    insert into jobcenter.job_task_log (job_id, workflow_id, task_id, state, variables, inargs,
-        outargs, task_entered, task_started, worker_id, task_state, task_completed)
-    select a_job.job_id, a_job.workflow_id, (r ->> 'task_id')::integer,
-        case when r ? 'end' then v_end else 'done' end,
-        nullif(r -> 'variables', 'null'), nullif(r -> 'inargs', 'null'), r -> 'outargs',
-        case when r ? 'call' then a_job.task_entered
-             else to_timestamp((r ->> 'entered')::double precision) end,
-        case when r ? 'call' then a_job.task_started
-             else to_timestamp((r ->> 'started')::double precision) end,
-        case when r ? 'call' then a_job.worker_id end,
-        nullif(r -> 'task_state', 'null'), to_timestamp((r ->> 'completed')::double precision)
-    from jsonb_array_elements(v_log) with ordinality as l(r, n)
-    order by l.n;
     if v_stop = 'end' then
         if a_insert then
             insert into jobcenter.jobs select (j).*;
         end if;
-        return jobcenter.end_job(j, 'finished', a_plot -> 'out', true, a_logged => true);
+        return jobcenter.end_plotted(array[a_job], array[a_plot]);
     end if;
+    perform jobcenter.log_plots(array[a_job], array[a_plot]);
     if v_stop = 'ready' then
         j.state := 'ready';
         j.ready_action_id := (a_plot ->> 'queue')::integer;

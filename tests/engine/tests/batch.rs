@@ -146,3 +146,67 @@ async fn tasks_done_refuses_what_is_no_batch() {
     let codes: Vec<Option<String>> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(codes, [Some("JC002".to_owned()), Some("JC002".to_owned())]);
 }
+
+/// The job row and step log of `job` with what differs between any two runs (ids, times, the
+/// cookie's worker) left out.
+async fn footprint(c: &tokio_postgres::Client, job: i64) -> Value {
+    c.query_one(
+        "select jsonb_build_object( \
+             'job', (select jsonb_build_object('state', state, 'out', out_args, 'task', task_id, \
+                         'steps', stepcounter, 'variables', variables, 'task_state', task_state, \
+                         'cookie', cookie, 'timeout', timeout, 'worker', worker_id, \
+                         'finished', job_finished is not null, \
+                         'times_in_order', task_entered <= task_completed \
+                             and task_completed <= job_finished) \
+                     from jobcenter.jobs where job_id = $1), \
+             'log', (select jsonb_agg(jsonb_build_object('task', task_id, 'state', state, \
+                         'variables', variables, 'inargs', inargs, 'outargs', outargs, \
+                         'task_state', task_state, 'worker', worker_id is not null, \
+                         'entered', task_entered is not null, 'completed', task_completed is not null) \
+                         order by job_task_log_id) \
+                     from jobcenter.job_task_log where job_id = $1))",
+        &[&job],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+/// The results tasks_done finishes together (finish_tasks) leave their jobs exactly as
+/// task_done one at a time does: the same row and the same step log. A cookie may be spelled
+/// in capitals and without hyphens; outputs the plotter refuses go task_done's way.
+#[tokio::test]
+async fn tasks_done_together_leaves_what_task_done_alone_leaves() {
+    let (_db, c) = setup().await;
+    load(&c, &[examples::add(), examples::calltest()]).await;
+    let mut jobs = Vec::new();
+    for _ in 0..4 {
+        jobs.push(create(&c, "calltest", json!({"input": 5})).await);
+    }
+    db::announce(&c, "w", "add", None, None).await.unwrap();
+    let tasks = db::get_tasks(&c, "w", "add", 4).await.unwrap();
+    let answer = examples::add_answer(&tasks[0].inargs);
+    db::task_done(&c, &tasks[0].cookie, &answer).await.unwrap();
+    let spelled = tasks[2].cookie.replace('-', "").to_uppercase();
+    let outcomes = db::tasks_done(
+        &c,
+        &[
+            (tasks[1].cookie.as_str(), &answer),
+            (spelled.as_str(), &answer),
+            // bad outputs: task_done's way, which ends the job in error
+            (tasks[3].cookie.as_str(), &json!({"counter": "six"})),
+        ],
+    )
+    .await
+    .unwrap();
+    let codes: Vec<Option<&str>> = outcomes.iter().map(|o| o.code.as_deref()).collect();
+    assert_eq!(codes, [None, None, None]);
+    assert_eq!(outcomes[1].cookie.as_deref(), Some(spelled.as_str()));
+    let alone = footprint(&c, jobs[0]).await;
+    assert_eq!(alone["job"]["state"], json!("finished"));
+    assert_eq!(alone["job"]["out"], json!({"output": 8}));
+    assert_eq!(alone["job"]["times_in_order"], json!(true));
+    assert_eq!(footprint(&c, jobs[1]).await, alone);
+    assert_eq!(footprint(&c, jobs[2]).await, alone);
+    assert_eq!(state(&c, jobs[3]).await, "error");
+}
