@@ -246,9 +246,11 @@ begin
 end $$;
 
 -- Ends a job: 'finished' (or 'zombie' when a parent waits for it, end_state) or 'error'.
--- Logs the end, writes the row, and does what follows an end (ended). A job the plotter
--- brought to its end in memory is ended by end_plotted instead. Returns the jobs to drive.
-create or replace function jobcenter.end_job(a_job jobcenter.jobs, a_state jobcenter.job_state, a_out jsonb)
+-- Logs the end (unless `a_logged`: the caller's insert has its row), writes the row, and does
+-- what follows an end (ended). With `a_write` the row is first brought to `a_job` (the plotter
+-- moved it in memory: apply_plot). Returns the jobs to drive.
+create or replace function jobcenter.end_job(a_job jobcenter.jobs, a_state jobcenter.job_state, a_out jsonb,
+    a_write boolean default false, a_logged boolean default false)
 returns bigint[] language plpgsql as $$
 declare
     v_state jobcenter.job_state := jobcenter.end_state(a_job, a_state);
@@ -256,13 +258,21 @@ declare
     v_subscriptions boolean;
     v_children boolean;
 begin
-    perform jobcenter.log_step(a_job, v_state, a_job.variables, null, a_out,
-        case when a_state = 'error' then jsonb_build_object('error', a_out -> 'error') else '{}' end);
+    if not a_logged then
+        perform jobcenter.log_step(a_job, v_state, a_job.variables, null, a_out,
+            case when a_state = 'error' then jsonb_build_object('error', a_out -> 'error') else '{}' end);
+    end if;
     -- with one look at what the job holds (most jobs end holding no lock, subscription or
     -- child), then only the clean-up it needs; nothing else adds to them while this row is locked
     update jobcenter.jobs set
         state = v_state, out_args = a_out, job_finished = clock_timestamp(),
-        task_completed = clock_timestamp(), cookie = null, timeout = null, worker_id = null
+        task_completed = clock_timestamp(), cookie = null, timeout = null, worker_id = null,
+        task_id = case when a_write then a_job.task_id else task_id end,
+        variables = case when a_write then a_job.variables else variables end,
+        stepcounter = case when a_write then a_job.stepcounter else stepcounter end,
+        task_entered = case when a_write then a_job.task_entered else task_entered end,
+        task_started = case when a_write then a_job.task_started else task_started end,
+        task_state = case when a_write then a_job.task_state else task_state end
     where job_id = a_job.job_id
     returning exists (select 1 from jobcenter.locks where job_id = a_job.job_id),
         exists (select 1 from jobcenter.event_subscriptions where job_id = a_job.job_id),
@@ -307,8 +317,10 @@ end $$;
 
 -- Writes the step logs of jobs the plotter moved in memory (`a_plots[i]` of job `a_jobs[i]`, the
 -- rows as they were before), in one insert; a plot that ended its job gets the end's row.
+-- Generic plans (here and in end_plotted): a custom plan for the size of the arrays at hand
+-- always looks cheaper, so PostgreSQL would plan the statement again at every call.
 create or replace function jobcenter.log_plots(a_jobs jobcenter.jobs[], a_plots jsonb[])
-returns void language plpgsql as $$
+returns void language plpgsql set plan_cache_mode = force_generic_plan as $$
 begin
     insert into jobcenter.job_task_log (job_id, workflow_id, task_id, state, variables, inargs,
         outargs, task_entered, task_started, worker_id, task_state, task_completed)
@@ -343,9 +355,10 @@ end $$;
 -- Ends jobs the plotter brought to their end in memory (`a_plots[i]`, stop 'end', of job
 -- `a_jobs[i]`, the rows as they were before, locked by the caller): their step logs with the
 -- ends' rows in one insert (log_plots), the rows in one update, then what follows each end
--- (ended). apply_plot ends one job with it, finish_tasks a batch. Returns the jobs to drive.
+-- (ended). finish_tasks ends a batch with it; apply_plot ends one job through end_job, whose
+-- one-row statements cost less than these for a single job. Returns the jobs to drive.
 create or replace function jobcenter.end_plotted(a_jobs jobcenter.jobs[], a_plots jsonb[])
-returns bigint[] language plpgsql as $$
+returns bigint[] language plpgsql set plan_cache_mode = force_generic_plan as $$
 declare
     r record;
     v_wake bigint[] := '{}';
@@ -535,7 +548,7 @@ begin
 end $$;
 
 -- Writes what the plotter (`jobcenter.plot`, src/plot.rs) did to job `a_job` in memory: its step
--- log in one insert, then the job row once: as ready for a worker (notified), ended (end_plotted),
+-- log in one insert, then the job row once: as ready for a worker (notified), ended (end_job),
 -- or at the step the SQL driver runs next. With `a_insert` the job is new and its row is
 -- inserted rather than updated. Returns the jobs to drive.
 create or replace function jobcenter.apply_plot(a_job jobcenter.jobs, a_plot jsonb,
@@ -545,6 +558,8 @@ declare
     j jobcenter.jobs := a_job;
     v_stop text := a_plot ->> 'stop';
     v_payload jsonb;
+    v_log jsonb;
+    v_end jobcenter.job_state;
 begin
     j.task_id := (a_plot ->> 'task_id')::integer;
     j.stepcounter := (a_plot ->> 'stepcounter')::integer;
@@ -561,13 +576,34 @@ begin
     elsif j.state = 'done' then
         j.task_completed := clock_timestamp();
     end if;
+    -- the steps in one insert; a job that ended gets its end's row (end_job's log_step) in it
+    v_log := a_plot -> 'log';
+    if v_stop = 'end' then
+        v_end := jobcenter.end_state(j, 'finished');
+        v_log := v_log || jsonb_build_array(jsonb_build_object('task_id', j.task_id, 'end', true,
+            'outargs', a_plot -> 'out', 'entered', extract(epoch from j.task_entered),
+            'started', extract(epoch from j.task_started),
+            'completed', extract(epoch from clock_timestamp())));
+    end if;
+    insert into jobcenter.job_task_log (job_id, workflow_id, task_id, state, variables, inargs,
+        outargs, task_entered, task_started, worker_id, task_state, task_completed)
+    select a_job.job_id, a_job.workflow_id, (r ->> 'task_id')::integer,
+        case when r ? 'end' then v_end else 'done' end,
+        nullif(r -> 'variables', 'null'), nullif(r -> 'inargs', 'null'), r -> 'outargs',
+        case when r ? 'call' then a_job.task_entered
+             else to_timestamp((r ->> 'entered')::double precision) end,
+        case when r ? 'call' then a_job.task_started
+             else to_timestamp((r ->> 'started')::double precision) end,
+        case when r ? 'call' then a_job.worker_id end,
+        nullif(r -> 'task_state', 'null'), to_timestamp((r ->> 'completed')::double precision)
+    from jsonb_array_elements(v_log) with ordinality as l(r, n)
+    order by l.n;
     if v_stop = 'end' then
         if a_insert then
             insert into jobcenter.jobs select (j).*;
         end if;
-        return jobcenter.end_plotted(array[a_job], array[a_plot]);
+        return jobcenter.end_job(j, 'finished', a_plot -> 'out', true, a_logged => true);
     end if;
-    perform jobcenter.log_plots(array[a_job], array[a_plot]);
     if v_stop = 'ready' then
         j.state := 'ready';
         j.ready_action_id := (a_plot ->> 'queue')::integer;
