@@ -286,16 +286,18 @@ async fn no_result_is_lost_while_postgres_is_down() {
         );
         assert_eq!(c.job_done(*job).await, json!({"output": i + 3}));
     }
-    // The dead worker was ended in the engine once the database was back.
-    let stopped: bool = db
-        .query_one(
+    // The dead worker is ended in the engine once the database is back (after its result,
+    // which may come after the other jobs' ends).
+    let stopped = || async {
+        db.query_one(
             "select stopped is not null from jobcenter.workers where name = 'single' \
              order by worker_id desc limit 1",
             &[],
         )
         .await
         .unwrap()
-        .get(0);
-    assert!(stopped, "{}", g.log());
+        .get::<_, bool>(0)
+    };
+    assert!(eventually(WAIT, stopped).await, "{}", g.log());
     assert!(g.log().contains("tasks_done reached the database again"));
 }
