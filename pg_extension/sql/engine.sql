@@ -356,9 +356,13 @@ end $$;
 -- `a_jobs[i]`, the rows as they were before, locked by the caller): their step logs with the
 -- ends' rows in one insert (log_plots), the rows in one update, then what follows each end
 -- (ended). finish_tasks ends a batch with it; apply_plot ends one job through end_job, whose
--- one-row statements cost less than these for a single job. Returns the jobs to drive.
+-- one-row statements cost less than these for a single job. Its plan never scans `jobs` whole
+-- (enable_seqscan off, and so jit off: the penalty would put a plan over jit_above_cost): a
+-- generic plan made while the table was small would scan it at every call as it grows.
+-- Returns the jobs to drive.
 create or replace function jobcenter.end_plotted(a_jobs jobcenter.jobs[], a_plots jsonb[])
-returns bigint[] language plpgsql set plan_cache_mode = force_generic_plan as $$
+returns bigint[] language plpgsql
+set plan_cache_mode = force_generic_plan set enable_seqscan = off set jit = off as $$
 declare
     r record;
     v_wake bigint[] := '{}';

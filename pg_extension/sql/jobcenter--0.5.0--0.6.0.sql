@@ -363,9 +363,13 @@ end $$;
 -- `a_jobs[i]`, the rows as they were before, locked by the caller): their step logs with the
 -- ends' rows in one insert (log_plots), the rows in one update, then what follows each end
 -- (ended). finish_tasks ends a batch with it; apply_plot ends one job through end_job, whose
--- one-row statements cost less than these for a single job. Returns the jobs to drive.
+-- one-row statements cost less than these for a single job. Its plan never scans `jobs` whole
+-- (enable_seqscan off, and so jit off: the penalty would put a plan over jit_above_cost): a
+-- generic plan made while the table was small would scan it at every call as it grows.
+-- Returns the jobs to drive.
 create or replace function jobcenter.end_plotted(a_jobs jobcenter.jobs[], a_plots jsonb[])
-returns bigint[] language plpgsql set plan_cache_mode = force_generic_plan as $$
+returns bigint[] language plpgsql
+set plan_cache_mode = force_generic_plan set enable_seqscan = off set jit = off as $$
 declare
     r record;
     v_wake bigint[] := '{}';
@@ -3009,8 +3013,10 @@ end $$;
 -- tasks always comes from the index jobs_ready, which the take reads from its head: planned
 -- with statistics that make the ready jobs look few (analyzed while none was ready, or
 -- job_aborts never analyzed), a plan that reads and sorts every ready job would look as cheap.
--- And without JIT: the sorts that remain (of the rows returned) carry the planner's penalty
--- for a disabled sort, which would put every take over jit_above_cost. An action with a `rate` config (at most `limit` tasks started in any
+-- Nor do they scan `jobs` whole (enable_seqscan off): a generic plan made while the table was
+-- small (a fresh database, a gateway's connection opened then) would otherwise scan it at
+-- every take as it grows. And without JIT: the sorts that remain (of the rows returned) carry
+-- the planner's penalty for a disabled sort, which would put every take over jit_above_cost. An action with a `rate` config (at most `limit` tasks started in any
 -- `per`) takes at most the room its queue's window has left, holding the queue's action_rates
 -- row meanwhile; one with a `concurrency` config (at most N tasks at work at once) takes at most
 -- as many tasks as it finds free slots (take_slots) and gives each task one (task_state slot);
@@ -3019,7 +3025,8 @@ create or replace function jobcenter.take_tasks(a_workername text, a_actionname 
     a_limit integer, a_job_id bigint,
     out o_job_id bigint, out o_job_cookie text, out o_in_args jsonb, out o_env jsonb)
 returns setof record language plpgsql
-set plan_cache_mode = force_generic_plan set enable_sort = off set jit = off as $$
+set plan_cache_mode = force_generic_plan set enable_sort = off set enable_seqscan = off
+set jit = off as $$
 declare
     v_worker_id bigint;
     v_owner text;
@@ -3372,8 +3379,9 @@ end $$;
 -- and whose outputs the plotter takes. Their jobs are locked in job_id order; the ones the
 -- plotter ends are ended in one insert and one update (end_plotted), the others written as
 -- task_done writes them (apply_plot). Returns the cookies it finished; task_done gets the rest.
+-- Its plans read `jobs` through the cookie index only (enable_seqscan off, as end_plotted).
 create or replace function jobcenter.finish_tasks(a_results jsonb) returns text[]
-language plpgsql as $$
+language plpgsql set enable_seqscan = off set jit = off as $$
 declare
     v_caller text := jobcenter.caller(null);
     r record;
