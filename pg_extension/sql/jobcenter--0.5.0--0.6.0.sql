@@ -3016,7 +3016,8 @@ end $$;
 -- Nor do they scan `jobs` whole (enable_seqscan off): a generic plan made while the table was
 -- small (a fresh database, a gateway's connection opened then) would otherwise scan it at
 -- every take as it grows. And without JIT: the sorts that remain (of the rows returned) carry
--- the planner's penalty for a disabled sort, which would put every take over jit_above_cost. An action with a `rate` config (at most `limit` tasks started in any
+-- the planner's penalty for a disabled sort, which would put every take over jit_above_cost.
+-- An action with a `rate` config (at most `limit` tasks started in any
 -- `per`) takes at most the room its queue's window has left, holding the queue's action_rates
 -- row meanwhile; one with a `concurrency` config (at most N tasks at work at once) takes at most
 -- as many tasks as it finds free slots (take_slots) and gives each task one (task_state slot);
