@@ -376,23 +376,28 @@ declare
 begin
     perform jobcenter.log_plots(a_jobs, a_plots);
     for r in
-        update jobcenter.jobs jb set
-            state = jobcenter.end_state(jb, 'finished'), out_args = x.p -> 'out',
-            job_finished = clock_timestamp(), task_completed = clock_timestamp(),
-            cookie = null, timeout = null, worker_id = null,
-            task_id = (x.p ->> 'task_id')::integer, stepcounter = (x.p ->> 'stepcounter')::integer,
-            variables = x.p -> 'variables', task_state = x.p -> 'task_state',
-            task_entered = case when (x.p ->> 'moved')::boolean
-                                then to_timestamp((x.p ->> 'entered')::double precision)
-                                else jb.task_entered end,
-            task_started = case when (x.p ->> 'moved')::boolean then null else jb.task_started end
-        from (select j.job_id, x.p from unnest(a_jobs) with ordinality as j
-              join unnest(a_plots) with ordinality as x(p, n) on x.n = j.ordinality) x
-        where jb.job_id = x.job_id
-        returning jb as job,
-            exists (select 1 from jobcenter.locks l where l.job_id = jb.job_id) as locks,
-            exists (select 1 from jobcenter.event_subscriptions s where s.job_id = jb.job_id) as subscriptions,
-            exists (select 1 from jobcenter.jobs c where c.parentjob_id = jb.job_id) as children
+        with ends as (
+            update jobcenter.jobs jb set
+                state = jobcenter.end_state(jb, 'finished'), out_args = x.p -> 'out',
+                job_finished = clock_timestamp(), task_completed = clock_timestamp(),
+                cookie = null, timeout = null, worker_id = null,
+                task_id = (x.p ->> 'task_id')::integer, stepcounter = (x.p ->> 'stepcounter')::integer,
+                variables = x.p -> 'variables', task_state = x.p -> 'task_state',
+                task_entered = case when (x.p ->> 'moved')::boolean
+                                    then to_timestamp((x.p ->> 'entered')::double precision)
+                                    else jb.task_entered end,
+                task_started = case when (x.p ->> 'moved')::boolean then null else jb.task_started end
+            from (select j.job_id, x.p from unnest(a_jobs) with ordinality as j
+                  join unnest(a_plots) with ordinality as x(p, n) on x.n = j.ordinality) x
+            where jb.job_id = x.job_id
+            returning jb as job,
+                exists (select 1 from jobcenter.locks l where l.job_id = jb.job_id) as locks,
+                exists (select 1 from jobcenter.event_subscriptions s where s.job_id = jb.job_id) as subscriptions,
+                exists (select 1 from jobcenter.jobs c where c.parentjob_id = jb.job_id) as children)
+        select * from ends e
+        -- ended does nothing for a quiet job that held nothing and has no parent waiting
+        where e.locks or e.subscriptions or e.children or not (e.job).job_state ? 'quiet'
+           or ((e.job).parentjob_id is not null and not (e.job).detached)
     loop
         v_wake := v_wake || jobcenter.ended(r.job, r.locks, r.subscriptions, r.children);
     end loop;
