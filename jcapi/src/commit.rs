@@ -3,8 +3,9 @@
 //! Every `task_done` (a notification) and every result of a `tasks_done` goes to one queue.
 //! The commit loop takes the first result and, while another batch is in the database, waits
 //! `task_done_window` for more (or until [`MAX_BATCH`] are there; with none in the database
-//! it sends at once), then finishes them all with one `jobcenter.tasks_done` call, each
-//! in a subtransaction of its own; at most [`IN_FLIGHT`] batches are in the database at once,
+//! it sends at once), then finishes them all with one `jobcenter.tasks_done` call (which
+//! finishes together what it can and each other result in a subtransaction of its own, so
+//! one result's error is its own); at most [`IN_FLIGHT`] batches are in the database at once,
 //! and results arriving meanwhile join the next batch. A result is then answered on its own:
 //! applied, or refused with the engine's error (an unknown cookie: `JC003`). Results that
 //! lost a deadlock or a serialization conflict (`40P01`, `40001`) go again, up to

@@ -1,6 +1,7 @@
 //! The batched worker calls: `get_tasks` takes many ready tasks in one transaction, and
-//! `tasks_done` finishes many, each in a subtransaction of its own, so one bad result (an
-//! unknown cookie, bad outputs, a malformed element) fails that task alone.
+//! `tasks_done` finishes many (together where it can, the others each in a subtransaction of
+//! its own), so one bad result (an unknown cookie, bad outputs, a malformed element) fails that
+//! task alone, and the ones finished together end as `task_done` would end them.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
