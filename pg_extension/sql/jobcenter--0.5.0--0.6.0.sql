@@ -322,51 +322,18 @@ begin
     return v_wake;
 end $$;
 
--- Writes the step logs of jobs the plotter moved in memory (`a_plots[i]` of job `a_jobs[i]`, the
--- rows as they were before), in one insert; a plot that ended its job gets the end's row.
--- Generic plans (here and in end_plotted): a custom plan for the size of the arrays at hand
--- always looks cheaper, so PostgreSQL would plan the statement again at every call.
-create or replace function jobcenter.log_plots(a_jobs jobcenter.jobs[], a_plots jsonb[])
-returns void language plpgsql set plan_cache_mode = force_generic_plan as $$
-begin
-    insert into jobcenter.job_task_log (job_id, workflow_id, task_id, state, variables, inargs,
-        outargs, task_entered, task_started, worker_id, task_state, task_completed)
-    select j.job_id, j.workflow_id, (r ->> 'task_id')::integer,
-        -- end_state's rule
-        case when not r ? 'end' then 'done'
-             when j.parentjob_id is not null and not j.detached then 'zombie'
-             else 'finished' end::jobcenter.job_state,
-        nullif(r -> 'variables', 'null'), nullif(r -> 'inargs', 'null'), r -> 'outargs',
-        case when r ? 'call' then j.task_entered
-             else to_timestamp((r ->> 'entered')::double precision) end,
-        case when r ? 'call' then j.task_started
-             else to_timestamp((r ->> 'started')::double precision) end,
-        case when r ? 'call' then j.worker_id end,
-        nullif(r -> 'task_state', 'null'), to_timestamp((r ->> 'completed')::double precision)
-    -- with ordinality, not a_jobs[i]: a subscript walks the array from its start
-    from unnest(a_jobs) with ordinality as j
-    join unnest(a_plots) with ordinality as x(p, n) on x.n = j.ordinality
-    cross join lateral jsonb_array_elements(case when x.p ->> 'stop' = 'end'
-        -- the end's row: at the task the plotter stopped at, with its times
-        then x.p -> 'log' || jsonb_build_array(jsonb_build_object('task_id', x.p -> 'task_id',
-            'end', true, 'outargs', x.p -> 'out',
-            'entered', case when (x.p ->> 'moved')::boolean then x.p -> 'entered'
-                            else to_jsonb(extract(epoch from j.task_entered)) end,
-            'started', case when (x.p ->> 'moved')::boolean then null
-                            else to_jsonb(extract(epoch from j.task_started)) end,
-            'completed', extract(epoch from clock_timestamp())))
-        else x.p -> 'log' end) with ordinality as l(r, n)
-    order by x.n, l.n;
-end $$;
-
 -- Ends jobs the plotter brought to their end in memory (`a_plots[i]`, stop 'end', of job
--- `a_jobs[i]`, the rows as they were before, locked by the caller): their step logs with the
--- ends' rows in one insert (log_plots), the rows in one update, then what follows each end
--- (ended). finish_tasks ends a batch with it; apply_plot ends one job through end_job, whose
--- one-row statements cost less than these for a single job. Its plan never scans `jobs` whole
--- (enable_seqscan off, and so jit off: the penalty would put a plan over jit_above_cost): a
--- generic plan made while the table was small would scan it at every call as it grows.
--- Returns the jobs to drive.
+-- `a_jobs[i]`, the rows as they were before, locked by the caller), in one statement: the rows
+-- in one update, their step logs with the ends' rows in one insert (the state and times of an
+-- end's row are those the update wrote; a call's row has the times and worker the job had),
+-- then what follows each end (ended). finish_tasks ends a batch with it; apply_plot ends one
+-- job through end_job, whose one-row statements cost less than these for a single job.
+-- The arrays are joined by ordinality, not read as a_jobs[i]: a subscript walks an array from
+-- its start. Generic plans: a custom plan for the size of the arrays at hand always looks
+-- cheaper, so PostgreSQL would plan the statement again at every call. Its plan never scans
+-- `jobs` whole (enable_seqscan off, and so jit off: the penalty would put a plan over
+-- jit_above_cost): a generic plan made while the table was small would scan it at every call
+-- as it grows. Returns the jobs to drive.
 create or replace function jobcenter.end_plotted(a_jobs jobcenter.jobs[], a_plots jsonb[])
 returns bigint[] language plpgsql
 set plan_cache_mode = force_generic_plan set enable_seqscan = off set jit = off as $$
@@ -374,7 +341,6 @@ declare
     r record;
     v_wake bigint[] := '{}';
 begin
-    perform jobcenter.log_plots(a_jobs, a_plots);
     for r in
         with ends as (
             update jobcenter.jobs jb set
@@ -387,13 +353,36 @@ begin
                                     then to_timestamp((x.p ->> 'entered')::double precision)
                                     else jb.task_entered end,
                 task_started = case when (x.p ->> 'moved')::boolean then null else jb.task_started end
-            from (select j.job_id, x.p from unnest(a_jobs) with ordinality as j
+            from (select j.job_id, j.task_entered, j.task_started, j.worker_id, x.p, x.n
+                  from unnest(a_jobs) with ordinality as j
                   join unnest(a_plots) with ordinality as x(p, n) on x.n = j.ordinality) x
             where jb.job_id = x.job_id
-            returning jb as job,
+            returning jb as job, x.p, x.n, x.task_entered as call_entered,
+                x.task_started as call_started, x.worker_id as call_worker,
                 exists (select 1 from jobcenter.locks l where l.job_id = jb.job_id) as locks,
                 exists (select 1 from jobcenter.event_subscriptions s where s.job_id = jb.job_id) as subscriptions,
-                exists (select 1 from jobcenter.jobs c where c.parentjob_id = jb.job_id) as children)
+                exists (select 1 from jobcenter.jobs c where c.parentjob_id = jb.job_id) as children),
+        logged as (
+            insert into jobcenter.job_task_log (job_id, workflow_id, task_id, state, variables,
+                inargs, outargs, task_entered, task_started, worker_id, task_state, task_completed)
+            select (e.job).job_id, (e.job).workflow_id, (l.r ->> 'task_id')::integer,
+                case when l.r ? 'end' then (e.job).state else 'done' end,
+                nullif(l.r -> 'variables', 'null'), nullif(l.r -> 'inargs', 'null'), l.r -> 'outargs',
+                case when l.r ? 'call' then e.call_entered
+                     when l.r ? 'end' then (e.job).task_entered
+                     else to_timestamp((l.r ->> 'entered')::double precision) end,
+                case when l.r ? 'call' then e.call_started
+                     when l.r ? 'end' then (e.job).task_started
+                     else to_timestamp((l.r ->> 'started')::double precision) end,
+                case when l.r ? 'call' then e.call_worker end,
+                nullif(l.r -> 'task_state', 'null'),
+                case when l.r ? 'end' then (e.job).task_completed
+                     else to_timestamp((l.r ->> 'completed')::double precision) end
+            from ends e
+            cross join lateral jsonb_array_elements(e.p -> 'log' || jsonb_build_array(
+                jsonb_build_object('task_id', e.p -> 'task_id', 'end', true, 'outargs', e.p -> 'out')))
+                with ordinality as l(r, k)
+            order by e.n, l.k)
         select * from ends e
         -- ended does nothing for a quiet job that held nothing and has no parent waiting
         where e.locks or e.subscriptions or e.children or not (e.job).job_state ? 'quiet'
