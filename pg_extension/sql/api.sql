@@ -205,12 +205,15 @@ begin
         || v_env
         || jsonb_strip_nulls(jsonb_build_object('jcclient', v_who, 'jcimpersonate', a_impersonate));
     if a_start_at > clock_timestamp() then
-        insert into jobcenter.jobs (workflow_id, task_id, state, arguments, environment,
-            task_entered, max_steps, timeout, task_state, priority, ready_rank, job_state)
-        values (v_wf.action_id, v_start, 'sleeping', v_checked -> 'args', v_env, clock_timestamp(),
-            coalesce((v_wf.config ->> 'max_steps')::integer, (jobcenter.setting('max_steps'))::integer, 99),
-            a_start_at, '{"delayed": true}', coalesce(a_priority, 0), v_rank, v_job_state)
-        returning job_id into v_job_id;
+        with n as (
+            insert into jobcenter.jobs (workflow_id, task_id, state, arguments, environment,
+                task_entered, max_steps, timeout, task_state, priority, ready_rank, job_state)
+            values (v_wf.action_id, v_start, 'sleeping', v_checked -> 'args', v_env, clock_timestamp(),
+                coalesce((v_wf.config ->> 'max_steps')::integer, (jobcenter.setting('max_steps'))::integer, 99),
+                a_start_at, '{"delayed": true}', coalesce(a_priority, 0), v_rank, v_job_state)
+            returning job_id, arguments),
+        a as (insert into jobcenter.job_arguments select job_id, arguments from n)
+        select job_id into v_job_id from n;
         perform jobcenter.notify_timer(a_start_at);
     else
         -- The new job is plotted in memory and its row written once, where it comes to rest.
@@ -221,7 +224,8 @@ begin
         v_job_id := j.job_id;
         v_plot := jobcenter.plot_job(j);
         if v_plot is null then
-            insert into jobcenter.jobs select (j).*;
+            with n as (insert into jobcenter.jobs select (j).* returning job_id, arguments)
+            insert into jobcenter.job_arguments select job_id, arguments from n;
             perform jobcenter.drive(array[v_job_id]);
         else
             perform jobcenter.drive(jobcenter.apply_plot(j, v_plot, true));
@@ -1047,12 +1051,15 @@ end $$;
 create or replace function jobcenter.find_jobs(a_filter jsonb, a_state text default null)
 returns bigint[] language sql stable as $$
     select coalesce(array_agg(job_id order by job_id), '{}') from (
-        select job_id, state, arguments from jobcenter.jobs
+        -- the live ones through job_arguments (its GIN index), then their rows
+        select x.job_id, l.state from jobcenter.job_arguments x
+        join jobcenter.jobs l on l.job_id = x.job_id
+        where x.arguments @> coalesce(a_filter, '{}')
         union all
-        select job_id, state, arguments from jobcenter.jobs_archive
+        select a.job_id, a.state from jobcenter.jobs_archive a
+        where a.arguments @> coalesce(a_filter, '{}')
     ) j
-    where j.arguments @> coalesce(a_filter, '{}')
-      and (a_state is null or j.state::text = a_state)
+    where (a_state is null or j.state::text = a_state)
       and jobcenter.may_see_job(j.job_id)
 $$;
 

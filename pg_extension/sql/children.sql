@@ -13,17 +13,20 @@ declare
     v_priority integer := coalesce((a_task.attributes ->> 'priority')::integer, a_parent.priority);
 begin
     select task_id into v_start from jobcenter.tasks where workflow_id = a_wf.action_id and action_id = -1;
-    insert into jobcenter.jobs (workflow_id, task_id, parentjob_id, parenttask_id, state,
-        arguments, environment, task_entered, max_steps, current_depth, detached, priority,
-        ready_rank, job_state)
-    values (a_wf.action_id, v_start, a_parent.job_id, a_task.task_id, 'plotting', a_args,
-        (a_parent.environment - '_error') || coalesce(a_wf.wfenv, '{}') || coalesce(a_env, '{}'),
-        clock_timestamp(),
-        coalesce((a_wf.config ->> 'max_steps')::integer, (jobcenter.setting('max_steps'))::integer, 99),
-        a_parent.current_depth + 1, a_detach, v_priority, jobcenter.ready_rank(now(), v_priority),
-        -- a quiet job's children are quiet too
-        case when a_parent.job_state ? 'quiet' then '{"quiet": true}'::jsonb else '{}' end)
-    returning job_id into v_id;
+    with n as (
+        insert into jobcenter.jobs (workflow_id, task_id, parentjob_id, parenttask_id, state,
+            arguments, environment, task_entered, max_steps, current_depth, detached, priority,
+            ready_rank, job_state)
+        values (a_wf.action_id, v_start, a_parent.job_id, a_task.task_id, 'plotting', a_args,
+            (a_parent.environment - '_error') || coalesce(a_wf.wfenv, '{}') || coalesce(a_env, '{}'),
+            clock_timestamp(),
+            coalesce((a_wf.config ->> 'max_steps')::integer, (jobcenter.setting('max_steps'))::integer, 99),
+            a_parent.current_depth + 1, a_detach, v_priority, jobcenter.ready_rank(now(), v_priority),
+            -- a quiet job's children are quiet too
+            case when a_parent.job_state ? 'quiet' then '{"quiet": true}'::jsonb else '{}' end)
+        returning job_id, arguments),
+    a as (insert into jobcenter.job_arguments select job_id, arguments from n)
+    select job_id into v_id from n;
     return v_id;
 end $$;
 

@@ -598,7 +598,8 @@ begin
     order by l.n;
     if v_stop = 'end' then
         if a_insert then
-            insert into jobcenter.jobs select (j).*;
+            with n as (insert into jobcenter.jobs select (j).* returning job_id, arguments)
+            insert into jobcenter.job_arguments select job_id, arguments from n;
         end if;
         return jobcenter.end_job(j, 'finished', a_plot -> 'out', true, a_logged => true);
     end if;
@@ -609,7 +610,8 @@ begin
             'tries', 0);
     end if;
     if a_insert then
-        insert into jobcenter.jobs select (j).*;
+        with n as (insert into jobcenter.jobs select (j).* returning job_id, arguments)
+        insert into jobcenter.job_arguments select job_id, arguments from n;
     else
         update jobcenter.jobs set
             state = j.state, task_id = j.task_id, stepcounter = j.stepcounter,

@@ -4,6 +4,17 @@
 -- changes.
 \echo Use "ALTER EXTENSION jobcenter UPDATE TO '0.7.0'" to load this file. \quit
 
+-- fragment upgrade/0.7.0/eng.sql
+-- 0.7.0, engine: the live jobs' arguments move to a table of their own for find_jobs (its GIN
+-- index is written once per job instead of at every update of the job's row).
+create table jobcenter.job_arguments (
+    job_id bigint primary key,
+    arguments jsonb not null
+);
+insert into jobcenter.job_arguments select job_id, arguments from jobcenter.jobs;
+drop index jobcenter.jobs_arguments;
+create index job_arguments_arguments on jobcenter.job_arguments using gin (arguments jsonb_path_ops);
+
 -- functions of engine.sql
 -- jobcenter engine: the internal procedures that move jobs through the state machine.
 --
@@ -605,7 +616,8 @@ begin
     order by l.n;
     if v_stop = 'end' then
         if a_insert then
-            insert into jobcenter.jobs select (j).*;
+            with n as (insert into jobcenter.jobs select (j).* returning job_id, arguments)
+            insert into jobcenter.job_arguments select job_id, arguments from n;
         end if;
         return jobcenter.end_job(j, 'finished', a_plot -> 'out', true, a_logged => true);
     end if;
@@ -616,7 +628,8 @@ begin
             'tries', 0);
     end if;
     if a_insert then
-        insert into jobcenter.jobs select (j).*;
+        with n as (insert into jobcenter.jobs select (j).* returning job_id, arguments)
+        insert into jobcenter.job_arguments select job_id, arguments from n;
     else
         update jobcenter.jobs set
             state = j.state, task_id = j.task_id, stepcounter = j.stepcounter,
@@ -1483,17 +1496,20 @@ declare
     v_priority integer := coalesce((a_task.attributes ->> 'priority')::integer, a_parent.priority);
 begin
     select task_id into v_start from jobcenter.tasks where workflow_id = a_wf.action_id and action_id = -1;
-    insert into jobcenter.jobs (workflow_id, task_id, parentjob_id, parenttask_id, state,
-        arguments, environment, task_entered, max_steps, current_depth, detached, priority,
-        ready_rank, job_state)
-    values (a_wf.action_id, v_start, a_parent.job_id, a_task.task_id, 'plotting', a_args,
-        (a_parent.environment - '_error') || coalesce(a_wf.wfenv, '{}') || coalesce(a_env, '{}'),
-        clock_timestamp(),
-        coalesce((a_wf.config ->> 'max_steps')::integer, (jobcenter.setting('max_steps'))::integer, 99),
-        a_parent.current_depth + 1, a_detach, v_priority, jobcenter.ready_rank(now(), v_priority),
-        -- a quiet job's children are quiet too
-        case when a_parent.job_state ? 'quiet' then '{"quiet": true}'::jsonb else '{}' end)
-    returning job_id into v_id;
+    with n as (
+        insert into jobcenter.jobs (workflow_id, task_id, parentjob_id, parenttask_id, state,
+            arguments, environment, task_entered, max_steps, current_depth, detached, priority,
+            ready_rank, job_state)
+        values (a_wf.action_id, v_start, a_parent.job_id, a_task.task_id, 'plotting', a_args,
+            (a_parent.environment - '_error') || coalesce(a_wf.wfenv, '{}') || coalesce(a_env, '{}'),
+            clock_timestamp(),
+            coalesce((a_wf.config ->> 'max_steps')::integer, (jobcenter.setting('max_steps'))::integer, 99),
+            a_parent.current_depth + 1, a_detach, v_priority, jobcenter.ready_rank(now(), v_priority),
+            -- a quiet job's children are quiet too
+            case when a_parent.job_state ? 'quiet' then '{"quiet": true}'::jsonb else '{}' end)
+        returning job_id, arguments),
+    a as (insert into jobcenter.job_arguments select job_id, arguments from n)
+    select job_id into v_id from n;
     return v_id;
 end $$;
 
@@ -2033,6 +2049,8 @@ begin
         delete from jobcenter.jobs j using tree
         where j.job_id = tree.job_id and tree.root not in (select root from live)
         returning j.*
+    ), args as (
+        delete from jobcenter.job_arguments x using moved where x.job_id = moved.job_id
     ), keys as (
         -- a key outlives its job's row: from now on it expires by itself
         update jobcenter.job_keys k
@@ -2719,12 +2737,15 @@ begin
         || v_env
         || jsonb_strip_nulls(jsonb_build_object('jcclient', v_who, 'jcimpersonate', a_impersonate));
     if a_start_at > clock_timestamp() then
-        insert into jobcenter.jobs (workflow_id, task_id, state, arguments, environment,
-            task_entered, max_steps, timeout, task_state, priority, ready_rank, job_state)
-        values (v_wf.action_id, v_start, 'sleeping', v_checked -> 'args', v_env, clock_timestamp(),
-            coalesce((v_wf.config ->> 'max_steps')::integer, (jobcenter.setting('max_steps'))::integer, 99),
-            a_start_at, '{"delayed": true}', coalesce(a_priority, 0), v_rank, v_job_state)
-        returning job_id into v_job_id;
+        with n as (
+            insert into jobcenter.jobs (workflow_id, task_id, state, arguments, environment,
+                task_entered, max_steps, timeout, task_state, priority, ready_rank, job_state)
+            values (v_wf.action_id, v_start, 'sleeping', v_checked -> 'args', v_env, clock_timestamp(),
+                coalesce((v_wf.config ->> 'max_steps')::integer, (jobcenter.setting('max_steps'))::integer, 99),
+                a_start_at, '{"delayed": true}', coalesce(a_priority, 0), v_rank, v_job_state)
+            returning job_id, arguments),
+        a as (insert into jobcenter.job_arguments select job_id, arguments from n)
+        select job_id into v_job_id from n;
         perform jobcenter.notify_timer(a_start_at);
     else
         -- The new job is plotted in memory and its row written once, where it comes to rest.
@@ -2735,7 +2756,8 @@ begin
         v_job_id := j.job_id;
         v_plot := jobcenter.plot_job(j);
         if v_plot is null then
-            insert into jobcenter.jobs select (j).*;
+            with n as (insert into jobcenter.jobs select (j).* returning job_id, arguments)
+            insert into jobcenter.job_arguments select job_id, arguments from n;
             perform jobcenter.drive(array[v_job_id]);
         else
             perform jobcenter.drive(jobcenter.apply_plot(j, v_plot, true));
@@ -3561,12 +3583,15 @@ end $$;
 create or replace function jobcenter.find_jobs(a_filter jsonb, a_state text default null)
 returns bigint[] language sql stable as $$
     select coalesce(array_agg(job_id order by job_id), '{}') from (
-        select job_id, state, arguments from jobcenter.jobs
+        -- the live ones through job_arguments (its GIN index), then their rows
+        select x.job_id, l.state from jobcenter.job_arguments x
+        join jobcenter.jobs l on l.job_id = x.job_id
+        where x.arguments @> coalesce(a_filter, '{}')
         union all
-        select job_id, state, arguments from jobcenter.jobs_archive
+        select a.job_id, a.state from jobcenter.jobs_archive a
+        where a.arguments @> coalesce(a_filter, '{}')
     ) j
-    where j.arguments @> coalesce(a_filter, '{}')
-      and (a_state is null or j.state::text = a_state)
+    where (a_state is null or j.state::text = a_state)
       and jobcenter.may_see_job(j.job_id)
 $$;
 

@@ -301,6 +301,8 @@ begin
         delete from jobcenter.jobs j using tree
         where j.job_id = tree.job_id and tree.root not in (select root from live)
         returning j.*
+    ), args as (
+        delete from jobcenter.job_arguments x using moved where x.job_id = moved.job_id
     ), keys as (
         -- a key outlives its job's row: from now on it expires by itself
         update jobcenter.job_keys k

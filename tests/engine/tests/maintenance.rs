@@ -195,6 +195,15 @@ async fn archival_moves_ended_job_trees_after_their_retention() {
     let mut want_live = vec![failed, running, kept, detacher, detached];
     want_live.sort_unstable();
     assert_eq!(live, want_live);
+    // the moved jobs' arguments (find_jobs' index of the live jobs) went with them
+    assert_eq!(
+        ids(
+            &c,
+            "select job_id from jobcenter.job_arguments order by job_id"
+        )
+        .await,
+        want_live
+    );
     // the archived child still knows its parent
     let parent: Option<i64> = c
         .query_one(

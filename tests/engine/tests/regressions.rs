@@ -555,12 +555,14 @@ async fn find_jobs_does_not_scan_the_tables_in_full() {
     load(&c, &[examples::add(), examples::calltest()]).await;
     let job = create(&c, "calltest", json!({"input": 5000})).await;
     c.batch_execute(
-        "insert into jobcenter.jobs (workflow_id, task_id, state, arguments) \
+        "with d as (insert into jobcenter.jobs (workflow_id, task_id, state, arguments) \
          select workflow_id, task_id, 'finished', jsonb_build_object('input', n) \
-         from jobcenter.jobs, generate_series(1, 3000) n where job_id = (select min(job_id) from jobcenter.jobs); \
+         from jobcenter.jobs, generate_series(1, 3000) n where job_id = (select min(job_id) from jobcenter.jobs) \
+         returning job_id, arguments) \
+         insert into jobcenter.job_arguments select job_id, arguments from d; \
          insert into jobcenter.jobs_archive (job_id, workflow_id, state, arguments) \
          select 100000 + n, 1, 'finished', jsonb_build_object('input', n) from generate_series(1, 3000) n; \
-         analyze jobcenter.jobs; analyze jobcenter.jobs_archive",
+         analyze jobcenter.jobs; analyze jobcenter.job_arguments; analyze jobcenter.jobs_archive",
     )
     .await
     .unwrap();
@@ -572,7 +574,8 @@ async fn find_jobs_does_not_scan_the_tables_in_full() {
     let scans: Vec<(String, i64)> = tx
         .query(
             "select relname::text, seq_scan from pg_stat_xact_user_tables \
-             where schemaname = 'jobcenter' and relname in ('jobs', 'jobs_archive') order by 1",
+             where schemaname = 'jobcenter' and relname in ('jobs', 'job_arguments', 'jobs_archive') \
+             order by 1",
             &[],
         )
         .await
@@ -582,7 +585,11 @@ async fn find_jobs_does_not_scan_the_tables_in_full() {
         .collect();
     assert_eq!(
         scans,
-        vec![("jobs".to_owned(), 0), ("jobs_archive".to_owned(), 0)]
+        vec![
+            ("job_arguments".to_owned(), 0),
+            ("jobs".to_owned(), 0),
+            ("jobs_archive".to_owned(), 0)
+        ]
     );
 }
 

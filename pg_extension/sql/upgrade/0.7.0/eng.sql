@@ -1,0 +1,9 @@
+-- 0.7.0, engine: the live jobs' arguments move to a table of their own for find_jobs (its GIN
+-- index is written once per job instead of at every update of the job's row).
+create table jobcenter.job_arguments (
+    job_id bigint primary key,
+    arguments jsonb not null
+);
+insert into jobcenter.job_arguments select job_id, arguments from jobcenter.jobs;
+drop index jobcenter.jobs_arguments;
+create index job_arguments_arguments on jobcenter.job_arguments using gin (arguments jsonb_path_ops);
