@@ -46,6 +46,11 @@ begin
     end;
     perform pg_advisory_xact_lock(hashtext('jobcenter.load_action'));
     select * into v_act from jobcenter.actions where action_id = a_action_id for update;
+    -- Waits for the transactions creating jobs of this version (create_job and new_child hold
+    -- this lock shared to their commit) and keeps new ones out until this commits: the check
+    -- for running jobs below sees every job of the old code, and a job created after it runs
+    -- the new code.
+    perform pg_catalog.pg_advisory_xact_lock(hashtext('jobcenter.replace'), a_action_id);
     if not found or v_act.type = 'system' then
         raise exception using errcode = 'JC001',
             message = format('no action or workflow with id %s', a_action_id);
@@ -112,14 +117,15 @@ begin
         end if;
     end loop;
     perform jobcenter.link_tasks(a_model, v_ids);
+    -- The old rows left over become no-ops leading to the end, never deleted: ended jobs may
+    -- still name them, and a job created while this compile ran (with the model before it) may
+    -- come to rest on one. `jobs` has no foreign keys to tasks and actions (their checks
+    -- would lock the same rows for every job), so the rows jobs name must stay; a later
+    -- compile reuses them in order.
     for k in v_n + 1 .. cardinality(v_old) loop
-        if exists (select 1 from jobcenter.jobs where task_id = v_old[k] or parenttask_id = v_old[k]) then
-            update jobcenter.tasks set action_id = -3, attributes = jsonb_build_object('ir', jobcenter.jcl_ir_version()),
-                next_task_id = v_end, on_error_task_id = null
-            where task_id = v_old[k];
-        else
-            delete from jobcenter.tasks where task_id = v_old[k];
-        end if;
+        update jobcenter.tasks set action_id = -3, attributes = jsonb_build_object('ir', jobcenter.jcl_ir_version()),
+            next_task_id = v_end, on_error_task_id = null
+        where task_id = v_old[k];
     end loop;
     -- this backend's cached model of it is stale now (others see the new actions row's xmin)
     perform jobcenter.model_changed(a_action_id);

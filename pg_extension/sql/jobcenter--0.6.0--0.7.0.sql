@@ -14,6 +14,10 @@ create table jobcenter.job_arguments (
 insert into jobcenter.job_arguments select job_id, arguments from jobcenter.jobs;
 drop index jobcenter.jobs_arguments;
 create index job_arguments_arguments on jobcenter.job_arguments using gin (arguments jsonb_path_ops);
+-- jobs loses its foreign keys to actions and tasks (their checks locked the same rows for
+-- every job); the engine never deletes rows that jobs name.
+alter table jobcenter.jobs drop constraint jobs_workflow_id_fkey,
+    drop constraint jobs_task_id_fkey, drop constraint jobs_parenttask_id_fkey;
 
 -- functions of engine.sql
 -- jobcenter engine: the internal procedures that move jobs through the state machine.
@@ -1495,6 +1499,8 @@ declare
     v_id bigint;
     v_priority integer := coalesce((a_task.attributes ->> 'priority')::integer, a_parent.priority);
 begin
+    -- as create_job: replace_action waits for this job to be seen
+    perform pg_catalog.pg_advisory_xact_lock_shared(hashtext('jobcenter.replace'), a_wf.action_id);
     select task_id into v_start from jobcenter.tasks where workflow_id = a_wf.action_id and action_id = -1;
     with n as (
         insert into jobcenter.jobs (workflow_id, task_id, parentjob_id, parenttask_id, state,
@@ -2449,6 +2455,11 @@ begin
     end;
     perform pg_advisory_xact_lock(hashtext('jobcenter.load_action'));
     select * into v_act from jobcenter.actions where action_id = a_action_id for update;
+    -- Waits for the transactions creating jobs of this version (create_job and new_child hold
+    -- this lock shared to their commit) and keeps new ones out until this commits: the check
+    -- for running jobs below sees every job of the old code, and a job created after it runs
+    -- the new code.
+    perform pg_catalog.pg_advisory_xact_lock(hashtext('jobcenter.replace'), a_action_id);
     if not found or v_act.type = 'system' then
         raise exception using errcode = 'JC001',
             message = format('no action or workflow with id %s', a_action_id);
@@ -2515,14 +2526,15 @@ begin
         end if;
     end loop;
     perform jobcenter.link_tasks(a_model, v_ids);
+    -- The old rows left over become no-ops leading to the end, never deleted: ended jobs may
+    -- still name them, and a job created while this compile ran (with the model before it) may
+    -- come to rest on one. `jobs` has no foreign keys to tasks and actions (their checks
+    -- would lock the same rows for every job), so the rows jobs name must stay; a later
+    -- compile reuses them in order.
     for k in v_n + 1 .. cardinality(v_old) loop
-        if exists (select 1 from jobcenter.jobs where task_id = v_old[k] or parenttask_id = v_old[k]) then
-            update jobcenter.tasks set action_id = -3, attributes = jsonb_build_object('ir', jobcenter.jcl_ir_version()),
-                next_task_id = v_end, on_error_task_id = null
-            where task_id = v_old[k];
-        else
-            delete from jobcenter.tasks where task_id = v_old[k];
-        end if;
+        update jobcenter.tasks set action_id = -3, attributes = jsonb_build_object('ir', jobcenter.jcl_ir_version()),
+            next_task_id = v_end, on_error_task_id = null
+        where task_id = v_old[k];
     end loop;
     -- this backend's cached model of it is stale now (others see the new actions row's xmin)
     perform jobcenter.model_changed(a_action_id);
@@ -2730,6 +2742,9 @@ begin
             return;
         end if;
     end if;
+    -- held to the commit, so that replace_action (which takes it exclusively) waits for this
+    -- job to be seen before it looks for running jobs of the version (replace_action)
+    perform pg_catalog.pg_advisory_xact_lock_shared(hashtext('jobcenter.replace'), v_wf.action_id);
     select task_id into v_start from jobcenter.tasks where workflow_id = v_wf.action_id and action_id = -1;
     select coalesce(jsonb_object_agg(name, value), '{}') into v_env from jobcenter.jc_env;
     -- the client identity is the engine's to set: a caller's env cannot claim one

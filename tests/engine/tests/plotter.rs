@@ -6,10 +6,11 @@
 
 use engine_tests::expr::{a, v, vp};
 use engine_tests::flow::Flow;
-use engine_tests::{create, load, output, setup};
+use engine_tests::{create, examples, load, output, setup, state};
 use jcl::build::{assign, bin, lit, path, set};
 use jcl::{AssignOp, BinOp, Model, Ns};
 use serde_json::{json, Value};
+use std::time::Duration;
 use tokio_postgres::Client;
 
 /// `twice(x) → y`: one eval `v.y = x * k`, then the end.
@@ -164,4 +165,96 @@ async fn errors_left_to_the_sql_driver_keep_their_messages() {
             .starts_with("workflow output: output y is not of type number"),
         "{out}"
     );
+}
+
+/// `steps(x) → y`: `n` evals `v.y = x + 1` one after another (y = x + n), then the end.
+fn steps(n: usize) -> Model {
+    let mut f = Flow::workflow("steps")
+        .input("x", "number")
+        .output("y", "number");
+    f.eval(vec![set(vp(&["y"]), a(&["x"]))]);
+    for _ in 1..n {
+        f.eval(vec![set(vp(&["y"]), bin(BinOp::Add, v(&["y"]), lit(1)))]);
+    }
+    f.end(vec![set(
+        path(Ns::O, &["y"]),
+        bin(BinOp::Add, v(&["y"]), lit(1)),
+    )])
+}
+
+/// A replacement with fewer tasks deletes no task row: the rows it no longer needs become
+/// no-ops to the end, so every job names a row that exists (jobs has no foreign keys to
+/// tasks). A replace waits for the transactions creating jobs of the version it replaces,
+/// then refuses when one of those jobs is still running.
+#[tokio::test]
+async fn a_replace_waits_for_creators_and_keeps_every_task_row_a_job_names() {
+    let (db, c) = setup().await;
+    let other = db.connect().await.unwrap();
+    load(&c, &[steps(3), examples::add(), examples::calltest()]).await;
+    let ended = create(&c, "steps", json!({"x": 1})).await;
+    assert_eq!(output(&c, ended).await, json!({"y": 4}));
+    let tasks = "select count(*) from jobcenter.tasks t join jobcenter.actions w \
+                 on w.action_id = t.workflow_id where w.name = 'steps'";
+    let before: i64 = c.query_one(tasks, &[]).await.unwrap().get(0);
+
+    // a job created with the old code, not yet committed when the replace starts
+    other.batch_execute("begin").await.unwrap();
+    let racing = create(&other, "steps", json!({"x": 10})).await;
+    let replacing = {
+        let c = db.connect().await.unwrap();
+        tokio::spawn(async move { replace(&c, &steps(1)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !replacing.is_finished(),
+        "the replace waits for the creator"
+    );
+    other.batch_execute("commit").await.unwrap();
+    replacing.await.unwrap();
+
+    assert_eq!(output(&c, racing).await, json!({"y": 13}), "the old code");
+    let new = create(&c, "steps", json!({"x": 1})).await;
+    assert_eq!(output(&c, new).await, json!({"y": 2}), "the new code");
+    let after: i64 = c.query_one(tasks, &[]).await.unwrap().get(0);
+    assert_eq!(after, before, "no task row deleted");
+    let dangling: i64 = c
+        .query_one(
+            "select count(*) from jobcenter.jobs j \
+             where not exists (select 1 from jobcenter.tasks t where t.task_id = j.task_id)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(dangling, 0, "jobs naming a task row that is gone");
+
+    // a creator whose job waits for a worker: once it commits, the replace refuses
+    other.batch_execute("begin").await.unwrap();
+    let running = create(&other, "calltest", json!({"input": 1})).await;
+    let replacing = {
+        let c = db.connect().await.unwrap();
+        tokio::spawn(async move {
+            let id: i32 = c
+                .query_one(
+                    "select action_id from jobcenter.actions where name = 'calltest'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            let model = serde_json::to_value(examples::calltest()).unwrap();
+            c.query_one("select jobcenter.replace_action($1, $2)", &[&id, &model])
+                .await
+                .map(|_| ())
+                .map_err(|e| e.code().map(|c| c.code().to_owned()))
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !replacing.is_finished(),
+        "the replace waits for the creator"
+    );
+    other.batch_execute("commit").await.unwrap();
+    assert_eq!(replacing.await.unwrap(), Err(Some("JC007".to_owned())));
+    assert_eq!(state(&c, running).await, "ready");
 }
