@@ -6,7 +6,7 @@
 
 use engine_tests::expr::{a, v, vp};
 use engine_tests::flow::Flow;
-use engine_tests::{create, examples, load, output, setup, state};
+use engine_tests::{action_id, create, examples, load, output, setup, state};
 use jcl::build::{assign, bin, lit, path, set};
 use jcl::{AssignOp, BinOp, Model, Ns};
 use serde_json::{json, Value};
@@ -23,14 +23,7 @@ fn times(k: i64) -> Model {
 }
 
 async fn replace(c: &Client, model: &Model) {
-    let id: i32 = c
-        .query_one(
-            "select action_id from jobcenter.actions where name = $1 order by version desc limit 1",
-            &[&model.name],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let id = action_id(c, &model.name).await;
     c.query_one(
         "select jobcenter.replace_action($1, $2)",
         &[&id, &serde_json::to_value(model).unwrap()],
@@ -234,14 +227,7 @@ async fn a_replace_waits_for_creators_and_keeps_every_task_row_a_job_names() {
     let replacing = {
         let c = db.connect().await.unwrap();
         tokio::spawn(async move {
-            let id: i32 = c
-                .query_one(
-                    "select action_id from jobcenter.actions where name = 'calltest'",
-                    &[],
-                )
-                .await
-                .unwrap()
-                .get(0);
+            let id = action_id(&c, "calltest").await;
             let model = serde_json::to_value(examples::calltest()).unwrap();
             c.query_one("select jobcenter.replace_action($1, $2)", &[&id, &model])
                 .await
