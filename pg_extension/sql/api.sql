@@ -443,10 +443,12 @@ declare
     t jobcenter.tasks;
     v_plot jsonb;
     v_fast boolean;
+    v_cookie uuid;
 begin
-    if a_jobcookie ~* '^[0-9a-f]{8}-?([0-9a-f]{4}-?){3}[0-9a-f]{12}$' then
+    v_cookie := jobcenter.cookie_uuid(a_jobcookie);
+    if v_cookie is not null then
         select * into j from jobcenter.jobs
-        where cookie = a_jobcookie::uuid and state = 'working' for no key update;
+        where cookie = v_cookie and state = 'working' for no key update;
     end if;
     if j.job_id is null then
         raise exception using errcode = 'JC003',
@@ -886,12 +888,12 @@ begin
     -- its hyphens), of the cookies that appear once
     select jsonb_object_agg(u::text, jsonb_build_array(c, o)), array_agg(u)
     into v_outputs, v_cookies
-    from (select (x ->> 'cookie')::uuid as u, min(x ->> 'cookie') as c,
+    from (select jobcenter.cookie_uuid(x ->> 'cookie') as u, min(x ->> 'cookie') as c,
                  (array_agg(x -> 'outargs'))[1] as o
           from jsonb_array_elements(a_results) x
           where jsonb_typeof(x -> 'cookie') = 'string' and jsonb_typeof(x -> 'outargs') = 'object'
             and not (x -> 'outargs') ? 'error'
-            and x ->> 'cookie' ~* '^[0-9a-f]{8}-?([0-9a-f]{4}-?){3}[0-9a-f]{12}$'
+            and jobcenter.cookie_uuid(x ->> 'cookie') is not null
           group by 1
           having count(*) = 1) s;
     for r in

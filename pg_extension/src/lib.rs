@@ -65,6 +65,34 @@ fn jcl_ir_version() -> i32 {
     jcl::IR_VERSION as i32
 }
 
+/// The UUID a task cookie spells, or null when it spells none: 32 hexadecimal digits in
+/// either case, with or without a hyphen after the 8th, 12th, 16th and 20th (the spellings
+/// `task_done` and `tasks_done` take). A cookie comes from the client as text, and one that is
+/// no UUID must find no task rather than fail the cast.
+#[pg_extern(immutable, parallel_safe)]
+fn cookie_uuid(cookie: &str) -> Option<pgrx::Uuid> {
+    let mut bytes = [0u8; 16];
+    let mut digits = 0usize;
+    let mut hyphen_ok = false;
+    for c in cookie.bytes() {
+        if c == b'-' {
+            if !hyphen_ok {
+                return None;
+            }
+            hyphen_ok = false;
+            continue;
+        }
+        let d = char::from(c).to_digit(16)?;
+        if digits == 32 {
+            return None;
+        }
+        bytes[digits / 2] |= (d as u8) << if digits % 2 == 0 { 4 } else { 0 };
+        digits += 1;
+        hyphen_ok = matches!(digits, 8 | 12 | 16 | 20);
+    }
+    (digits == 32).then(|| pgrx::Uuid::from_bytes(bytes))
+}
+
 /// Placeholder keeping `JsonB` in scope for the submodules' signatures.
 #[allow(dead_code)]
 fn _jsonb_type(_j: JsonB) {}
@@ -83,6 +111,33 @@ mod tests {
         );
         let v = r.ok().flatten().map(|j| j.0);
         assert_eq!(v, Some(json!({"value": 5})));
+    }
+
+    #[pg_test]
+    fn cookie_uuid_takes_the_spellings_of_a_uuid_and_nothing_else() {
+        let one = |s: &str| {
+            Spi::get_one_with_args::<String>("select jobcenter.cookie_uuid($1)::text", &[s.into()])
+                .ok()
+                .flatten()
+        };
+        let want = Some("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".to_owned());
+        assert_eq!(one("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"), want);
+        assert_eq!(one("A0EEBC999C0B4EF8BB6D6BB9BD380A11"), want);
+        assert_eq!(one("a0eebc99-9c0b4ef8-bb6d6bb9bd380a11"), want);
+        for bad in [
+            "",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a111",
+            "-a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            "a0eebc99--9c0b-4ef8-bb6d-6bb9bd380a11",
+            "a0eebc9-99c0b-4ef8-bb6d-6bb9bd380a11",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11-",
+            "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",
+            "g0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1é",
+        ] {
+            assert_eq!(one(bad), None, "{bad:?}");
+        }
     }
 
     #[pg_test]

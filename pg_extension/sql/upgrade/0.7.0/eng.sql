@@ -11,3 +11,8 @@ create index job_arguments_arguments on jobcenter.job_arguments using gin (argum
 -- every job); the engine never deletes rows that jobs name.
 alter table jobcenter.jobs drop constraint jobs_workflow_id_fkey,
     drop constraint jobs_task_id_fkey, drop constraint jobs_parenttask_id_fkey;
+
+-- task_done and tasks_done read a cookie with cookie_uuid (src/lib.rs) instead of a regular
+-- expression and a cast.
+CREATE FUNCTION jobcenter."cookie_uuid"("cookie" TEXT) RETURNS uuid
+IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'cookie_uuid_wrapper';
