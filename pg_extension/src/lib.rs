@@ -86,7 +86,7 @@ fn cookie_uuid(cookie: &str) -> Option<pgrx::Uuid> {
         if digits == 32 {
             return None;
         }
-        bytes[digits / 2] |= (d as u8) << if digits % 2 == 0 { 4 } else { 0 };
+        bytes[digits / 2] |= (d as u8) << if digits.is_multiple_of(2) { 4 } else { 0 };
         digits += 1;
         hyphen_ok = matches!(digits, 8 | 12 | 16 | 20);
     }
