@@ -623,29 +623,26 @@ begin
         nullif(r -> 'task_state', 'null'), to_timestamp((r ->> 'completed')::double precision)
     from jsonb_array_elements(v_log) with ordinality as l(r, n)
     order by l.n;
-    if v_stop = 'end' then
-        if a_insert then
-            with n as (insert into jobcenter.jobs select (j).* returning job_id, arguments)
-            insert into jobcenter.job_arguments select job_id, arguments from n;
-        end if;
-        return jobcenter.end_job(j, 'finished', a_plot -> 'out', true, a_logged => true);
-    end if;
     if v_stop = 'ready' then
         j.state := 'ready';
         j.ready_action_id := (a_plot ->> 'queue')::integer;
         j.task_state := jsonb_build_object('inargs', a_plot -> 'inargs', 'env', a_plot -> 'env',
             'tries', 0);
     end if;
+    -- an end's row is written by end_job (a new job's is inserted first)
     if a_insert then
         with n as (insert into jobcenter.jobs select (j).* returning job_id, arguments)
         insert into jobcenter.job_arguments select job_id, arguments from n;
-    else
+    elsif v_stop is distinct from 'end' then
         update jobcenter.jobs set
             state = j.state, task_id = j.task_id, stepcounter = j.stepcounter,
             variables = j.variables, task_state = j.task_state, task_entered = j.task_entered,
             task_started = j.task_started, task_completed = j.task_completed,
             ready_action_id = j.ready_action_id, cookie = null, timeout = null, worker_id = null
         where job_id = j.job_id;
+    end if;
+    if v_stop = 'end' then
+        return jobcenter.end_job(j, 'finished', a_plot -> 'out', true, a_logged => true);
     end if;
     if v_stop = 'ready' then
         v_payload := jsonb_build_object('job_id', j.job_id);
