@@ -824,6 +824,7 @@ create or replace function jobcenter.tasks_done(a_results jsonb,
 returns setof record language plpgsql as $$
 declare
     r jsonb;
+    v_finished boolean;
     v_done text[] := '{}';
 begin
     if a_results is null or jsonb_typeof(a_results) <> 'array' then
@@ -839,14 +840,18 @@ begin
     exception when others then
         v_done := '{}';
     end;
-    for r in select value from jsonb_array_elements(a_results) loop
+    -- finish_tasks finished only cookies that appear once, so a result matches at most one
+    for r, v_finished in
+        select e.value, d.c is not null
+        from jsonb_array_elements(a_results) with ordinality as e(value, n)
+        left join unnest(v_done) as d(c)
+          on jsonb_typeof(e.value) = 'object' and d.c = e.value ->> 'cookie'
+        order by e.n
+    loop
         o_cookie := case when jsonb_typeof(r) = 'object' then r ->> 'cookie' end;
         o_code := null;
         o_message := null;
-        if o_cookie = any(v_done) then
-            -- finished above; a repeat of its cookie finds no task
-            v_done := array_remove(v_done, o_cookie);
-        else
+        if not v_finished then
             begin
                 if o_cookie is null then
                     raise exception using errcode = 'JC002',
@@ -888,12 +893,11 @@ begin
     -- its hyphens), of the cookies that appear once
     select jsonb_object_agg(u::text, jsonb_build_array(c, o)), array_agg(u)
     into v_outputs, v_cookies
-    from (select jobcenter.cookie_uuid(x ->> 'cookie') as u, min(x ->> 'cookie') as c,
-                 (array_agg(x -> 'outargs'))[1] as o
+    from (select k.u, min(x ->> 'cookie') as c, (array_agg(x -> 'outargs'))[1] as o
           from jsonb_array_elements(a_results) x
+          cross join lateral (select jobcenter.cookie_uuid(x ->> 'cookie') as u) k
           where jsonb_typeof(x -> 'cookie') = 'string' and jsonb_typeof(x -> 'outargs') = 'object'
-            and not (x -> 'outargs') ? 'error'
-            and jobcenter.cookie_uuid(x ->> 'cookie') is not null
+            and not (x -> 'outargs') ? 'error' and k.u is not null
           group by 1
           having count(*) = 1) s;
     for r in
