@@ -198,9 +198,9 @@ begin
             return;
         end if;
     end if;
-    -- held to the commit, so that replace_action (which takes it exclusively) waits for this
-    -- job to be seen before it looks for running jobs of the version (replace_action)
-    perform pg_catalog.pg_advisory_xact_lock_shared(hashtext('jobcenter.replace'), v_wf.action_id);
+    -- held to the commit: replace_action, which takes it exclusively, waits for this job to be
+    -- seen before it looks for running jobs of the version
+    perform pg_catalog.pg_advisory_xact_lock_shared(jobcenter.replace_lock_class(), v_wf.action_id);
     select task_id into v_start from jobcenter.tasks where workflow_id = v_wf.action_id and action_id = -1;
     select coalesce(jsonb_object_agg(name, value), '{}') into v_env from jobcenter.jc_env;
     -- the client identity is the engine's to set: a caller's env cannot claim one

@@ -13,7 +13,7 @@ declare
     v_priority integer := coalesce((a_task.attributes ->> 'priority')::integer, a_parent.priority);
 begin
     -- as create_job: replace_action waits for this job to be seen
-    perform pg_catalog.pg_advisory_xact_lock_shared(hashtext('jobcenter.replace'), a_wf.action_id);
+    perform pg_catalog.pg_advisory_xact_lock_shared(jobcenter.replace_lock_class(), a_wf.action_id);
     select task_id into v_start from jobcenter.tasks where workflow_id = a_wf.action_id and action_id = -1;
     with n as (
         insert into jobcenter.jobs (workflow_id, task_id, parentjob_id, parenttask_id, state,

@@ -22,6 +22,11 @@ language sql immutable as $$
     from jsonb_array_elements(coalesce(a_model -> 'outputs', '[]')) p
 $$;
 
+-- The first half of the key of a version's replace lock (the second is its action id):
+-- create_job and new_child hold it shared to their commit, replace_action exclusively.
+create or replace function jobcenter.replace_lock_class() returns integer
+language sql immutable as $$ select hashtext('jobcenter.replace') $$;
+
 -- Replaces version `a_action_id` (the newest of its name) by `a_model`: same name, kind,
 -- inputs and outputs, no job of it still running. Settings, source and locks are replaced;
 -- a workflow's task rows are reused in order (ended jobs keep pointing at valid rows), rows
@@ -50,7 +55,7 @@ begin
     -- this lock shared to their commit) and keeps new ones out until this commits: the check
     -- for running jobs below sees every job of the old code, and a job created after it runs
     -- the new code.
-    perform pg_catalog.pg_advisory_xact_lock(hashtext('jobcenter.replace'), a_action_id);
+    perform pg_catalog.pg_advisory_xact_lock(jobcenter.replace_lock_class(), a_action_id);
     if not found or v_act.type = 'system' then
         raise exception using errcode = 'JC001',
             message = format('no action or workflow with id %s', a_action_id);

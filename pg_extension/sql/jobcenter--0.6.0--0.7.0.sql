@@ -1502,7 +1502,7 @@ declare
     v_priority integer := coalesce((a_task.attributes ->> 'priority')::integer, a_parent.priority);
 begin
     -- as create_job: replace_action waits for this job to be seen
-    perform pg_catalog.pg_advisory_xact_lock_shared(hashtext('jobcenter.replace'), a_wf.action_id);
+    perform pg_catalog.pg_advisory_xact_lock_shared(jobcenter.replace_lock_class(), a_wf.action_id);
     select task_id into v_start from jobcenter.tasks where workflow_id = a_wf.action_id and action_id = -1;
     with n as (
         insert into jobcenter.jobs (workflow_id, task_id, parentjob_id, parenttask_id, state,
@@ -2433,6 +2433,11 @@ language sql immutable as $$
     from jsonb_array_elements(coalesce(a_model -> 'outputs', '[]')) p
 $$;
 
+-- The first half of the key of a version's replace lock (the second is its action id):
+-- create_job and new_child hold it shared to their commit, replace_action exclusively.
+create or replace function jobcenter.replace_lock_class() returns integer
+language sql immutable as $$ select hashtext('jobcenter.replace') $$;
+
 -- Replaces version `a_action_id` (the newest of its name) by `a_model`: same name, kind,
 -- inputs and outputs, no job of it still running. Settings, source and locks are replaced;
 -- a workflow's task rows are reused in order (ended jobs keep pointing at valid rows), rows
@@ -2461,7 +2466,7 @@ begin
     -- this lock shared to their commit) and keeps new ones out until this commits: the check
     -- for running jobs below sees every job of the old code, and a job created after it runs
     -- the new code.
-    perform pg_catalog.pg_advisory_xact_lock(hashtext('jobcenter.replace'), a_action_id);
+    perform pg_catalog.pg_advisory_xact_lock(jobcenter.replace_lock_class(), a_action_id);
     if not found or v_act.type = 'system' then
         raise exception using errcode = 'JC001',
             message = format('no action or workflow with id %s', a_action_id);
@@ -2744,9 +2749,9 @@ begin
             return;
         end if;
     end if;
-    -- held to the commit, so that replace_action (which takes it exclusively) waits for this
-    -- job to be seen before it looks for running jobs of the version (replace_action)
-    perform pg_catalog.pg_advisory_xact_lock_shared(hashtext('jobcenter.replace'), v_wf.action_id);
+    -- held to the commit: replace_action, which takes it exclusively, waits for this job to be
+    -- seen before it looks for running jobs of the version
+    perform pg_catalog.pg_advisory_xact_lock_shared(jobcenter.replace_lock_class(), v_wf.action_id);
     select task_id into v_start from jobcenter.tasks where workflow_id = v_wf.action_id and action_id = -1;
     select coalesce(jsonb_object_agg(name, value), '{}') into v_env from jobcenter.jc_env;
     -- the client identity is the engine's to set: a caller's env cannot claim one
