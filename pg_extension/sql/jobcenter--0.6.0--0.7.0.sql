@@ -2441,8 +2441,8 @@ language sql immutable as $$ select hashtext('jobcenter.replace') $$;
 -- Replaces version `a_action_id` (the newest of its name) by `a_model`: same name, kind,
 -- inputs and outputs, no job of it still running. Settings, source and locks are replaced;
 -- a workflow's task rows are reused in order (ended jobs keep pointing at valid rows), rows
--- are added as needed, and rows left over are deleted, or made a no_op leading to the end
--- when an ended job still refers to them. Returns the action id.
+-- are added as needed, and rows left over are made no_ops leading to the end (never deleted:
+-- an ended job may still name one). Returns the action id.
 create or replace function jobcenter.replace_action(a_action_id integer, a_model jsonb)
 returns integer language plpgsql as $$
 declare
@@ -2453,7 +2453,6 @@ declare
     v_task_id integer;
     v_end integer;
     v_n integer := 0;
-    k integer;
 begin
     begin
         perform jobcenter.check_model(a_model);
@@ -2534,15 +2533,12 @@ begin
     end loop;
     perform jobcenter.link_tasks(a_model, v_ids);
     -- The old rows left over become no-ops leading to the end, never deleted: ended jobs may
-    -- still name them, and a job created while this compile ran (with the model before it) may
-    -- come to rest on one. `jobs` has no foreign keys to tasks and actions (their checks
-    -- would lock the same rows for every job), so the rows jobs name must stay; a later
-    -- compile reuses them in order.
-    for k in v_n + 1 .. cardinality(v_old) loop
-        update jobcenter.tasks set action_id = -3, attributes = jsonb_build_object('ir', jobcenter.jcl_ir_version()),
-            next_task_id = v_end, on_error_task_id = null
-        where task_id = v_old[k];
-    end loop;
+    -- still name them, and `jobs` has no foreign keys to tasks and actions (their checks would
+    -- lock the same rows for every job), so the rows jobs name must stay; a later compile
+    -- reuses them in order.
+    update jobcenter.tasks set action_id = -3, attributes = jsonb_build_object('ir', jobcenter.jcl_ir_version()),
+        next_task_id = v_end, on_error_task_id = null
+    where task_id = any(v_old[v_n + 1:]);
     -- this backend's cached model of it is stale now (others see the new actions row's xmin)
     perform jobcenter.model_changed(a_action_id);
     return a_action_id;
