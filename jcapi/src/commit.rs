@@ -9,7 +9,10 @@
 //! and results arriving meanwhile join the next batch. A result is then answered on its own:
 //! applied, or refused with the engine's error (an unknown cookie: `JC003`). Results that
 //! lost a deadlock or a serialization conflict (`40P01`, `40001`) go again, up to
-//! [`MAX_CONFLICTS`] times.
+//! [`MAX_CONFLICTS`] times. When a connection here waits for the job of a result (`create_job`
+//! with `wait`, `get_job_status` with `notify`), the batch's transaction also reads the outputs
+//! of those jobs, and the ones the batch ended are sent their `job_done` once it commits, with
+//! no `job:finished` round trip and no second read (the end loop's).
 //!
 //! A batch that cannot reach the database (no connection, the connection closed, PostgreSQL
 //! restarting) is kept and sent again with back-off until the database answers: a result is
@@ -30,7 +33,7 @@ use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio::time::Instant;
 
 use crate::metrics::Metrics;
-use crate::server::{lock, Shared};
+use crate::server::{check_jobs, deliver, lock, Shared};
 
 /// The most results in one `tasks_done` call (the engine takes up to 1000).
 pub(crate) const MAX_BATCH: usize = 1000;
@@ -182,16 +185,41 @@ async fn flush(shared: &Shared, mut batch: Vec<Done>) {
             .map(|d| (d.cookie.as_str(), &d.outargs))
             .collect();
         Metrics::inc(&shared.metrics.task_done_batches);
-        tracing::debug!(results = batch.len(), "group commit");
+        let waited = waited_jobs(shared, &batch);
+        tracing::debug!(results = batch.len(), waited = waited.len(), "group commit");
         let answered = match shared.pool.get().await {
-            Ok(db) => jc_db::pooled::tasks_done(&db, &pairs)
+            Ok(db) if waited.is_empty() => jc_db::pooled::tasks_done(&db, &pairs)
                 .await
+                .map(|outcomes| (outcomes, Vec::new()))
+                .map_err(|e| (transient(&e), e.to_string(), Some(e))),
+            Ok(db) => jc_db::pooled::tasks_done_reading_ends(&db, &pairs, &waited)
+                .await
+                .map(|d| {
+                    let ends = d.ends.unwrap_or_else(|e| {
+                        // their job:finished brings them instead
+                        tracing::warn!(error = %e, "could not read the ends of finished tasks");
+                        Vec::new()
+                    });
+                    (d.outcomes, ends)
+                })
                 .map_err(|e| (transient(&e), e.to_string(), Some(e))),
             Err(e) => Err((!shared.pool.is_closed(), e.to_string(), None)),
         };
+        if let Ok((_, ends)) = &answered {
+            // Committed: the waiters of the jobs these results ended are told at once.
+            for (job_id, outargs) in ends {
+                Metrics::inc(&shared.metrics.ends_at_commit);
+                deliver(shared, *job_id, outargs.clone());
+            }
+        }
+        let heard = lock(&shared.waiters).done_reading(&waited);
+        if !heard.is_empty() {
+            // ended otherwise (or the read failed): read as job:finished would have
+            check_jobs(shared, heard);
+        }
         let outcomes = match answered {
-            Ok(outcomes) if outcomes.len() == batch.len() => outcomes,
-            Ok(outcomes) => {
+            Ok((outcomes, _)) if outcomes.len() == batch.len() => outcomes,
+            Ok((outcomes, _)) => {
                 let why = format!(
                     "tasks_done answered {} of {} results",
                     outcomes.len(),
@@ -245,6 +273,19 @@ async fn flush(shared: &Shared, mut batch: Vec<Done>) {
         }
         batch = again;
     }
+}
+
+/// The jobs of `batch`'s tasks that a connection here waits for, marked as read by this
+/// batch (a `job:finished` meanwhile leaves them to it).
+fn waited_jobs(shared: &Shared, batch: &[Done]) -> Vec<i64> {
+    let jobs: Vec<i64> = {
+        let dispatch = lock(&shared.dispatch);
+        batch
+            .iter()
+            .filter_map(|d| dispatch.job_of(&d.cookie))
+            .collect()
+    };
+    lock(&shared.waiters).start_reading(jobs)
 }
 
 fn refuse_all(shared: &Shared, batch: Vec<Done>, e: ErrorObject) {

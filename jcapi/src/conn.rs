@@ -615,7 +615,13 @@ impl Conn {
         let now = Instant::now();
         match taken {
             Ok(Some(task)) => {
-                lock(&self.shared.dispatch).taken(conn, task.cookie.clone(), claim, now);
+                lock(&self.shared.dispatch).taken(
+                    conn,
+                    task.cookie.clone(),
+                    task.job_id,
+                    claim,
+                    now,
+                );
                 ok::<GetTask>(Some(TaskGiven(
                     task.job_id,
                     task.cookie,
@@ -665,7 +671,7 @@ impl Conn {
         let now = Instant::now();
         // An error counts as nothing found: the sweep finds the ready tasks again.
         let tasks = match &taken {
-            Ok(tasks) => tasks.iter().map(|t| t.cookie.clone()).collect(),
+            Ok(tasks) => tasks.iter().map(|t| (t.cookie.clone(), t.job_id)).collect(),
             Err(_) => Vec::new(),
         };
         tracing::debug!(conn, action = %shown(&p.actionname), asked = p.count,

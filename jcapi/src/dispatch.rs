@@ -226,6 +226,8 @@ struct Offer {
 #[derive(Debug)]
 struct Taken {
     conn: ConnId,
+    /// The job whose task it is.
+    job_id: i64,
     group: String,
     action_id: i32,
     /// Its result is on its way to the database (group commit).
@@ -608,14 +610,16 @@ impl Dispatch {
         })
     }
 
-    /// The worker got the task with `cookie`: its slot stays used until `task_done`.
-    pub fn taken(&mut self, conn: ConnId, cookie: String, claim: Claim, now: Instant) {
+    /// The worker got the task with `cookie` of job `job_id`: its slot stays used until
+    /// `task_done`.
+    pub fn taken(&mut self, conn: ConnId, cookie: String, job_id: i64, claim: Claim, now: Instant) {
         Metrics::inc(&self.metrics.tasks_taken);
         let action_id = claim.action_id;
         self.taken.insert(
             cookie,
             Taken {
                 conn,
+                job_id,
                 group: claim.group,
                 action_id,
                 finishing: false,
@@ -691,24 +695,25 @@ impl Dispatch {
         })
     }
 
-    /// The database gave `cookies` for a [`BatchClaim`]: their slots stay used until
+    /// The database gave `tasks` (cookie, job) for a [`BatchClaim`]: their slots stay used until
     /// `task_done`; the rest are held until the answer is queued ([`Dispatch::unhold`]).
     /// Fewer tasks than asked means none are left for this worker (unless a ready
     /// notification came since the claim); as many, beyond the offers, may mean more.
     pub fn taken_batch(
         &mut self,
         conn: ConnId,
-        cookies: Vec<String>,
+        tasks: Vec<(String, i64)>,
         claim: BatchClaim,
         now: Instant,
     ) -> Held {
-        let got = cookies.len() as u32;
-        for cookie in cookies {
+        let got = tasks.len() as u32;
+        for (cookie, job_id) in tasks {
             Metrics::inc(&self.metrics.tasks_taken);
             self.taken.insert(
                 cookie,
                 Taken {
                     conn,
+                    job_id,
                     group: claim.group.clone(),
                     action_id: claim.action_id,
                     finishing: false,
@@ -732,6 +737,11 @@ impl Dispatch {
             action_id: claim.action_id,
             count: claim.count.saturating_sub(got),
         }
+    }
+
+    /// The job of the task a worker here holds with `cookie`.
+    pub fn job_of(&self, cookie: &str) -> Option<i64> {
+        self.taken.get(cookie).map(|t| t.job_id)
     }
 
     /// `task_done` for `cookie`: frees its slot and offers pending work.
@@ -851,6 +861,14 @@ mod tests {
         }
     }
 
+    /// Tasks as get_tasks gives them: each cookie with a job id of its own (its index + 1).
+    fn tasks(cookies: &[&str]) -> Vec<(String, i64)> {
+        (1..)
+            .zip(cookies)
+            .map(|(i, c)| ((*c).to_owned(), i))
+            .collect()
+    }
+
     fn setup(workers: &[(ConnId, u32)]) -> (Dispatch, Vec<Worker>) {
         let mut d = Dispatch::new(Duration::from_secs(10), Arc::new(Metrics::default()));
         let mut ws = Vec::new();
@@ -883,7 +901,7 @@ mod tests {
             b[0].clone()
         };
         let claim = d.claim(first, &key).unwrap();
-        d.taken(first, "c1".into(), claim, now);
+        d.taken(first, "c1".into(), 100, claim, now);
         d.done("c1", now);
         let polls = ws[first as usize - 1].offers();
         assert!(matches!(polls.as_slice(), [JobRef::Token(_)]), "{polls:?}");
@@ -1013,7 +1031,7 @@ mod tests {
                                     next_cookie += 1;
                                     let cookie = format!("c{next_cookie}");
                                     cookies.push(cookie.clone());
-                                    d.taken(c, cookie, claim, now);
+                                    d.taken(c, cookie, next_cookie as i64, claim, now);
                                 } else {
                                     held.push(d.not_taken(c, claim));
                                 }
@@ -1026,9 +1044,9 @@ mod tests {
                             let mut given = Vec::new();
                             for _ in 0..got {
                                 next_cookie += 1;
-                                given.push(format!("c{next_cookie}"));
+                                given.push((format!("c{next_cookie}"), next_cookie as i64));
                             }
-                            cookies.extend(given.iter().cloned());
+                            cookies.extend(given.iter().map(|(c, _)| c.clone()));
                             held.push(d.taken_batch(c, given, claim, now));
                         }
                     }
@@ -1143,11 +1161,16 @@ mod tests {
         assert!(d.offers.is_empty(), "the offer is part of the batch");
         assert!(d.claim_batch(1, 7, 1).is_none(), "no slot left");
         // The database had three: one slot is held until the answer is queued.
-        let held = d.taken_batch(1, vec!["a".into(), "b".into(), "c".into()], claim, now);
+        let held = d.taken_batch(1, tasks(&["a", "b", "c"]), claim, now);
         assert_eq!(held.count, 1);
         assert!(!d.actions[&7].pending, "fewer than asked: nothing is left");
         d.unhold(held, now);
         assert_eq!(d.slots(1, "_a"), (3, 4));
+        // Each task's job is known until its result is in (the group commit reads its end).
+        assert_eq!(
+            (d.job_of("a"), d.job_of("c"), d.job_of("x")),
+            (Some(1), Some(3), None)
+        );
         // Results being applied keep their slots; a second result for one is refused.
         assert_eq!(d.finishing(1, "a"), Ok(true));
         assert_eq!(d.finishing(1, "a"), Err(NotFinishing::Finishing));
@@ -1158,9 +1181,10 @@ mod tests {
         assert_eq!(d.slots(1, "_a"), (3, 4));
         d.done("a", now);
         assert_eq!(d.slots(1, "_a"), (2, 4));
+        assert_eq!(d.job_of("a"), None);
         // As many as asked: there may be more, offered as slots free up.
         let claim = d.claim_batch(1, 7, 2).unwrap();
-        let held = d.taken_batch(1, vec!["d".into(), "e".into()], claim, now);
+        let held = d.taken_batch(1, tasks(&["d", "e"]), claim, now);
         assert!(d.actions[&7].pending);
         d.unhold(held, now);
         d.done("b", now);
@@ -1175,7 +1199,7 @@ mod tests {
         assert_eq!(ws[0].offers(), vec![JobRef::Id(100)]);
         let claim = d.claim_batch(1, 7, 1).unwrap();
         assert_eq!((claim.count, claim.offered), (1, 1));
-        let held = d.taken_batch(1, vec!["a".into()], claim, now);
+        let held = d.taken_batch(1, tasks(&["a"]), claim, now);
         assert!(
             !d.actions[&7].pending,
             "the offer's task says nothing of others"

@@ -48,6 +48,11 @@ pub struct Metrics {
     pub auth_failures: AtomicU64,
     pub jobs_created: AtomicU64,
     pub jobs_done_sent: AtomicU64,
+    /// Jobs whose end the group commit read in its own transaction (their `job_done` sent
+    /// without a read after `job:finished`).
+    pub ends_at_commit: AtomicU64,
+    /// Statements of the end loop reading the outputs of jobs heard to have ended.
+    pub end_reads: AtomicU64,
     pub tasks_offered: AtomicU64,
     pub tasks_taken: AtomicU64,
     pub tasks_done: AtomicU64,
@@ -76,7 +81,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         // A registry of this moment's values; the text encoder adds `_total` to counters.
         let mut r = Registry::default();
-        let counters: [(&str, &str, &AtomicU64); 18] = [
+        let counters: [(&str, &str, &AtomicU64); 20] = [
             (
                 "jcapi_connections",
                 "Connections accepted",
@@ -103,6 +108,16 @@ impl Metrics {
                 "jcapi_job_done_sent",
                 "job_done notifications sent.",
                 &self.jobs_done_sent,
+            ),
+            (
+                "jcapi_ends_at_commit",
+                "Waited jobs whose end the group commit read in its own transaction",
+                &self.ends_at_commit,
+            ),
+            (
+                "jcapi_end_reads",
+                "Reads of the outputs of waited jobs heard to have ended",
+                &self.end_reads,
             ),
             (
                 "jcapi_tasks_offered",

@@ -11,7 +11,7 @@
 //! - the expiry loop: offers not taken in time go to the next worker;
 //! - the end loop: reads the outputs of the waited jobs whose end was heard (`job:finished`,
 //!   or a wait that finds its job ended), all that came meanwhile in one statement, and sends
-//!   their `job_done`.
+//!   their `job_done` (unless the group commit that ended them sent it: `crate::commit`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -63,6 +63,9 @@ pub(crate) struct Waiters {
     /// end in `create_job`'s own transaction, before its creator waits for it.
     recent: VecDeque<i64>,
     recent_set: HashSet<i64>,
+    /// Waited jobs a group commit in flight reads the end of (see `crate::commit`), and
+    /// whether their `job:finished` came meanwhile.
+    reading: HashMap<i64, bool>,
 }
 
 impl Waiters {
@@ -77,8 +80,13 @@ impl Waiters {
         (self.next, self.recent_set.contains(&job_id))
     }
 
-    /// `job:finished` for `job_id`: whether someone waits for it; remembered if not.
+    /// `job:finished` for `job_id`: whether its status is to be read now, someone waiting for
+    /// it; remembered if nobody does. Not while a group commit reads it: that one tells.
     fn ended(&mut self, job_id: i64) -> bool {
+        if let Some(heard) = self.reading.get_mut(&job_id) {
+            *heard = true;
+            return false;
+        }
         if self.by_job.contains_key(&job_id) {
             return true;
         }
@@ -93,8 +101,30 @@ impl Waiters {
         false
     }
 
-    fn has(&self, job_id: i64) -> bool {
+    pub fn has(&self, job_id: i64) -> bool {
         self.by_job.contains_key(&job_id)
+    }
+
+    /// Of `job_ids`, the ones waited for, marked as read by a group commit from now on.
+    pub fn start_reading(&mut self, job_ids: impl IntoIterator<Item = i64>) -> Vec<i64> {
+        let mut waited = Vec::new();
+        for id in job_ids {
+            if self.by_job.contains_key(&id) && !self.reading.contains_key(&id) {
+                self.reading.insert(id, false);
+                waited.push(id);
+            }
+        }
+        waited
+    }
+
+    /// The group commit that read `job_ids` is done (its ends sent): returns those whose
+    /// `job:finished` came meanwhile, whose status is to be read if someone still waits.
+    pub fn done_reading(&mut self, job_ids: &[i64]) -> Vec<i64> {
+        job_ids
+            .iter()
+            .filter(|id| self.reading.remove(id) == Some(true))
+            .copied()
+            .collect()
     }
 
     fn take(&mut self, job_id: i64) -> Vec<ConnHandle> {
@@ -243,7 +273,7 @@ fn job_done(job_id: i64, outargs: Value) -> Option<Message> {
         .map(Message::from)
 }
 
-fn deliver(shared: &Shared, job_id: i64, outargs: Value) {
+pub(crate) fn deliver(shared: &Shared, job_id: i64, outargs: Value) {
     let handles = lock(&shared.waiters).take(job_id);
     if handles.is_empty() {
         return;
@@ -264,7 +294,7 @@ pub(crate) fn check_job(shared: &Shared, job_id: i64) {
 }
 
 /// [`check_job`] for each of `job_ids`.
-fn check_jobs(shared: &Shared, job_ids: impl IntoIterator<Item = i64>) {
+pub(crate) fn check_jobs(shared: &Shared, job_ids: impl IntoIterator<Item = i64>) {
     lock(&shared.ended).extend(job_ids);
     shared.ended_wake.notify_one();
 }
@@ -290,6 +320,7 @@ pub(crate) async fn ended_loop(shared: Arc<Shared>) {
             continue;
         }
         let Ok(db) = shared.db().await else { continue };
+        Metrics::inc(&shared.metrics.end_reads);
         match jc_db::pooled::ended_jobs(&db, &ids).await {
             Ok(ended) => {
                 for (job_id, out) in ended {

@@ -1,7 +1,8 @@
 //! The batched worker calls through the real `jcapi` binary: `get_tasks` bounded by the
 //! worker's slots, `tasks_done` answering each result on its own (an unknown cookie, a task
 //! taken elsewhere, outputs that are no object or do not fit beside good results), the group
-//! commit of results arriving together, and no result lost while PostgreSQL is down.
+//! commit of results arriving together, the `job_done` of the jobs a batch ends sent from
+//! the batch's own read, and no result lost while PostgreSQL is down.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -300,4 +301,66 @@ async fn no_result_is_lost_while_postgres_is_down() {
     };
     assert!(eventually(WAIT, stopped).await, "{}", g.log());
     assert!(g.log().contains("tasks_done reached the database again"));
+}
+
+/// The `job_done`s (their params) `c` receives within `for_`.
+async fn job_dones(c: &mut Rpc, for_: Duration) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + for_;
+    let mut got = Vec::new();
+    while let Some(d) = c
+        .notification("job_done", deadline - tokio::time::Instant::now())
+        .await
+    {
+        got.push(d);
+    }
+    got
+}
+
+#[tokio::test]
+async fn a_batch_that_ends_waited_jobs_tells_their_waiters_once_from_its_own_read() {
+    let env = env().await;
+    let g = Gateway::start(&env, &[]).await;
+    let mut c = login(&g, "tcp", "alice", ALICE_PW).await;
+    let mut w = announced(&g, "tcp", "ender", "add", 3).await;
+    let mut jobs = Vec::new();
+    for i in 0..3 {
+        jobs.push(c.create_job("calltest", json!({"input": i})).await);
+    }
+    let mut tasks = take(&mut w, "add", 3).await;
+    while tasks.len() < 3 {
+        tasks.extend(take(&mut w, "add", 3 - tasks.len() as u32).await);
+    }
+    tasks.sort_by_key(|t| t[0].as_i64());
+    // Two results through the gateway, in one batch.
+    let answers = w
+        .call(
+            "tasks_done",
+            json!({"results": [result(&tasks[0], add(&tasks[0][2])), result(&tasks[1], add(&tasks[1][2]))]}),
+        )
+        .await;
+    assert_eq!(answers.as_array().unwrap().len(), 2, "{answers}");
+    let mut dones = job_dones(&mut c, Duration::from_millis(500)).await;
+    dones.sort_by_key(|d| d["job_id"].as_i64());
+    assert_eq!(
+        dones,
+        [
+            json!({"job_id": jobs[0], "outargs": {"output": 3}}),
+            json!({"job_id": jobs[1], "outargs": {"output": 4}})
+        ],
+        "each waiter told once, with the job's outputs"
+    );
+    assert_eq!(metric(&g, "jcapi_ends_at_commit_total").await, 2);
+    // The third finished by SQL, not through this gateway: job:finished tells its waiter.
+    env.db
+        .execute(
+            "select jobcenter.task_done($1, $2)",
+            &[&tasks[2][1].as_str().unwrap(), &add(&tasks[2][2])],
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.job_done(jobs[2]).await, json!({"output": 5}));
+    assert_eq!(metric(&g, "jcapi_ends_at_commit_total").await, 2);
+    assert!(job_dones(&mut c, Duration::from_millis(300))
+        .await
+        .is_empty());
 }

@@ -267,6 +267,14 @@ pub struct DoneOutcome {
     pub message: Option<String>,
 }
 
+/// What [`pooled::tasks_done_reading_ends`] did: every result's outcome, and the outputs of
+/// the asked-for jobs that have ended (or why they could not be read).
+#[derive(Debug)]
+pub struct DoneAndEnds {
+    pub outcomes: Vec<DoneOutcome>,
+    pub ends: Result<Vec<(i64, Value)>, Error>,
+}
+
 impl DoneOutcome {
     /// Whether sending the same result again may succeed (a deadlock or serialization
     /// failure of its own subtransaction).
@@ -313,7 +321,7 @@ fn done_rows(rows: &[tokio_postgres::Row]) -> Result<Vec<DoneOutcome>, Error> {
 pub mod pooled {
     use super::{create_job_params, done_rows, ended_rows, new_job, task_row, task_rows};
     use super::{tasks_done_arg, ENDED_JOBS};
-    use super::{CreateJob, DoneOutcome, Error, NewJob, Task};
+    use super::{CreateJob, DoneAndEnds, DoneOutcome, Error, NewJob, Param, Task};
     use super::{CREATE_JOB, GET_JOB_STATUS, GET_TASK, GET_TASKS, TASKS_DONE};
     use serde_json::Value;
 
@@ -376,6 +384,48 @@ pub mod pooled {
     ) -> Result<Vec<DoneOutcome>, Error> {
         let stmt = c.prepare_cached(TASKS_DONE).await?;
         done_rows(&c.query(&stmt, &[&tasks_done_arg(results)]).await?)
+    }
+
+    /// [`tasks_done`], then in the same transaction [`ended_jobs`] of `job_ids`: the outputs
+    /// of those of them that have ended (the ends these results made among them), read before
+    /// anyone else is told of the ends (at the commit). The four statements (begin, the two
+    /// calls, commit) go in one round trip. Should the read fail, the transaction is rolled
+    /// back and the results are finished again without it; `ends` is then its error.
+    pub async fn tasks_done_reading_ends(
+        c: &deadpool_postgres::Client,
+        results: &[(&str, &Value)],
+        job_ids: &[i64],
+    ) -> Result<DoneAndEnds, Error> {
+        let done = c.prepare_cached(TASKS_DONE).await?;
+        let ended = c.prepare_cached(ENDED_JOBS).await?;
+        let arg = tasks_done_arg(results);
+        let (done_params, ended_params): ([Param<'_>; 1], [Param<'_>; 1]) = ([&arg], [&job_ids]);
+        // Sent in this order as the futures are first polled, answered in the same order. A
+        // failed statement aborts the transaction, and its commit then rolls it back.
+        let (begin, outcomes, ends, commit) = tokio::join!(
+            c.batch_execute("begin"),
+            c.query(&done, &done_params),
+            c.query(&ended, &ended_params),
+            c.batch_execute("commit"),
+        );
+        begin?;
+        let outcomes = outcomes?;
+        match ends {
+            Ok(ends) => {
+                commit?;
+                Ok(DoneAndEnds {
+                    outcomes: done_rows(&outcomes)?,
+                    ends: ended_rows(&ends),
+                })
+            }
+            Err(e) => {
+                commit?;
+                Ok(DoneAndEnds {
+                    outcomes: tasks_done(c, results).await?,
+                    ends: Err(e.into()),
+                })
+            }
+        }
     }
 }
 
