@@ -36,6 +36,15 @@ async fn take(w: &mut Rpc, action: &str, count: u32) -> Vec<Value> {
     tasks.as_array().unwrap().clone()
 }
 
+/// Takes `n` tasks, in as many `get_tasks` as it needs (offers may come one at a time).
+async fn take_all(w: &mut Rpc, action: &str, n: usize) -> Vec<Value> {
+    let mut tasks = take(w, action, n as u32).await;
+    while tasks.len() < n {
+        tasks.extend(take(w, action, (n - tasks.len()) as u32).await);
+    }
+    tasks
+}
+
 fn result(task: &Value, outargs: Value) -> Value {
     json!({"cookie": task[1], "outargs": outargs})
 }
@@ -180,10 +189,7 @@ async fn results_arriving_together_are_committed_together() {
     for i in 0..5 {
         jobs.push(c.create_job("calltest", json!({"input": i})).await);
     }
-    let mut tasks = take(&mut w, "add", 5).await;
-    while tasks.len() < 5 {
-        tasks.extend(take(&mut w, "add", 5 - tasks.len() as u32).await);
-    }
+    let tasks = take_all(&mut w, "add", 5).await;
     let before = metric(&g, "jcapi_task_done_batches_total").await;
     let blocker = env.tdb.connect().await.unwrap();
     blocker.batch_execute("begin").await.unwrap();
@@ -326,10 +332,7 @@ async fn a_batch_that_ends_waited_jobs_tells_their_waiters_once_from_its_own_rea
     for i in 0..3 {
         jobs.push(c.create_job("calltest", json!({"input": i})).await);
     }
-    let mut tasks = take(&mut w, "add", 3).await;
-    while tasks.len() < 3 {
-        tasks.extend(take(&mut w, "add", 3 - tasks.len() as u32).await);
-    }
+    let mut tasks = take_all(&mut w, "add", 3).await;
     tasks.sort_by_key(|t| t[0].as_i64());
     // Two results through the gateway, in one batch.
     let answers = w
