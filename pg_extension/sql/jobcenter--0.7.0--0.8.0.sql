@@ -3399,8 +3399,8 @@ end $$;
 -- appears once in `a_results` and names a task at work that holds no concurrency slot, of a job
 -- with no abort request and no parent waiting for it, taken by a role the caller may act for,
 -- and whose outputs the plotter takes. Their jobs are locked in job_id order; the ones the
--- plotter ends are ended in one insert and one update (end_plotted), the others written as
--- task_done writes them (apply_plot). Returns the cookies it finished; task_done gets the rest.
+-- plotter ends are ended in one insert and one update (end_plotted; one alone as task_done
+-- ends it), the others written as task_done writes them (apply_plot). Returns the cookies it finished; task_done gets the rest.
 -- Its plans read `jobs` through the cookie index only (enable_seqscan off, as end_plotted),
 -- and are generic: a custom plan for the cookie array (which PostgreSQL kept choosing, the
 -- array's length being known) was planned again at every call, a fifth of a one-task call.
@@ -3451,7 +3451,11 @@ begin
         end if;
         v_done := v_done || r.cookie;
     end loop;
-    if cardinality(v_jobs) > 0 then
+    -- a lone end as task_done ends it: apply_plot's one-row statements cost less than
+    -- end_plotted's for one job
+    if cardinality(v_jobs) = 1 then
+        v_wake := v_wake || jobcenter.apply_plot(v_jobs[1], v_plots[1]);
+    elsif cardinality(v_jobs) > 1 then
         v_wake := v_wake || jobcenter.end_plotted(v_jobs, v_plots);
     end if;
     perform jobcenter.drive(v_wake);

@@ -174,18 +174,19 @@ async fn footprint(c: &tokio_postgres::Client, job: i64) -> Value {
 }
 
 /// The results tasks_done finishes together (finish_tasks) leave their jobs exactly as
-/// task_done one at a time does: the same row and the same step log. A cookie may be spelled
-/// in capitals and without hyphens; outputs the plotter refuses go task_done's way.
+/// task_done one at a time does: the same row and the same step log, for a batch of ends and
+/// for a lone one. A cookie may be spelled in capitals and without hyphens; outputs the
+/// plotter refuses go task_done's way.
 #[tokio::test]
 async fn tasks_done_together_leaves_what_task_done_alone_leaves() {
     let (_db, c) = setup().await;
     load(&c, &[examples::add(), examples::calltest()]).await;
     let mut jobs = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..5 {
         jobs.push(create(&c, "calltest", json!({"input": 5})).await);
     }
     db::announce(&c, "w", "add", None, None).await.unwrap();
-    let tasks = db::get_tasks(&c, "w", "add", 4).await.unwrap();
+    let tasks = db::get_tasks(&c, "w", "add", 5).await.unwrap();
     let answer = examples::add_answer(&tasks[0].inargs);
     db::task_done(&c, &tasks[0].cookie, &answer).await.unwrap();
     let spelled = tasks[2].cookie.replace('-', "").to_uppercase();
@@ -210,4 +211,9 @@ async fn tasks_done_together_leaves_what_task_done_alone_leaves() {
     assert_eq!(footprint(&c, jobs[1]).await, alone);
     assert_eq!(footprint(&c, jobs[2]).await, alone);
     assert_eq!(state(&c, jobs[3]).await, "error");
+    let lone = db::tasks_done(&c, &[(tasks[4].cookie.as_str(), &answer)])
+        .await
+        .unwrap();
+    assert_eq!(lone[0].code, None, "{lone:?}");
+    assert_eq!(footprint(&c, jobs[4]).await, alone);
 }
