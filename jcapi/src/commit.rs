@@ -190,36 +190,24 @@ async fn flush(shared: &Shared, mut batch: Vec<Done>) {
         let answered = match shared.pool.get().await {
             Ok(db) if waited.is_empty() => jc_db::pooled::tasks_done(&db, &pairs)
                 .await
-                .map(|outcomes| (outcomes, Vec::new()))
                 .map_err(|e| (transient(&e), e.to_string(), Some(e))),
             Ok(db) => jc_db::pooled::tasks_done_reading_ends(&db, &pairs, &waited)
                 .await
                 .map(|d| {
-                    let ends = d.ends.unwrap_or_else(|e| {
-                        // their job:finished brings them instead
-                        tracing::warn!(error = %e, "could not read the ends of finished tasks");
-                        Vec::new()
-                    });
-                    (d.outcomes, ends)
+                    deliver_ends(shared, d.ends);
+                    d.outcomes
                 })
                 .map_err(|e| (transient(&e), e.to_string(), Some(e))),
             Err(e) => Err((!shared.pool.is_closed(), e.to_string(), None)),
         };
-        if let Ok((_, ends)) = &answered {
-            // Committed: the waiters of the jobs these results ended are told at once.
-            for (job_id, outargs) in ends {
-                Metrics::inc(&shared.metrics.ends_at_commit);
-                deliver(shared, *job_id, outargs.clone());
-            }
-        }
         let heard = lock(&shared.waiters).done_reading(&waited);
         if !heard.is_empty() {
             // ended otherwise (or the read failed): read as job:finished would have
             check_jobs(shared, heard);
         }
         let outcomes = match answered {
-            Ok((outcomes, _)) if outcomes.len() == batch.len() => outcomes,
-            Ok((outcomes, _)) => {
+            Ok(outcomes) if outcomes.len() == batch.len() => outcomes,
+            Ok(outcomes) => {
                 let why = format!(
                     "tasks_done answered {} of {} results",
                     outcomes.len(),
@@ -272,6 +260,20 @@ async fn flush(shared: &Shared, mut batch: Vec<Done>) {
             finish(shared, d, outcome);
         }
         batch = again;
+    }
+}
+
+/// The batch committed: the waiters of the jobs it ended are told at once. Should their
+/// read have failed, their `job:finished` tells them instead.
+fn deliver_ends(shared: &Shared, ends: Result<Vec<(i64, Value)>, jc_db::Error>) {
+    match ends {
+        Ok(ends) => {
+            for (job_id, outargs) in ends {
+                Metrics::inc(&shared.metrics.ends_at_commit);
+                deliver(shared, job_id, outargs);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not read the ends of finished tasks"),
     }
 }
 
