@@ -101,7 +101,7 @@ impl Waiters {
         false
     }
 
-    pub fn has(&self, job_id: i64) -> bool {
+    fn has(&self, job_id: i64) -> bool {
         self.by_job.contains_key(&job_id)
     }
 

@@ -873,7 +873,8 @@ end $$;
 -- with no abort request and no parent waiting for it, taken by a role the caller may act for,
 -- and whose outputs the plotter takes. Their jobs are locked in job_id order; the ones the
 -- plotter ends are ended in one insert and one update (end_plotted; one alone as task_done
--- ends it), the others written as task_done writes them (apply_plot). Returns the cookies it finished; task_done gets the rest.
+-- ends it), the others written as task_done writes them (apply_plot). Returns the cookies it
+-- finished; task_done gets the rest.
 -- Its plans read `jobs` through the cookie index only (enable_seqscan off, as end_plotted),
 -- and are generic: a custom plan for the cookie array (which PostgreSQL kept choosing, the
 -- array's length being known) was planned again at every call, a fifth of a one-task call.
