@@ -2,7 +2,10 @@
 //! every step logged) are created first, then W SQL workers drain them, each taking one
 //! task per call (`get_task`, then `task_done`) until none is left, as graphile-worker's
 //! perfTest drains its queue. The rate is jobs per second from the workers' first call to
-//! the last `task_done`. With a limit, at most N run at once: `--limit N` gives `add` a
+//! the last `task_done`. Without a limit, each worker first takes and finishes
+//! [`WARM_UP`] more jobs before the clock starts (its backend compiles the engine's
+//! functions, plans their statements and reads the workflow at its first take and finish,
+//! 10 to 20 ms), as graphile-worker's perfTest subtracts its workers' start. With a limit, at most N run at once: `--limit N` gives `add` a
 //! concurrency limit (`config: concurrency = N`, at most N tasks at work), `--lock-limit N`
 //! drains `calltest_limited`, which holds a counted lock of N holders from its start to its
 //! end (the others wait for a slot).
@@ -25,10 +28,13 @@ use crate::workload::{self, ACTION, WORKFLOW};
 /// Jobs created per statement while setting up (one transaction each).
 const CREATE_CHUNK: i64 = 1000;
 
-/// Why `--batch` above 1 is refused: the engine has no call that takes or finishes several
-/// tasks at once. When it has, the workers here take `batch` tasks per call.
 /// The most tasks one get_tasks or tasks_done call takes.
 pub const MAX_BATCH: usize = 1000;
+
+/// Jobs each worker takes and finishes before the clock starts, when there is no limit:
+/// two, so that a batched worker's warm-up is a batch (tasks_done of one task takes the
+/// single task's way).
+pub const WARM_UP: usize = 2;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -119,8 +125,9 @@ pub async fn run(db: &testkit::TestDb, plan: &Plan) -> anyhow::Result<Outcome> {
     let c = &control.client;
     workload::load(c, plan.limit).await?;
     let workflow = plan.limit.map_or(WORKFLOW, |l| l.workflow());
+    let warm_up = if plan.limit.is_none() { WARM_UP } else { 0 };
     let setup_start = Instant::now();
-    let jobs = plan.jobs as i64;
+    let jobs = (plan.jobs + warm_up * plan.workers) as i64;
     let mut from = 0;
     while from < jobs {
         let to = (from + CREATE_CHUNK).min(jobs) - 1;
@@ -129,7 +136,8 @@ pub async fn run(db: &testkit::TestDb, plan: &Plan) -> anyhow::Result<Outcome> {
     }
     let setup = setup_start.elapsed();
 
-    // Every worker connects, prepares and announces before the clock starts.
+    // Every worker connects, prepares, announces and warms up before the clock starts, one
+    // after the other: each takes exactly its warm-up jobs, the oldest.
     let (go_tx, go_rx) = watch::channel(false);
     let mut workers = JoinSet::new();
     let untaken = Arc::new(AtomicUsize::new(plan.jobs));
@@ -138,6 +146,20 @@ pub async fn run(db: &testkit::TestDb, plan: &Plan) -> anyhow::Result<Outcome> {
         let api = Api::prepare(&conn.client).await?;
         let name = format!("bench-w{w}");
         sql::announce(&conn.client, &name, ACTION).await?;
+        let mut warmed = 0;
+        while warmed < warm_up {
+            let took = take_and_finish(
+                &conn.client,
+                &api,
+                &name,
+                plan.batch.min(warm_up - warmed),
+                &mut Worked::default(),
+            )
+            .await
+            .context("the warm-up")?;
+            ensure!(took > 0, "worker {name} found no job to warm up with");
+            warmed += took;
+        }
         workers.spawn(work(
             conn,
             api,
@@ -174,7 +196,7 @@ pub async fn run(db: &testkit::TestDb, plan: &Plan) -> anyhow::Result<Outcome> {
         "the workers finished {tasks} tasks, not {}",
         plan.jobs
     );
-    round::check_jobs(c, plan.jobs).await?;
+    round::check_jobs(c, jobs as usize).await?;
     let mean = |total: Duration, calls: usize| {
         round_to(total.as_secs_f64() * 1000.0 / calls.max(1) as f64, 6)
     };
@@ -211,47 +233,64 @@ async fn work(
         .context("the drain was called off")?;
     let c = &conn.client;
     let mut worked = Worked::default();
-    let limit = i32::try_from(batch).context("--batch")?;
     loop {
-        let t = Instant::now();
-        let tasks = if batch == 1 {
-            api.get_task(c, &name, ACTION, None)
-                .await
-                .with_context(|| format!("get_task of worker {name}"))?
-                .into_iter()
-                .collect()
-        } else {
-            api.get_tasks(c, &name, ACTION, limit)
-                .await
-                .with_context(|| format!("get_tasks of worker {name}"))?
-        };
-        worked.get_task += t.elapsed();
-        worked.get_task_calls += 1;
-        if tasks.is_empty() {
+        let took = take_and_finish(c, &api, &name, batch, &mut worked).await?;
+        if took == 0 {
             if untaken.load(Ordering::SeqCst) == 0 {
                 return Ok(worked);
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
             continue;
         }
-        untaken.fetch_sub(tasks.len(), Ordering::SeqCst);
-        let results = tasks
-            .iter()
-            .map(|task| Ok((task.cookie.clone(), workload::add(&task.inargs)?)))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let t = Instant::now();
-        if let [(cookie, out)] = results.as_slice() {
-            api.task_done(c, cookie, out).await.with_context(|| {
-                format!("task_done of worker {name} for job {}", tasks[0].job_id)
-            })?;
-        } else {
-            api.tasks_done(c, &results)
-                .await
-                .with_context(|| format!("tasks_done of worker {name}"))?;
-        }
-        worked.task_done += t.elapsed();
-        worked.tasks += tasks.len();
+        untaken.fetch_sub(took, Ordering::SeqCst);
     }
+}
+
+/// One take and one finish: up to `batch` tasks by `get_task` (1) or `get_tasks`, then
+/// `task_done` or `tasks_done` for what was taken; how many tasks that was (0: none was
+/// ready), also counted in `worked` with the time of each call.
+async fn take_and_finish(
+    c: &tokio_postgres::Client,
+    api: &Api,
+    name: &str,
+    batch: usize,
+    worked: &mut Worked,
+) -> anyhow::Result<usize> {
+    let limit = i32::try_from(batch).context("--batch")?;
+    let t = Instant::now();
+    let tasks = if batch == 1 {
+        api.get_task(c, name, ACTION, None)
+            .await
+            .with_context(|| format!("get_task of worker {name}"))?
+            .into_iter()
+            .collect()
+    } else {
+        api.get_tasks(c, name, ACTION, limit)
+            .await
+            .with_context(|| format!("get_tasks of worker {name}"))?
+    };
+    worked.get_task += t.elapsed();
+    worked.get_task_calls += 1;
+    if tasks.is_empty() {
+        return Ok(0);
+    }
+    let results = tasks
+        .iter()
+        .map(|task| Ok((task.cookie.clone(), workload::add(&task.inargs)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let t = Instant::now();
+    if let [(cookie, out)] = results.as_slice() {
+        api.task_done(c, cookie, out)
+            .await
+            .with_context(|| format!("task_done of worker {name} for job {}", tasks[0].job_id))?;
+    } else {
+        api.tasks_done(c, &results)
+            .await
+            .with_context(|| format!("tasks_done of worker {name}"))?;
+    }
+    worked.task_done += t.elapsed();
+    worked.tasks += tasks.len();
+    Ok(tasks.len())
 }
 
 #[cfg(test)]
@@ -278,6 +317,17 @@ mod tests {
         assert_eq!(j["tasks_per_call"], json!(1));
         assert_eq!(j["ends_notified"], json!(false));
         assert_eq!(j["jobs"], json!(30));
+        // the warm-up jobs were taken before the clock, finished, and not counted
+        let c = Conn::open(&db.dsn).await?;
+        let finished: i64 = c
+            .client
+            .query_one(
+                "select count(*) from jobcenter.jobs where state = 'finished'",
+                &[],
+            )
+            .await?
+            .get(0);
+        assert_eq!(finished, (30 + 3 * WARM_UP) as i64);
         Ok(())
     }
 

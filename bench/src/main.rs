@@ -56,7 +56,9 @@ Modes:
            output is checked. Key `e2e`.
   drain    --jobs jobs of `calltest` are created first, then W SQL workers drain them with
            get_task then task_done, one task per call, until none is left (as
-           graphile-worker's perfTest); jobs/s. One round per worker count. Key `drain`.
+           graphile-worker's perfTest); jobs/s. Each worker first takes and finishes 2
+           more jobs before the clock (its backend's warm-up; not with a limit). One round
+           per worker count. Key `drain`.
            With --limit N (add gets config concurrency = N: at most N of its tasks at work)
            or --lock-limit N (the jobs hold a counted lock of N holders from start to end),
            --rounds rounds of the drain without and with the limit run interleaved, a
