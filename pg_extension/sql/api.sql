@@ -814,9 +814,9 @@ end $$;
 -- Finishes many tasks in one transaction: `a_results` is an array of {"cookie": …, "outargs":
 -- {…}} (outargs with an `error` key fail the task, as task_done). One row per element, in order,
 -- o_code null when it was applied, else the SQLSTATE and message task_done raised (40P01 and
--- 40001 are worth sending again). The results the plotter can finish on their jobs' rows alone
--- are finished together first (finish_tasks, in a subtransaction: should it raise, none of
--- them is, and all go the way below). Every other result is finished by task_done in a
+-- 40001 are worth sending again). Of two or more, the results the plotter can finish on their
+-- jobs' rows alone are finished together first (finish_tasks, in a subtransaction: should it
+-- raise, none of them is, and all go the way below). Every other result is finished by task_done in a
 -- subtransaction of its own, so one task's unknown cookie, bad outputs or deadlock fails that
 -- task alone. Ours.
 create or replace function jobcenter.tasks_done(a_results jsonb,
@@ -835,11 +835,16 @@ begin
         raise exception using errcode = 'JC002',
             message = format('tasks_done takes at most 1000 results, not %s', jsonb_array_length(a_results));
     end if;
-    begin
-        v_done := jobcenter.finish_tasks(a_results);
-    exception when others then
-        v_done := '{}';
-    end;
+    -- one result goes to task_done alone: finish_tasks' setup (the outputs by cookie, the
+    -- cookie array, its plans) costs more than a batch of one saves (0.1 ms of a 0.8 ms
+    -- take and finish, one client)
+    if jsonb_array_length(a_results) > 1 then
+        begin
+            v_done := jobcenter.finish_tasks(a_results);
+        exception when others then
+            v_done := '{}';
+        end;
+    end if;
     -- finish_tasks finished only cookies that appear once, so a result matches at most one
     for r, v_finished in
         select e.value, d.c is not null

@@ -211,9 +211,48 @@ async fn tasks_done_together_leaves_what_task_done_alone_leaves() {
     assert_eq!(footprint(&c, jobs[1]).await, alone);
     assert_eq!(footprint(&c, jobs[2]).await, alone);
     assert_eq!(state(&c, jobs[3]).await, "error");
-    let lone = db::tasks_done(&c, &[(tasks[4].cookie.as_str(), &answer)])
+    // a batch of which finish_tasks ends one job (the other cookie names no task)
+    let unknown = "00000000-0000-0000-0000-000000000000";
+    let lone = db::tasks_done(
+        &c,
+        &[(tasks[4].cookie.as_str(), &answer), (unknown, &answer)],
+    )
+    .await
+    .unwrap();
+    let codes: Vec<Option<&str>> = lone.iter().map(|o| o.code.as_deref()).collect();
+    assert_eq!(codes, [None, Some("JC003")], "{lone:?}");
+    assert_eq!(footprint(&c, jobs[4]).await, alone);
+}
+
+/// A single result goes to task_done alone: finished as task_done finishes it, and its error
+/// (an unknown cookie, bad outputs) is its answer, not a failed call.
+#[tokio::test]
+async fn tasks_done_of_one_result_is_task_done() {
+    let (_db, c) = setup().await;
+    load(&c, &[examples::add(), examples::calltest()]).await;
+    let mut jobs = Vec::new();
+    for _ in 0..3 {
+        jobs.push(create(&c, "calltest", json!({"input": 5})).await);
+    }
+    db::announce(&c, "w", "add", None, None).await.unwrap();
+    let tasks = db::get_tasks(&c, "w", "add", 3).await.unwrap();
+    let answer = examples::add_answer(&tasks[0].inargs);
+    db::task_done(&c, &tasks[0].cookie, &answer).await.unwrap();
+    let one = db::tasks_done(&c, &[(tasks[1].cookie.as_str(), &answer)])
         .await
         .unwrap();
-    assert_eq!(lone[0].code, None, "{lone:?}");
-    assert_eq!(footprint(&c, jobs[4]).await, alone);
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].code, None, "{one:?}");
+    assert_eq!(footprint(&c, jobs[1]).await, footprint(&c, jobs[0]).await);
+    // the same cookie again: its task is done
+    let again = db::tasks_done(&c, &[(tasks[1].cookie.as_str(), &answer)])
+        .await
+        .unwrap();
+    assert_eq!(again[0].code.as_deref(), Some("JC003"), "{again:?}");
+    assert_eq!(again[0].cookie.as_deref(), Some(tasks[1].cookie.as_str()));
+    let bad = db::tasks_done(&c, &[(tasks[2].cookie.as_str(), &json!({"counter": "six"}))])
+        .await
+        .unwrap();
+    assert_eq!(bad[0].code, None, "bad outputs end the job in error: {bad:?}");
+    assert_eq!(state(&c, jobs[2]).await, "error");
 }
