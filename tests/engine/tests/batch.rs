@@ -250,9 +250,15 @@ async fn tasks_done_of_one_result_is_task_done() {
         .unwrap();
     assert_eq!(again[0].code.as_deref(), Some("JC003"), "{again:?}");
     assert_eq!(again[0].cookie.as_deref(), Some(tasks[1].cookie.as_str()));
-    let bad = db::tasks_done(&c, &[(tasks[2].cookie.as_str(), &json!({"counter": "six"}))])
-        .await
-        .unwrap();
-    assert_eq!(bad[0].code, None, "bad outputs end the job in error: {bad:?}");
+    let bad = db::tasks_done(
+        &c,
+        &[(tasks[2].cookie.as_str(), &json!({"counter": "six"}))],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        bad[0].code, None,
+        "bad outputs end the job in error: {bad:?}"
+    );
     assert_eq!(state(&c, jobs[2]).await, "error");
 }
