@@ -173,22 +173,37 @@ async fn footprint(c: &tokio_postgres::Client, job: i64) -> Value {
     .get(0)
 }
 
+/// `n` jobs of calltest with their tasks taken by worker `w`, the first finished by task_done:
+/// the database, a connection, the jobs, the tasks and the answer every task gets.
+async fn first_done(
+    n: i32,
+) -> (
+    testkit::TestDb,
+    tokio_postgres::Client,
+    Vec<i64>,
+    Vec<db::Task>,
+    Value,
+) {
+    let (tdb, c) = setup().await;
+    load(&c, &[examples::add(), examples::calltest()]).await;
+    let mut jobs = Vec::new();
+    for _ in 0..n {
+        jobs.push(create(&c, "calltest", json!({"input": 5})).await);
+    }
+    db::announce(&c, "w", "add", None, None).await.unwrap();
+    let tasks = db::get_tasks(&c, "w", "add", n).await.unwrap();
+    let answer = examples::add_answer(&tasks[0].inargs);
+    db::task_done(&c, &tasks[0].cookie, &answer).await.unwrap();
+    (tdb, c, jobs, tasks, answer)
+}
+
 /// The results tasks_done finishes together (finish_tasks) leave their jobs exactly as
 /// task_done one at a time does: the same row and the same step log, for a batch of ends and
 /// for a lone one. A cookie may be spelled in capitals and without hyphens; outputs the
 /// plotter refuses go task_done's way.
 #[tokio::test]
 async fn tasks_done_together_leaves_what_task_done_alone_leaves() {
-    let (_db, c) = setup().await;
-    load(&c, &[examples::add(), examples::calltest()]).await;
-    let mut jobs = Vec::new();
-    for _ in 0..5 {
-        jobs.push(create(&c, "calltest", json!({"input": 5})).await);
-    }
-    db::announce(&c, "w", "add", None, None).await.unwrap();
-    let tasks = db::get_tasks(&c, "w", "add", 5).await.unwrap();
-    let answer = examples::add_answer(&tasks[0].inargs);
-    db::task_done(&c, &tasks[0].cookie, &answer).await.unwrap();
+    let (_db, c, jobs, tasks, answer) = first_done(5).await;
     let spelled = tasks[2].cookie.replace('-', "").to_uppercase();
     let outcomes = db::tasks_done(
         &c,
@@ -228,16 +243,7 @@ async fn tasks_done_together_leaves_what_task_done_alone_leaves() {
 /// (an unknown cookie, bad outputs) is its answer, not a failed call.
 #[tokio::test]
 async fn tasks_done_of_one_result_is_task_done() {
-    let (_db, c) = setup().await;
-    load(&c, &[examples::add(), examples::calltest()]).await;
-    let mut jobs = Vec::new();
-    for _ in 0..3 {
-        jobs.push(create(&c, "calltest", json!({"input": 5})).await);
-    }
-    db::announce(&c, "w", "add", None, None).await.unwrap();
-    let tasks = db::get_tasks(&c, "w", "add", 3).await.unwrap();
-    let answer = examples::add_answer(&tasks[0].inargs);
-    db::task_done(&c, &tasks[0].cookie, &answer).await.unwrap();
+    let (_db, c, jobs, tasks, answer) = first_done(3).await;
     let one = db::tasks_done(&c, &[(tasks[1].cookie.as_str(), &answer)])
         .await
         .unwrap();
