@@ -5,10 +5,10 @@
 //! the last `task_done`. Without a limit, each worker first takes and finishes
 //! [`WARM_UP`] more jobs before the clock starts (its backend compiles the engine's
 //! functions, plans their statements and reads the workflow at its first take and finish,
-//! 10 to 20 ms), as graphile-worker's perfTest subtracts its workers' start. With a limit, at most N run at once: `--limit N` gives `add` a
-//! concurrency limit (`config: concurrency = N`, at most N tasks at work), `--lock-limit N`
-//! drains `calltest_limited`, which holds a counted lock of N holders from its start to its
-//! end (the others wait for a slot).
+//! 10 to 20 ms), as graphile-worker's perfTest subtracts its workers' start. With a limit,
+//! at most N run at once: `--limit N` gives `add` a concurrency limit (`config: concurrency
+//! = N`, at most N tasks at work), `--lock-limit N` drains `calltest_limited`, which holds a
+//! counted lock of N holders from its start to its end (the others wait for a slot).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
