@@ -14,7 +14,7 @@
 //       runOnce on an empty queue just before (startup and shutdown, as perfTest subtracts).
 //
 // Prints one line of JSON: {"jobs", "elapsed_s", "jobs_per_s", "queue_s", "startup_s",
-// "graphile_worker", "node"}. Fails (exit 1) unless every job ran exactly once and none is
+// "wal_bytes_per_job", "graphile_worker", "node"}. Fails (exit 1) unless every job ran exactly once and none is
 // left in the queue.
 
 "use strict";
@@ -69,6 +69,17 @@ function quietLogger() {
   });
 }
 
+// The cluster's WAL position, and the bytes written since one (the drain's WAL per job
+// is a figure of its own: on this machine a durable drain's commits wait on writing it).
+async function walLsn(pool) {
+  return (await pool.query("select pg_current_wal_lsn()::text as lsn")).rows[0].lsn;
+}
+
+async function walSince(pool, lsn) {
+  const r = await pool.query("select pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::float8 as d", [lsn]);
+  return r.rows[0].d;
+}
+
 async function drain(jobs, concurrency, batched) {
   const seen = new Uint8Array(jobs);
   let ran = 0;
@@ -97,6 +108,7 @@ async function drain(jobs, concurrency, batched) {
     );
     const queue = seconds(start);
 
+    const walBefore = await walLsn(pool);
     start = process.hrtime.bigint();
     await runOnce(options(concurrency, batched, taskList));
     // runOnce may resolve before its last completions are committed: the drain ends when
@@ -108,6 +120,7 @@ async function drain(jobs, concurrency, batched) {
       left = await queued(pool);
     }
     const total = seconds(start);
+    const wal = await walSince(pool, walBefore);
     if (ran !== jobs || left !== 0) {
       throw new Error(`${ran} of ${jobs} jobs ran, ${left} left in the queue`);
     }
@@ -118,6 +131,7 @@ async function drain(jobs, concurrency, batched) {
       jobs_per_s: jobs / elapsed,
       queue_s: queue,
       startup_s: startup,
+      wal_bytes_per_job: wal / jobs,
       graphile_worker: version,
       node: process.version,
     };

@@ -83,6 +83,8 @@ pub struct Outcome {
     /// Mean time of one `get_task` and one `task_done` call, as the workers saw them.
     pub get_task_ms: f64,
     pub task_done_ms: f64,
+    /// WAL bytes the cluster wrote per job while the clock ran.
+    pub wal_per_job: f64,
 }
 
 impl Outcome {
@@ -105,6 +107,7 @@ impl Outcome {
                 "get_task": round_to(self.get_task_ms, 3),
                 "task_done": round_to(self.task_done_ms, 3),
             },
+            "wal_bytes_per_job": round_to(self.wal_per_job, 0),
         })
     }
 }
@@ -169,6 +172,7 @@ pub async fn run(db: &testkit::TestDb, plan: &Plan) -> anyhow::Result<Outcome> {
             go_rx.clone(),
         ));
     }
+    let wal_start = wal_lsn(c).await?;
     let start = Instant::now();
     let _ = go_tx.send(true);
     let drained = tokio::time::timeout(plan.timeout, async {
@@ -180,6 +184,14 @@ pub async fn run(db: &testkit::TestDb, plan: &Plan) -> anyhow::Result<Outcome> {
     })
     .await;
     let elapsed = start.elapsed();
+    let wal: f64 = c
+        .query_one(
+            "select pg_wal_lsn_diff(pg_current_wal_lsn(), $1::text::pg_lsn)::float8",
+            &[&wal_start],
+        )
+        .await
+        .context("could not read the WAL position")?
+        .get(0);
     let worked = match drained {
         Ok(worked) => worked?,
         Err(_) => anyhow::bail!(
@@ -211,7 +223,16 @@ pub async fn run(db: &testkit::TestDb, plan: &Plan) -> anyhow::Result<Outcome> {
         elapsed,
         get_task_ms: mean(worked.iter().map(|w| w.get_task).sum(), get_task_calls),
         task_done_ms: mean(worked.iter().map(|w| w.task_done).sum(), tasks),
+        wal_per_job: wal / plan.jobs.max(1) as f64,
     })
+}
+
+/// The cluster's WAL position, as text.
+async fn wal_lsn(c: &tokio_postgres::Client) -> anyhow::Result<String> {
+    Ok(c.query_one("select pg_current_wal_lsn()::text", &[])
+        .await
+        .context("could not read the WAL position")?
+        .get(0))
 }
 
 /// A worker: once told to go, takes and finishes tasks of `add` until every job's task was
@@ -317,6 +338,8 @@ mod tests {
         assert_eq!(j["tasks_per_call"], json!(1));
         assert_eq!(j["ends_notified"], json!(false));
         assert_eq!(j["jobs"], json!(30));
+        // every job wrote its steps and its end: the WAL of the drain is counted
+        assert!(o.wal_per_job > 100.0, "{o:?}");
         // the warm-up jobs were taken before the clock, finished, and not counted
         let c = Conn::open(&db.dsn).await?;
         let finished: i64 = c

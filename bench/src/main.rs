@@ -559,19 +559,27 @@ async fn drain_mode(
         }
     }
     println!(
-        "{:>7} {:>6} {:>8} {:>9} {:>8} {:>12} {:>13}",
-        "workers", "jobs", "setup_s", "elapsed_s", "jobs/s", "get_task_ms", "task_done_ms"
+        "{:>7} {:>6} {:>8} {:>9} {:>8} {:>12} {:>13} {:>10}",
+        "workers",
+        "jobs",
+        "setup_s",
+        "elapsed_s",
+        "jobs/s",
+        "get_task_ms",
+        "task_done_ms",
+        "wal_B/job"
     );
     for o in &outcomes {
         println!(
-            "{:>7} {:>6} {:>8.2} {:>9.2} {:>8.1} {:>12.3} {:>13.3}",
+            "{:>7} {:>6} {:>8.2} {:>9.2} {:>8.1} {:>12.3} {:>13.3} {:>10.0}",
             o.workers,
             o.jobs,
             o.setup.as_secs_f64(),
             o.elapsed.as_secs_f64(),
             o.jobs_per_s(),
             o.get_task_ms,
-            o.task_done_ms
+            o.task_done_ms,
+            o.wal_per_job
         );
     }
     Ok(json!({

@@ -98,14 +98,15 @@ impl Peer {
         self.driver(url, &["migrate"]).await.map(drop)
     }
 
-    /// Queues `jobs` jobs and drains them with `concurrency`; jobs per second.
+    /// Queues `jobs` jobs and drains them with `concurrency`; jobs per second and the WAL
+    /// bytes written per job.
     pub async fn drain(
         &self,
         url: &str,
         jobs: usize,
         concurrency: usize,
         batched: bool,
-    ) -> anyhow::Result<f64> {
+    ) -> anyhow::Result<(f64, f64)> {
         let result = self
             .driver(
                 url,
@@ -117,10 +118,13 @@ impl Peer {
                 ],
             )
             .await?;
-        result
-            .get("jobs_per_s")
-            .and_then(Value::as_f64)
-            .with_context(|| format!("graphile.js drain printed no jobs_per_s: {result}"))
+        let figure = |key: &str| {
+            result
+                .get(key)
+                .and_then(Value::as_f64)
+                .with_context(|| format!("graphile.js drain printed no {key}: {result}"))
+        };
+        Ok((figure("jobs_per_s")?, figure("wal_bytes_per_job")?))
     }
 }
 
@@ -189,6 +193,8 @@ pub async fn peer_create(dsn: &str, clients: usize, jobs: usize) -> anyhow::Resu
 pub struct Reading {
     pub jobs_per_s: f64,
     pub probe: f64,
+    /// The WAL the run wrote per job (the drains).
+    pub wal_per_job: Option<f64>,
 }
 
 /// One round of a comparison: ours and the peer's readings.
@@ -235,6 +241,7 @@ impl Comparison {
             json!({
                 "jobs_per_s": round_to(r.jobs_per_s, 1),
                 "probe_commits_per_s_before": r.probe,
+                "wal_bytes_per_job": r.wal_per_job.map(|w| round_to(w, 0)),
             })
         };
         json!({
@@ -257,18 +264,21 @@ impl Comparison {
             println!("  ({note})");
         }
         println!(
-            "  {:>5} {:>10} {:>8} {:>10} {:>8} {:>7}",
-            "round", "ours/s", "probe", "peer/s", "probe", "ratio"
+            "  {:>5} {:>10} {:>8} {:>10} {:>8} {:>7} {:>9} {:>9}",
+            "round", "ours/s", "probe", "peer/s", "probe", "ratio", "ours_wal", "peer_wal"
         );
+        let wal = |r: &Reading| r.wal_per_job.map_or("-".to_owned(), |w| format!("{w:.0}"));
         for (i, p) in self.rounds.iter().enumerate() {
             println!(
-                "  {:>5} {:>10.1} {:>8.0} {:>10.1} {:>8.0} {:>7.3}",
+                "  {:>5} {:>10.1} {:>8.0} {:>10.1} {:>8.0} {:>7.3} {:>9} {:>9}",
                 i + 1,
                 p.ours.jobs_per_s,
                 p.ours.probe,
                 p.peer.jobs_per_s,
                 p.peer.probe,
-                p.ratio()
+                p.ratio(),
+                wal(&p.ours),
+                wal(&p.peer)
             );
         }
         if let Some(s) = self.ratios() {
@@ -364,6 +374,7 @@ pub async fn run(
         let ours_drain = Reading {
             jobs_per_s: ours_drain.jobs_per_s(),
             probe: p,
+            wal_per_job: Some(ours_drain.wal_per_job),
         };
 
         let peer_unbatched = peer_round(cluster, peer, plan, false, &probe).await?;
@@ -388,6 +399,7 @@ pub async fn run(
         let ours_batched = Reading {
             jobs_per_s: ours_batched.jobs_per_s(),
             probe: p,
+            wal_per_job: Some(ours_batched.wal_per_job),
         };
         let peer_batched = peer_round(cluster, peer, plan, true, &probe).await?;
         drain_cmp.rounds.push(Pair {
@@ -411,6 +423,7 @@ pub async fn run(
         let ours_create = Reading {
             jobs_per_s: ours_create.jobs_per_s(),
             probe: p,
+            wal_per_job: None,
         };
         let p = probe().await?;
         let db = cluster
@@ -423,6 +436,7 @@ pub async fn run(
                 .await
                 .context("graphile-worker's add_job round failed")?,
             probe: p,
+            wal_per_job: None,
         };
         create_cmp.rounds.push(Pair {
             ours: ours_create,
@@ -453,6 +467,7 @@ pub async fn run(
             ours: Reading {
                 jobs_per_s: e2e.outcome.jobs_per_s(),
                 probe: p,
+                wal_per_job: None,
             },
             peer: peer_unbatched,
         });
@@ -479,7 +494,7 @@ where
         .context("could not create a database")?;
     let url = url(cluster, &db.name);
     peer.migrate(&url).await?;
-    let jobs_per_s = peer
+    let (jobs_per_s, wal_per_job) = peer
         .drain(&url, plan.jobs, plan.workers, batched)
         .await
         .with_context(|| {
@@ -494,6 +509,7 @@ where
     Ok(Reading {
         jobs_per_s,
         probe: p,
+        wal_per_job: Some(wal_per_job),
     })
 }
 
@@ -506,10 +522,12 @@ mod tests {
             ours: Reading {
                 jobs_per_s: ours,
                 probe: 100.0,
+                wal_per_job: Some(2000.0),
             },
             peer: Reading {
                 jobs_per_s: peer,
                 probe: 200.0,
+                wal_per_job: None,
             },
         }
     }
@@ -535,8 +553,10 @@ mod tests {
         assert_eq!(
             j["rounds"][0],
             json!({
-                "ours": {"jobs_per_s": 800.0, "probe_commits_per_s_before": 100.0},
-                "peer": {"jobs_per_s": 3200.0, "probe_commits_per_s_before": 200.0},
+                "ours": {"jobs_per_s": 800.0, "probe_commits_per_s_before": 100.0,
+                         "wal_bytes_per_job": 2000.0},
+                "peer": {"jobs_per_s": 3200.0, "probe_commits_per_s_before": 200.0,
+                         "wal_bytes_per_job": null},
                 "ratio": 0.25,
             })
         );
