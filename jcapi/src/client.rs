@@ -61,6 +61,35 @@ async fn create_job(shared: &Shared, who: &str, r: &Request) -> Result<Value, Er
         ));
     }
     let env = p.clenv.as_ref().map(|c| json!({ "clenv": c }));
+    if p.key.is_none() {
+        // the group commit (crate::create) makes it, with the creates arriving meanwhile
+        let (reply, made) = tokio::sync::oneshot::channel();
+        let create = crate::create::Create {
+            wfname: p.wfname,
+            args: p.inargs,
+            tag: p.vtag,
+            who: who.to_owned(),
+            env,
+            priority: p.priority,
+            reply,
+        };
+        let outcome = match shared.creates.send(create) {
+            Ok(()) => made.await.unwrap_or_else(|_| {
+                Err(ErrorObject::new(
+                    ErrorKind::InternalError,
+                    "the gateway is shutting down",
+                ))
+            }),
+            Err(_) => Err(ErrorObject::new(
+                ErrorKind::InternalError,
+                "the gateway is shutting down",
+            )),
+        };
+        return ok::<CreateJob>(match outcome {
+            Ok(job_id) => CreateJobResult(Some(job_id), None),
+            Err(e) => CreateJobResult(None, Some(e.message)),
+        });
+    }
     let db = match shared.db().await {
         Ok(db) => db,
         Err(e) => return ok::<CreateJob>(CreateJobResult(None, Some(e.message))),

@@ -63,6 +63,10 @@ pub struct Config {
     /// together, in one transaction (group commit), when another batch is in the database
     /// (else the first goes at once); 0 sends what is queued at once.
     pub task_done_window: Duration,
+    /// `create_job` calls (without a `key`) arriving within this of the first are made in
+    /// one transaction (group commit), when another batch of them is in the database (else
+    /// the first goes at once); 0 sends what is queued at once.
+    pub create_job_window: Duration,
     /// Messages queued for one connection before it counts as too slow and is closed.
     pub write_queue: usize,
     pub log_format: LogFormat,
@@ -257,6 +261,7 @@ pub struct Layer {
     pub offer_timeout: Option<String>,
     pub sweep_interval: Option<String>,
     pub task_done_window: Option<String>,
+    pub create_job_window: Option<String>,
     pub write_queue: Option<usize>,
     pub log_format: Option<String>,
     pub log_level: Option<String>,
@@ -351,6 +356,7 @@ impl Layer {
             offer_timeout: Some("10s".into()),
             sweep_interval: Some("5s".into()),
             task_done_window: Some("1ms".into()),
+            create_job_window: Some("1ms".into()),
             write_queue: Some(4096),
             log_format: Some("pretty".into()),
             log_level: Some("info".into()),
@@ -444,6 +450,7 @@ impl Layer {
                 "JC_OFFER_TIMEOUT" => l.offer_timeout = Some(v),
                 "JC_SWEEP_INTERVAL" => l.sweep_interval = Some(v),
                 "JC_TASK_DONE_WINDOW" => l.task_done_window = Some(v),
+                "JC_CREATE_JOB_WINDOW" => l.create_job_window = Some(v),
                 "JC_WRITE_QUEUE" => l.write_queue = Some(number(var, &v)?),
                 "JC_LOG_FORMAT" => l.log_format = Some(v),
                 "JC_LOG_LEVEL" => l.log_level = Some(v),
@@ -490,6 +497,7 @@ impl Layer {
             offer_timeout: over.offer_timeout.or(self.offer_timeout),
             sweep_interval: over.sweep_interval.or(self.sweep_interval),
             task_done_window: over.task_done_window.or(self.task_done_window),
+            create_job_window: over.create_job_window.or(self.create_job_window),
             write_queue: over.write_queue.or(self.write_queue),
             log_format: over.log_format.or(self.log_format),
             log_level: over.log_level.or(self.log_level),
@@ -531,20 +539,17 @@ fn duration(key: &str, value: Option<String>) -> Result<Duration, Error> {
 }
 
 /// The group-commit window: zero (no waiting) up to a second.
-fn window(value: Option<String>) -> Result<Duration, Error> {
+fn window(name: &str, value: Option<String>) -> Result<Duration, Error> {
     let value = value.unwrap_or_else(|| "0".into());
     let d = if value.trim() == "0" {
         Duration::ZERO
     } else {
-        humantime::parse_duration(&value).map_err(|e| {
-            Error::Config(format!(
-                "task_done_window = {value:?}: {e} (e.g. \"1ms\", \"0\")"
-            ))
-        })?
+        humantime::parse_duration(&value)
+            .map_err(|e| Error::Config(format!("{name} = {value:?}: {e} (e.g. \"1ms\", \"0\")")))?
     };
     if d > Duration::from_secs(1) {
         return Err(Error::Config(format!(
-            "task_done_window = {value:?}: at most 1s (results wait this long)"
+            "{name} = {value:?}: at most 1s (calls wait this long)"
         )));
     }
     Ok(d)
@@ -759,7 +764,8 @@ impl Config {
             ping_timeout: duration("ping_timeout", l.ping_timeout)?,
             offer_timeout: duration("offer_timeout", l.offer_timeout)?,
             sweep_interval: duration("sweep_interval", l.sweep_interval)?,
-            task_done_window: window(l.task_done_window)?,
+            task_done_window: window("task_done_window", l.task_done_window)?,
+            create_job_window: window("create_job_window", l.create_job_window)?,
             write_queue,
             log_format,
             log_level: l.log_level.unwrap_or_else(|| "info".into()),
@@ -790,6 +796,7 @@ impl Config {
         let _ = writeln!(out, "offer_timeout = {}", dur(self.offer_timeout));
         let _ = writeln!(out, "sweep_interval = {}", dur(self.sweep_interval));
         let _ = writeln!(out, "task_done_window = {}", dur(self.task_done_window));
+        let _ = writeln!(out, "create_job_window = {}", dur(self.create_job_window));
         let _ = writeln!(out, "write_queue = {}", self.write_queue);
         let format = match self.log_format {
             LogFormat::Pretty => "pretty",

@@ -27,6 +27,7 @@ mod client;
 mod commit;
 pub mod config;
 mod conn;
+mod create;
 mod dispatch;
 mod error;
 mod guard;
@@ -146,6 +147,7 @@ pub async fn run_with(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (listen_tx, listen_rx) = mpsc::unbounded_channel();
     let (commit_tx, commit_rx) = mpsc::unbounded_channel();
+    let (create_tx, create_rx) = mpsc::unbounded_channel();
     guard::set_field_max(config.limits.log_field_max);
     let shared = Arc::new(Shared {
         dispatch: Mutex::new(Dispatch::new(config.offer_timeout, metrics.clone())),
@@ -162,6 +164,7 @@ pub async fn run_with(
         ended: Mutex::default(),
         ended_wake: tokio::sync::Notify::new(),
         commits: commit_tx,
+        creates: create_tx,
         next_conn: AtomicU64::new(0),
         stop: stop_rx,
         gateway: watch::Sender::new(0),
@@ -176,6 +179,7 @@ pub async fn run_with(
         tokio::spawn(server::expiry_loop(shared.clone())),
         tokio::spawn(server::ended_loop(shared.clone())),
         tokio::spawn(commit::commit_loop(shared.clone(), commit_rx)),
+        tokio::spawn(create::create_loop(shared.clone(), create_rx)),
         tokio::spawn(reload_loop(shared.clone())),
     ];
     let tracker = TaskTracker::new();

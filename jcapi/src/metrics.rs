@@ -60,6 +60,8 @@ pub struct Metrics {
     pub task_done_batches: AtomicU64,
     /// Results sent again after they lost a deadlock or serialization conflict.
     pub task_done_conflicts: AtomicU64,
+    /// Transactions of the `create_job` group commit, each making a batch of jobs.
+    pub create_job_batches: AtomicU64,
     pub offers_expired: AtomicU64,
     pub ping_timeouts: AtomicU64,
     pub slow_clients: AtomicU64,
@@ -81,7 +83,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         // A registry of this moment's values; the text encoder adds `_total` to counters.
         let mut r = Registry::default();
-        let counters: [(&str, &str, &AtomicU64); 20] = [
+        let counters: [(&str, &str, &AtomicU64); 21] = [
             (
                 "jcapi_connections",
                 "Connections accepted",
@@ -138,6 +140,11 @@ impl Metrics {
                 "jcapi_task_done_batches",
                 "tasks_done calls of the group commit",
                 &self.task_done_batches,
+            ),
+            (
+                "jcapi_create_job_batches",
+                "Transactions of the create_job group commit",
+                &self.create_job_batches,
             ),
             (
                 "jcapi_task_done_conflicts",

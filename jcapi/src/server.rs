@@ -187,6 +187,8 @@ pub(crate) struct Shared {
     pub ended_wake: tokio::sync::Notify,
     /// The results on their way to the database (group commit).
     pub commits: mpsc::UnboundedSender<crate::commit::Done>,
+    /// The `create_job` calls on their way to the database (group commit).
+    pub creates: mpsc::UnboundedSender<crate::create::Create>,
     pub next_conn: AtomicU64,
     pub stop: watch::Receiver<bool>,
     /// The gateway's id in the engine (0 until it registered; see [`crate::liveness`]).

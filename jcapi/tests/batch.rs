@@ -2,7 +2,8 @@
 //! worker's slots, `tasks_done` answering each result on its own (an unknown cookie, a task
 //! taken elsewhere, outputs that are no object or do not fit beside good results), the group
 //! commit of results arriving together, the `job_done` of the jobs a batch ends sent from
-//! the batch's own read, and no result lost while PostgreSQL is down.
+//! the batch's own read, no result lost while PostgreSQL is down, and the group commit of
+//! `create_job` calls, where a refused create fails alone.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -366,4 +367,112 @@ async fn a_batch_that_ends_waited_jobs_tells_their_waiters_once_from_its_own_rea
     assert!(job_dones(&mut c, Duration::from_millis(300))
         .await
         .is_empty());
+}
+
+/// `create_job` calls arriving while a batch of them is in the database are made in one
+/// transaction, and a refused create in that batch fails alone: the first create is held in
+/// the database by the workflow's replace lock, which the test takes; five arrive meanwhile
+/// on five connections, two of them bad (an unknown workflow, unknown inputs).
+#[tokio::test]
+async fn creates_arriving_together_are_made_together_and_a_refusal_is_its_own() {
+    let env = env().await;
+    let g = Gateway::start(&env, &["--create-job-window", "300ms"]).await;
+    let mut clients = Vec::new();
+    for _ in 0..6 {
+        clients.push(login(&g, "tcp", "alice", ALICE_PW).await);
+    }
+    let blocker = env.tdb.connect().await.unwrap();
+    blocker.batch_execute("begin").await.unwrap();
+    blocker
+        .execute(
+            "select pg_advisory_xact_lock(jobcenter.replace_lock_class(), \
+             (select action_id from jobcenter.actions where name = 'calltest' \
+              and type = 'workflow' order by version desc limit 1))",
+            &[],
+        )
+        .await
+        .unwrap();
+    let before = metric(&g, "jcapi_create_job_batches_total").await;
+    let create = |c: &Rpc, id: i64, wfname: &str, inargs: Value| {
+        c.send(&json!({"jsonrpc": "2.0", "id": id, "method": "create_job",
+                       "params": {"wfname": wfname, "inargs": inargs}}));
+    };
+    create(&clients[0], 1, "calltest", json!({"input": 0}));
+    let t0 = std::time::Instant::now();
+    while metric(&g, "jcapi_create_job_batches_total").await == before {
+        assert!(t0.elapsed() < WAIT, "the first create was not sent at once");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let calls = [
+        ("calltest", json!({"input": 1})),
+        ("nosuchworkflow", json!({"input": 2})),
+        ("calltest", json!({"input": 3})),
+        ("calltest", json!({"nosuchinput": 4})),
+        ("calltest", json!({"input": 5})),
+    ];
+    for (i, (wfname, inargs)) in calls.iter().enumerate() {
+        create(&clients[i + 1], 1, wfname, inargs.clone());
+    }
+    // Everything waits for the lock: nobody is answered yet.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        metric(&g, "jcapi_create_job_batches_total").await - before,
+        2,
+        "the first create alone, the five after it in one transaction"
+    );
+    assert_eq!(metric(&g, "jcapi_jobs_created_total").await, 0);
+    blocker.batch_execute("commit").await.unwrap();
+    let mut answers = Vec::new();
+    for c in &mut clients {
+        answers.push(c.response(json!(1)).await["result"].clone());
+    }
+    let mut jobs = Vec::new();
+    for (i, a) in answers.iter().enumerate() {
+        match i {
+            2 => {
+                assert!(a[0].is_null(), "{a}");
+                assert!(
+                    a[1].as_str().unwrap().contains("nosuchworkflow"),
+                    "the unknown workflow's own error: {a}"
+                );
+            }
+            4 => {
+                assert!(a[0].is_null(), "{a}");
+                assert!(
+                    a[1].as_str().unwrap().contains("bad arguments"),
+                    "the bad inputs' own error: {a}"
+                );
+            }
+            _ => {
+                assert!(a[1].is_null(), "create {i} made its job: {a}");
+                jobs.push(a[0].as_i64().unwrap());
+            }
+        }
+    }
+    let made: i64 = env
+        .db
+        .query_one(
+            "select count(*) from jobcenter.jobs where job_id = any($1)",
+            &[&jobs],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(made, 4, "each good create made one job: {jobs:?}");
+    let all: i64 = env
+        .db
+        .query_one("select count(*) from jobcenter.jobs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(all, 4, "and nothing else was made");
+    // The jobs run: a worker performs them and their clients hear their ends.
+    let mut w = announced(&g, "tcp", "creates", "add", 4).await;
+    let tasks = take_all(&mut w, "add", 4).await;
+    let results: Vec<Value> = tasks.iter().map(|t| result(t, add(&t[2]))).collect();
+    w.call("tasks_done", json!({ "results": results })).await;
+    // the good creates were calls 0, 1, 3 and 5, each on its own connection, input = call
+    for (job, i) in jobs.iter().zip([0, 1, 3, 5]) {
+        assert_eq!(clients[i].job_done(*job).await, json!({"output": i + 3}));
+    }
 }

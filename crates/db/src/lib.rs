@@ -337,6 +337,59 @@ pub mod pooled {
         new_job(&c.query_one(&stmt, &params).await?)
     }
 
+    /// [`create_job`] of several jobs in one transaction and one round trip (begin, the
+    /// creates, commit, sent together), so that they share one commit: one flush, and for
+    /// jobs that notify one turn at PostgreSQL's notification lock, which serialises the
+    /// commits of notifying transactions. Should one of them fail, the transaction rolls back
+    /// (its commit does) and each is created again in a transaction of its own, so one
+    /// create's error is its own. `Err` only when the connection failed, as a single create's
+    /// would: which jobs were made is then unknown.
+    pub async fn create_jobs(
+        c: &deadpool_postgres::Client,
+        jobs: &[(&str, &Value, CreateJob<'_>)],
+    ) -> Result<Vec<Result<NewJob, Error>>, Error> {
+        let stmt = c.prepare_cached(CREATE_JOB).await?;
+        let names: Vec<&str> = jobs.iter().map(|(w, _, _)| *w).collect();
+        let params: Vec<[Param<'_>; 9]> = jobs
+            .iter()
+            .zip(&names)
+            .map(|((_, args, opts), w)| create_job_params(w, args, opts))
+            .collect();
+        // Sent in this order as the futures are first polled, answered in the same order.
+        let (begin, created, commit) = tokio::join!(
+            c.batch_execute("begin"),
+            futures_util::future::join_all(params.iter().map(|p| c.query_one(&stmt, p))),
+            c.batch_execute("commit"),
+        );
+        begin?;
+        let mut made = Vec::with_capacity(jobs.len());
+        let mut refused = false;
+        for r in created {
+            match r {
+                Ok(row) => made.push(row),
+                // a refusal (or an error after it): the commit rolled everything back
+                Err(e) if e.as_db_error().is_some() => refused = true,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        match commit {
+            Ok(()) if !refused => return Ok(made.iter().map(new_job).collect()),
+            Ok(()) => {}
+            Err(e) if e.as_db_error().is_some() => {}
+            Err(e) => return Err(e.into()),
+        }
+        let mut one_by_one = Vec::with_capacity(jobs.len());
+        for (wfname, args, opts) in jobs {
+            match create_job(c, wfname, args, opts.clone()).await {
+                Err(Error::Postgres(e)) if e.as_db_error().is_none() => {
+                    return Err(Error::Postgres(e))
+                }
+                r => one_by_one.push(r),
+            }
+        }
+        Ok(one_by_one)
+    }
+
     /// [`super::get_job_status`] with a cached statement.
     pub async fn get_job_status(
         c: &deadpool_postgres::Client,

@@ -1,0 +1,153 @@
+//! Group commit of `create_job` calls.
+//!
+//! Every `create_job` without a `key` goes to one queue. The create loop takes the first and,
+//! while another batch is in the database, waits `create_job_window` for more (or until
+//! [`MAX_BATCH`] are there; with none in the database it sends at once), then makes them all
+//! in one transaction and one round trip (`jc_db::pooled::create_jobs`); at most
+//! [`IN_FLIGHT`] batches are in the database at once, and creates arriving meanwhile join the
+//! next batch. Why: a job's creation notifies its first task's action (`action:<id>:ready`),
+//! and PostgreSQL serialises the commits of notifying transactions (each holds its
+//! notification lock until its commit is flushed), so creates committed one by one queue
+//! there; a batch takes one turn. Should one create of a batch be refused, the batch is made
+//! again one create per transaction, so a create's error is its own (as alone). A create
+//! with a `key` goes alone (`jc_db::pooled::create_job`): it may wait on the key's row for
+//! another create of the same key, which must not hold up, or deadlock, a batch.
+
+use std::sync::Arc;
+
+use jc_proto::{ErrorKind, ErrorObject};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::time::Instant;
+
+use crate::metrics::Metrics;
+use crate::server::Shared;
+
+/// The most creates in one transaction.
+const MAX_BATCH: usize = 100;
+/// Batches in the database at once: one committing while the next one runs its creates.
+const IN_FLIGHT: usize = 2;
+
+/// What became of one create: the new job's id, or the error to answer with.
+pub(crate) type Outcome = Result<i64, ErrorObject>;
+
+/// One `create_job` on its way to the database.
+#[derive(Debug)]
+pub(crate) struct Create {
+    pub wfname: String,
+    pub args: Value,
+    pub tag: Option<String>,
+    /// The gateway user the job is created for (impersonated).
+    pub who: String,
+    pub env: Option<Value>,
+    pub priority: Option<i32>,
+    pub reply: oneshot::Sender<Outcome>,
+}
+
+/// The create loop; see the module docs. It ends when every sender is gone.
+pub(crate) async fn create_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Create>) {
+    let window = shared.config.create_job_window;
+    let flights = Arc::new(Semaphore::new(IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        let deadline = Instant::now() + window;
+        // With no batch in the database a create goes at once (as a result does in
+        // crate::commit): waiting would only add the window to its latency.
+        let wait = !window.is_zero() && flights.available_permits() < IN_FLIGHT;
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(c) => batch.push(c),
+                Err(_) if !wait => break,
+                Err(_) => tokio::select! {
+                    c = rx.recv() => match c {
+                        Some(c) => batch.push(c),
+                        None => break,
+                    },
+                    () = tokio::time::sleep_until(deadline) => break,
+                },
+            }
+        }
+        let Ok(permit) = flights.clone().acquire_owned().await else {
+            return;
+        };
+        // Creates that came while every flight was busy join this batch.
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(c) => batch.push(c),
+                Err(_) => break,
+            }
+        }
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            make(&shared, batch).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Makes a batch and answers every create of it.
+async fn make(shared: &Shared, batch: Vec<Create>) {
+    let db = match shared.db().await {
+        Ok(db) => db,
+        Err(e) => {
+            for c in batch {
+                let _ = c.reply.send(Err(e.clone()));
+            }
+            return;
+        }
+    };
+    fn opts(c: &Create) -> jc_db::CreateJob<'_> {
+        jc_db::CreateJob {
+            tag: c.tag.as_deref(),
+            impersonate: Some(c.who.as_str()),
+            env: c.env.as_ref(),
+            start_at: None,
+            key: None,
+            priority: c.priority,
+            // the client is told of the job's end (job_done), through job:finished
+            quiet: false,
+        }
+    }
+    Metrics::inc(&shared.metrics.create_job_batches);
+    let made = if let [one] = batch.as_slice() {
+        Ok(vec![
+            jc_db::pooled::create_job(&db, &one.wfname, &one.args, opts(one)).await,
+        ])
+    } else {
+        let jobs: Vec<_> = batch
+            .iter()
+            .map(|c| (c.wfname.as_str(), &c.args, opts(c)))
+            .collect();
+        jc_db::pooled::create_jobs(&db, &jobs).await
+    };
+    match made {
+        Ok(made) if made.len() == batch.len() => {
+            for (c, m) in batch.into_iter().zip(made) {
+                let outcome = match m {
+                    Ok(job) => {
+                        Metrics::inc(&shared.metrics.jobs_created);
+                        tracing::debug!(job_id = job.job_id, wfname = %c.wfname, who = %c.who,
+                            "job created");
+                        Ok(job.job_id)
+                    }
+                    Err(e) => Err(shared.db_error(e)),
+                };
+                let _ = c.reply.send(outcome);
+            }
+        }
+        Ok(made) => {
+            let why = format!("{} creates answered {} times", batch.len(), made.len());
+            for c in batch {
+                let _ = c
+                    .reply
+                    .send(Err(ErrorObject::new(ErrorKind::InternalError, why.clone())));
+            }
+        }
+        Err(e) => {
+            let e = shared.db_error(e);
+            for c in batch {
+                let _ = c.reply.send(Err(e.clone()));
+            }
+        }
+    }
+}
