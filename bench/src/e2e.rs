@@ -153,6 +153,10 @@ pub struct GatewayFigures {
     pub offers_expired: u64,
     pub db_errors: u64,
     pub slow_clients: u64,
+    /// Transactions of the gateway's group commits: creates, takes, results.
+    pub create_batches: u64,
+    pub take_batches: u64,
+    pub done_batches: u64,
 }
 
 /// What a round measured.
@@ -377,6 +381,9 @@ async fn drive(
         offers_expired: figure("jcapi_offers_expired_total"),
         db_errors: figure("jcapi_db_errors_total"),
         slow_clients: figure("jcapi_slow_clients_total"),
+        create_batches: figure("jcapi_create_job_batches_total"),
+        take_batches: figure("jcapi_take_batches_total"),
+        done_batches: figure("jcapi_task_done_batches_total"),
     };
 
     let first = done

@@ -897,6 +897,11 @@ async fn e2e_rounds(
                     g.db_errors, g.slow_clients
                 );
             }
+            println!(
+                "{t}, {workers} workers: group commits of {} jobs: {} create, {} take and {} \
+                 result transactions",
+                args.jobs, g.create_batches, g.take_batches, g.done_batches
+            );
             if args.stats {
                 println!("{t}, {workers} workers:");
                 stats::print_top(cluster, &db.name).await?;
@@ -987,6 +992,9 @@ fn e2e_json(o: &E2eOutcome) -> Value {
                 "offers_expired": o.gateway.offers_expired,
                 "db_errors": o.gateway.db_errors,
                 "slow_clients": o.gateway.slow_clients,
+                "create_job_batches": o.gateway.create_batches,
+                "take_batches": o.gateway.take_batches,
+                "task_done_batches": o.gateway.done_batches,
             }),
         );
     }

@@ -29,9 +29,10 @@ use std::time::Duration;
 
 use jc_proto::{ErrorKind, ErrorObject};
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 
+use crate::group::Gather;
 use crate::metrics::Metrics;
 use crate::server::{check_jobs, deliver, lock, Shared};
 
@@ -120,38 +121,8 @@ impl Done {
 
 /// The commit loop; see the module docs. It ends when every sender is gone.
 pub(crate) async fn commit_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Done>) {
-    let window = shared.config.task_done_window;
-    let flights = Arc::new(Semaphore::new(IN_FLIGHT));
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        let deadline = Instant::now() + window;
-        // With no batch in the database a result goes at once: waiting would only add the
-        // window to its latency. Results arriving while batches are in flight wait for
-        // company (as PostgreSQL's commit_delay waits only with commit_siblings active).
-        let wait = !window.is_zero() && flights.available_permits() < IN_FLIGHT;
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(d) => batch.push(d),
-                Err(_) if !wait => break,
-                Err(_) => tokio::select! {
-                    d = rx.recv() => match d {
-                        Some(d) => batch.push(d),
-                        None => break,
-                    },
-                    () = tokio::time::sleep_until(deadline) => break,
-                },
-            }
-        }
-        let Ok(permit) = flights.clone().acquire_owned().await else {
-            return;
-        };
-        // Results that came while every flight was busy join this batch.
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(d) => batch.push(d),
-                Err(_) => break,
-            }
-        }
+    let gather = Gather::new(shared.config.task_done_window, MAX_BATCH, IN_FLIGHT);
+    while let Some((batch, permit)) = gather.next(&mut rx).await {
         let shared = shared.clone();
         tokio::spawn(async move {
             flush(&shared, batch).await;

@@ -67,6 +67,10 @@ pub struct Config {
     /// one transaction (group commit), when another batch of them is in the database (else
     /// the first goes at once); 0 sends what is queued at once.
     pub create_job_window: Duration,
+    /// Takes (`get_task`, `get_tasks`) of different workers arriving within this of the
+    /// first are made in one transaction (group commit), when another batch of them is in
+    /// the database (else the first goes at once); 0 sends what is queued at once.
+    pub get_task_window: Duration,
     /// Messages queued for one connection before it counts as too slow and is closed.
     pub write_queue: usize,
     pub log_format: LogFormat,
@@ -262,6 +266,7 @@ pub struct Layer {
     pub sweep_interval: Option<String>,
     pub task_done_window: Option<String>,
     pub create_job_window: Option<String>,
+    pub get_task_window: Option<String>,
     pub write_queue: Option<usize>,
     pub log_format: Option<String>,
     pub log_level: Option<String>,
@@ -357,6 +362,7 @@ impl Layer {
             sweep_interval: Some("5s".into()),
             task_done_window: Some("1ms".into()),
             create_job_window: Some("1ms".into()),
+            get_task_window: Some("1ms".into()),
             write_queue: Some(4096),
             log_format: Some("pretty".into()),
             log_level: Some("info".into()),
@@ -451,6 +457,7 @@ impl Layer {
                 "JC_SWEEP_INTERVAL" => l.sweep_interval = Some(v),
                 "JC_TASK_DONE_WINDOW" => l.task_done_window = Some(v),
                 "JC_CREATE_JOB_WINDOW" => l.create_job_window = Some(v),
+                "JC_GET_TASK_WINDOW" => l.get_task_window = Some(v),
                 "JC_WRITE_QUEUE" => l.write_queue = Some(number(var, &v)?),
                 "JC_LOG_FORMAT" => l.log_format = Some(v),
                 "JC_LOG_LEVEL" => l.log_level = Some(v),
@@ -498,6 +505,7 @@ impl Layer {
             sweep_interval: over.sweep_interval.or(self.sweep_interval),
             task_done_window: over.task_done_window.or(self.task_done_window),
             create_job_window: over.create_job_window.or(self.create_job_window),
+            get_task_window: over.get_task_window.or(self.get_task_window),
             write_queue: over.write_queue.or(self.write_queue),
             log_format: over.log_format.or(self.log_format),
             log_level: over.log_level.or(self.log_level),
@@ -766,6 +774,7 @@ impl Config {
             sweep_interval: duration("sweep_interval", l.sweep_interval)?,
             task_done_window: window("task_done_window", l.task_done_window)?,
             create_job_window: window("create_job_window", l.create_job_window)?,
+            get_task_window: window("get_task_window", l.get_task_window)?,
             write_queue,
             log_format,
             log_level: l.log_level.unwrap_or_else(|| "info".into()),
@@ -797,6 +806,7 @@ impl Config {
         let _ = writeln!(out, "sweep_interval = {}", dur(self.sweep_interval));
         let _ = writeln!(out, "task_done_window = {}", dur(self.task_done_window));
         let _ = writeln!(out, "create_job_window = {}", dur(self.create_job_window));
+        let _ = writeln!(out, "get_task_window = {}", dur(self.get_task_window));
         let _ = writeln!(out, "write_queue = {}", self.write_queue);
         let format = match self.log_format {
             LogFormat::Pretty => "pretty",

@@ -605,13 +605,14 @@ impl Conn {
             JobRef::Token(_) => None,
         };
         let conn = self.handle.id;
-        let taken = async {
-            let db = self.shared.db().await?;
-            jc_db::pooled::get_task(&db, &w.name, &p.actionname, job_id)
-                .await
-                .map_err(|e| self.shared.db_error(e))
-        }
-        .await;
+        let taken = crate::take::take(
+            &self.shared,
+            &w.name,
+            &p.actionname,
+            jc_db::TakeWhat::Job(job_id),
+        )
+        .await
+        .map(|tasks| tasks.into_iter().next());
         let now = Instant::now();
         match taken {
             Ok(Some(task)) => {
@@ -661,12 +662,12 @@ impl Conn {
             return ok::<GetTasks>(Vec::new());
         };
         let limit = i32::try_from(claim.count).unwrap_or(i32::MAX);
-        let taken = async {
-            let db = self.shared.db().await?;
-            jc_db::pooled::get_tasks(&db, &w.name, &p.actionname, limit)
-                .await
-                .map_err(|e| self.shared.db_error(e))
-        }
+        let taken = crate::take::take(
+            &self.shared,
+            &w.name,
+            &p.actionname,
+            jc_db::TakeWhat::Up(limit),
+        )
         .await;
         let now = Instant::now();
         // An error counts as nothing found: the sweep finds the ready tasks again.

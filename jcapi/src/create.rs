@@ -17,9 +17,9 @@ use std::sync::Arc;
 
 use jc_proto::{ErrorKind, ErrorObject};
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot, Semaphore};
-use tokio::time::Instant;
+use tokio::sync::{mpsc, oneshot};
 
+use crate::group::Gather;
 use crate::metrics::Metrics;
 use crate::server::Shared;
 
@@ -46,37 +46,8 @@ pub(crate) struct Create {
 
 /// The create loop; see the module docs. It ends when every sender is gone.
 pub(crate) async fn create_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Create>) {
-    let window = shared.config.create_job_window;
-    let flights = Arc::new(Semaphore::new(IN_FLIGHT));
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        let deadline = Instant::now() + window;
-        // With no batch in the database a create goes at once (as a result does in
-        // crate::commit): waiting would only add the window to its latency.
-        let wait = !window.is_zero() && flights.available_permits() < IN_FLIGHT;
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(c) => batch.push(c),
-                Err(_) if !wait => break,
-                Err(_) => tokio::select! {
-                    c = rx.recv() => match c {
-                        Some(c) => batch.push(c),
-                        None => break,
-                    },
-                    () = tokio::time::sleep_until(deadline) => break,
-                },
-            }
-        }
-        let Ok(permit) = flights.clone().acquire_owned().await else {
-            return;
-        };
-        // Creates that came while every flight was busy join this batch.
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(c) => batch.push(c),
-                Err(_) => break,
-            }
-        }
+    let gather = Gather::new(shared.config.create_job_window, MAX_BATCH, IN_FLIGHT);
+    while let Some((batch, permit)) = gather.next(&mut rx).await {
         let shared = shared.clone();
         tokio::spawn(async move {
             make(&shared, batch).await;

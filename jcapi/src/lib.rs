@@ -30,11 +30,13 @@ mod conn;
 mod create;
 mod dispatch;
 mod error;
+mod group;
 mod guard;
 mod http;
 mod liveness;
 pub mod metrics;
 mod server;
+mod take;
 mod tls;
 mod transport;
 
@@ -148,6 +150,7 @@ pub async fn run_with(
     let (listen_tx, listen_rx) = mpsc::unbounded_channel();
     let (commit_tx, commit_rx) = mpsc::unbounded_channel();
     let (create_tx, create_rx) = mpsc::unbounded_channel();
+    let (take_tx, take_rx) = mpsc::unbounded_channel();
     guard::set_field_max(config.limits.log_field_max);
     let shared = Arc::new(Shared {
         dispatch: Mutex::new(Dispatch::new(config.offer_timeout, metrics.clone())),
@@ -165,6 +168,7 @@ pub async fn run_with(
         ended_wake: tokio::sync::Notify::new(),
         commits: commit_tx,
         creates: create_tx,
+        takes: take_tx,
         next_conn: AtomicU64::new(0),
         stop: stop_rx,
         gateway: watch::Sender::new(0),
@@ -180,6 +184,7 @@ pub async fn run_with(
         tokio::spawn(server::ended_loop(shared.clone())),
         tokio::spawn(commit::commit_loop(shared.clone(), commit_rx)),
         tokio::spawn(create::create_loop(shared.clone(), create_rx)),
+        tokio::spawn(take::take_loop(shared.clone(), take_rx)),
         tokio::spawn(reload_loop(shared.clone())),
     ];
     let tracker = TaskTracker::new();

@@ -65,6 +65,10 @@ struct Args {
     /// (default 1ms; 0 sends what is queued at once).
     #[arg(long, value_name = "DURATION")]
     create_job_window: Option<String>,
+    /// Takes of different workers arriving within this of the first are made in one
+    /// transaction (default 1ms; 0 sends what is queued at once).
+    #[arg(long, value_name = "DURATION")]
+    get_task_window: Option<String>,
     /// Messages queued for a connection before it counts as too slow (default 4096).
     #[arg(long)]
     write_queue: Option<usize>,
@@ -168,6 +172,7 @@ impl Args {
             sweep_interval: self.sweep_interval.clone(),
             task_done_window: self.task_done_window.clone(),
             create_job_window: self.create_job_window.clone(),
+            get_task_window: self.get_task_window.clone(),
             write_queue: self.write_queue,
             log_format: self.log_format.clone(),
             log_level: self.log_level.clone(),

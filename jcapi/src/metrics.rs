@@ -62,6 +62,8 @@ pub struct Metrics {
     pub task_done_conflicts: AtomicU64,
     /// Transactions of the `create_job` group commit, each making a batch of jobs.
     pub create_job_batches: AtomicU64,
+    /// Transactions of the takes' group commit (`get_task`, `get_tasks`).
+    pub take_batches: AtomicU64,
     pub offers_expired: AtomicU64,
     pub ping_timeouts: AtomicU64,
     pub slow_clients: AtomicU64,
@@ -83,7 +85,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         // A registry of this moment's values; the text encoder adds `_total` to counters.
         let mut r = Registry::default();
-        let counters: [(&str, &str, &AtomicU64); 21] = [
+        let counters: [(&str, &str, &AtomicU64); 22] = [
             (
                 "jcapi_connections",
                 "Connections accepted",
@@ -145,6 +147,11 @@ impl Metrics {
                 "jcapi_create_job_batches",
                 "Transactions of the create_job group commit",
                 &self.create_job_batches,
+            ),
+            (
+                "jcapi_take_batches",
+                "Transactions of the group commit of get_task and get_tasks",
+                &self.take_batches,
             ),
             (
                 "jcapi_task_done_conflicts",

@@ -189,6 +189,8 @@ pub(crate) struct Shared {
     pub commits: mpsc::UnboundedSender<crate::commit::Done>,
     /// The `create_job` calls on their way to the database (group commit).
     pub creates: mpsc::UnboundedSender<crate::create::Create>,
+    /// The workers' takes on their way to the database (group commit).
+    pub takes: mpsc::UnboundedSender<crate::take::Take>,
     pub next_conn: AtomicU64,
     pub stop: watch::Receiver<bool>,
     /// The gateway's id in the engine (0 until it registered; see [`crate::liveness`]).

@@ -2,8 +2,8 @@
 //! worker's slots, `tasks_done` answering each result on its own (an unknown cookie, a task
 //! taken elsewhere, outputs that are no object or do not fit beside good results), the group
 //! commit of results arriving together, the `job_done` of the jobs a batch ends sent from
-//! the batch's own read, no result lost while PostgreSQL is down, and the group commit of
-//! `create_job` calls, where a refused create fails alone.
+//! the batch's own read, no result lost while PostgreSQL is down, and the group commits of
+//! `create_job` calls and of takes, where a refused create or take fails alone.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -475,4 +475,114 @@ async fn creates_arriving_together_are_made_together_and_a_refusal_is_its_own() 
     for (job, i) in jobs.iter().zip([0, 1, 3, 5]) {
         assert_eq!(clients[i].job_done(*job).await, json!({"output": i + 3}));
     }
+}
+
+/// Takes of different workers arriving while a batch of takes is in the database are made in
+/// one transaction, and a take refused there fails alone: the first take (of a rate-limited
+/// action) is held in the database by its queue's `action_rates` row, which the test locks;
+/// meanwhile two workers of `add` take their offers, and the engine no longer knows one of
+/// them (withdrawn by SQL).
+#[tokio::test]
+async fn takes_arriving_together_are_made_together_and_a_refusal_is_its_own() {
+    use testkit::examples::{calls, counter_action};
+    let env = env().await;
+    let rated = counter_action("rated")
+        .config(|c| {
+            c.rate = Some(jcl::RateConfig {
+                limit: 100,
+                per: "1 second".into(),
+            })
+        })
+        .model();
+    for m in [rated, calls("ratedtest", "rated")] {
+        jc_db::load_model(&env.db, &m, &[]).await.unwrap();
+    }
+    let g = Gateway::start(&env, &["--get-task-window", "300ms"]).await;
+    let mut c = login(&g, "tcp", "alice", ALICE_PW).await;
+    let mut wr = announced(&g, "tcp", "takes-r", "rated", 1).await;
+    let mut wa = announced(&g, "tcp", "takes-a", "add", 1).await;
+    let mut wb = announced(&g, "tcp", "takes-b", "add", 1).await;
+    let rated_job = c.create_job("ratedtest", json!({"input": 0})).await;
+    let add_jobs = [
+        c.create_job("calltest", json!({"input": 1})).await,
+        c.create_job("calltest", json!({"input": 2})).await,
+    ];
+    let offer = |o: Option<Value>| o.expect("an offer")["job_id"].as_i64().unwrap();
+    let r_offer = offer(wr.notification("task_ready", WAIT).await);
+    let a_offer = offer(wa.notification("task_ready", WAIT).await);
+    let b_offer = offer(wb.notification("task_ready", WAIT).await);
+    assert_eq!(r_offer, rated_job);
+    let mut offered = [a_offer, b_offer];
+    offered.sort_unstable();
+    assert_eq!(
+        offered, add_jobs,
+        "each add worker is offered one of the two"
+    );
+
+    env.db
+        .execute(
+            "insert into jobcenter.action_rates (queue) \
+             select action_id from jobcenter.actions where name = 'rated' and type = 'action' \
+             on conflict do nothing",
+            &[],
+        )
+        .await
+        .unwrap();
+    let blocker = env.tdb.connect().await.unwrap();
+    blocker.batch_execute("begin").await.unwrap();
+    blocker
+        .execute("select 1 from jobcenter.action_rates for update", &[])
+        .await
+        .unwrap();
+    env.db
+        .execute("select jobcenter.withdraw('takes-b', 'add')", &[])
+        .await
+        .unwrap();
+
+    let before = metric(&g, "jcapi_take_batches_total").await;
+    wr.send(&json!({"jsonrpc": "2.0", "id": 100, "method": "get_task",
+                    "params": {"actionname": "rated", "job_id": rated_job}}));
+    let t0 = std::time::Instant::now();
+    while metric(&g, "jcapi_take_batches_total").await == before {
+        assert!(t0.elapsed() < WAIT, "the first take was not sent at once");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    wa.send(&json!({"jsonrpc": "2.0", "id": 100, "method": "get_task",
+                    "params": {"actionname": "add", "job_id": a_offer}}));
+    wb.send(&json!({"jsonrpc": "2.0", "id": 100, "method": "get_task",
+                    "params": {"actionname": "add", "job_id": b_offer}}));
+    // Both add takes are answered while the first take still waits for the lock.
+    let a_task = wa.response(json!(100)).await;
+    let b_refused = wb.response(json!(100)).await;
+    assert_eq!(a_task["result"][0], a_offer, "{a_task}");
+    assert!(
+        b_refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("takes-b")),
+        "the withdrawn worker's own error: {b_refused}"
+    );
+    assert_eq!(
+        metric(&g, "jcapi_take_batches_total").await - before,
+        2,
+        "the first take alone, the two after it in one transaction"
+    );
+    assert_eq!(
+        job_state(&env.db, b_offer).await,
+        "ready",
+        "the refused take took nothing"
+    );
+    assert_eq!(job_state(&env.db, rated_job).await, "ready");
+
+    blocker.batch_execute("commit").await.unwrap();
+    let r_task = wr.response(json!(100)).await;
+    assert_eq!(r_task["result"][0], rated_job, "{r_task}");
+    for (w, task) in [(&wr, &r_task["result"]), (&wa, &a_task["result"])] {
+        w.notify(
+            "task_done",
+            json!({"cookie": task[1], "outargs": add(&task[2])}),
+        );
+    }
+    assert_eq!(c.job_done(rated_job).await, json!({"output": 3}));
+    let a_input = if a_offer == add_jobs[0] { 1 } else { 2 };
+    assert_eq!(c.job_done(a_offer).await, json!({"output": a_input + 3}));
 }

@@ -46,6 +46,23 @@ pub struct NewJob {
     pub listen: String,
 }
 
+/// One take of [`pooled::takes`]: worker `worker` takes tasks of action `action`.
+#[derive(Debug, Clone)]
+pub struct Take<'a> {
+    pub worker: &'a str,
+    pub action: &'a str,
+    pub what: TakeWhat,
+}
+
+/// What a [`Take`] takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TakeWhat {
+    /// One task, as [`get_task`]: of this job, or the oldest.
+    Job(Option<i64>),
+    /// Up to this many, as [`get_tasks`].
+    Up(i32),
+}
+
 /// A task taken by [`get_task`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Task {
@@ -321,7 +338,7 @@ fn done_rows(rows: &[tokio_postgres::Row]) -> Result<Vec<DoneOutcome>, Error> {
 pub mod pooled {
     use super::{create_job_params, done_rows, ended_rows, new_job, task_row, task_rows};
     use super::{tasks_done_arg, ENDED_JOBS};
-    use super::{CreateJob, DoneAndEnds, DoneOutcome, Error, NewJob, Param, Task};
+    use super::{CreateJob, DoneAndEnds, DoneOutcome, Error, NewJob, Param, Take, TakeWhat, Task};
     use super::{CREATE_JOB, GET_JOB_STATUS, GET_TASK, GET_TASKS, TASKS_DONE};
     use serde_json::Value;
 
@@ -337,13 +354,70 @@ pub mod pooled {
         new_job(&c.query_one(&stmt, &params).await?)
     }
 
-    /// [`create_job`] of several jobs in one transaction and one round trip (begin, the
-    /// creates, commit, sent together), so that they share one commit: one flush, and for
-    /// jobs that notify one turn at PostgreSQL's notification lock, which serialises the
-    /// commits of notifying transactions. Should one of them fail, the transaction rolls back
-    /// (its commit does) and each is created again in a transaction of its own, so one
-    /// create's error is its own. `Err` only when the connection failed, as a single create's
-    /// would: which jobs were made is then unknown.
+    /// Runs `n` calls (`call(0)` .. `call(n - 1)`) in one transaction and one round trip:
+    /// begin, the calls and commit, sent together (in this order as the futures are first
+    /// polled, answered in the same order). `Some` with their answers when all of them and
+    /// the commit succeeded; `None` when one of them (or the commit) was refused, so the
+    /// commit rolled everything back; `Err` when the connection failed (what was done is then
+    /// unknown, as for a single call whose connection breaks).
+    async fn together<T, F, Fut>(
+        c: &deadpool_postgres::Client,
+        n: usize,
+        call: F,
+    ) -> Result<Option<Vec<T>>, Error>
+    where
+        F: Fn(usize) -> Fut,
+        Fut: std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+    {
+        let (begin, answers, commit) = tokio::join!(
+            c.batch_execute("begin"),
+            futures_util::future::join_all((0..n).map(call)),
+            c.batch_execute("commit"),
+        );
+        begin?;
+        let mut out = Vec::with_capacity(n);
+        let mut refused = false;
+        for a in answers {
+            match a {
+                Ok(v) => out.push(v),
+                // a refusal (or a call after it, in the aborted transaction)
+                Err(e) if e.as_db_error().is_some() => refused = true,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        match commit {
+            Ok(()) if !refused => Ok(Some(out)),
+            Ok(()) => Ok(None),
+            Err(e) if e.as_db_error().is_some() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The calls of a batch [`together`] could not make, each in a transaction of its own, so
+    /// that each refusal is its own; `Err` when the connection failed.
+    async fn one_by_one<T, F, Fut>(n: usize, call: F) -> Result<Vec<Result<T, Error>>, Error>
+    where
+        F: Fn(usize) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            match call(i).await {
+                Err(Error::Postgres(e)) if e.as_db_error().is_none() => {
+                    return Err(Error::Postgres(e))
+                }
+                r => out.push(r),
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`create_job`] of several jobs in one transaction and one round trip ([`together`]),
+    /// so that they share one commit: one flush, and for jobs that notify one turn at
+    /// PostgreSQL's notification lock, which serialises the commits of notifying
+    /// transactions. Should one of them be refused, each is created again in a transaction of
+    /// its own, so one create's error is its own. `Err` only when the connection failed, as a
+    /// single create's would: which jobs were made is then unknown.
     pub async fn create_jobs(
         c: &deadpool_postgres::Client,
         jobs: &[(&str, &Value, CreateJob<'_>)],
@@ -355,39 +429,59 @@ pub mod pooled {
             .zip(&names)
             .map(|((_, args, opts), w)| create_job_params(w, args, opts))
             .collect();
-        // Sent in this order as the futures are first polled, answered in the same order.
-        let (begin, created, commit) = tokio::join!(
-            c.batch_execute("begin"),
-            futures_util::future::join_all(params.iter().map(|p| c.query_one(&stmt, p))),
-            c.batch_execute("commit"),
-        );
-        begin?;
-        let mut made = Vec::with_capacity(jobs.len());
-        let mut refused = false;
-        for r in created {
-            match r {
-                Ok(row) => made.push(row),
-                // a refusal (or an error after it): the commit rolled everything back
-                Err(e) if e.as_db_error().is_some() => refused = true,
-                Err(e) => return Err(e.into()),
-            }
+        let (stmt, params) = (&stmt, &params);
+        if let Some(rows) = together(c, jobs.len(), |i| c.query_one(stmt, &params[i])).await? {
+            return Ok(rows.iter().map(new_job).collect());
         }
-        match commit {
-            Ok(()) if !refused => return Ok(made.iter().map(new_job).collect()),
-            Ok(()) => {}
-            Err(e) if e.as_db_error().is_some() => {}
-            Err(e) => return Err(e.into()),
-        }
-        let mut one_by_one = Vec::with_capacity(jobs.len());
-        for (wfname, args, opts) in jobs {
-            match create_job(c, wfname, args, opts.clone()).await {
-                Err(Error::Postgres(e)) if e.as_db_error().is_none() => {
-                    return Err(Error::Postgres(e))
+        one_by_one(jobs.len(), |i| {
+            let (wfname, args, opts) = &jobs[i];
+            create_job(c, wfname, args, opts.clone())
+        })
+        .await
+    }
+
+    /// Takes of several workers in one transaction and one round trip ([`together`]), so
+    /// that they share one commit flush: each is [`get_task`] (with its job id) or
+    /// [`get_tasks`] (with its limit), answered with the tasks it got. Should one of them be
+    /// refused (say, a worker that is gone), each is taken again in a transaction of its
+    /// own, so one take's error is its own. `Err` only when the connection failed.
+    pub async fn takes(
+        c: &deadpool_postgres::Client,
+        takes: &[Take<'_>],
+    ) -> Result<Vec<Result<Vec<Task>, Error>>, Error> {
+        let one = c.prepare_cached(GET_TASK).await?;
+        let many = c.prepare_cached(GET_TASKS).await?;
+        let params: Vec<[Param<'_>; 3]> = takes
+            .iter()
+            .map(|t| -> [Param<'_>; 3] {
+                match &t.what {
+                    TakeWhat::Job(job_id) => [&t.worker, &t.action, job_id],
+                    TakeWhat::Up(limit) => [&t.worker, &t.action, limit],
                 }
-                r => one_by_one.push(r),
-            }
+            })
+            .collect();
+        let (one, many, params) = (&one, &many, &params);
+        let call = |i: usize| {
+            let stmt = match takes[i].what {
+                TakeWhat::Job(_) => one,
+                TakeWhat::Up(_) => many,
+            };
+            c.query(stmt, &params[i])
+        };
+        if let Some(answers) = together(c, takes.len(), call).await? {
+            return answers.iter().map(|rows| Ok(task_rows(rows))).collect();
         }
-        Ok(one_by_one)
+        one_by_one(takes.len(), |i| async move {
+            let t = &takes[i];
+            match t.what {
+                TakeWhat::Job(job_id) => Ok(get_task(c, t.worker, t.action, job_id)
+                    .await?
+                    .into_iter()
+                    .collect()),
+                TakeWhat::Up(limit) => get_tasks(c, t.worker, t.action, limit).await,
+            }
+        })
+        .await
     }
 
     /// [`super::get_job_status`] with a cached statement.

@@ -1,0 +1,67 @@
+//! The gathering of a group commit's batches, shared by the results (`crate::commit`), the
+//! creates (`crate::create`) and the takes (`crate::take`).
+//!
+//! A batch starts with the first call in the queue. While another batch is in the database it
+//! waits `window` for more (or until `max` are there); with none in the database it goes at
+//! once, since waiting would only add the window to its latency (as PostgreSQL's
+//! `commit_delay` waits only with `commit_siblings` active). It then waits for one of the
+//! flights, and the calls that came meanwhile join it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// At most `flights` batches in the database at once.
+#[derive(Debug)]
+pub(crate) struct Gather {
+    window: Duration,
+    max: usize,
+    flights: usize,
+    permits: Arc<Semaphore>,
+}
+
+impl Gather {
+    pub fn new(window: Duration, max: usize, flights: usize) -> Gather {
+        Gather {
+            window,
+            max,
+            flights,
+            permits: Arc::new(Semaphore::new(flights)),
+        }
+    }
+
+    /// The next batch and its flight (held until the batch is answered); `None` when every
+    /// sender is gone.
+    pub async fn next<T>(
+        &self,
+        rx: &mut mpsc::UnboundedReceiver<T>,
+    ) -> Option<(Vec<T>, OwnedSemaphorePermit)> {
+        let first = rx.recv().await?;
+        let mut batch = vec![first];
+        let deadline = Instant::now() + self.window;
+        let wait = !self.window.is_zero() && self.permits.available_permits() < self.flights;
+        while batch.len() < self.max {
+            match rx.try_recv() {
+                Ok(c) => batch.push(c),
+                Err(_) if !wait => break,
+                Err(_) => tokio::select! {
+                    c = rx.recv() => match c {
+                        Some(c) => batch.push(c),
+                        None => break,
+                    },
+                    () = tokio::time::sleep_until(deadline) => break,
+                },
+            }
+        }
+        let permit = self.permits.clone().acquire_owned().await.ok()?;
+        while batch.len() < self.max {
+            match rx.try_recv() {
+                Ok(c) => batch.push(c),
+                Err(_) => break,
+            }
+        }
+        Some((batch, permit))
+    }
+}

@@ -1,0 +1,126 @@
+//! Group commit of the workers' takes (`get_task`, `get_tasks`).
+//!
+//! Every take goes to one queue; the take loop gathers them as the other group commits do
+//! (`crate::group`: a take goes at once unless a batch is in the database, then waits up
+//! to `get_task_window` for company) and makes each batch in one transaction and one round
+//! trip (`jc_db::pooled::takes`), so takes of different workers that arrive together share
+//! one commit flush. A take refused there (a worker the engine no longer knows) makes the
+//! batch go again one take per transaction, so its error is its own. The dispatcher's
+//! bookkeeping (offers, claims, slots) is the connection's, before and after, as for a take
+//! of its own.
+
+use std::sync::Arc;
+
+use jc_proto::{ErrorKind, ErrorObject};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::group::Gather;
+use crate::metrics::Metrics;
+use crate::server::Shared;
+
+/// The most takes in one transaction.
+const MAX_BATCH: usize = 100;
+/// Batches in the database at once: one committing while the next one takes.
+const IN_FLIGHT: usize = 2;
+
+/// What one take got: its tasks (none when there was none), or the error to answer with.
+pub(crate) type Outcome = Result<Vec<jc_db::Task>, ErrorObject>;
+
+/// One take on its way to the database.
+#[derive(Debug)]
+pub(crate) struct Take {
+    pub worker: String,
+    pub action: String,
+    pub what: jc_db::TakeWhat,
+    pub reply: oneshot::Sender<Outcome>,
+}
+
+/// Sends a take to the take loop and waits for what it got.
+pub(crate) async fn take(
+    shared: &Shared,
+    worker: &str,
+    action: &str,
+    what: jc_db::TakeWhat,
+) -> Outcome {
+    let (reply, got) = oneshot::channel();
+    let take = Take {
+        worker: worker.to_owned(),
+        action: action.to_owned(),
+        what,
+        reply,
+    };
+    let stopping = || ErrorObject::new(ErrorKind::InternalError, "the gateway is shutting down");
+    if shared.takes.send(take).is_err() {
+        return Err(stopping());
+    }
+    got.await.unwrap_or_else(|_| Err(stopping()))
+}
+
+/// The take loop; see the module docs. It ends when every sender is gone.
+pub(crate) async fn take_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Take>) {
+    let gather = Gather::new(shared.config.get_task_window, MAX_BATCH, IN_FLIGHT);
+    while let Some((batch, permit)) = gather.next(&mut rx).await {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            make(&shared, batch).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Makes a batch of takes and answers every one of them.
+async fn make(shared: &Shared, batch: Vec<Take>) {
+    let db = match shared.db().await {
+        Ok(db) => db,
+        Err(e) => {
+            for t in batch {
+                let _ = t.reply.send(Err(e.clone()));
+            }
+            return;
+        }
+    };
+    Metrics::inc(&shared.metrics.take_batches);
+    let takes: Vec<jc_db::Take<'_>> = batch
+        .iter()
+        .map(|t| jc_db::Take {
+            worker: &t.worker,
+            action: &t.action,
+            what: t.what,
+        })
+        .collect();
+    let got = match takes.as_slice() {
+        [one] => Ok(vec![match one.what {
+            jc_db::TakeWhat::Job(job_id) => {
+                jc_db::pooled::get_task(&db, one.worker, one.action, job_id)
+                    .await
+                    .map(|t| t.into_iter().collect())
+            }
+            jc_db::TakeWhat::Up(limit) => {
+                jc_db::pooled::get_tasks(&db, one.worker, one.action, limit).await
+            }
+        }]),
+        _ => jc_db::pooled::takes(&db, &takes).await,
+    };
+    drop(takes);
+    match got {
+        Ok(got) if got.len() == batch.len() => {
+            for (t, g) in batch.into_iter().zip(got) {
+                let _ = t.reply.send(g.map_err(|e| shared.db_error(e)));
+            }
+        }
+        Ok(got) => {
+            let why = format!("{} takes answered {} times", batch.len(), got.len());
+            for t in batch {
+                let _ = t
+                    .reply
+                    .send(Err(ErrorObject::new(ErrorKind::InternalError, why.clone())));
+            }
+        }
+        Err(e) => {
+            let e = shared.db_error(e);
+            for t in batch {
+                let _ = t.reply.send(Err(e.clone()));
+            }
+        }
+    }
+}
