@@ -120,15 +120,13 @@ impl Done {
 }
 
 /// The commit loop; see the module docs. It ends when every sender is gone.
-pub(crate) async fn commit_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Done>) {
-    let gather = Gather::new(shared.config.task_done_window, MAX_BATCH, IN_FLIGHT);
-    while let Some((batch, permit)) = gather.next(&mut rx).await {
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            flush(&shared, batch).await;
-            drop(permit);
-        });
-    }
+pub(crate) async fn commit_loop(shared: Arc<Shared>, rx: mpsc::UnboundedReceiver<Done>) {
+    Gather::new(shared.config.task_done_window, MAX_BATCH, IN_FLIGHT)
+        .serve(rx, |batch| {
+            let shared = shared.clone();
+            async move { flush(&shared, batch).await }
+        })
+        .await;
 }
 
 /// Whether a failed call may succeed when sent again: the database was unreachable, the

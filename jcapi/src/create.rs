@@ -19,7 +19,7 @@ use jc_proto::{ErrorKind, ErrorObject};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::group::Gather;
+use crate::group::{refuse_all, Gather};
 use crate::metrics::Metrics;
 use crate::server::Shared;
 
@@ -45,27 +45,20 @@ pub(crate) struct Create {
 }
 
 /// The create loop; see the module docs. It ends when every sender is gone.
-pub(crate) async fn create_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Create>) {
-    let gather = Gather::new(shared.config.create_job_window, MAX_BATCH, IN_FLIGHT);
-    while let Some((batch, permit)) = gather.next(&mut rx).await {
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            make(&shared, batch).await;
-            drop(permit);
-        });
-    }
+pub(crate) async fn create_loop(shared: Arc<Shared>, rx: mpsc::UnboundedReceiver<Create>) {
+    Gather::new(shared.config.create_job_window, MAX_BATCH, IN_FLIGHT)
+        .serve(rx, |batch| {
+            let shared = shared.clone();
+            async move { make(&shared, batch).await }
+        })
+        .await;
 }
 
 /// Makes a batch and answers every create of it.
 async fn make(shared: &Shared, batch: Vec<Create>) {
     let db = match shared.db().await {
         Ok(db) => db,
-        Err(e) => {
-            for c in batch {
-                let _ = c.reply.send(Err(e.clone()));
-            }
-            return;
-        }
+        Err(e) => return refuse_all(batch.into_iter().map(|c| c.reply), &e),
     };
     fn opts(c: &Create) -> jc_db::CreateJob<'_> {
         jc_db::CreateJob {
@@ -108,17 +101,9 @@ async fn make(shared: &Shared, batch: Vec<Create>) {
         }
         Ok(made) => {
             let why = format!("{} creates answered {} times", batch.len(), made.len());
-            for c in batch {
-                let _ = c
-                    .reply
-                    .send(Err(ErrorObject::new(ErrorKind::InternalError, why.clone())));
-            }
+            let e = ErrorObject::new(ErrorKind::InternalError, why);
+            refuse_all(batch.into_iter().map(|c| c.reply), &e);
         }
-        Err(e) => {
-            let e = shared.db_error(e);
-            for c in batch {
-                let _ = c.reply.send(Err(e.clone()));
-            }
-        }
+        Err(e) => refuse_all(batch.into_iter().map(|c| c.reply), &shared.db_error(e)),
     }
 }

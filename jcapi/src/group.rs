@@ -7,10 +7,12 @@
 //! `commit_delay` waits only with `commit_siblings` active). It then waits for one of the
 //! flights, and the calls that came meanwhile join it.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use jc_proto::ErrorObject;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 /// At most `flights` batches in the database at once.
@@ -63,5 +65,31 @@ impl Gather {
             }
         }
         Some((batch, permit))
+    }
+
+    /// Gathers the batches of `rx` and makes each with `make`, on a task of its own that
+    /// holds the batch's flight; ends when every sender is gone.
+    pub async fn serve<T, F, Fut>(&self, mut rx: mpsc::UnboundedReceiver<T>, make: F)
+    where
+        F: Fn(Vec<T>) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        while let Some((batch, permit)) = self.next(&mut rx).await {
+            let made = make(batch);
+            tokio::spawn(async move {
+                made.await;
+                drop(permit);
+            });
+        }
+    }
+}
+
+/// Answers every call of a batch with error `e`.
+pub(crate) fn refuse_all<T>(
+    replies: impl IntoIterator<Item = oneshot::Sender<Result<T, ErrorObject>>>,
+    e: &ErrorObject,
+) {
+    for r in replies {
+        let _ = r.send(Err(e.clone()));
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use jc_proto::{ErrorKind, ErrorObject};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::group::Gather;
+use crate::group::{refuse_all, Gather};
 use crate::metrics::Metrics;
 use crate::server::Shared;
 
@@ -57,27 +57,20 @@ pub(crate) async fn take(
 }
 
 /// The take loop; see the module docs. It ends when every sender is gone.
-pub(crate) async fn take_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Take>) {
-    let gather = Gather::new(shared.config.get_task_window, MAX_BATCH, IN_FLIGHT);
-    while let Some((batch, permit)) = gather.next(&mut rx).await {
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            make(&shared, batch).await;
-            drop(permit);
-        });
-    }
+pub(crate) async fn take_loop(shared: Arc<Shared>, rx: mpsc::UnboundedReceiver<Take>) {
+    Gather::new(shared.config.get_task_window, MAX_BATCH, IN_FLIGHT)
+        .serve(rx, |batch| {
+            let shared = shared.clone();
+            async move { make(&shared, batch).await }
+        })
+        .await;
 }
 
 /// Makes a batch of takes and answers every one of them.
 async fn make(shared: &Shared, batch: Vec<Take>) {
     let db = match shared.db().await {
         Ok(db) => db,
-        Err(e) => {
-            for t in batch {
-                let _ = t.reply.send(Err(e.clone()));
-            }
-            return;
-        }
+        Err(e) => return refuse_all(batch.into_iter().map(|t| t.reply), &e),
     };
     Metrics::inc(&shared.metrics.take_batches);
     let takes: Vec<jc_db::Take<'_>> = batch
@@ -110,17 +103,9 @@ async fn make(shared: &Shared, batch: Vec<Take>) {
         }
         Ok(got) => {
             let why = format!("{} takes answered {} times", batch.len(), got.len());
-            for t in batch {
-                let _ = t
-                    .reply
-                    .send(Err(ErrorObject::new(ErrorKind::InternalError, why.clone())));
-            }
+            let e = ErrorObject::new(ErrorKind::InternalError, why);
+            refuse_all(batch.into_iter().map(|t| t.reply), &e);
         }
-        Err(e) => {
-            let e = shared.db_error(e);
-            for t in batch {
-                let _ = t.reply.send(Err(e.clone()));
-            }
-        }
+        Err(e) => refuse_all(batch.into_iter().map(|t| t.reply), &shared.db_error(e)),
     }
 }
