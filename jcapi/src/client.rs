@@ -60,61 +60,19 @@ async fn create_job(shared: &Shared, who: &str, r: &Request) -> Result<Value, Er
             Some("inargs must be a JSON object".into()),
         ));
     }
-    let env = p.clenv.as_ref().map(|c| json!({ "clenv": c }));
-    if p.key.is_none() {
-        // the group commit (crate::create) makes it, with the creates arriving meanwhile
-        let (reply, made) = tokio::sync::oneshot::channel();
-        let create = crate::create::Create {
-            wfname: p.wfname,
-            args: p.inargs,
-            tag: p.vtag,
-            who: who.to_owned(),
-            env,
-            priority: p.priority,
-            reply,
-        };
-        let outcome = match shared.creates.send(create) {
-            Ok(()) => made.await.unwrap_or_else(|_| {
-                Err(ErrorObject::new(
-                    ErrorKind::InternalError,
-                    "the gateway is shutting down",
-                ))
-            }),
-            Err(_) => Err(ErrorObject::new(
-                ErrorKind::InternalError,
-                "the gateway is shutting down",
-            )),
-        };
-        return ok::<CreateJob>(match outcome {
-            Ok(job_id) => CreateJobResult(Some(job_id), None),
-            Err(e) => CreateJobResult(None, Some(e.message)),
-        });
-    }
-    let db = match shared.db().await {
-        Ok(db) => db,
-        Err(e) => return ok::<CreateJob>(CreateJobResult(None, Some(e.message))),
-    };
-    let opts = jc_db::CreateJob {
-        tag: p.vtag.as_deref(),
-        impersonate: Some(who),
-        env: env.as_ref(),
-        start_at: None,
-        key: p.key.as_deref(),
+    let call = crate::create::Call {
+        wfname: p.wfname,
+        args: p.inargs,
+        tag: p.vtag,
+        who: who.to_owned(),
+        env: p.clenv.as_ref().map(|c| json!({ "clenv": c })),
+        key: p.key,
         priority: p.priority,
-        // the client is told of the job's end (job_done), through job:finished
-        quiet: false,
     };
-    match jc_db::pooled::create_job(&db, &p.wfname, &p.inargs, opts).await {
-        Ok(job) => {
-            crate::metrics::Metrics::inc(&shared.metrics.jobs_created);
-            tracing::debug!(job_id = job.job_id, wfname = %p.wfname, who, "job created");
-            ok::<CreateJob>(CreateJobResult(Some(job.job_id), None))
-        }
-        Err(e) => {
-            let e = shared.db_error(e);
-            ok::<CreateJob>(CreateJobResult(None, Some(e.message)))
-        }
-    }
+    ok::<CreateJob>(match crate::create::create(shared, call).await {
+        Ok(job_id) => CreateJobResult(Some(job_id), None),
+        Err(e) => CreateJobResult(None, Some(e.message)),
+    })
 }
 
 async fn get_job_status(shared: &Shared, who: &str, r: &Request) -> Result<Value, ErrorObject> {

@@ -10,8 +10,9 @@
 //! notification lock until its commit is flushed), so creates committed one by one queue
 //! there; a batch takes one turn. Should one create of a batch be refused, the batch is made
 //! again one create per transaction, so a create's error is its own (as alone). A create
-//! with a `key` goes alone (`jc_db::pooled::create_job`): it may wait on the key's row for
-//! another create of the same key, which must not hold up, or deadlock, a batch.
+//! with a `key` goes alone, a batch of one made at once and outside the loop: it may wait on
+//! the key's row for another create of the same key, which must not hold up, or deadlock, a
+//! batch.
 
 use std::sync::Arc;
 
@@ -19,7 +20,7 @@ use jc_proto::{ErrorKind, ErrorObject};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::group::{refuse_all, Gather};
+use crate::group::{ask, refuse_all, stopping, Gather, Reply};
 use crate::metrics::Metrics;
 use crate::server::Shared;
 
@@ -31,17 +32,35 @@ const IN_FLIGHT: usize = 2;
 /// What became of one create: the new job's id, or the error to answer with.
 pub(crate) type Outcome = Result<i64, ErrorObject>;
 
-/// One `create_job` on its way to the database.
+/// A `create_job` of a gateway user.
 #[derive(Debug)]
-pub(crate) struct Create {
+pub(crate) struct Call {
     pub wfname: String,
     pub args: Value,
     pub tag: Option<String>,
     /// The gateway user the job is created for (impersonated).
     pub who: String,
     pub env: Option<Value>,
+    pub key: Option<String>,
     pub priority: Option<i32>,
-    pub reply: oneshot::Sender<Outcome>,
+}
+
+/// One `create_job` on its way to the database.
+#[derive(Debug)]
+pub(crate) struct Create {
+    call: Call,
+    reply: Reply<i64>,
+}
+
+/// Makes the job `call` asks for: with the creates arriving meanwhile (the create loop's
+/// batch), or alone when it has a key (see the module docs).
+pub(crate) async fn create(shared: &Shared, call: Call) -> Outcome {
+    if call.key.is_none() {
+        return ask(&shared.creates, |reply| Create { call, reply }).await;
+    }
+    let (reply, answer) = oneshot::channel();
+    make(shared, vec![Create { call, reply }]).await;
+    answer.await.unwrap_or_else(|_| Err(stopping()))
 }
 
 /// The create loop; see the module docs. It ends when every sender is gone.
@@ -60,38 +79,31 @@ async fn make(shared: &Shared, batch: Vec<Create>) {
         Ok(db) => db,
         Err(e) => return refuse_all(batch.into_iter().map(|c| c.reply), &e),
     };
-    fn opts(c: &Create) -> jc_db::CreateJob<'_> {
+    fn opts(c: &Call) -> jc_db::CreateJob<'_> {
         jc_db::CreateJob {
             tag: c.tag.as_deref(),
             impersonate: Some(c.who.as_str()),
             env: c.env.as_ref(),
             start_at: None,
-            key: None,
+            key: c.key.as_deref(),
             priority: c.priority,
             // the client is told of the job's end (job_done), through job:finished
             quiet: false,
         }
     }
     Metrics::inc(&shared.metrics.create_job_batches);
-    let made = if let [one] = batch.as_slice() {
-        Ok(vec![
-            jc_db::pooled::create_job(&db, &one.wfname, &one.args, opts(one)).await,
-        ])
-    } else {
-        let jobs: Vec<_> = batch
-            .iter()
-            .map(|c| (c.wfname.as_str(), &c.args, opts(c)))
-            .collect();
-        jc_db::pooled::create_jobs(&db, &jobs).await
-    };
-    match made {
+    let jobs: Vec<_> = batch
+        .iter()
+        .map(|c| (c.call.wfname.as_str(), &c.call.args, opts(&c.call)))
+        .collect();
+    match jc_db::pooled::create_jobs(&db, &jobs).await {
         Ok(made) if made.len() == batch.len() => {
             for (c, m) in batch.into_iter().zip(made) {
                 let outcome = match m {
                     Ok(job) => {
                         Metrics::inc(&shared.metrics.jobs_created);
-                        tracing::debug!(job_id = job.job_id, wfname = %c.wfname, who = %c.who,
-                            "job created");
+                        tracing::debug!(job_id = job.job_id, wfname = %c.call.wfname,
+                            who = %c.call.who, "job created");
                         Ok(job.job_id)
                     }
                     Err(e) => Err(shared.db_error(e)),

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jc_proto::ErrorObject;
+use jc_proto::{ErrorKind, ErrorObject};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -84,11 +84,28 @@ impl Gather {
     }
 }
 
+/// Where a batched call is answered.
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, ErrorObject>>;
+
+/// The answer to a call whose loop is gone.
+pub(crate) fn stopping() -> ErrorObject {
+    ErrorObject::new(ErrorKind::InternalError, "the gateway is shutting down")
+}
+
+/// Queues the call `call` makes of its reply and waits for the answer.
+pub(crate) async fn ask<C, T>(
+    queue: &mpsc::UnboundedSender<C>,
+    call: impl FnOnce(Reply<T>) -> C,
+) -> Result<T, ErrorObject> {
+    let (reply, answer) = oneshot::channel();
+    if queue.send(call(reply)).is_err() {
+        return Err(stopping());
+    }
+    answer.await.unwrap_or_else(|_| Err(stopping()))
+}
+
 /// Answers every call of a batch with error `e`.
-pub(crate) fn refuse_all<T>(
-    replies: impl IntoIterator<Item = oneshot::Sender<Result<T, ErrorObject>>>,
-    e: &ErrorObject,
-) {
+pub(crate) fn refuse_all<T>(replies: impl IntoIterator<Item = Reply<T>>, e: &ErrorObject) {
     for r in replies {
         let _ = r.send(Err(e.clone()));
     }

@@ -60,7 +60,8 @@ pub struct Metrics {
     pub task_done_batches: AtomicU64,
     /// Results sent again after they lost a deadlock or serialization conflict.
     pub task_done_conflicts: AtomicU64,
-    /// Transactions of the `create_job` group commit, each making a batch of jobs.
+    /// Transactions that made the gateway's creates: a batch of the group commit, or a create
+    /// with a key, alone.
     pub create_job_batches: AtomicU64,
     /// Transactions of the takes' group commit (`get_task`, `get_tasks`).
     pub take_batches: AtomicU64,
@@ -145,7 +146,7 @@ impl Metrics {
             ),
             (
                 "jcapi_create_job_batches",
-                "Transactions of the create_job group commit",
+                "Transactions that made create_job calls (a batch, or a keyed create alone)",
                 &self.create_job_batches,
             ),
             (

@@ -12,9 +12,9 @@
 use std::sync::Arc;
 
 use jc_proto::{ErrorKind, ErrorObject};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use crate::group::{refuse_all, Gather};
+use crate::group::{ask, refuse_all, Gather, Reply};
 use crate::metrics::Metrics;
 use crate::server::Shared;
 
@@ -32,7 +32,7 @@ pub(crate) struct Take {
     pub worker: String,
     pub action: String,
     pub what: jc_db::TakeWhat,
-    pub reply: oneshot::Sender<Outcome>,
+    pub reply: Reply<Vec<jc_db::Task>>,
 }
 
 /// Sends a take to the take loop and waits for what it got.
@@ -42,18 +42,13 @@ pub(crate) async fn take(
     action: &str,
     what: jc_db::TakeWhat,
 ) -> Outcome {
-    let (reply, got) = oneshot::channel();
-    let take = Take {
+    ask(&shared.takes, |reply| Take {
         worker: worker.to_owned(),
         action: action.to_owned(),
         what,
         reply,
-    };
-    let stopping = || ErrorObject::new(ErrorKind::InternalError, "the gateway is shutting down");
-    if shared.takes.send(take).is_err() {
-        return Err(stopping());
-    }
-    got.await.unwrap_or_else(|_| Err(stopping()))
+    })
+    .await
 }
 
 /// The take loop; see the module docs. It ends when every sender is gone.
@@ -81,21 +76,7 @@ async fn make(shared: &Shared, batch: Vec<Take>) {
             what: t.what,
         })
         .collect();
-    let got = match takes.as_slice() {
-        [one] => Ok(vec![match one.what {
-            jc_db::TakeWhat::Job(job_id) => {
-                jc_db::pooled::get_task(&db, one.worker, one.action, job_id)
-                    .await
-                    .map(|t| t.into_iter().collect())
-            }
-            jc_db::TakeWhat::Up(limit) => {
-                jc_db::pooled::get_tasks(&db, one.worker, one.action, limit).await
-            }
-        }]),
-        _ => jc_db::pooled::takes(&db, &takes).await,
-    };
-    drop(takes);
-    match got {
+    match jc_db::pooled::takes(&db, &takes).await {
         Ok(got) if got.len() == batch.len() => {
             for (t, g) in batch.into_iter().zip(got) {
                 let _ = t.reply.send(g.map_err(|e| shared.db_error(e)));

@@ -357,8 +357,9 @@ pub mod pooled {
     /// Runs `n` calls (`call(0)` .. `call(n - 1)`) in one transaction and one round trip:
     /// begin, the calls and commit, sent together (in this order as the futures are first
     /// polled, answered in the same order). `Some` with their answers when all of them and
-    /// the commit succeeded; `None` when one of them (or the commit) was refused, so the
-    /// commit rolled everything back; `Err` when the connection failed (what was done is then
+    /// the commit succeeded; `None` when they are to be made [`one_by_one`]: a lone call (it
+    /// needs no begin and commit), or one of them (or the commit) was refused, so the commit
+    /// rolled everything back; `Err` when the connection failed (what was done is then
     /// unknown, as for a single call whose connection breaks).
     async fn together<T, F, Fut>(
         c: &deadpool_postgres::Client,
@@ -369,6 +370,9 @@ pub mod pooled {
         F: Fn(usize) -> Fut,
         Fut: std::future::Future<Output = Result<T, tokio_postgres::Error>>,
     {
+        if n < 2 {
+            return Ok(None);
+        }
         let (begin, answers, commit) = tokio::join!(
             c.batch_execute("begin"),
             futures_util::future::join_all((0..n).map(call)),
@@ -393,7 +397,7 @@ pub mod pooled {
         }
     }
 
-    /// The calls of a batch [`together`] could not make, each in a transaction of its own, so
+    /// The calls of a batch [`together`] did not make, each in a transaction of its own, so
     /// that each refusal is its own; `Err` when the connection failed.
     async fn one_by_one<T, F, Fut>(n: usize, call: F) -> Result<Vec<Result<T, Error>>, Error>
     where
@@ -416,8 +420,9 @@ pub mod pooled {
     /// so that they share one commit: one flush, and for jobs that notify one turn at
     /// PostgreSQL's notification lock, which serialises the commits of notifying
     /// transactions. Should one of them be refused, each is created again in a transaction of
-    /// its own, so one create's error is its own. `Err` only when the connection failed, as a
-    /// single create's would: which jobs were made is then unknown.
+    /// its own, so one create's error is its own; a lone one is made as [`create_job`]. `Err`
+    /// only when the connection failed, as a single create's would: which jobs were made is
+    /// then unknown.
     pub async fn create_jobs(
         c: &deadpool_postgres::Client,
         jobs: &[(&str, &Value, CreateJob<'_>)],
@@ -444,7 +449,8 @@ pub mod pooled {
     /// that they share one commit flush: each is [`get_task`] (with its job id) or
     /// [`get_tasks`] (with its limit), answered with the tasks it got. Should one of them be
     /// refused (say, a worker that is gone), each is taken again in a transaction of its
-    /// own, so one take's error is its own. `Err` only when the connection failed.
+    /// own, so one take's error is its own; a lone one is made as [`get_task`] or
+    /// [`get_tasks`]. `Err` only when the connection failed.
     pub async fn takes(
         c: &deadpool_postgres::Client,
         takes: &[Take<'_>],
