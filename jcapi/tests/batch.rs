@@ -484,19 +484,8 @@ async fn creates_arriving_together_are_made_together_and_a_refusal_is_its_own() 
 /// them (withdrawn by SQL).
 #[tokio::test]
 async fn takes_arriving_together_are_made_together_and_a_refusal_is_its_own() {
-    use testkit::examples::{calls, counter_action};
     let env = env().await;
-    let rated = counter_action("rated")
-        .config(|c| {
-            c.rate = Some(jcl::RateConfig {
-                limit: 100,
-                per: "1 second".into(),
-            })
-        })
-        .model();
-    for m in [rated, calls("ratedtest", "rated")] {
-        jc_db::load_model(&env.db, &m, &[]).await.unwrap();
-    }
+    load_rated(&env, 100).await;
     let g = Gateway::start(&env, &["--get-task-window", "300ms"]).await;
     let mut c = login(&g, "tcp", "alice", ALICE_PW).await;
     let mut wr = announced(&g, "tcp", "takes-r", "rated", 1).await;

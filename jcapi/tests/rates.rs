@@ -10,22 +10,11 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::json;
-use testkit::examples::{calls, counter_action};
 
 #[tokio::test]
 async fn two_gateways_start_no_more_than_the_rate_and_every_job_finishes() {
     let env = env().await;
-    let rated = counter_action("rated")
-        .config(|c| {
-            c.rate = Some(jcl::RateConfig {
-                limit: 3,
-                per: "1 second".into(),
-            })
-        })
-        .model();
-    for m in [rated, calls("ratedtest", "rated")] {
-        jc_db::load_model(&env.db, &m, &[]).await.unwrap();
-    }
+    load_rated(&env, 3).await;
     let slow_sweep = ["--sweep-interval", "60s"];
     let g1 = Gateway::start(&env, &slow_sweep).await;
     let g2 = Gateway::start(&env, &slow_sweep).await;

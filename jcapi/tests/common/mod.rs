@@ -30,6 +30,22 @@ pub const ALICE_PW: &str = "alice-pw";
 pub const ALICE_TOKEN: &str = "alice-token-0123456789";
 pub const BOB_PW: &str = "bob-pw";
 
+/// Loads action `rated` (counter + step, at most `limit` task starts per second) and
+/// workflow `ratedtest`, which calls it.
+pub async fn load_rated(env: &Env, limit: u32) {
+    let rated = counter_action("rated")
+        .config(|c| {
+            c.rate = Some(jcl::RateConfig {
+                limit,
+                per: "1 second".into(),
+            })
+        })
+        .model();
+    for m in [rated, calls("ratedtest", "rated")] {
+        jc_db::load_model(&env.db, &m, &[]).await.unwrap();
+    }
+}
+
 /// The example models: `add` (counter + step) called by `calltest`; `flaky` (retryable,
 /// 3 tries, 1 s apart) called by `flakytest`; `fragile` (not retryable) called by
 /// `fragiletest`; `nothing` (ends at once); `approval` (waits for an event); `route`
