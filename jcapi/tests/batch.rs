@@ -137,6 +137,23 @@ async fn get_tasks_is_bounded_by_slots_and_tasks_done_answers_each_result() {
         .await;
     assert_eq!(again, json!([{"cookie": tasks[2][1], "ok": true}]));
     assert_eq!(c.job_done(jobs[2]).await, json!({"output": 5}));
+    // A lone result is finished by task_done: its refusal is its answer, and the same
+    // result a second time is refused as its task is done.
+    let lone = w
+        .call(
+            "tasks_done",
+            json!({"results": [{"cookie": unknown, "outargs": {"counter": 1}}]}),
+        )
+        .await;
+    assert_eq!(lone[0]["cookie"], unknown, "{lone}");
+    assert_eq!(lone[0]["error"]["code"], 1003, "{lone}");
+    let twice = w
+        .call(
+            "tasks_done",
+            json!({"results": [result(&tasks[2], add(&tasks[2][2]))]}),
+        )
+        .await;
+    assert_eq!(twice[0]["error"]["code"], 1003, "{twice}");
 
     // The freed slots are offered the job left over; the single calls work beside.
     let rest = take(&mut w, "add", 4).await;

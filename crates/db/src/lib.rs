@@ -225,6 +225,8 @@ const GET_TASKS: &str =
     "select o_job_id, o_job_cookie, o_in_args, o_env from jobcenter.get_tasks($1, $2, $3)";
 const TASKS_DONE: &str = "select o_cookie, o_code, o_message from jobcenter.tasks_done($1)";
 
+const TASK_DONE: &str = "select jobcenter.task_done($1, $2)";
+
 /// Takes a ready task of `action` (of `job_id`, or the oldest); `None` when there is none.
 pub async fn get_task(
     c: &impl GenericClient,
@@ -251,9 +253,31 @@ fn task_row(r: &tokio_postgres::Row) -> Result<Option<Task>, Error> {
 
 /// Finishes the task holding `cookie`; an `error` key in `outargs` fails it.
 pub async fn task_done(c: &impl GenericClient, cookie: &str, outargs: &Value) -> Result<(), Error> {
-    c.execute("select jobcenter.task_done($1, $2)", &[&cookie, outargs])
-        .await?;
+    c.execute(TASK_DONE, &[&cookie, outargs]).await?;
     Ok(())
+}
+
+/// The outcome of result `cookie` from `task_done`'s answer, as `tasks_done` would report it:
+/// applied, or the SQLSTATE and message of the refusal. `Err` when the connection failed.
+fn lone_outcome(
+    cookie: &str,
+    answer: Result<u64, tokio_postgres::Error>,
+) -> Result<DoneOutcome, Error> {
+    let (code, message) = match answer {
+        Ok(_) => (None, None),
+        Err(e) => match e.as_db_error() {
+            Some(db) => (
+                Some(db.code().code().to_owned()),
+                Some(db.message().to_owned()),
+            ),
+            None => return Err(e.into()),
+        },
+    };
+    Ok(DoneOutcome {
+        cookie: Some(cookie.to_owned()),
+        code,
+        message,
+    })
 }
 
 /// Takes up to `limit` (1 to 1000) ready tasks of `action` in one call and one transaction
@@ -336,10 +360,10 @@ fn done_rows(rows: &[tokio_postgres::Row]) -> Result<Vec<DoneOutcome>, Error> {
 /// statement prepared for its next call (`prepare_cached`): one round trip per call instead
 /// of a prepare and an execute.
 pub mod pooled {
-    use super::{create_job_params, done_rows, ended_rows, new_job, task_row, task_rows};
-    use super::{tasks_done_arg, ENDED_JOBS};
+    use super::{create_job_params, done_rows, ended_rows, lone_outcome, new_job, task_row};
+    use super::{task_rows, tasks_done_arg, ENDED_JOBS};
     use super::{CreateJob, DoneAndEnds, DoneOutcome, Error, NewJob, Param, Take, TakeWhat, Task};
-    use super::{CREATE_JOB, GET_JOB_STATUS, GET_TASK, GET_TASKS, TASKS_DONE};
+    use super::{CREATE_JOB, GET_JOB_STATUS, GET_TASK, GET_TASKS, TASKS_DONE, TASK_DONE};
     use serde_json::Value;
 
     /// [`super::create_job`] with a cached statement.
@@ -530,11 +554,20 @@ pub mod pooled {
         task_rows(&c.query(&stmt, &[&worker, &action, &limit]).await?)
     }
 
-    /// [`super::tasks_done`] with a cached statement.
+    /// [`super::tasks_done`] with a cached statement; a lone result is finished by
+    /// `task_done`, whose refusal is its outcome: `tasks_done` would run it in a
+    /// subtransaction of its own, a fifth more (0.47 -> 0.59 ms, one client).
     pub async fn tasks_done(
         c: &deadpool_postgres::Client,
         results: &[(&str, &Value)],
     ) -> Result<Vec<DoneOutcome>, Error> {
+        if let [(cookie, out)] = results {
+            let stmt = c.prepare_cached(TASK_DONE).await?;
+            return Ok(vec![lone_outcome(
+                cookie,
+                c.execute(&stmt, &[cookie, out]).await,
+            )?]);
+        }
         let stmt = c.prepare_cached(TASKS_DONE).await?;
         done_rows(&c.query(&stmt, &[&tasks_done_arg(results)]).await?)
     }
@@ -549,6 +582,9 @@ pub mod pooled {
         results: &[(&str, &Value)],
         job_ids: &[i64],
     ) -> Result<DoneAndEnds, Error> {
+        if let [(cookie, out)] = results {
+            return task_done_reading_ends(c, cookie, out, job_ids).await;
+        }
         let done = c.prepare_cached(TASKS_DONE).await?;
         let ended = c.prepare_cached(ENDED_JOBS).await?;
         let arg = tasks_done_arg(results);
@@ -578,6 +614,47 @@ pub mod pooled {
                     ends: Err(e.into()),
                 })
             }
+        }
+    }
+
+    /// [`tasks_done_reading_ends`] of a lone result, finished by `task_done` (as
+    /// [`tasks_done`] finishes one). A refusal aborts the transaction, so nothing ended and
+    /// the read is not an error of its own; should the read alone fail, the result is
+    /// finished again without it.
+    async fn task_done_reading_ends(
+        c: &deadpool_postgres::Client,
+        cookie: &str,
+        out: &Value,
+        job_ids: &[i64],
+    ) -> Result<DoneAndEnds, Error> {
+        let done = c.prepare_cached(TASK_DONE).await?;
+        let ended = c.prepare_cached(ENDED_JOBS).await?;
+        let (done_params, ended_params): ([Param<'_>; 2], [Param<'_>; 1]) =
+            ([&cookie, out], [&job_ids]);
+        let (begin, answer, ends, commit) = tokio::join!(
+            c.batch_execute("begin"),
+            c.execute(&done, &done_params),
+            c.query(&ended, &ended_params),
+            c.batch_execute("commit"),
+        );
+        begin?;
+        let outcome = lone_outcome(cookie, answer)?;
+        commit?;
+        if outcome.code.is_some() {
+            return Ok(DoneAndEnds {
+                outcomes: vec![outcome],
+                ends: Ok(Vec::new()),
+            });
+        }
+        match ends {
+            Ok(ends) => Ok(DoneAndEnds {
+                outcomes: vec![outcome],
+                ends: ended_rows(&ends),
+            }),
+            Err(e) => Ok(DoneAndEnds {
+                outcomes: tasks_done(c, &[(cookie, out)]).await?,
+                ends: Err(e.into()),
+            }),
         }
     }
 }
