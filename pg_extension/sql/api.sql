@@ -508,10 +508,12 @@ declare
 begin
     v_cookie := jobcenter.cookie_uuid(a_jobcookie);
     if v_cookie is not null then
-        select * into j from jobcenter.jobs
-        where cookie = v_cookie and state = 'working' for no key update;
+        -- by the cookie alone, the state tested after: with the state in its condition, a
+        -- plan made while few tasks were at work read every task at work through jobs_state
+        -- (2.4 ms a call with 5,000 tasks at work, 0.9 ms with none)
+        select * into j from jobcenter.jobs where cookie = v_cookie for no key update;
     end if;
-    if j.job_id is null then
+    if j.job_id is null or j.state <> 'working' then
         raise exception using errcode = 'JC003',
             message = format('no task holds cookie %s', a_jobcookie),
             detail = 'the task was already done, timed out, or the cookie is wrong';
@@ -985,14 +987,17 @@ begin
         select jb as job, v_outputs -> jb.cookie::text ->> 0 as cookie,
                v_outputs -> jb.cookie::text -> 1 as outargs
         from jobcenter.jobs jb
-        where jb.cookie = any(v_cookies) and jb.state = 'working' and not jb.task_state ? 'slot'
+        -- the state is tested in the loop, so that the plan reads the cookie index (as
+        -- task_done's lookup)
+        where jb.cookie = any(v_cookies) and not jb.task_state ? 'slot'
           and (jb.parentjob_id is null or jb.detached)
           and not exists (select 1 from jobcenter.job_aborts x where x.job_id = jb.job_id)
         order by jb.job_id
         for no key update of jb
     loop
         j := r.job;
-        continue when not jobcenter.may_act_for(v_caller, j.task_state ->> 'taken_by');
+        continue when j.state <> 'working'
+            or not jobcenter.may_act_for(v_caller, j.task_state ->> 'taken_by');
         v_plot := jobcenter.plot_job(j, r.outargs);
         continue when v_plot is null;
         if v_plot ->> 'stop' = 'end' then

@@ -6,7 +6,9 @@
 
 use std::collections::HashSet;
 
-use engine_tests::{code_of, create, db, examples, load, output, setup, state};
+use engine_tests::{
+    code_of, create, create_calltests, db, examples, jobs_in, load, output, setup, state,
+};
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -267,4 +269,71 @@ async fn tasks_done_of_one_result_is_task_done() {
         "bad outputs end the job in error: {bad:?}"
     );
     assert_eq!(state(&c, jobs[2]).await, "error");
+}
+
+/// Rows of `jobs` this backend has fetched through its indexes and not yet reported (so a
+/// difference of two readings in one transaction is what happened between them).
+async fn fetched(c: &impl tokio_postgres::GenericClient) -> i64 {
+    c.query_one(
+        "select idx_tup_fetch from pg_stat_xact_user_tables
+         where schemaname = 'jobcenter' and relname = 'jobs'",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+/// A result finds its task by its cookie alone, whatever the statistics say: analyzed while
+/// no task was at work, the state in the lookup's condition made the generic plan (which
+/// PostgreSQL picks for `task_done` from its sixth call in a session on when it looks cheaper,
+/// and `tasks_done`'s batch lane always uses) read the tasks at work through `jobs_state`, in
+/// the order of their rows, up to the one it looked for: every one of them for the newest.
+#[tokio::test]
+async fn a_result_reads_its_own_task_not_every_task_at_work() {
+    let (_db, mut c) = setup().await;
+    load(&c, &[examples::add(), examples::calltest()]).await;
+    create_calltests(&c, 303).await;
+    c.batch_execute("analyze jobcenter.jobs").await.unwrap();
+    db::announce(&c, "w", "add", None, None).await.unwrap();
+    let tasks = db::get_tasks(&c, "w", "add", 1000).await.unwrap();
+    assert_eq!(tasks.len(), 303);
+    c.batch_execute("set plan_cache_mode = force_generic_plan")
+        .await
+        .unwrap();
+    let answers: Vec<Value> = tasks
+        .iter()
+        .map(|t| examples::add_answer(&t.inargs))
+        .collect();
+    // the newest tasks first, one by one
+    for i in (300..303).rev() {
+        let tx = c.transaction().await.unwrap();
+        let before = fetched(&tx).await;
+        db::task_done(&tx, &tasks[i].cookie, &answers[i])
+            .await
+            .unwrap();
+        let one = fetched(&tx).await - before;
+        assert!(one < 20, "task_done of task {i} fetched {one} rows of jobs");
+        tx.commit().await.unwrap();
+    }
+    // then a batch of two (finish_tasks)
+    let tx = c.transaction().await.unwrap();
+    let before = fetched(&tx).await;
+    let outcomes = db::tasks_done(
+        &tx,
+        &[
+            (tasks[299].cookie.as_str(), &answers[299]),
+            (tasks[298].cookie.as_str(), &answers[298]),
+        ],
+    )
+    .await
+    .unwrap();
+    assert!(outcomes.iter().all(|o| o.code.is_none()), "{outcomes:?}");
+    let two = fetched(&tx).await - before;
+    assert!(two < 20, "tasks_done fetched {two} rows of jobs");
+    tx.commit().await.unwrap();
+    for t in &tasks[298..] {
+        assert_eq!(state(&c, t.job_id).await, "finished");
+    }
+    assert_eq!(jobs_in(&c, "working").await, 298);
 }
