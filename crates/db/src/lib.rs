@@ -261,7 +261,7 @@ pub async fn task_done(c: &impl GenericClient, cookie: &str, outargs: &Value) ->
 /// applied, or the SQLSTATE and message of the refusal. `Err` when the connection failed.
 fn lone_outcome(
     cookie: &str,
-    answer: Result<u64, tokio_postgres::Error>,
+    answer: Result<(), tokio_postgres::Error>,
 ) -> Result<DoneOutcome, Error> {
     let (code, message) = match answer {
         Ok(_) => (None, None),
@@ -563,10 +563,8 @@ pub mod pooled {
     ) -> Result<Vec<DoneOutcome>, Error> {
         if let [(cookie, out)] = results {
             let stmt = c.prepare_cached(TASK_DONE).await?;
-            return Ok(vec![lone_outcome(
-                cookie,
-                c.execute(&stmt, &[cookie, out]).await,
-            )?]);
+            let answer = c.execute(&stmt, &[cookie, out]).await.map(|_| ());
+            return Ok(vec![lone_outcome(cookie, answer)?]);
         }
         let stmt = c.prepare_cached(TASKS_DONE).await?;
         done_rows(&c.query(&stmt, &[&tasks_done_arg(results)]).await?)
@@ -576,83 +574,64 @@ pub mod pooled {
     /// of those of them that have ended (the ends these results made among them), read before
     /// anyone else is told of the ends (at the commit). The four statements (begin, the two
     /// calls, commit) go in one round trip. Should the read fail, the transaction is rolled
-    /// back and the results are finished again without it; `ends` is then its error.
+    /// back and the results are finished again without it; `ends` is then its error. A lone
+    /// result is finished by `task_done`, as [`tasks_done`] finishes one: its refusal aborts
+    /// the transaction, so nothing ended and `ends` is empty.
     pub async fn tasks_done_reading_ends(
         c: &deadpool_postgres::Client,
         results: &[(&str, &Value)],
         job_ids: &[i64],
     ) -> Result<DoneAndEnds, Error> {
-        if let [(cookie, out)] = results {
-            return task_done_reading_ends(c, cookie, out, job_ids).await;
-        }
-        let done = c.prepare_cached(TASKS_DONE).await?;
+        // a lone result is finished by task_done, as tasks_done finishes one
+        let lone = match results {
+            [(cookie, out)] => Some((*cookie, *out)),
+            _ => None,
+        };
+        let done = c
+            .prepare_cached(if lone.is_some() {
+                TASK_DONE
+            } else {
+                TASKS_DONE
+            })
+            .await?;
         let ended = c.prepare_cached(ENDED_JOBS).await?;
-        let arg = tasks_done_arg(results);
-        let (done_params, ended_params): ([Param<'_>; 1], [Param<'_>; 1]) = ([&arg], [&job_ids]);
+        let arg;
+        let done_params: Vec<Param<'_>> = match &lone {
+            Some((cookie, out)) => vec![cookie, *out],
+            None => {
+                arg = tasks_done_arg(results);
+                vec![&arg]
+            }
+        };
+        let ended_params: [Param<'_>; 1] = [&job_ids];
         // Sent in this order as the futures are first polled, answered in the same order. A
         // failed statement aborts the transaction, and its commit then rolls it back.
-        let (begin, outcomes, ends, commit) = tokio::join!(
+        let (begin, answer, ends, commit) = tokio::join!(
             c.batch_execute("begin"),
             c.query(&done, &done_params),
             c.query(&ended, &ended_params),
             c.batch_execute("commit"),
         );
         begin?;
-        let outcomes = outcomes?;
-        match ends {
-            Ok(ends) => {
-                commit?;
-                Ok(DoneAndEnds {
-                    outcomes: done_rows(&outcomes)?,
-                    ends: ended_rows(&ends),
-                })
-            }
-            Err(e) => {
-                commit?;
-                Ok(DoneAndEnds {
-                    outcomes: tasks_done(c, results).await?,
-                    ends: Err(e.into()),
-                })
-            }
-        }
-    }
-
-    /// [`tasks_done_reading_ends`] of a lone result, finished by `task_done` (as
-    /// [`tasks_done`] finishes one). A refusal aborts the transaction, so nothing ended and
-    /// the read is not an error of its own; should the read alone fail, the result is
-    /// finished again without it.
-    async fn task_done_reading_ends(
-        c: &deadpool_postgres::Client,
-        cookie: &str,
-        out: &Value,
-        job_ids: &[i64],
-    ) -> Result<DoneAndEnds, Error> {
-        let done = c.prepare_cached(TASK_DONE).await?;
-        let ended = c.prepare_cached(ENDED_JOBS).await?;
-        let (done_params, ended_params): ([Param<'_>; 2], [Param<'_>; 1]) =
-            ([&cookie, out], [&job_ids]);
-        let (begin, answer, ends, commit) = tokio::join!(
-            c.batch_execute("begin"),
-            c.execute(&done, &done_params),
-            c.query(&ended, &ended_params),
-            c.batch_execute("commit"),
-        );
-        begin?;
-        let outcome = lone_outcome(cookie, answer)?;
+        let outcomes = match lone {
+            Some((cookie, _)) => vec![lone_outcome(cookie, answer.map(|_| ()))?],
+            None => done_rows(&answer?)?,
+        };
         commit?;
-        if outcome.code.is_some() {
+        // a refused lone result aborted the transaction: nothing ended, the read failed with it
+        if lone.is_some() && outcomes[0].code.is_some() {
             return Ok(DoneAndEnds {
-                outcomes: vec![outcome],
+                outcomes,
                 ends: Ok(Vec::new()),
             });
         }
         match ends {
             Ok(ends) => Ok(DoneAndEnds {
-                outcomes: vec![outcome],
+                outcomes,
                 ends: ended_rows(&ends),
             }),
             Err(e) => Ok(DoneAndEnds {
-                outcomes: tasks_done(c, &[(cookie, out)]).await?,
+                outcomes: tasks_done(c, results).await?,
                 ends: Err(e.into()),
             }),
         }
