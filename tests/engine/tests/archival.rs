@@ -73,3 +73,60 @@ async fn a_tree_with_a_running_detached_child_waits_for_it() {
         Some(json!({"ok": true}))
     );
 }
+
+/// The gateway reads the ends of the jobs its clients wait for from their rows
+/// (`jc_db::ended_jobs`): a live ended job and an archived one with their outputs, a running
+/// one not at all, an unknown one with get_job_status's "no job" answer.
+#[tokio::test]
+async fn the_gateways_end_read_finds_live_archived_and_unknown_jobs() {
+    let (_db, c) = setup().await;
+    let mut f = flow::Flow::workflow("napper2").output("ok", "boolean");
+    f.system(
+        jcl::SystemAction::Sleep,
+        vec![set(path(Ns::I, &["timeout"]), lit(3600))],
+    );
+    let napper = f.end(vec![set(path(Ns::O, &["ok"]), lit(true))]);
+    let mut f = flow::Flow::workflow("starter2").output("ok", "boolean");
+    f.call_with("napper2", vec![], vec![], |t| t.detach = true);
+    let starter = f.end(vec![set(path(Ns::O, &["ok"]), lit(true))]);
+    load(&c, &[napper, starter]).await;
+    let parent = db::create_job(&c, "starter2", &json!({}), Default::default())
+        .await
+        .unwrap()
+        .job_id;
+    let child = only_child(&c, parent).await;
+    let unknown = child + 1000;
+    let ok = json!({"ok": true});
+    let no_job = db::get_job_status(&c, unknown).await.unwrap().unwrap();
+    assert_eq!(no_job["error"]["msg"], json!(format!("no job {unknown}")));
+
+    let ended = |ids: Vec<i64>| {
+        let c = &c;
+        async move {
+            let mut e = db::ended_jobs(c, &ids).await.unwrap();
+            e.sort_by_key(|(id, _)| *id);
+            e
+        }
+    };
+    assert_eq!(
+        ended(vec![parent, child, unknown]).await,
+        [(parent, ok.clone()), (unknown, no_job.clone())],
+        "the sleeping child has not ended"
+    );
+
+    make_due(&c, child).await;
+    assert_eq!(db::do_timeout(&c).await.unwrap(), 1);
+    c.batch_execute(
+        "update jobcenter.settings set value = '\"0 seconds\"' \
+         where name = 'archive_finished_after'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(db::do_archival_and_cleanup(&c).await.unwrap(), 2);
+    assert_eq!(count(&c, "jobs").await, 0);
+    assert_eq!(
+        ended(vec![child, unknown, parent]).await,
+        [(parent, ok.clone()), (child, ok), (unknown, no_job)],
+        "archived"
+    );
+}
