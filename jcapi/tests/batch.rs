@@ -190,6 +190,12 @@ async fn batched_calls_are_refused_to_non_workers_and_for_too_many() {
         w.call("tasks_done", json!({"results": []})).await,
         json!([])
     );
+    // A take of one (get_task in the database) with none ready is no task, not a row of nulls.
+    assert_eq!(
+        w.call("get_tasks", json!({"actionname": "add", "count": 1}))
+            .await,
+        json!([])
+    );
     // The connection goes on.
     still_serving(&g).await;
 }
