@@ -7,10 +7,8 @@ use jcl::build::{lit, path, set};
 use jcl::Ns;
 use serde_json::json;
 
-#[tokio::test]
-async fn a_tree_with_a_running_detached_child_waits_for_it() {
-    let (_db, c) = setup().await;
-    // The child sleeps an hour; the parent starts it detached and ends at once.
+/// Workflow `starter`, which starts `napper` (sleeps an hour) detached and ends at once.
+async fn load_starter(c: &tokio_postgres::Client) {
     let mut f = flow::Flow::workflow("napper").output("ok", "boolean");
     f.system(
         jcl::SystemAction::Sleep,
@@ -20,7 +18,23 @@ async fn a_tree_with_a_running_detached_child_waits_for_it() {
     let mut f = flow::Flow::workflow("starter").output("ok", "boolean");
     f.call_with("napper", vec![], vec![], |t| t.detach = true);
     let starter = f.end(vec![set(path(Ns::O, &["ok"]), lit(true))]);
-    load(&c, &[napper, starter]).await;
+    load(c, &[napper, starter]).await;
+}
+
+/// Archival takes a finished job at once (setting `archive_finished_after`).
+async fn archive_at_once(c: &tokio_postgres::Client) {
+    c.batch_execute(
+        "update jobcenter.settings set value = '\"0 seconds\"' \
+         where name = 'archive_finished_after'",
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_tree_with_a_running_detached_child_waits_for_it() {
+    let (_db, c) = setup().await;
+    load_starter(&c).await;
     assert_eq!(db::next_timeout(&c).await.unwrap(), None, "no timer yet");
     let parent = db::create_job(&c, "starter", &json!({}), Default::default())
         .await
@@ -31,12 +45,7 @@ async fn a_tree_with_a_running_detached_child_waits_for_it() {
     assert_eq!(state(&c, child).await, "sleeping");
     let wait = db::next_timeout(&c).await.unwrap().unwrap();
     assert!(wait > 3500.0, "{wait}");
-    c.batch_execute(
-        "update jobcenter.settings set value = '\"0 seconds\"' \
-         where name = 'archive_finished_after'",
-    )
-    .await
-    .unwrap();
+    archive_at_once(&c).await;
 
     assert_eq!(db::do_archival_and_cleanup(&c).await.unwrap(), 0);
     assert_eq!(
@@ -80,17 +89,8 @@ async fn a_tree_with_a_running_detached_child_waits_for_it() {
 #[tokio::test]
 async fn the_gateways_end_read_finds_live_archived_and_unknown_jobs() {
     let (_db, c) = setup().await;
-    let mut f = flow::Flow::workflow("napper2").output("ok", "boolean");
-    f.system(
-        jcl::SystemAction::Sleep,
-        vec![set(path(Ns::I, &["timeout"]), lit(3600))],
-    );
-    let napper = f.end(vec![set(path(Ns::O, &["ok"]), lit(true))]);
-    let mut f = flow::Flow::workflow("starter2").output("ok", "boolean");
-    f.call_with("napper2", vec![], vec![], |t| t.detach = true);
-    let starter = f.end(vec![set(path(Ns::O, &["ok"]), lit(true))]);
-    load(&c, &[napper, starter]).await;
-    let parent = db::create_job(&c, "starter2", &json!({}), Default::default())
+    load_starter(&c).await;
+    let parent = db::create_job(&c, "starter", &json!({}), Default::default())
         .await
         .unwrap()
         .job_id;
@@ -116,12 +116,7 @@ async fn the_gateways_end_read_finds_live_archived_and_unknown_jobs() {
 
     make_due(&c, child).await;
     assert_eq!(db::do_timeout(&c).await.unwrap(), 1);
-    c.batch_execute(
-        "update jobcenter.settings set value = '\"0 seconds\"' \
-         where name = 'archive_finished_after'",
-    )
-    .await
-    .unwrap();
+    archive_at_once(&c).await;
     assert_eq!(db::do_archival_and_cleanup(&c).await.unwrap(), 2);
     assert_eq!(count(&c, "jobs").await, 0);
     assert_eq!(
