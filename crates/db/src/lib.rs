@@ -364,11 +364,11 @@ pub mod pooled {
     use super::{task_rows, tasks_done_arg, ENDED_JOBS};
     use super::{CreateJob, DoneAndEnds, DoneOutcome, Error, NewJob, Param, Take, TakeWhat, Task};
     use super::{CREATE_JOB, GET_JOB_STATUS, GET_TASK, GET_TASKS, TASKS_DONE, TASK_DONE};
+    use serde_json::Value;
 
     /// The job id of a `get_task` that takes the oldest task: a take of one (`get_tasks`
     /// with a limit of 1 is `get_task` of no job, in the engine too).
     const NO_JOB: Option<i64> = None;
-    use serde_json::Value;
 
     /// [`super::create_job`] with a cached statement.
     pub async fn create_job(
