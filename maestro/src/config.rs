@@ -20,7 +20,8 @@ pub struct Config {
     pub pool_size: usize,
     /// How often dead workers are looked for and ended jobs archived.
     pub maintenance_interval: Duration,
-    /// The longest the timer loop sleeps without re-reading the next due time.
+    /// The longest the timer loop sleeps without re-reading the next due time (the engine's
+    /// `timer_horizon()` caps it too: timeouts due further off are not notified).
     pub max_sleep: Duration,
     /// The longest wait between reconnection attempts (the back-off doubles up to it).
     pub reconnect_max: Duration,

@@ -205,6 +205,18 @@ struct Round {
     scheduled: i32,
     /// Seconds until the next due timeout or schedule run, `None` if there is none.
     next: Option<f64>,
+    /// The engine's timer horizon in seconds (`timer_horizon()`): timeouts due further off
+    /// are not notified, so the loop sleeps no longer than this. `None`: every timeout is.
+    horizon: Option<f64>,
+}
+
+/// What the timer loop carries from one round to the next.
+#[derive(Debug)]
+struct LoopState {
+    /// Run crash recovery (and re-read the engine's functions) in the next round.
+    recover: bool,
+    /// The engine has `timer_horizon()` (an engine before 0.13.0 notifies every timeout).
+    has_horizon: bool,
 }
 
 /// Sleeps until the next due time, fires what is due, and again; see the module docs.
@@ -215,7 +227,10 @@ async fn timer_loop(
     metrics: Arc<Metrics>,
     config: Config,
 ) {
-    let mut recover = true;
+    let mut state = LoopState {
+        recover: true,
+        has_horizon: false,
+    };
     let mut errors = Backoff::new(BACKOFF_MIN, config.reconnect_max);
     let mut busy = Backoff::new(BUSY_MIN, BUSY_MAX);
     // The due time the loop last slept for, to measure how late it woke.
@@ -225,11 +240,12 @@ async fn timer_loop(
             return;
         }
         // How long to wait, and whether something is due at its end.
-        let (wait, for_due) = match round(&pool, &metrics, &config, &mut recover, &mut due, &stop)
+        let (wait, for_due) = match round(&pool, &metrics, &config, &mut state, &mut due, &stop)
             .await
         {
             Ok(r) => {
                 errors.reset();
+                let max_sleep = sleep_cap(config.max_sleep, r.horizon);
                 if r.fired > 0 || r.scheduled > 0 {
                     tracing::debug!(fired = r.fired, scheduled = r.scheduled, "timers fired");
                 }
@@ -241,11 +257,11 @@ async fn timer_loop(
                     Some(secs) => {
                         busy.reset();
                         let wait = Duration::from_secs_f64(secs.max(0.0));
-                        (wait.min(config.max_sleep), wait <= config.max_sleep)
+                        (wait.min(max_sleep), wait <= max_sleep)
                     }
                     None => {
                         busy.reset();
-                        (config.max_sleep, false)
+                        (max_sleep, false)
                     }
                 }
             }
@@ -263,7 +279,7 @@ async fn timer_loop(
             Wake::Due(at) if at < deadline => due = Some(at),
             Wake::Due(_) => {}
             Wake::Reconnected => {
-                recover = true;
+                state.recover = true;
                 due = None;
             }
             Wake::Stop => return,
@@ -276,14 +292,21 @@ async fn round(
     pool: &Pool,
     metrics: &Metrics,
     config: &Config,
-    recover: &mut bool,
+    state: &mut LoopState,
     due: &mut Option<Instant>,
     stop: &watch::Receiver<bool>,
 ) -> Result<Round, Error> {
     let object = pool.get().await?;
     let client: &tokio_postgres::Client = &object;
-    if *recover {
+    if state.recover {
         apply_settings(client, config).await?;
+        state.has_horizon = client
+            .query_one(
+                "select to_regprocedure('jobcenter.timer_horizon()') is not null",
+                &[],
+            )
+            .await?
+            .try_get(0)?;
         let started = Instant::now();
         let n = jc_db::do_crash_recovery(client).await?;
         metrics.call(Call::DoCrashRecovery, started.elapsed());
@@ -291,7 +314,7 @@ async fn round(
         if n > 0 {
             tracing::info!(jobs = n, "crash recovery drove jobs on");
         }
-        *recover = false;
+        state.recover = false;
     }
     if let Some(at) = due.take() {
         metrics
@@ -315,12 +338,19 @@ async fn round(
     metrics.schedule_runs.inc_by(scheduled as u64);
     let row = client
         .query_one(
-            "select jobcenter.next_timeout(), jobcenter.next_schedule()",
+            if state.has_horizon {
+                "select jobcenter.next_timeout(), jobcenter.next_schedule(), \
+                 jobcenter.timer_horizon()"
+            } else {
+                "select jobcenter.next_timeout(), jobcenter.next_schedule(), \
+                 null::float8"
+            },
             &[],
         )
         .await?;
     let timeout: Option<f64> = row.try_get(0)?;
     let schedule: Option<f64> = row.try_get(1)?;
+    let horizon: Option<f64> = row.try_get(2)?;
     let next = match (timeout, schedule) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -329,7 +359,18 @@ async fn round(
         fired,
         scheduled,
         next,
+        horizon,
     })
+}
+
+/// The longest the timer loop may sleep: `max_sleep`, or the engine's timer horizon when that
+/// is shorter (a timeout due beyond the horizon is not notified, so a longer sleep could miss
+/// it). A horizon that is no positive number of seconds is ignored.
+fn sleep_cap(max_sleep: Duration, horizon: Option<f64>) -> Duration {
+    match horizon {
+        Some(h) if h.is_finite() && h > 0.0 => max_sleep.min(Duration::from_secs_f64(h)),
+        _ => max_sleep,
+    }
 }
 
 /// Writes the settings the configuration gives to `jobcenter.settings`.
@@ -475,5 +516,20 @@ async fn gateway_loop(pool: Pool, mut stop: watch::Receiver<bool>, metrics: Arc<
             _ = tokio::time::sleep(GATEWAY_CHECK) => {}
             _ = stop.changed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sleep_is_capped_by_a_shorter_horizon_only() {
+        let minute = Duration::from_secs(60);
+        assert_eq!(sleep_cap(minute, None), minute);
+        assert_eq!(sleep_cap(minute, Some(5.0)), Duration::from_secs(5));
+        assert_eq!(sleep_cap(minute, Some(600.0)), minute);
+        assert_eq!(sleep_cap(minute, Some(0.0)), minute);
+        assert_eq!(sleep_cap(minute, Some(f64::NAN)), minute);
     }
 }

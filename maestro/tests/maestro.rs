@@ -65,6 +65,34 @@ async fn a_sleep_of_one_second_finishes_in_about_one_second() {
     assert!(body.contains("jobcenter_maestro_wake_lateness_seconds_bucket{le=\"0.1\"}"));
 }
 
+#[tokio::test]
+async fn a_sleep_beyond_the_timer_horizon_is_not_notified_and_still_fires_on_time() {
+    let (tdb, c) = setup().await;
+    load(&c, &[sleeper()]).await;
+    c.execute(
+        "update jobcenter.settings set value = '\"2 seconds\"' where name = 'timer_horizon'",
+        &[],
+    )
+    .await
+    .unwrap();
+    // max_sleep is a minute: only the horizon makes the maestro look again within 2 s
+    let _m = Maestro::start(&tdb.dsn, &[]);
+    wait_listening(&c, 1).await;
+    // past the rounds of its start (the one after it began to listen among them), asleep
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = Instant::now();
+    let job = db::create_job(&c, "sleeper", &json!({"t": 4}), Default::default())
+        .await
+        .unwrap()
+        .job_id;
+    assert_eq!(
+        wait_job(&c, job, Duration::from_secs(10)).await,
+        json!({"t": 4})
+    );
+    let took = started.elapsed().as_secs_f64();
+    assert!((3.9..5.5).contains(&took), "took {took} s");
+}
+
 /// Action `flaky` (1 s time-out, retried after 0.5 s) and workflow `callflaky` calling it.
 fn flaky(retry: RetryConfig, timeout: Option<&str>) -> Vec<jcl::Model> {
     let act = flow::action("flaky")

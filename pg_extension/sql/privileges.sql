@@ -294,7 +294,7 @@ declare
         "jobcenter_compiler": ["load_action", "replace_action", "create_schedule",
             "drop_schedule", "enable_schedule", "get_workflow_info", "get_stale_actions"],
         "jobcenter_gateway": ["gateway_register", "gateway_attach", "rate_room", "start_room"],
-        "jobcenter_admin": ["do_timeout", "next_timeout", "do_crash_recovery",
+        "jobcenter_admin": ["do_timeout", "next_timeout", "timer_horizon", "do_crash_recovery",
             "do_worker_check", "do_gateway_check", "do_archival_and_cleanup", "do_schedules", "next_schedule",
             "retry_now", "set_disabled", "disable_action"]
     }';

@@ -390,6 +390,9 @@ insert into jobcenter.settings (name, value) values
     -- what one step of job priority is worth in waiting: a job of priority p is served as if
     -- created p times this earlier (ready_rank)
     ('priority_aging', '"1 minute"'),
+    -- a timeout due further off than this is not notified on the channel timer: the maestro
+    -- sleeps at most this long between its looks at the next due time (notify_timer)
+    ('timer_horizon', '"1 minute"'),
     -- the most rows each kind of clean-up deletes in one call of do_archival_and_cleanup
     ('cleanup_batch', '10000'),
     -- the jobcenter role whose members (besides the owner) serve actions without role:

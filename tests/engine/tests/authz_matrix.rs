@@ -104,6 +104,7 @@ const MATRIX: &[Row] = &[
     // the maestro's and the operator's procedures
     ("do_timeout", "select jobcenter.do_timeout()", [D, D, D, D, D, D]),
     ("next_timeout", "select jobcenter.next_timeout()", [D, D, D, D, D, D]),
+    ("timer_horizon", "select jobcenter.timer_horizon()", [D, D, D, D, D, D]),
     ("do_crash_recovery", "select jobcenter.do_crash_recovery()", [D, D, D, D, D, D]),
     ("do_worker_check", "select jobcenter.do_worker_check()", [D, D, D, D, D, D]),
     ("do_gateway_check", "select jobcenter.do_gateway_check()", [D, D, D, D, D, D]),

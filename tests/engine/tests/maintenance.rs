@@ -1,5 +1,5 @@
-//! Maintenance: crash recovery, archival with retention, next_timeout and the timer channel,
-//! and two maestros firing the same due timeouts at once.
+//! Maintenance: crash recovery, archival with retention, next_timeout and the timer channel
+//! (within the timer horizon), and two maestros firing the same due timeouts at once.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -318,6 +318,54 @@ async fn next_timeout_reports_the_earliest_timeout_and_timer_is_notified() {
     assert_eq!(state(&c, long).await, "sleeping");
     let next = db::next_timeout(&c).await.unwrap().unwrap();
     assert!((27.0..=29.0).contains(&next), "{next}");
+}
+
+async fn timer_horizon(c: &Client) -> Option<f64> {
+    c.query_one("select jobcenter.timer_horizon()", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn set_horizon(c: &Client, value: &str) {
+    c.execute(
+        "update jobcenter.settings set value = $1::text::jsonb where name = 'timer_horizon'",
+        &[&value],
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_timeout_beyond_the_timer_horizon_is_not_notified() {
+    let (tdb, c) = setup().await;
+    load(&c, &models()).await;
+    assert_eq!(timer_horizon(&c).await, Some(60.0), "a minute by default");
+    let mut l = Listener::new(&tdb, &["timer"]).await;
+    // five minutes on: beyond the horizon, no notification (and no wait for the
+    // notification lock), but next_timeout reports it to the maestro's next look
+    let far = create(&c, "napper", json!({"secs": 300})).await;
+    assert_eq!(state(&c, far).await, "sleeping");
+    assert_eq!(l.drain(Duration::from_millis(300)).await, vec![]);
+    let next = db::next_timeout(&c).await.unwrap().unwrap();
+    assert!((299.0..=300.0).contains(&next), "{next}");
+    // within the horizon: notified
+    create(&c, "napper", json!({"secs": 30})).await;
+    let (ch, _) = l.next().await.expect("timer notification");
+    assert_eq!(ch, "timer");
+    // a wider horizon takes in the five minutes
+    set_horizon(&c, "\"10 minutes\"").await;
+    assert_eq!(timer_horizon(&c).await, Some(600.0));
+    create(&c, "napper", json!({"secs": 300})).await;
+    assert_eq!(l.next().await.expect("timer notification").0, "timer");
+    // a horizon that is no positive duration is none: every timeout is notified
+    for bad in ["\"soon\"", "0", "-5", "null"] {
+        set_horizon(&c, bad).await;
+        assert_eq!(timer_horizon(&c).await, None, "{bad}");
+        create(&c, "napper", json!({"secs": 3600})).await;
+        let (ch, _) = l.next().await.expect("timer notification");
+        assert_eq!(ch, "timer", "{bad}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,9 +1,9 @@
-//! `ALTER EXTENSION jobcenter UPDATE` from each released version (0.1.0, 0.2.0, 0.3.0, 0.4.0, 0.5.0, 0.6.0, 0.7.0, 0.8.0, 0.9.0, 0.10.0, 0.11.0) with jobs in
+//! `ALTER EXTENSION jobcenter UPDATE` from each released version (0.1.0, 0.2.0, 0.3.0, 0.4.0, 0.5.0, 0.6.0, 0.7.0, 0.8.0, 0.9.0, 0.10.0, 0.11.0, 0.12.0) with jobs in
 //! flight: jobs started with the old API wait in every waiting state, the upgrade runs, and the
 //! current API finishes them all with the right answers. The upgraded schema must equal a fresh `CREATE EXTENSION`
 //! (functions with their bodies and settings, columns, indexes, constraints, enum values,
 //! views, grants, extension membership, the system rows), so a missing upgrade fragment or a
-//! stale `jobcenter--0.11.0--0.12.0.sql` fails here. Needs the released install scripts installed
+//! stale `jobcenter--0.12.0--0.13.0.sql` fails here. Needs the released install scripts installed
 //! (`scripts/install-extension`).
 #![allow(clippy::unwrap_used)]
 
@@ -15,7 +15,7 @@ use jcl::{Backoff, Model, Ns, RetryConfig, SystemAction};
 use serde_json::{json, Value};
 use tokio_postgres::Client;
 
-const NEW: &str = "0.12.0";
+const NEW: &str = "0.13.0";
 
 /// flaky: the add action retried after soft errors; flaky_wf calls it.
 fn flaky() -> Vec<Model> {
@@ -177,6 +177,11 @@ async fn jobs_in_flight_survive_the_upgrade_from_0_10_0() {
 #[tokio::test]
 async fn jobs_in_flight_survive_the_upgrade_from_0_11_0() {
     upgrade_with_jobs_in_flight("0.11.0").await;
+}
+
+#[tokio::test]
+async fn jobs_in_flight_survive_the_upgrade_from_0_12_0() {
+    upgrade_with_jobs_in_flight("0.12.0").await;
 }
 
 /// The upgrades of this file, one at a time: an upgrade re-runs privileges.sql, whose role
