@@ -47,7 +47,7 @@ impl Outcome {
 
 /// Loads the workload into `db`, a fresh database with the extension.
 pub async fn load(db: &testkit::TestDb) -> anyhow::Result<()> {
-    workload::load(&Conn::open(&db.dsn).await?.client, None).await
+    workload::load(&Conn::open(&db.dsn).await?.client, None, None).await
 }
 
 /// `clients` connections create `jobs` jobs together, one per transaction; `first_input`

@@ -9,6 +9,7 @@
 //! at most N run at once: `--limit N` gives `add` a concurrency limit (`config: concurrency
 //! = N`, at most N tasks at work), `--lock-limit N` drains `calltest_limited`, which holds a
 //! counted lock of N holders from its start to its end (the others wait for a slot).
+//! `--task-timeout S` gives `add` a time-out of S seconds, so every task taken gets one.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -49,6 +50,9 @@ pub struct Plan {
     pub notify: bool,
     /// A limit on how many run at once.
     pub limit: Option<workload::Limit>,
+    /// The action's `timeout` in seconds (its config), none by default: every task taken
+    /// gets a time-out.
+    pub task_timeout: Option<u32>,
     pub timeout: Duration,
 }
 
@@ -76,6 +80,8 @@ pub struct Outcome {
     pub notify: bool,
     /// [`Plan::limit`].
     pub limit: Option<workload::Limit>,
+    /// [`Plan::task_timeout`].
+    pub task_timeout: Option<u32>,
     /// Creating the jobs beforehand (not part of the rate).
     pub setup: Duration,
     /// From the workers' start to the last `task_done`.
@@ -100,6 +106,7 @@ impl Outcome {
             "ends_notified": self.notify,
             "concurrency_limit": self.limit.map(|l| l.n()),
             "limited_by": self.limit.map(|l| l.kind()),
+            "task_timeout_s": self.task_timeout,
             "setup_s": round_to(self.setup.as_secs_f64(), 3),
             "elapsed_s": round_to(self.elapsed.as_secs_f64(), 3),
             "jobs_per_s": round_to(self.jobs_per_s(), 1),
@@ -126,7 +133,7 @@ pub async fn run(db: &testkit::TestDb, plan: &Plan) -> anyhow::Result<Outcome> {
     check(plan)?;
     let control = Conn::open(&db.dsn).await?;
     let c = &control.client;
-    workload::load(c, plan.limit).await?;
+    workload::load(c, plan.limit, plan.task_timeout).await?;
     let workflow = plan.limit.map_or(WORKFLOW, |l| l.workflow());
     let warm_up = if plan.limit.is_none() { WARM_UP } else { 0 };
     let setup_start = Instant::now();
@@ -219,6 +226,7 @@ pub async fn run(db: &testkit::TestDb, plan: &Plan) -> anyhow::Result<Outcome> {
         batch: plan.batch,
         notify: plan.notify,
         limit: plan.limit,
+        task_timeout: plan.task_timeout,
         setup,
         elapsed,
         get_task_ms: mean(worked.iter().map(|w| w.get_task).sum(), get_task_calls),
@@ -329,6 +337,7 @@ mod tests {
             batch: 1,
             notify: false,
             limit: None,
+            task_timeout: None,
             timeout: Duration::from_secs(120),
         };
         let o = run(&db, &plan).await?;
@@ -364,12 +373,68 @@ mod tests {
             batch: 10,
             notify: true,
             limit: None,
+            task_timeout: None,
             timeout: Duration::from_secs(120),
         };
         let o = run(&db, &plan).await?;
         assert_eq!(o.jobs, 45);
         assert_eq!(o.json()["tasks_per_call"], json!(10));
         assert_eq!(o.json()["ends_notified"], json!(true));
+        Ok(())
+    }
+
+    /// With an action time-out: every task taken gets one (the maestro would fire it), the
+    /// drain finishes every job, and the figures say which drain it was.
+    #[tokio::test]
+    async fn a_drain_of_an_action_with_a_time_out_finishes_every_job() -> anyhow::Result<()> {
+        let db = testkit::Cluster::shared().await?.new_db().await?;
+        let plan = Plan {
+            jobs: 30,
+            workers: 3,
+            batch: 1,
+            notify: false,
+            limit: None,
+            task_timeout: Some(300),
+            timeout: Duration::from_secs(120),
+        };
+        let o = run(&db, &plan).await?;
+        assert_eq!(o.jobs, 30);
+        assert_eq!(o.json()["task_timeout_s"], json!(300));
+        let c = Conn::open(&db.dsn).await?;
+        let config: Value = c
+            .client
+            .query_one(
+                "select config from jobcenter.actions where name = $1",
+                &[&workload::ACTION],
+            )
+            .await?
+            .get(0);
+        assert_eq!(config["timeout"], json!("300 seconds"));
+        // a task taken now gets its time-out five minutes on
+        let job: i64 = c
+            .client
+            .query_one(
+                "select job_id from jobcenter.create_job($1, '{\"input\": 1}')",
+                &[&WORKFLOW],
+            )
+            .await?
+            .get(0);
+        c.client
+            .execute("select jobcenter.announce('w_probe', $1)", &[&ACTION])
+            .await?;
+        c.client
+            .execute("select jobcenter.get_task('w_probe', $1)", &[&ACTION])
+            .await?;
+        let left: f64 = c
+            .client
+            .query_one(
+                "select extract(epoch from timeout - clock_timestamp())::float8
+                 from jobcenter.jobs where job_id = $1",
+                &[&job],
+            )
+            .await?
+            .get(0);
+        assert!((290.0..=300.0).contains(&left), "time-out in {left} s");
         Ok(())
     }
 
@@ -384,6 +449,7 @@ mod tests {
             batch: 1,
             notify: false,
             limit: Some(workload::Limit::Lock(3)),
+            task_timeout: None,
             timeout: Duration::from_secs(120),
         };
         let o = run(&db, &plan).await?;
@@ -426,6 +492,7 @@ mod tests {
             batch: 1,
             notify: false,
             limit: Some(workload::Limit::Action(2)),
+            task_timeout: None,
             timeout: Duration::from_secs(120),
         };
         let o = run(&db, &plan).await?;

@@ -190,7 +190,7 @@ struct Progress {
 pub async fn run(db: &testkit::TestDb, setup: &Setup, plan: &Plan) -> anyhow::Result<E2eOutcome> {
     let control = Conn::open(&db.dsn).await?;
     let c = &control.client;
-    workload::load(c, None).await?;
+    workload::load(c, None, None).await?;
     // The gateway acts for its users: jobcenter roles its database role may impersonate.
     sql::allow_gateway_users(
         c,

@@ -109,6 +109,8 @@ Options:
   --limit N        (drain) a concurrency limit of N tasks on the action (its config
                    `concurrency`), measured beside the drain without it
   --lock-limit N   (drain) the same made with a counted lock of N holders the jobs hold
+  --task-timeout S (drain) action add gets config timeout = S seconds: every task taken gets
+                   a time-out (none by default)
   --rounds R       (peers, drain --limit) interleaved rounds (default 2)
   --probe-seconds S   (peers) length of each commit probe (default 2)
   --peer-dir PATH  (peers) where graphile-worker is installed (default .jc/peers)
@@ -156,6 +158,7 @@ struct Args {
     batch: usize,
     notify_ends: bool,
     limit: Option<workload::Limit>,
+    task_timeout: Option<u32>,
     prefill: Option<i64>,
     steps: Vec<u64>,
     budget: Duration,
@@ -171,7 +174,7 @@ fn flag_modes(flag: &str) -> &'static [Mode] {
         "--stats" => &[Mode::Rounds, Mode::E2e, Mode::Drain],
         "--transports" | "--slots" => &[Mode::E2e],
         "--jcapi" => &[Mode::E2e, Mode::Peers],
-        "--batch" | "--limit" | "--lock-limit" => &[Mode::Drain],
+        "--batch" | "--limit" | "--lock-limit" | "--task-timeout" => &[Mode::Drain],
         "--notify-ends" => &[Mode::Drain, Mode::Peers],
         "--prefill" => &[Mode::Create],
         "--steps" | "--budget-seconds" => &[Mode::Loop],
@@ -226,6 +229,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Option<Args>
         batch: 1,
         notify_ends: false,
         limit: None,
+        task_timeout: None,
         prefill: None,
         steps: vec![1000, 10_000, 100_000],
         budget: Duration::from_secs(120),
@@ -295,6 +299,12 @@ fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Option<Args>
                 } else {
                     workload::Limit::Lock(n)
                 });
+            }
+            "--task-timeout" => {
+                parsed.task_timeout = Some(
+                    u32::try_from(count(value()?, "--task-timeout")?)
+                        .context("--task-timeout is too large")?,
+                );
             }
             "--prefill" => {
                 parsed.prefill =
@@ -395,6 +405,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             batch: args.batch,
             notify: args.notify_ends,
             limit: None,
+            task_timeout: args.task_timeout,
             timeout: args.timeout,
         })
         .collect();
@@ -545,7 +556,13 @@ async fn drain_mode(
     let mut outcomes = Vec::with_capacity(plans.len());
     for plan in plans {
         let db = fresh_db(cluster, stats).await?;
-        eprintln!("drain: {} jobs, {} workers …", plan.jobs, plan.workers);
+        eprintln!(
+            "drain: {} jobs, {} workers{} …",
+            plan.jobs,
+            plan.workers,
+            plan.task_timeout
+                .map_or(String::new(), |t| format!(", action time-out {t} s"))
+        );
         outcomes.push(
             drain::run(&db, plan)
                 .await
@@ -1128,6 +1145,13 @@ mod tests {
         let a = parse(&["drain", "--jobs", "500", "--workers=2,10", "--batch", "1"])?
             .context("not help")?;
         assert_eq!((a.jobs, a.workers), (500, vec![2, 10]));
+        assert_eq!(a.task_timeout, None);
+        let a = parse(&["drain", "--task-timeout", "300"])?.context("not help")?;
+        assert_eq!(a.task_timeout, Some(300));
+        let refused = parse(&["create", "--task-timeout", "300"])
+            .err()
+            .context("--task-timeout was taken by create")?;
+        assert!(refused.to_string().contains("--task-timeout"), "{refused}");
         let a =
             parse(&["create", "--prefill", "1000000", "--clients", "2"])?.context("not help")?;
         assert_eq!(
@@ -1176,6 +1200,7 @@ mod tests {
             batch: a.batch,
             notify: false,
             limit: None,
+            task_timeout: None,
             timeout: a.timeout,
         };
         assert!(drain::check(&plan).is_ok());

@@ -366,6 +366,7 @@ pub async fn run(
                 batch: 1,
                 notify: plan.notify,
                 limit: None,
+                task_timeout: None,
                 timeout: plan.timeout,
             },
         )
@@ -391,6 +392,7 @@ pub async fn run(
                 batch: BATCH,
                 notify: plan.notify,
                 limit: None,
+                task_timeout: None,
                 timeout: plan.timeout,
             },
         )

@@ -77,7 +77,7 @@ type Created = Vec<(i64, Instant)>;
 pub async fn run(db: &testkit::TestDb, plan: &Plan) -> anyhow::Result<Outcome> {
     let control = Conn::open(&db.dsn).await?;
     let c = &control.client;
-    workload::load(c, None).await?;
+    workload::load(c, None, None).await?;
     let action_id = sql::action_id(c, ACTION).await?;
     let ready = format!("action:{action_id}:ready");
 

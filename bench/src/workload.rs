@@ -60,16 +60,20 @@ pub const STEP: i64 = 3;
 /// `calltest` {input} → {output} that calls `add` once with step 3 (as in the engine test
 /// `calltest.rs`).
 pub fn models() -> Vec<jcl::Model> {
-    vec![add_action(None), calltest(WORKFLOW, None)]
+    vec![add_action(None, None), calltest(WORKFLOW, None)]
 }
 
-/// Action `add` {counter, step} → {counter}, with a concurrency limit when given.
-fn add_action(concurrency: Option<u32>) -> jcl::Model {
+/// Action `add` {counter, step} → {counter}, with a concurrency limit and a time-out (its
+/// config `timeout`, seconds) when given.
+fn add_action(concurrency: Option<u32>, timeout: Option<u32>) -> jcl::Model {
     testkit::flow::action(ACTION)
         .input("counter", "number")
         .input("step", "number")
         .output("counter", "number")
-        .config(|c| c.concurrency = concurrency)
+        .config(|c| {
+            c.concurrency = concurrency;
+            c.timeout = timeout.map(|s| format!("{s} seconds"));
+        })
         .model()
 }
 
@@ -97,11 +101,21 @@ fn calltest(name: &str, limit: Option<u32>) -> jcl::Model {
 }
 
 /// Loads [`models`] through `c`; with an action limit `add` has `concurrency`, with a lock
-/// limit the workflow [`LIMITED`] holding a counted lock of that many holders is loaded too.
-pub async fn load(c: &tokio_postgres::Client, limit: Option<Limit>) -> anyhow::Result<()> {
+/// limit the workflow [`LIMITED`] holding a counted lock of that many holders is loaded too;
+/// with `task_timeout` (seconds) `add` has that `timeout`.
+pub async fn load(
+    c: &tokio_postgres::Client,
+    limit: Option<Limit>,
+    task_timeout: Option<u32>,
+) -> anyhow::Result<()> {
     let mut all = models();
+    let concurrency = match limit {
+        Some(Limit::Action(n)) => Some(n),
+        _ => None,
+    };
+    all[0] = add_action(concurrency, task_timeout);
     match limit {
-        Some(Limit::Action(n)) => all[0] = add_action(Some(n)),
+        Some(Limit::Action(_)) => {}
         Some(Limit::Lock(n)) => all.push(calltest(LIMITED, Some(n))),
         None => {}
     }
