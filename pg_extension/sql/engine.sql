@@ -70,7 +70,7 @@ declare
 begin
     select jobcenter.to_interval(s.value) into v_horizon
     from jobcenter.settings s where s.name = 'timer_horizon';
-    if v_horizon is null or v_horizon <= interval '0' or a_timeout < clock_timestamp() + v_horizon then
+    if v_horizon is null or v_horizon <= interval '0' or a_timeout <= clock_timestamp() + v_horizon then
         perform pg_notify('timer', extract(epoch from a_timeout)::text);
     end if;
 end $$;

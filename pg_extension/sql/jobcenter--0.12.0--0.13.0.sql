@@ -8,7 +8,7 @@
 -- 0.13.0, engine: the setting timer_horizon. A timeout due further off than it is not
 -- notified on the channel timer (notify_timer); the maestro sleeps no longer than it
 -- (timer_horizon()). A database that already has the setting keeps its value.
-insert into jobcenter.settings (name, value) values ('timer_horizon', '"1 minute"')
+insert into jobcenter.settings (name, value) values ('timer_horizon', '"10 seconds"')
     on conflict (name) do nothing;
 
 -- functions of engine.sql
@@ -84,7 +84,7 @@ declare
 begin
     select jobcenter.to_interval(s.value) into v_horizon
     from jobcenter.settings s where s.name = 'timer_horizon';
-    if v_horizon is null or v_horizon <= interval '0' or a_timeout < clock_timestamp() + v_horizon then
+    if v_horizon is null or v_horizon <= interval '0' or a_timeout <= clock_timestamp() + v_horizon then
         perform pg_notify('timer', extract(epoch from a_timeout)::text);
     end if;
 end $$;

@@ -391,8 +391,9 @@ insert into jobcenter.settings (name, value) values
     -- created p times this earlier (ready_rank)
     ('priority_aging', '"1 minute"'),
     -- a timeout due further off than this is not notified on the channel timer: the maestro
-    -- sleeps at most this long between its looks at the next due time (notify_timer)
-    ('timer_horizon', '"1 minute"'),
+    -- sleeps at most this long between its looks at the next due time (notify_timer); a
+    -- look costs a few small queries, a notification makes its transaction commit alone
+    ('timer_horizon', '"10 seconds"'),
     -- the most rows each kind of clean-up deletes in one call of do_archival_and_cleanup
     ('cleanup_batch', '10000'),
     -- the jobcenter role whose members (besides the owner) serve actions without role:
