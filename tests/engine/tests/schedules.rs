@@ -508,7 +508,8 @@ async fn a_job_with_a_start_time_sleeps_until_do_timeout_starts_it() {
     let (tdb, c) = setup().await;
     load(&c, &models()).await;
     let mut timer = Listener::new(&tdb, &["timer"]).await;
-    let start = SystemTime::now() + Duration::from_secs(30);
+    // 5 s on: within the timer horizon (10 s), so the maestro is told
+    let start = SystemTime::now() + Duration::from_secs(5);
     let job = db::create_job(
         &c,
         "tick",
