@@ -326,20 +326,25 @@ async fn take_and_finish(
 mod tests {
     use super::*;
 
-    /// Against a real cluster: every job is drained and checked (created, performed once,
-    /// finished with its output), and the rate is measured.
-    #[tokio::test]
-    async fn a_small_drain_finishes_every_job() -> anyhow::Result<()> {
-        let db = testkit::Cluster::shared().await?.new_db().await?;
-        let plan = Plan {
-            jobs: 30,
-            workers: 3,
+    /// A drain of `jobs` jobs by `workers` workers, one task per call, quiet, unlimited.
+    fn small(jobs: usize, workers: usize) -> Plan {
+        Plan {
+            jobs,
+            workers,
             batch: 1,
             notify: false,
             limit: None,
             task_timeout: None,
             timeout: Duration::from_secs(120),
-        };
+        }
+    }
+
+    /// Against a real cluster: every job is drained and checked (created, performed once,
+    /// finished with its output), and the rate is measured.
+    #[tokio::test]
+    async fn a_small_drain_finishes_every_job() -> anyhow::Result<()> {
+        let db = testkit::Cluster::shared().await?.new_db().await?;
+        let plan = small(30, 3);
         let o = run(&db, &plan).await?;
         assert_eq!((o.jobs, o.workers), (30, 3));
         assert!(o.jobs_per_s() > 0.0 && o.task_done_ms > 0.0, "{o:?}");
@@ -368,13 +373,9 @@ mod tests {
     async fn a_batched_drain_finishes_every_job() -> anyhow::Result<()> {
         let db = testkit::Cluster::shared().await?.new_db().await?;
         let plan = Plan {
-            jobs: 45,
-            workers: 2,
             batch: 10,
             notify: true,
-            limit: None,
-            task_timeout: None,
-            timeout: Duration::from_secs(120),
+            ..small(45, 2)
         };
         let o = run(&db, &plan).await?;
         assert_eq!(o.jobs, 45);
@@ -389,13 +390,8 @@ mod tests {
     async fn a_drain_of_an_action_with_a_time_out_finishes_every_job() -> anyhow::Result<()> {
         let db = testkit::Cluster::shared().await?.new_db().await?;
         let plan = Plan {
-            jobs: 30,
-            workers: 3,
-            batch: 1,
-            notify: false,
-            limit: None,
             task_timeout: Some(300),
-            timeout: Duration::from_secs(120),
+            ..small(30, 3)
         };
         let o = run(&db, &plan).await?;
         assert_eq!(o.jobs, 30);
@@ -444,13 +440,8 @@ mod tests {
     async fn a_limited_drain_finishes_every_job_and_frees_every_slot() -> anyhow::Result<()> {
         let db = testkit::Cluster::shared().await?.new_db().await?;
         let plan = Plan {
-            jobs: 40,
-            workers: 4,
-            batch: 1,
-            notify: false,
             limit: Some(workload::Limit::Lock(3)),
-            task_timeout: None,
-            timeout: Duration::from_secs(120),
+            ..small(40, 4)
         };
         let o = run(&db, &plan).await?;
         assert_eq!(o.jobs, 40);
@@ -487,13 +478,8 @@ mod tests {
     async fn an_action_limited_drain_finishes_every_job() -> anyhow::Result<()> {
         let db = testkit::Cluster::shared().await?.new_db().await?;
         let plan = Plan {
-            jobs: 40,
-            workers: 4,
-            batch: 1,
-            notify: false,
             limit: Some(workload::Limit::Action(2)),
-            task_timeout: None,
-            timeout: Duration::from_secs(120),
+            ..small(40, 4)
         };
         let o = run(&db, &plan).await?;
         assert_eq!(o.jobs, 40);
