@@ -6,7 +6,8 @@
 //! - **Timers**: it sleeps until the earliest `jobs.timeout` or schedule run (at most
 //!   `max_sleep`, and at most the engine's `timer_horizon()`: a timeout due further off is not
 //!   notified), re-armed by `timer` notifications (payload: the due time as a Unix epoch) when
-//!   a nearer one appears, then calls `do_timeout()` (again while it returns its batch limit) and `do_schedules()`.
+//!   a nearer one appears, then calls `do_timeout()` (again while it returns its batch limit)
+//!   and `do_schedules()`.
 //! - **Maintenance**, every `maintenance_interval`: `do_worker_check()` (dead workers) and
 //!   `do_archival_and_cleanup()`.
 //! - **Gateways**, every second: `do_gateway_check()` withdraws the workers of a gateway

@@ -54,23 +54,32 @@ exception when others then
     return null;
 end $$;
 
--- Tell timer listeners (the maestro) that a timeout was set, when it is due within the timer
--- horizon (the setting timer_horizon). One further off needs no notification: the maestro
--- looks at the next due time at least once a horizon (it sleeps no longer, timer_horizon()),
--- so it sees that timeout before it is due. A notification is not free: a transaction that
--- sends one holds PostgreSQL's notification lock from its commit's start to its end, through
--- the flush of the commit record, so notifying transactions commit one at a time. Without
--- the horizon every take of an action with a `timeout` notified, and the takes of all
--- workers queued for that lock. With no horizon set (or one that is no positive duration)
--- every timeout is notified.
-create or replace function jobcenter.notify_timer(a_timeout timestamptz) returns void
-language plpgsql as $$
+-- The timer horizon: the setting timer_horizon as a duration, null when it is unset or no
+-- positive duration. notify_timer and timer_horizon() (the maestro's) read it here alone.
+create or replace function jobcenter.timer_horizon_interval() returns interval
+language plpgsql stable as $$
 declare
     v_horizon interval;
 begin
     select jobcenter.to_interval(s.value) into v_horizon
     from jobcenter.settings s where s.name = 'timer_horizon';
-    if v_horizon is null or v_horizon <= interval '0' or a_timeout <= clock_timestamp() + v_horizon then
+    return case when v_horizon > interval '0' then v_horizon end;
+end $$;
+
+-- Tell timer listeners (the maestro) that a timeout was set, when it is due within the timer
+-- horizon (timer_horizon_interval). One further off needs no notification: the maestro
+-- looks at the next due time at least once a horizon (it sleeps no longer, timer_horizon()),
+-- so it sees that timeout before it is due. A notification is not free: a transaction that
+-- sends one holds PostgreSQL's notification lock from its commit's start to its end, through
+-- the flush of the commit record, so notifying transactions commit one at a time. Without
+-- the horizon every take of an action with a `timeout` notified, and the takes of all
+-- workers queued for that lock. With no horizon every timeout is notified.
+create or replace function jobcenter.notify_timer(a_timeout timestamptz) returns void
+language plpgsql as $$
+declare
+    v_horizon interval := jobcenter.timer_horizon_interval();
+begin
+    if v_horizon is null or a_timeout <= clock_timestamp() + v_horizon then
         perform pg_notify('timer', extract(epoch from a_timeout)::text);
     end if;
 end $$;

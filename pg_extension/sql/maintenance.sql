@@ -138,14 +138,12 @@ create or replace function jobcenter.next_timeout() returns double precision lan
                        (select min(wake) from jobcenter.action_rates)) as m) t
 $$;
 
--- The timer horizon in seconds (the setting timer_horizon; null when unset or no positive
--- duration, and then every timeout is notified): the longest the maestro may sleep between
--- two looks at next_timeout and next_schedule, as timeouts due further off than this are
--- not notified (notify_timer).
+-- The timer horizon in seconds (timer_horizon_interval; null when there is none, and then
+-- every timeout is notified): the longest the maestro may sleep between two looks at
+-- next_timeout and next_schedule, as timeouts due further off than this are not notified
+-- (notify_timer).
 create or replace function jobcenter.timer_horizon() returns double precision language sql stable as $$
-    select h from (select extract(epoch from jobcenter.to_interval(s.value))::double precision h
-                   from jobcenter.settings s where s.name = 'timer_horizon') t
-    where h > 0
+    select extract(epoch from jobcenter.timer_horizon_interval())::double precision
 $$;
 
 -- At start: every job left runnable ('done', 'plotting') is driven on. Returns the count.
