@@ -56,13 +56,6 @@ pub const ACTION: &str = "add";
 /// The constant step `calltest` passes to `add`.
 pub const STEP: i64 = 3;
 
-/// The models to load, in order: action `add` {counter, step} → {counter}, then workflow
-/// `calltest` {input} → {output} that calls `add` once with step 3 (as in the engine test
-/// `calltest.rs`).
-pub fn models() -> Vec<jcl::Model> {
-    vec![add_action(None, None), calltest(WORKFLOW, None)]
-}
-
 /// Action `add` {counter, step} → {counter}, with a concurrency limit and a time-out (its
 /// config `timeout`, seconds) when given.
 fn add_action(concurrency: Option<u32>, timeout: Option<u32>) -> jcl::Model {
@@ -100,24 +93,26 @@ fn calltest(name: &str, limit: Option<u32>) -> jcl::Model {
     f.end(vec![set(path(Ns::O, &["output"]), var(Ns::V, &["thing"]))])
 }
 
-/// Loads [`models`] through `c`; with an action limit `add` has `concurrency`, with a lock
-/// limit the workflow [`LIMITED`] holding a counted lock of that many holders is loaded too;
-/// with `task_timeout` (seconds) `add` has that `timeout`.
+/// Loads the models through `c`, in order: action `add` {counter, step} → {counter}, then
+/// workflow `calltest` {input} → {output} that calls `add` once with step 3 (as in the engine
+/// test `calltest.rs`). With an action limit `add` has `concurrency`, with a lock limit the
+/// workflow [`LIMITED`] holding a counted lock of that many holders is loaded too; with
+/// `task_timeout` (seconds) `add` has that `timeout`.
 pub async fn load(
     c: &tokio_postgres::Client,
     limit: Option<Limit>,
     task_timeout: Option<u32>,
 ) -> anyhow::Result<()> {
-    let mut all = models();
     let concurrency = match limit {
         Some(Limit::Action(n)) => Some(n),
         _ => None,
     };
-    all[0] = add_action(concurrency, task_timeout);
-    match limit {
-        Some(Limit::Action(_)) => {}
-        Some(Limit::Lock(n)) => all.push(calltest(LIMITED, Some(n))),
-        None => {}
+    let mut all = vec![
+        add_action(concurrency, task_timeout),
+        calltest(WORKFLOW, None),
+    ];
+    if let Some(Limit::Lock(n)) = limit {
+        all.push(calltest(LIMITED, Some(n)));
     }
     for model in all {
         jc_db::load_model(c, &model, &[])
